@@ -1,0 +1,123 @@
+"""The Python API, mirroring the CLI: ``irc.load``, ``irc.run``, ``irc.lower``, ``irc.diff``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from irc.errors import InputError, UsageError
+from irc.ir.graph import Graph
+
+MODEL_KINDS = "a SavedModel directory, .keras, .h5, .pb, .tflite or .irc file"
+
+
+def model_kind(path: Path) -> str:
+    """What kind of model file ``path`` is: savedmodel, keras, h5, graphdef, tflite or irc."""
+    if path.is_dir():
+        if (path / "saved_model.pb").exists() or (path / "saved_model.pbtxt").exists():
+            return "savedmodel"
+        raise InputError("directory is not a SavedModel (it has no saved_model.pb)", where=str(path))
+    suffix = path.suffix.lower()
+    kinds = {".keras": "keras", ".h5": "h5", ".hdf5": "h5", ".pb": "graphdef", ".tflite": "tflite", ".irc": "irc"}
+    if suffix in kinds:
+        return kinds[suffix]
+    raise InputError(f"cannot tell what kind of model this is (expected {MODEL_KINDS})", where=str(path))
+
+
+def load(
+    model: Any,
+    *,
+    signature: str = "serving_default",
+    input_shapes: Mapping[str, tuple[int, ...]] | None = None,
+    allow_tf_ops: bool = False,
+    unsafe: bool = False,
+    weights: str | os.PathLike | None = None,
+    fast: bool | None = None,
+) -> Graph:
+    """Loads any model irc reads (a path, a Keras model, a tf.Module or a tf.function) into an irc Graph."""
+    if isinstance(model, Graph):
+        return model
+    if not isinstance(model, (str, os.PathLike)):
+        from irc.frontends.tensorflow import lower_tf
+
+        return lower_tf(model, signature=signature, input_shapes=input_shapes, allow_tf_ops=allow_tf_ops,
+                        unsafe=unsafe)
+    path = Path(model)
+    if not path.exists():
+        raise InputError("no such file or directory", where=str(path))
+    kind = model_kind(path)
+    if kind == "irc":
+        return load_irc(path, weights)
+    if kind == "tflite":
+        from irc.frontends.tflite import read_tflite
+
+        return read_tflite(path)
+    from irc.frontends.tensorflow import lower_tf
+
+    return lower_tf(path, signature=signature, input_shapes=input_shapes, allow_tf_ops=allow_tf_ops, unsafe=unsafe,
+                    fast=fast)
+
+
+def load_irc(path: Path, weights: str | os.PathLike | None = None) -> Graph:
+    from irc.ir.parser import parse
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise InputError(f"not irc text (byte {e.start} is not UTF-8)", where=str(path)) from None
+    arrays = load_weights(weights) if weights else None
+    return parse(text, source=str(path), weights=arrays)
+
+
+def load_weights(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """A weights sidecar written by ``irc dump --save-weights``: an .npz keyed by constant hash (no pickle)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    except (OSError, ValueError) as e:
+        raise InputError(f"cannot read weights: {e}", where=str(path)) from None
+
+
+def run(graph: Graph, inputs, observer=None) -> dict[str, np.ndarray]:
+    """Runs a graph in the reference interpreter; ``inputs`` is a dict by input name, a list, or one array."""
+    from irc.ir.interpreter import run as interpret
+
+    return interpret(graph, inputs, observer)
+
+
+def lower(model: Any, emit: str = "tflite", *, output: str | os.PathLike | None = None, passes: str | None = None,
+          quantize: str | None = None, **load_options):
+    """Loads ``model``, runs the target's default pipeline (or ``passes``) and emits it.
+
+    Returns the emitted artifact: bytes for tflite, the Graph for ir, a callable for xla.
+    """
+    from irc.backends import get_backend
+
+    backend = get_backend(emit)
+    graph = load(model, **load_options)
+    return backend.emit(graph, output=output, passes=passes, quantize=quantize)
+
+
+def diff(a: Any, b: Any, **options):
+    """A structural diff of two graphs (anything ``load`` takes); see ``irc diff``."""
+    from irc.tools.diff import diff_graphs
+
+    return diff_graphs(load(a), load(b), **options)
+
+
+def parse_input_shapes(specs: list[str]) -> dict[str, tuple[int, ...]]:
+    """``NAME=1,224,224,3`` strings (as given to --input-shape) to a dict."""
+    shapes = {}
+    for spec in specs:
+        name, sep, dims = spec.rpartition("=")
+        try:
+            shape = tuple(int(d) for d in dims.split(",") if d.strip())
+        except ValueError:
+            shape = None
+        if not sep or not name or shape is None or any(d <= 0 for d in shape):
+            raise UsageError(f"bad --input-shape {spec!r}", hint="write NAME=1,224,224,3")
+        shapes[name] = shape
+    return shapes

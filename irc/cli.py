@@ -1,0 +1,96 @@
+"""The ``irc`` command line.
+
+Each subcommand lives in ``irc/commands/<name>.py`` and is imported only when it runs, so ``irc --help`` stays
+fast. User errors print one line to stderr and exit 1 (bad input) or 2 (bad usage); ``--debug`` shows the
+traceback. Anything else is a bug in irc and says so.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from irc import __version__
+
+# name -> (module, one-line help). The help is here so that --help need not import every command.
+COMMANDS = {
+    "lower": ("irc.commands.lower", "Lower a model to a target: tflite, ir, xla, cuda or tpu."),
+    "dump": ("irc.commands.dump", "Print the IR of any model irc reads."),
+    "opt": ("irc.commands.opt", "Run a pass pipeline over IR text (like mlir-opt)."),
+    "passes": ("irc.commands.passes", "List every pass with its options."),
+    "run": ("irc.commands.run", "Run a model in irc's reference interpreter."),
+    "verify": ("irc.commands.verify", "Check that an .irc file is valid IR."),
+    "diff": ("irc.commands.diff", "Structural (or --numeric) diff of two models."),
+    "check": ("irc.commands.check", "Report, per Keras layer, which ops a target can run."),
+    "viz": ("irc.commands.viz", "Draw the graph as SVG, PNG, DOT or HTML."),
+    "stats": ("irc.commands.stats", "Op histogram, parameters, size and MACs per layer."),
+    "quant-report": ("irc.commands.quant_report", "Per-tensor quantization error, worst layers first."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx):
+        return [name for name, (module, _) in COMMANDS.items() if importlib.util.find_spec(module) is not None]
+
+    def get_command(self, ctx, name):
+        if name not in COMMANDS:
+            return None
+        module, _ = COMMANDS[name]
+        if importlib.util.find_spec(module) is None:
+            return None
+        return importlib.import_module(module).command
+
+    def format_commands(self, ctx, formatter):
+        rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except Exception as error:  # every failure ends here: one line, the right exit code
+            report_error(error, debug=ctx.obj.get("debug", False) if ctx.obj else "--debug" in sys.argv)
+
+
+def report_error(error: BaseException, debug: bool) -> None:
+    from irc.errors import IrcError
+
+    if debug:
+        import traceback
+
+        traceback.print_exception(error)
+    if isinstance(error, IrcError):
+        click.echo(f"error: {error}", err=True)
+        sys.exit(error.exit_code)
+    if isinstance(error, KeyboardInterrupt):
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    if isinstance(error, MemoryError):
+        click.echo("error: out of memory", err=True)
+        sys.exit(1)
+    hint = "" if debug else " (run with --debug for the traceback)"
+    click.echo(f"internal error: this is a bug in irc: {type(error).__name__}: {error}{hint}", err=True)
+    sys.exit(3)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "--version", prog_name="irc")
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.option("-v", "--verbose", count=True, help="Say more about what irc is doing.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars or notes; errors only.")
+@click.pass_context
+def main(ctx, debug, verbose, quiet):
+    """irc: compile TensorFlow models to TFLite, XLA, CUDA and TPU programs.
+
+    Example: irc lower model/ --emit tflite -o model.tflite
+    """
+    ctx.ensure_object(dict)
+    ctx.obj.update(debug=debug, verbose=verbose, quiet=quiet)
+
+
+if __name__ == "__main__":
+    main()

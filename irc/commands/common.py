@@ -1,0 +1,83 @@
+"""Options and helpers shared by the subcommands."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+
+import click
+
+
+def load_options(func):
+    """The options every command that reads a model takes."""
+    options = [
+        click.option("--signature", default="serving_default", show_default=True,
+                     help="SavedModel signature to lower."),
+        click.option("--input-shape", "input_shapes", multiple=True, metavar="NAME=D0,D1,...",
+                     help="Fix an input's unknown dimensions, e.g. input_1=1,224,224,3 (repeatable)."),
+        click.option("--allow-tf-ops", is_flag=True, help="Keep ops irc cannot lower as opaque tf.<Op> nodes."),
+        click.option("--unsafe", is_flag=True, help="Allow Keras Lambda layers and custom objects (runs model code)."),
+        click.option("--weights", "weights", type=click.Path(dir_okay=False), default=None,
+                     help="For .irc input: the .npz of elided constants written by 'irc dump --save-weights'."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def load_model(path, signature="serving_default", input_shapes=(), allow_tf_ops=False, unsafe=False, weights=None,
+               **_ignored):
+    """Loads any model irc reads, with a progress note on a terminal."""
+    from irc.api import load, parse_input_shapes
+
+    with progress(f"loading {path}"):
+        return load(path, signature=signature, input_shapes=parse_input_shapes(list(input_shapes)),
+                    allow_tf_ops=allow_tf_ops, unsafe=unsafe, weights=weights)
+
+
+def ctx_flag(name: str) -> bool:
+    ctx = click.get_current_context(silent=True)
+    while ctx is not None:
+        if ctx.obj and name in ctx.obj:
+            return ctx.obj[name]
+        ctx = ctx.parent
+    return False
+
+
+@contextlib.contextmanager
+def progress(message: str):
+    """A spinner on stderr while a long stage runs, only when stderr is a terminal and not --quiet."""
+    if ctx_flag("quiet") or not sys.stderr.isatty():
+        yield
+        return
+    from rich.console import Console
+
+    with Console(stderr=True).status(message):
+        yield
+
+
+def note(message: str, level: int = 1) -> None:
+    """A line on stderr shown with -v (level 1) or -vv (level 2)."""
+    ctx = click.get_current_context(silent=True)
+    verbose = 0
+    while ctx is not None:
+        if ctx.obj and "verbose" in ctx.obj:
+            verbose = ctx.obj["verbose"]
+            break
+        ctx = ctx.parent
+    if verbose >= level and not ctx_flag("quiet"):
+        click.echo(message, err=True)
+
+
+def write_output(path, data) -> None:
+    """Writes a command's output file atomically; ``-`` writes to stdout."""
+    if path in (None, "-"):
+        if isinstance(data, bytes):
+            sys.stdout.buffer.write(data)
+        else:
+            sys.stdout.write(data)
+        return
+    from irc.outputs import write_atomic
+
+    write_atomic(path, data)
+

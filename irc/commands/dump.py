@@ -1,0 +1,29 @@
+"""irc dump MODEL: print the IR of any model irc reads."""
+
+from __future__ import annotations
+
+import io
+
+import click
+import numpy as np
+
+from irc.commands.common import load_model, load_options, write_output
+
+
+@click.command("dump")
+@click.argument("model", type=click.Path())
+@click.option("--full", is_flag=True, help="Write every constant in full instead of eliding large ones.")
+@click.option("--save-weights", "weights_out", type=click.Path(dir_okay=False), default=None,
+              help="Save the elided constants to this .npz (keyed by hash) so the dump can be run and lowered.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the IR here instead of stdout.")
+@load_options
+def command(model, full, weights_out, output, **options):
+    """Print MODEL's IR: deterministic, so dumps diff cleanly."""
+    from irc.ir.printer import collect_weights, print_graph
+
+    graph = load_model(model, **options)
+    if weights_out:
+        buffer = io.BytesIO()
+        np.savez(buffer, **collect_weights(graph))
+        write_output(weights_out, buffer.getvalue())
+    write_output(output, print_graph(graph, full=full))

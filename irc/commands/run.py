@@ -1,0 +1,65 @@
+"""irc run MODEL --input NAME=FILE.npy -o out.npz: run a model in the reference interpreter."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import click
+import numpy as np
+
+from irc.commands.common import load_model, load_options, write_output
+from irc.errors import InputError, UsageError
+
+
+def read_inputs(specs: tuple[str, ...], graph) -> dict | list:
+    """``NAME=FILE.npy`` specs (or one bare ``FILE.npy`` for a single-input model) to arrays."""
+    named, bare = {}, []
+    for spec in specs:
+        name, sep, path = spec.partition("=")
+        if sep and not Path(spec).exists():
+            named[name] = _read_array(path)
+        else:
+            bare.append(_read_array(spec))
+    if bare and (named or len(bare) != 1 or len(graph.inputs) != 1):
+        raise UsageError("give inputs as NAME=FILE.npy (a bare FILE.npy only for a single-input model)")
+    return bare if bare else named
+
+
+def _read_array(path: str) -> np.ndarray:
+    try:
+        return np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise InputError("no such file", where=path) from None
+    except (OSError, ValueError) as e:
+        raise InputError(f"not a .npy array: {e}", where=path) from None
+
+
+@click.command("run")
+@click.argument("model", type=click.Path())
+@click.option("-i", "--input", "inputs", multiple=True, metavar="NAME=FILE.npy",
+              help="An input array (repeatable); omit NAME= for a single-input model.")
+@click.option("--random", "random_seed", type=int, default=None, metavar="SEED",
+              help="Run on deterministic random inputs instead of --input files.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the outputs to this .npz file.")
+@load_options
+def command(model, inputs, random_seed, output, **options):
+    """Run MODEL in irc's reference interpreter and print or save its outputs."""
+    from irc.ir.interpreter import random_inputs, run
+
+    graph = load_model(model, **options)
+    if inputs and random_seed is not None:
+        raise UsageError("give either --input or --random, not both")
+    if not inputs and random_seed is None:
+        raise UsageError("give the model's inputs with --input NAME=FILE.npy (or --random SEED)")
+    feed = random_inputs(graph, random_seed) if random_seed is not None else read_inputs(inputs, graph)
+    outputs = run(graph, feed)
+    if output:
+        buffer = io.BytesIO()
+        np.savez(buffer, **outputs)
+        write_output(output, buffer.getvalue())
+        return
+    for name, array in outputs.items():
+        flat = np.asarray(array).ravel()
+        preview = np.array2string(flat[:6], precision=5, separator=", ")
+        click.echo(f"{name}: {array.dtype}{list(array.shape)} {preview}{' ...' if flat.size > 6 else ''}")

@@ -1,0 +1,310 @@
+"""The irc graph: SSA values with use-lists, nodes, named inputs and outputs.
+
+Every edit goes through Graph methods (add, set_operand, replace_all_uses, erase), so use-lists stay right
+and ``graph.version`` counts changes (the pass manager uses it to tell whether a pass changed anything).
+Constants are ``const`` nodes holding a numpy array in their ``value`` attribute.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from irc.ir.types import TensorType, tensor_type_of
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a node came from: TF node names and the Keras layers they belong to.
+
+    A node made from several others (a fusion) carries the union of their locations, in order.
+    """
+
+    names: tuple[str, ...] = ()
+    layers: tuple[str, ...] = ()
+
+    @staticmethod
+    def of(name: str | None = None, layer: str | None = None) -> Location:
+        return Location((name,) if name else (), (layer,) if layer else ())
+
+    @staticmethod
+    def fused(locs: Iterable[Location]) -> Location:
+        names = dict.fromkeys(n for loc in locs for n in loc.names)
+        layers = dict.fromkeys(lay for loc in locs for lay in loc.layers)
+        return Location(tuple(names), tuple(layers))
+
+    def __bool__(self) -> bool:
+        return bool(self.names or self.layers)
+
+    def __str__(self) -> str:
+        text = ", ".join(self.names) or "?"
+        if self.layers:
+            text += f" (layer {', '.join(self.layers)})"
+        return text
+
+
+class Value:
+    """An SSA value: a graph input or a node result. ``uses`` lists (node, operand index) pairs."""
+
+    __slots__ = ("type", "producer", "index", "name", "uses")
+
+    def __init__(self, type: TensorType, producer: Node | None = None, index: int = 0, name: str | None = None):
+        self.type = type
+        self.producer = producer
+        self.index = index
+        self.name = name  # set for graph inputs
+        self.uses: list[tuple[Node, int]] = []
+
+    @property
+    def users(self) -> list[Node]:
+        return list(dict.fromkeys(node for node, _ in self.uses))
+
+    @property
+    def is_constant(self) -> bool:
+        return self.producer is not None and self.producer.op == "const"
+
+    @property
+    def constant(self) -> np.ndarray | None:
+        return self.producer.attrs["value"] if self.is_constant else None
+
+    def __repr__(self) -> str:
+        where = self.name if self.name else (f"{self.producer.op}#{self.index}" if self.producer else "?")
+        return f"Value({where}: {self.type})"
+
+
+class Node:
+    """One operation. ``op`` names a registry op (or ``tf.<OpName>`` for an opaque TensorFlow op)."""
+
+    __slots__ = ("op", "operands", "results", "attrs", "loc", "seq", "graph", "meta")
+
+    def __init__(self, op: str, attrs: dict[str, Any], loc: Location, seq: int):
+        self.op = op
+        self.operands: list[Value] = []
+        self.results: list[Value] = []
+        self.attrs = attrs
+        self.loc = loc
+        self.seq = seq  # creation order: the tie-break that keeps topological order stable
+        self.graph: Graph | None = None
+        self.meta: dict[str, Any] = {}  # scratch space for passes; not part of the node's semantics
+
+    @property
+    def result(self) -> Value:
+        if len(self.results) != 1:
+            raise ValueError(f"{self.op} has {len(self.results)} results, not one")
+        return self.results[0]
+
+    @property
+    def opdef(self):
+        from irc.ops import get_op
+
+        return get_op(self.op)
+
+    @property
+    def is_opaque(self) -> bool:
+        return self.op.startswith("tf.")
+
+    def attr(self, name: str):
+        """The attribute's value, or its declared default."""
+        if name in self.attrs:
+            return self.attrs[name]
+        return self.opdef.attr_default(name)
+
+    def __repr__(self) -> str:
+        return f"Node({self.op} at {self.loc})"
+
+
+@dataclass
+class Graph:
+    """A dataflow graph with named inputs and outputs."""
+
+    name: str = "main"
+    inputs: list[Value] = field(default_factory=list)
+    outputs: dict[str, Value] = field(default_factory=dict)
+
+    def __post_init__(self):
+        self._nodes: dict[Node, None] = {}  # an ordered set
+        self._seq = itertools.count()
+        self.version = 0
+
+    # ----- building -------------------------------------------------------------------------------------------
+    def add_input(self, name: str, type: TensorType) -> Value:
+        if any(v.name == name for v in self.inputs):
+            raise ValueError(f"graph already has an input named {name!r}")
+        value = Value(type, name=name)
+        self.inputs.append(value)
+        self.version += 1
+        return value
+
+    def set_output(self, name: str, value: Value) -> None:
+        self.outputs[name] = value
+        self.version += 1
+
+    def add(
+        self,
+        op: str,
+        operands: Sequence[Value] = (),
+        attrs: dict[str, Any] | None = None,
+        *,
+        types: Sequence[TensorType] | None = None,
+        loc: Location = Location(),
+    ) -> Node:
+        """Adds a node; result types are inferred from the op registry unless given."""
+        attrs = dict(attrs or {})
+        if types is None:
+            from irc.ops import infer_types
+
+            types = infer_types(op, [v.type for v in operands], attrs, [v.constant for v in operands])
+        node = Node(op, attrs, loc, next(self._seq))
+        node.graph = self
+        for i, v in enumerate(operands):
+            node.operands.append(v)
+            v.uses.append((node, i))
+        node.results = [Value(t, node, i) for i, t in enumerate(types)]
+        self._nodes[node] = None
+        self.version += 1
+        return node
+
+    def op(self, op: str, *operands: Value, loc: Location = Location(), **attrs) -> Value:
+        """Shorthand for a single-result node: ``g.op("add", x, y)``."""
+        return self.add(op, operands, attrs, loc=loc).result
+
+    def const(self, array, loc: Location = Location()) -> Value:
+        array = np.asarray(array)
+        return self.add("const", (), {"value": array}, types=[tensor_type_of(array)], loc=loc).result
+
+    # ----- editing --------------------------------------------------------------------------------------------
+    def set_operand(self, node: Node, index: int, value: Value) -> None:
+        old = node.operands[index]
+        old.uses.remove((node, index))
+        node.operands[index] = value
+        value.uses.append((node, index))
+        self.version += 1
+
+    def set_operands(self, node: Node, values: Sequence[Value]) -> None:
+        for i, v in enumerate(node.operands):
+            v.uses.remove((node, i))
+        node.operands = list(values)
+        for i, v in enumerate(node.operands):
+            v.uses.append((node, i))
+        self.version += 1
+
+    def replace_all_uses(self, old: Value, new: Value) -> None:
+        """Makes every user of ``old`` (graph outputs included) use ``new`` instead."""
+        if old is new:
+            return
+        for node, i in list(old.uses):
+            node.operands[i] = new
+            new.uses.append((node, i))
+        old.uses.clear()
+        for name, v in self.outputs.items():
+            if v is old:
+                self.outputs[name] = new
+        self.version += 1
+
+    def replace_node(self, node: Node, new_values: Sequence[Value]) -> None:
+        """Replaces every result of ``node`` by ``new_values`` and erases it."""
+        for old, new in zip(node.results, new_values, strict=True):
+            self.replace_all_uses(old, new)
+        self.erase(node)
+
+    def erase(self, node: Node) -> None:
+        """Removes a node whose results are no longer used."""
+        for r in node.results:
+            if r.uses or self.is_output(r):
+                raise ValueError(f"cannot erase {node}: its result is still used")
+        for i, v in enumerate(node.operands):
+            v.uses.remove((node, i))
+        node.operands = []
+        del self._nodes[node]
+        node.graph = None
+        self.version += 1
+
+    def is_output(self, value: Value) -> bool:
+        return any(v is value for v in self.outputs.values())
+
+    # ----- queries --------------------------------------------------------------------------------------------
+    @property
+    def nodes(self) -> list[Node]:
+        """Nodes in insertion order (see ``topo_order`` for a dependency order)."""
+        return list(self._nodes)
+
+    def __len__(self) -> int:
+        return len(self._nodes)
+
+    def __contains__(self, node: Node) -> bool:
+        return node in self._nodes
+
+    def topo_order(self) -> list[Node]:
+        """A stable topological order: dependencies first, ties broken by creation order.
+
+        Raises ValueError on a cycle (the verifier reports it with the nodes involved).
+        """
+        indegree = {}
+        for node in self._nodes:
+            indegree[node] = len({id(v.producer) for v in node.operands if v.producer is not None})
+        ready = [(n.seq, n) for n, d in indegree.items() if d == 0]
+        heapq.heapify(ready)
+        order = []
+        while ready:
+            _, node = heapq.heappop(ready)
+            order.append(node)
+            for user in {id(u): u for r in node.results for u, _ in r.uses}.values():
+                if user in indegree:
+                    indegree[user] -= 1
+                    if indegree[user] == 0:
+                        heapq.heappush(ready, (user.seq, user))
+        if len(order) != len(self._nodes):
+            raise ValueError("graph has a cycle")
+        return order
+
+    def walk(self, op: str | None = None) -> Iterator[Node]:
+        """Nodes in topological order, optionally only those of one op."""
+        for node in self.topo_order():
+            if op is None or node.op == op:
+                yield node
+
+    def to_networkx(self):
+        """A networkx DiGraph of node -> user edges, for analyses and pattern matching."""
+        import networkx as nx
+
+        g = nx.DiGraph()
+        g.add_nodes_from(self._nodes)
+        for node in self._nodes:
+            for v in node.operands:
+                if v.producer is not None:
+                    g.add_edge(v.producer, node)
+        return g
+
+    def op_histogram(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for node in self._nodes:
+            counts[node.op] = counts.get(node.op, 0) + 1
+        return dict(sorted(counts.items()))
+
+    def copy(self) -> Graph:
+        """A structural copy (constants' arrays are shared, not copied)."""
+        new = Graph(self.name)
+        mapping: dict[Value, Value] = {}
+        for v in self.inputs:
+            mapping[v] = new.add_input(v.name, v.type)
+        for node in self.topo_order():
+            clone = new.add(
+                node.op, [mapping[v] for v in node.operands], dict(node.attrs),
+                types=[r.type for r in node.results], loc=node.loc,
+            )
+            clone.meta = dict(node.meta)
+            for old, fresh in zip(node.results, clone.results):
+                mapping[old] = fresh
+        for name, v in self.outputs.items():
+            new.outputs[name] = mapping[v]
+        return new
+
+    def dump(self, full: bool = False) -> str:
+        """The graph in irc's text form."""
+        from irc.ir.printer import print_graph
+
+        return print_graph(self, full=full)

@@ -1,0 +1,161 @@
+"""The reference interpreter: runs any irc graph on numpy inputs with the ops' numpy kernels.
+
+It defines what every pass must preserve. A node whose operands or results are quantized runs as
+dequantize -> float kernel -> quantize to its result type, so quantized graphs have a float reference too.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+
+from irc.errors import InputError, IrcError
+from irc.ir.graph import Graph, Node, Value
+from irc.ir.printer import ElidedTensor
+from irc.ir.types import DType, QuantParams, SymDim, TensorType
+from irc.ir.verify import node_label
+
+# Called after each node runs with the node and its outputs (calibration, numeric checks, quant reports).
+Observer = Callable[[Node, list[np.ndarray]], None]
+_QUANT_OPS = {"quantize", "dequantize", "requantize", "const"}
+
+
+def bind_inputs(graph: Graph, inputs) -> dict[Value, np.ndarray]:
+    """Matches user inputs (a dict by name, a list in order, or one array) to the graph's inputs, checking them."""
+    if isinstance(inputs, np.ndarray) or not isinstance(inputs, (Mapping, Sequence)):
+        inputs = [inputs]
+    if isinstance(inputs, Mapping):
+        unknown = sorted(set(inputs) - {v.name for v in graph.inputs})
+        if unknown:
+            names = ", ".join(v.name for v in graph.inputs)
+            raise InputError(f"no graph input named {unknown[0]!r} (inputs: {names})")
+        missing = [v.name for v in graph.inputs if v.name not in inputs]
+        if missing:
+            raise InputError(f"missing a value for graph input {missing[0]!r}")
+        arrays = [inputs[v.name] for v in graph.inputs]
+    else:
+        if len(inputs) != len(graph.inputs):
+            raise InputError(f"graph takes {len(graph.inputs)} input(s), got {len(inputs)}")
+        arrays = list(inputs)
+    symbols: dict[SymDim, int] = {}
+    bound = {}
+    for value, array in zip(graph.inputs, arrays):
+        bound[value] = _check_input(value, np.asarray(array), symbols)
+    return bound
+
+
+def _check_input(value: Value, array: np.ndarray, symbols: dict) -> np.ndarray:
+    t = value.type
+    if array.dtype != t.dtype.numpy:
+        safe = t.dtype.is_float and array.dtype.kind in "fiu" or np.can_cast(array.dtype, t.dtype.numpy, "same_kind")
+        if not safe:
+            raise InputError(f"input {value.name!r} expects {t.dtype.value}, got {array.dtype}")
+        array = array.astype(t.dtype.numpy)
+    if t.shape is not None:
+        if array.ndim != len(t.shape):
+            raise InputError(f"input {value.name!r} expects rank {len(t.shape)} ({t}), got shape {array.shape}")
+        for want, got in zip(t.shape, array.shape):
+            if isinstance(want, int) and want != got:
+                raise InputError(f"input {value.name!r} expects shape {t}, got {array.shape}")
+            if isinstance(want, SymDim) and symbols.setdefault(want, got) != got:
+                raise InputError(f"input {value.name!r}: dimension {want} is {got} here but "
+                                 f"{symbols[want]} in another input")
+    return array
+
+
+def run(graph: Graph, inputs, observer: Observer | None = None) -> dict[str, np.ndarray]:
+    """Runs ``graph`` on ``inputs`` and returns its outputs by name."""
+    env = bind_inputs(graph, inputs)
+    order = graph.topo_order()
+    remaining = {}  # value -> number of uses left, so intermediate arrays are freed early
+    for node in order:
+        for v in node.operands:
+            remaining[v] = remaining.get(v, 0) + 1
+    keep = set(graph.outputs.values())
+    for node in order:
+        args = [env[v] for v in node.operands]
+        outs = run_node(node, args)
+        if observer is not None:
+            observer(node, outs)
+        for value, out in zip(node.results, outs):
+            env[value] = out
+        for v in node.operands:
+            remaining[v] -= 1
+            if remaining[v] == 0 and v not in keep:
+                env.pop(v, None)
+    return {name: env[v] for name, v in graph.outputs.items()}
+
+
+def run_node(node: Node, args: list[np.ndarray]) -> list[np.ndarray]:
+    """One node's outputs, with quantized operands handled by dequantize -> float kernel -> quantize."""
+    from irc.ops import get_op
+
+    op = get_op(node.op)
+    attrs = op.with_defaults(node.attrs)
+    try:
+        if node.op == "const" and isinstance(attrs["value"], ElidedTensor):
+            digest = attrs["value"].digest
+            raise InputError(f"constant {digest} was elided from the dump this graph was read from",
+                             hint="dump with --full, or pass the --weights file written beside it")
+        quantized = node.op not in _QUANT_OPS and (
+            any(v.type.quant for v in node.operands) or any(r.type.quant for r in node.results))
+        if quantized:
+            floats = [dequantize(a, v.type) for a, v in zip(args, node.operands)]
+            outs = op.kernel(floats, attrs)
+            outs = [quantize(o, r.type) for o, r in zip(outs, node.results)]
+        elif node.op in _QUANT_OPS and node.op != "const":
+            outs = op.kernel(args, {**attrs, "_types": ([v.type for v in node.operands], [r.type for r in node.results])})
+        else:
+            outs = op.kernel(args, attrs)
+    except IrcError as e:
+        if e.where is None:
+            e.where = f"node {node_label(node)}"
+        raise
+    except Exception as e:  # a kernel failing on real data is a user-visible problem, named by node
+        raise InputError(f"{type(e).__name__}: {e}", where=f"running node {node_label(node)}") from e
+    return [np.asarray(o) for o in outs]
+
+
+def dequantize(array: np.ndarray, type: TensorType) -> np.ndarray:
+    q = type.quant
+    if q is None:
+        return array
+    scale, zp = _broadcast_params(q, array.ndim)
+    return ((array.astype(np.float32) - zp) * scale).astype(np.float32)
+
+
+def quantize(array: np.ndarray, type: TensorType) -> np.ndarray:
+    q = type.quant
+    if q is None:
+        return array.astype(type.dtype.numpy, copy=False)
+    scale, zp = _broadcast_params(q, array.ndim)
+    info = np.iinfo(type.dtype.numpy)
+    out = np.rint(array.astype(np.float64) / scale) + zp
+    return np.clip(out, info.min, info.max).astype(type.dtype.numpy)
+
+
+def _broadcast_params(q: QuantParams, ndim: int):
+    scale = np.asarray(q.scale, dtype=np.float64)
+    zp = np.asarray(q.zero_point, dtype=np.float64)
+    if q.axis is not None and ndim:
+        shape = [1] * ndim
+        shape[q.axis] = -1
+        scale, zp = scale.reshape(shape), zp.reshape(shape)
+    return scale, zp
+
+
+def random_inputs(graph: Graph, seed: int = 0, batch: int = 1) -> dict[str, np.ndarray]:
+    """Deterministic random inputs for a graph; unknown dims become ``batch`` (first dim) or 1."""
+    rng = np.random.default_rng(seed)
+    arrays = {}
+    for v in graph.inputs:
+        shape = tuple(d if isinstance(d, int) else (batch if i == 0 else 1) for i, d in enumerate(v.type.shape or ()))
+        dtype = v.type.dtype
+        if dtype.is_float:
+            arrays[v.name] = rng.standard_normal(shape).astype(dtype.numpy)
+        elif dtype is DType.bool:
+            arrays[v.name] = rng.random(shape) < 0.5
+        else:
+            arrays[v.name] = rng.integers(0, 10, shape).astype(dtype.numpy)
+    return arrays

@@ -1,0 +1,293 @@
+"""The parser for irc's text form (grammar in grammar.lark; syntax in docs/ir.md).
+
+Errors are ``ParseError`` with ``file:line:column``, the offending token and what was expected.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import json
+from importlib import resources
+from typing import Mapping
+
+import numpy as np
+from lark import Lark, Token, Transformer, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, v_args
+
+from irc.errors import ParseError
+from irc.ir.graph import Graph, Location
+from irc.ir.printer import ElidedTensor
+from irc.ir.types import DType, QuantParams, SymDim, TensorType
+
+
+@functools.cache
+def _lark() -> Lark:
+    grammar = resources.files("irc.ir").joinpath("grammar.lark").read_text()
+    return Lark(grammar, parser="lalr", propagate_positions=False, maybe_placeholders=True)
+
+
+class _Fail(Exception):
+    def __init__(self, token, message):
+        self.token, self.message = token, message
+
+
+def _unquote(token: str) -> str:
+    try:
+        return json.loads(token)
+    except json.JSONDecodeError as e:
+        raise _Fail(token, f"bad string literal: {e.msg}") from None
+
+
+def _b64(token: str) -> bytes:
+    try:
+        return base64.b64decode(token[4:-1], validate=True)
+    except binascii.Error:
+        raise _Fail(token, "bad base64 data") from None
+
+
+def _value_name(token: str) -> str:
+    body = token[1:]
+    return _unquote(body) if body.startswith('"') else body
+
+
+_UNKNOWN_DIM = object()
+
+
+@v_args(inline=True)
+class _Build(Transformer):
+    """Turns the parse tree into a Graph, checking names as it goes."""
+
+    def __init__(self, weights: Mapping[str, np.ndarray] | None):
+        super().__init__()
+        self.weights = weights or {}
+
+    # -- scalars, types and attributes --
+    def name(self, tok):
+        return _unquote(tok) if tok.type == "STRING" else str(tok)
+
+    opname = key = name
+
+    def number_nonint(self, tok):
+        return float(tok)
+
+    def int_value(self, tok):
+        return int(tok)
+
+    def float_value(self, x):
+        return x
+
+    def true(self):
+        return True
+
+    def false(self):
+        return False
+
+    def string(self, tok):
+        return _unquote(tok)
+
+    def bytes_value(self, tok):
+        return _b64(tok)
+
+    def dtype_value(self, tok):
+        return DType(str(tok))
+
+    def list_value(self, *items):
+        return tuple(i for i in items if i is not None)
+
+    def numbers(self, *items):
+        return tuple(float(i) for i in items if i is not None)
+
+    def ints(self, *items):
+        return tuple(int(i) for i in items if i is not None)
+
+    def dim(self, tok=None):
+        if tok is None:
+            return _UNKNOWN_DIM
+        return int(tok) if tok.type == "INT" else SymDim(str(tok))
+
+    def unranked(self):
+        return None
+
+    def ranked(self, *dims):
+        # An empty shape reaches us as one None placeholder; "?" dims as _UNKNOWN_DIM.
+        return tuple(None if d is _UNKNOWN_DIM else d for d in dims if d is not None)
+
+    def per_tensor(self, scale, zp):
+        return QuantParams((float(scale),), (int(zp),))
+
+    def per_axis(self, axis, scales, zps):
+        try:
+            return QuantParams(scales, zps, int(axis))
+        except ValueError as e:
+            raise _Fail(axis, str(e)) from None
+
+    def type(self, dtype, dims, quant):
+        return TensorType(DType(str(dtype)), dims, quant)
+
+    def tensor(self, dtype_tok, *rest):
+        *dims, data = rest
+        dtype = DType(str(dtype_tok))
+        shape = tuple(int(d) for d in dims if d is not None)
+        kind, payload = data
+        if kind == "elided":
+            if payload in self.weights:
+                array = np.asarray(self.weights[payload])
+                if array.shape != shape:
+                    raise _Fail(dtype_tok, f"weights entry {payload} has shape {array.shape}, not {shape}")
+                return array
+            return ElidedTensor(dtype, shape, payload)
+        size = int(np.prod(shape, dtype=np.int64))
+        if kind == "bytes":
+            if dtype is DType.str:
+                raise _Fail(dtype_tok, "string tensors are written as lists")
+            npdtype = dtype.numpy.newbyteorder("<")
+            if len(payload) != size * npdtype.itemsize:
+                raise _Fail(dtype_tok, f"tensor data has {len(payload)} bytes, {dtype.value}{list(shape)} needs "
+                                       f"{size * npdtype.itemsize}")
+            return np.frombuffer(payload, npdtype).astype(dtype.numpy).reshape(shape)
+        items = payload
+        if len(items) != size:
+            raise _Fail(dtype_tok, f"tensor has {len(items)} values, {dtype.value}{list(shape)} needs {size}")
+        if dtype is DType.str:
+            return np.array([str(x).encode() for x in items], dtype=object).reshape(shape)
+        return np.array(items, dtype=np.float64 if dtype.is_float else None).astype(dtype.numpy).reshape(shape)
+
+    def tensor_items(self, *items):
+        return ("items", [i for i in items if i is not None])
+
+    def tensor_bytes(self, tok):
+        return ("bytes", _b64(tok))
+
+    def tensor_elided(self, tok):
+        return ("elided", str(tok)[len("sha256:"):])
+
+    def attr(self, key, value):
+        return key, value
+
+    def attrs(self, *items):
+        return dict(i for i in items if i is not None)
+
+    def loc_names(self, *strings):
+        return ("names", tuple(_unquote(s) for s in strings))
+
+    def loc_layers(self, *strings):
+        return ("layers", tuple(_unquote(s) for s in strings))
+
+    def loc(self, *parts):
+        found = dict(p for p in parts if p is not None)
+        return Location(found.get("names", ()), found.get("layers", ()))
+
+    # -- graph structure: kept as plain data, assembled in build() --
+    def param(self, tok, type):
+        return tok, type
+
+    def results(self, *toks):
+        return list(toks)
+
+    def operand(self, tok):
+        return tok
+
+    def node(self, results, opname, *rest):
+        return ("node", results or [], opname, rest)
+
+    def output(self, tok, name):
+        return tok, _unquote(name)
+
+    def ret(self, *outputs):
+        return [o for o in outputs if o is not None]
+
+    def graph(self, name, *rest):
+        return name, rest
+
+    def start(self, graph):
+        return graph
+
+
+def parse(text: str, source: str = "<string>", weights: Mapping[str, np.ndarray] | None = None) -> Graph:
+    """Parses irc text into a Graph. ``weights`` resolves elided constants by hash (from a ``--weights`` file)."""
+    try:
+        tree = _lark().parse(text)
+        name, rest = _Build(weights).transform(tree)
+        return _assemble(name, rest, source)
+    except _Fail as f:
+        raise _error(source, f.token, f.message) from None
+    except UnexpectedInput as e:
+        raise _syntax_error(source, text, e) from None
+    except Exception as e:  # lark wraps errors raised inside transformer callbacks
+        inner = getattr(e, "orig_exc", None)
+        if isinstance(inner, _Fail):
+            raise _error(source, inner.token, inner.message) from None
+        raise
+
+
+def _assemble(name, rest, source) -> Graph:
+    graph = Graph(name)
+    values = {}
+    items = list(rest)
+    ret = items.pop()
+    params = [p for p in items if isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], Token)]
+    nodes = [n for n in items if isinstance(n, tuple) and n and n[0] == "node"]
+    for tok, type in params:
+        vname = _value_name(tok)
+        if tok in values:
+            raise _Fail(tok, f"input {tok} is declared twice")
+        values[str(tok)] = graph.add_input(vname, type)
+    for _, results, opname, rest in nodes:
+        operand_toks = [r for r in rest if isinstance(r, Token) and r.type == "VALUE"]
+        attrs = next((r for r in rest if isinstance(r, dict)), {})
+        types = [r for r in rest if isinstance(r, TensorType)]
+        loc = next((r for r in rest if isinstance(r, Location)), Location())
+        operands = []
+        for tok in operand_toks:
+            if str(tok) not in values:
+                raise _Fail(tok, f"value {tok} is used before it is defined")
+            operands.append(values[str(tok)])
+        if len(types) != len(results):
+            where = results[0] if results else operand_toks[0] if operand_toks else None
+            raise _Fail(where, f"{opname} has {len(results)} result(s) but {len(types)} type(s)")
+        node = graph.add(opname, operands, attrs, types=types, loc=loc)
+        for tok, value in zip(results, node.results):
+            if str(tok) in values:
+                raise _Fail(tok, f"value {tok} is defined twice")
+            values[str(tok)] = value
+    for tok, out_name in ret:
+        if str(tok) not in values:
+            raise _Fail(tok, f"value {tok} is used before it is defined")
+        if out_name in graph.outputs:
+            raise _Fail(tok, f"output {out_name!r} is returned twice")
+        graph.outputs[out_name] = values[str(tok)]
+    return graph
+
+
+def _error(source: str, token, message: str) -> ParseError:
+    if isinstance(token, Token) and token.line is not None:
+        return ParseError(f"{message} (at {str(token)!r})", where=f"{source}:{token.line}:{token.column}")
+    return ParseError(message, where=source)
+
+
+_FRIENDLY = {
+    "VALUE": "a value like %0", "IDENT": "a name", "STRING": "a quoted string", "INT": "an integer",
+    "FLOAT": "a number", "DTYPE": "a dtype like f32", "LPAR": "'('", "RPAR": "')'", "LBRACE": "'{'",
+    "RBRACE": "'}'", "LSQB": "'['", "RSQB": "']'", "COMMA": "','", "COLON": "':'", "EQUAL": "'='",
+    "RETURN": "'return'", "LESSTHAN": "'<'", "MORETHAN": "'>'", "AT": "'@'",
+}
+
+
+def _syntax_error(source: str, text: str, e: UnexpectedInput) -> ParseError:
+    expected = sorted(getattr(e, "expected", None) or getattr(e, "allowed", None) or [])
+    want = ", ".join(dict.fromkeys(_FRIENDLY.get(x, x.lower().strip("_")) for x in expected))
+    if isinstance(e, UnexpectedEOF):
+        lines = text.splitlines() or [""]
+        return ParseError(f"unexpected end of input; expected {want}", where=f"{source}:{len(lines)}:{len(lines[-1]) + 1}")
+    if isinstance(e, UnexpectedCharacters):
+        bad = text[e.pos_in_stream:e.pos_in_stream + 1] if e.pos_in_stream is not None else "?"
+        return ParseError(f"unexpected character {bad!r}" + (f"; expected {want}" if want else ""),
+                          where=f"{source}:{e.line}:{e.column}")
+    token = getattr(e, "token", None)
+    if token is not None and token.type == "$END":
+        lines = text.splitlines() or [""]
+        return ParseError(f"unexpected end of input; expected {want}", where=f"{source}:{len(lines)}:{len(lines[-1]) + 1}")
+    shown = repr(str(token)) if token is not None else "?"
+    return ParseError(f"unexpected {shown}" + (f"; expected {want}" if want else ""),
+                      where=f"{source}:{e.line}:{e.column}")

@@ -1,0 +1,90 @@
+"""The verifier: checks the invariants every pass must keep.
+
+The graph is acyclic, every operand is defined in the graph, ops are known with valid attributes and arity,
+and each node's declared result types agree with what the op's shape rule infers.
+"""
+
+from __future__ import annotations
+
+from irc.errors import VerifyError
+from irc.ir.graph import Graph, Node
+from irc.ir.types import TensorType, shapes_compatible
+
+
+def node_label(node: Node) -> str:
+    """How messages name a node: its op and where it came from (TF node, Keras layer)."""
+    where = f" at {node.loc}" if node.loc else ""
+    return f"'{node.op}'{where}"
+
+
+def find_problems(graph: Graph) -> list[str]:
+    """Every invariant the graph breaks, one message each (empty when the graph is valid)."""
+    from irc.ops import get_op
+
+    problems: list[str] = []
+    defined = set(graph.inputs)
+    for node in graph.nodes:
+        defined.update(node.results)
+    try:
+        order = graph.topo_order()
+    except ValueError:
+        return [_describe_cycle(graph)]
+    for node in order:
+        label = node_label(node)
+        for i, v in enumerate(node.operands):
+            if v not in defined:
+                problems.append(f"{label}: operand {i} is not defined in the graph")
+        try:
+            op = get_op(node.op)
+        except KeyError:
+            problems.append(f"{label}: unknown op '{node.op}'")
+            continue
+        if (why := op.check_arity(len(node.operands))) is not None:
+            problems.append(f"{label}: {why}")
+            continue
+        attr_problems = op.check_attrs(node.attrs)
+        problems.extend(f"{label}: {p}" for p in attr_problems)
+        if attr_problems or node.is_opaque:
+            continue
+        try:
+            inferred = op.infer([v.type for v in node.operands], op.with_defaults(node.attrs),
+                                [v.constant for v in node.operands])
+        except (ValueError, TypeError, IndexError) as e:
+            problems.append(f"{label}: {e}")
+            continue
+        if len(inferred) != len(node.results):
+            problems.append(f"{label}: declares {len(node.results)} results, the op gives {len(inferred)}")
+            continue
+        for i, (want, got) in enumerate(zip(inferred, node.results)):
+            if (why := _type_mismatch(want, got.type)) is not None:
+                problems.append(f"{label}: result {i} {why}")
+    for name, v in graph.outputs.items():
+        if v not in defined:
+            problems.append(f"output {name!r} is not defined in the graph")
+    return problems
+
+
+def _type_mismatch(inferred: TensorType, declared: TensorType) -> str | None:
+    if inferred.dtype != declared.dtype:
+        return f"is declared {declared} but the op gives dtype {inferred.dtype.value}"
+    if not shapes_compatible(inferred.shape, declared.shape):
+        return f"is declared {declared} but the op gives {inferred}"
+    if inferred.quant is not None and inferred.quant != declared.quant:
+        return f"is declared {declared} but the op gives {inferred}"
+    return None
+
+
+def _describe_cycle(graph: Graph) -> str:
+    import networkx as nx
+
+    cycle = nx.find_cycle(graph.to_networkx())
+    nodes = " -> ".join(node_label(a) for a, _ in cycle)
+    return f"graph has a cycle: {nodes} -> {node_label(cycle[0][0])}"
+
+
+def verify(graph: Graph) -> None:
+    """Raises VerifyError naming the first problem (and how many more there are)."""
+    problems = find_problems(graph)
+    if problems:
+        more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
+        raise VerifyError(problems[0] + more)

@@ -1,0 +1,59 @@
+"""The op registry. Each op family lives in its own module; ``get_op(name)`` finds any op by its name.
+
+Families: core (const), elementwise (add, mul, relu, ...), nn (conv2d, pools, batch_norm, softmax, ...),
+shape (reshape, transpose, concat, slice, ...), reduce (mean, sum, ...), quant (quantize, dequantize),
+control (call/while, when present) and tf_opaque (``tf.<OpName>`` nodes kept from TensorFlow).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from irc.ops.base import OpDef, lookup, registered_ops
+
+FAMILIES = ("core", "elementwise", "activation", "nn", "shape", "reduce", "quant")
+_loaded = False
+
+
+def _load_families() -> None:
+    global _loaded
+    if not _loaded:
+        _loaded = True
+        for family in FAMILIES:
+            importlib.import_module(f"irc.ops.{family}")
+
+
+def get_op(name: str) -> OpDef:
+    """The declaration of op ``name``; ``tf.<OpName>`` gives the opaque TensorFlow op."""
+    _load_families()
+    if name.startswith("tf."):
+        from irc.ops.tf_opaque import OPAQUE
+
+        return OPAQUE
+    op = lookup(name)
+    if op is None:
+        raise KeyError(f"unknown op {name!r}")
+    return op
+
+
+def all_ops() -> dict[str, OpDef]:
+    _load_families()
+    return registered_ops()
+
+
+def infer_types(name, types, attrs, consts=None):
+    """Result types of op ``name`` applied to operands of ``types`` (attribute defaults filled in)."""
+    op = get_op(name)
+    if (why := op.check_arity(len(types))) is not None:
+        raise ValueError(f"{name} {why}")
+    problems = op.check_attrs(attrs)
+    if problems:
+        raise ValueError(f"{name}: {'; '.join(problems)}")
+    consts = list(consts) if consts is not None else [None] * len(types)
+    return op.infer(list(types), op.with_defaults(attrs), consts)
+
+
+def run_kernel(name, inputs, attrs):
+    """Runs op ``name``'s numpy reference kernel; returns a list of arrays."""
+    op = get_op(name)
+    return op.kernel(list(inputs), op.with_defaults(attrs))
