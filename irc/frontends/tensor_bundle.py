@@ -1,0 +1,224 @@
+"""Read a TF tensor bundle (a checkpoint: ``prefix.index`` + ``prefix.data-NNNNN-of-NNNNN``) without TF.
+
+The index is a LevelDB-format table: key "" holds a BundleHeaderProto, every other key a
+BundleEntryProto saying where the tensor's bytes lie in which data shard. Index blocks are
+checked against their CRC32C; tensor bytes are only checked for size (a pure-Python CRC over
+hundreds of megabytes would cost more than the whole read).
+"""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import numpy as np
+
+from irc.errors import InputError
+from irc.frontends import tfattrs, tfproto
+
+_MAGIC = 0xDB4775248B80FB57  # LevelDB table magic number, the footer's last 8 bytes
+_FOOTER = 48
+_NO_COMPRESSION, _SNAPPY = 0, 1
+
+
+def _crc32c_table() -> list[int]:
+    table = []
+    for i in range(256):
+        crc = i
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0x82F63B78 if crc & 1 else crc >> 1
+        table.append(crc)
+    return table
+
+
+_CRC_TABLE = _crc32c_table()
+
+
+def crc32c(data: bytes) -> int:
+    crc = 0xFFFFFFFF
+    table = _CRC_TABLE
+    for b in data:
+        crc = table[(crc ^ b) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFF
+
+
+def unmask_crc(masked: int) -> int:
+    rot = (masked - 0xA282EAD8) & 0xFFFFFFFF
+    return ((rot >> 17) | (rot << 15)) & 0xFFFFFFFF
+
+
+def _varint(buf: bytes, pos: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        if pos >= len(buf):
+            raise ValueError("truncated varint")
+        b = buf[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        if b < 0x80:
+            return result, pos
+        shift += 7
+
+
+def snappy_decompress(data: bytes) -> bytes:
+    """Snappy raw format: a varint length, then literals and back-references."""
+    size, pos = _varint(data, 0)
+    out = bytearray()
+    while pos < len(data):
+        tag = data[pos]
+        pos += 1
+        kind = tag & 3
+        if kind == 0:  # literal; long ones keep their length in the next 1-4 bytes
+            length = tag >> 2
+            if length >= 60:
+                extra = length - 59
+                length = int.from_bytes(data[pos:pos + extra], "little")
+                pos += extra
+            length += 1
+            out += data[pos:pos + length]
+            pos += length
+            continue
+        if kind == 1:
+            length, offset = ((tag >> 2) & 7) + 4, ((tag >> 5) << 8) | data[pos]
+            pos += 1
+        else:
+            width = 2 if kind == 2 else 4
+            length, offset = (tag >> 2) + 1, int.from_bytes(data[pos:pos + width], "little")
+            pos += width
+        if offset == 0 or offset > len(out):
+            raise ValueError("bad snappy back-reference")
+        start = len(out) - offset
+        for i in range(length):  # byte by byte: a copy may overlap its own output
+            out.append(out[start + i])
+    if len(out) != size:
+        raise ValueError("snappy data has the wrong length")
+    return bytes(out)
+
+
+def _block(buf: bytes, handle: tuple[int, int]) -> bytes:
+    offset, size = handle
+    if offset + size + 5 > len(buf):
+        raise ValueError("block lies past the end of the file")
+    data, kind = buf[offset:offset + size], buf[offset + size]
+    (masked,) = struct.unpack_from("<I", buf, offset + size + 1)
+    if crc32c(buf[offset:offset + size + 1]) != unmask_crc(masked):
+        raise ValueError("block checksum mismatch")
+    if kind == _SNAPPY:
+        return snappy_decompress(data)
+    if kind != _NO_COMPRESSION:
+        raise ValueError(f"unknown block compression {kind}")
+    return data
+
+
+def _block_entries(block: bytes):
+    """Key/value pairs of one block (keys are prefix-compressed against the previous key)."""
+    (num_restarts,) = struct.unpack_from("<I", block, len(block) - 4)
+    end = len(block) - 4 - 4 * num_restarts
+    pos, key = 0, b""
+    while pos < end:
+        shared, pos = _varint(block, pos)
+        unshared, pos = _varint(block, pos)
+        vlen, pos = _varint(block, pos)
+        key = key[:shared] + block[pos:pos + unshared]
+        pos += unshared
+        yield key, block[pos:pos + vlen]
+        pos += vlen
+
+
+def _handle(data: bytes, pos: int = 0) -> tuple[tuple[int, int], int]:
+    offset, pos = _varint(data, pos)
+    size, pos = _varint(data, pos)
+    return (offset, size), pos
+
+
+def read_table(buf: bytes) -> dict[bytes, bytes]:
+    """All key/value pairs of a LevelDB-format table."""
+    if len(buf) < _FOOTER or struct.unpack_from("<Q", buf, len(buf) - 8)[0] != _MAGIC:
+        raise ValueError("not a table file (bad footer)")
+    footer = buf[len(buf) - _FOOTER:]
+    _, pos = _handle(footer)  # the metaindex block: unused
+    index_handle, _ = _handle(footer, pos)
+    table = {}
+    for _, value in _block_entries(_block(buf, index_handle)):
+        table.update(_block_entries(_block(buf, _handle(value)[0])))
+    return table
+
+
+class TensorBundle:
+    """A checkpoint's tensors by key; values are read on request."""
+
+    def __init__(self, prefix: str | Path):
+        self.prefix = Path(prefix)
+        index = Path(f"{prefix}.index")
+        try:
+            table = read_table(index.read_bytes())
+            header = tfproto.parse("BundleHeaderProto", table.pop(b""))
+            self.entries = {k.decode(): tfproto.parse("BundleEntryProto", v) for k, v in table.items()}
+        except FileNotFoundError:
+            raise InputError("variables index file is missing", where=str(index)) from None
+        except (ValueError, KeyError, struct.error) as e:
+            raise InputError(f"corrupt variables index: {e}", where=str(index)) from None
+        if header.endianness != 0:
+            raise InputError("big-endian checkpoints are not supported", where=str(index))
+        self.num_shards = header.num_shards
+        self.shards: dict[int, bytes] = {}
+
+    def shard_path(self, shard: int) -> Path:
+        return Path(f"{self.prefix}.data-{shard:05d}-of-{self.num_shards:05d}")
+
+    def _shard(self, shard: int) -> bytes:
+        if shard not in self.shards:
+            path = self.shard_path(shard)
+            try:
+                self.shards[shard] = path.read_bytes()
+            except OSError as e:
+                raise InputError(f"cannot read variables data: {e.strerror}", where=str(path)) from None
+        return self.shards[shard]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.entries
+
+    def read(self, key: str) -> np.ndarray:
+        entry = self.entries.get(key)
+        if entry is None:
+            raise InputError(f"checkpoint has no tensor '{key}'", where=f"{self.prefix}.index")
+        if len(entry.slices):
+            raise InputError(f"tensor '{key}' is saved in slices, which irc cannot read",
+                             where=f"{self.prefix}.index")
+        data = self._shard(entry.shard_id)
+        where = str(self.shard_path(entry.shard_id))
+        if entry.offset + entry.size > len(data):
+            raise InputError(f"tensor '{key}' lies past the end of the file (truncated?)", where=where)
+        dims = tfattrs.shape(entry.shape) or ()
+        try:
+            np_type = tfattrs.numpy_dtype(entry.dtype)
+        except ValueError as e:
+            raise InputError(f"tensor '{key}': {e}", where=where) from None
+        if np_type == np.dtype(object):
+            return _strings(data[entry.offset:entry.offset + entry.size], dims, key, where)
+        count = int(np.prod(dims, dtype=np.int64))
+        if count * np_type.itemsize != entry.size:
+            raise InputError(f"tensor '{key}' has {entry.size} bytes for shape {dims}", where=where)
+        return np.frombuffer(data, np_type, count, entry.offset).reshape(dims)
+
+
+def _strings(data: bytes, dims: tuple, key: str, where: str) -> np.ndarray:
+    """A string tensor: varint lengths, a masked CRC32C of the lengths, then the bytes."""
+    count = int(np.prod(dims, dtype=np.int64))
+    try:
+        lengths, pos = [], 0
+        for _ in range(count):
+            n, pos = _varint(data, pos)
+            lengths.append(n)
+        pos += 4 if count else 0
+        values = []
+        for n in lengths:
+            values.append(data[pos:pos + n])
+            pos += n
+    except ValueError:
+        raise InputError(f"string tensor '{key}' is truncated", where=where) from None
+    if pos != len(data):
+        raise InputError(f"string tensor '{key}' has the wrong size", where=where)
+    out = np.empty(count, dtype=object)
+    out[:] = values
+    return out.reshape(dims)
