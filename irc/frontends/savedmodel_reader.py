@@ -130,7 +130,8 @@ class _Reader:
             variables[f"{arg}:0"] = (dtype, value.shape)
         body += wrapper.nodes
         outputs = [(key, wrapper.outputs[split_ref(info.name)[1]][1]) for key, info in out_infos]
-        return build_graph(body, library, args, outputs, inputs, variables, str(self.root), self._layer_names())
+        return build_graph(body, library, args, outputs, inputs, variables, str(self.root),
+                           saved_layer_names(self.meta))
 
     def _call_node(self, signature, out_infos, graph_nodes):
         names = {split_ref(info.name)[0] for _, info in out_infos}
@@ -190,10 +191,12 @@ class _Reader:
                     todo.append((child.node_id, ckpt_children[child.local_name]))
         return self._keys
 
-    def _layer_names(self) -> set[str]:
-        """Keras names its variables ``layer/weight``: the layers with weights, for tagging nodes."""
-        return {o.variable.name.split("/")[0] for o in self.objects.nodes
-                if o.WhichOneof("kind") == "variable" and "/" in o.variable.name}
+
+def saved_layer_names(model_or_meta) -> set[str]:
+    """Keras names its variables ``layer/weight``: the names of layers with weights, to tag nodes."""
+    metas = list(getattr(model_or_meta, "meta_graphs", [model_or_meta]))
+    return {o.variable.name.split("/")[0] for m in metas for o in m.object_graph_def.nodes
+            if o.WhichOneof("kind") == "variable" and "/" in o.variable.name}
 
 
 class _NoCaptures:

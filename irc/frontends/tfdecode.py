@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from irc.frontends import tfattrs
+from irc.frontends.tfdefaults import DEFAULTS
 from irc.frontends.tfgraph import TFFunction, TFNode, input_ref, split_ref
 
 # Output args of ops with more than one output arg, in order: "name" is one tensor, "name*attr" is a
@@ -70,8 +71,13 @@ def decode_node(proto, ref=None) -> TFNode:
     inputs = [i if ref is None else ref(i) for i in proto.input if not i.startswith("^")]
     if ref is None:
         inputs = [input_ref(*split_ref(i)) for i in inputs]
-    return TFNode(proto.name, proto.op, inputs, tfattrs.attr_map(proto.attr), proto.device,
-                  node_def=proto.SerializeToString())
+    # "_" attrs are TF-internal notes (_output_shapes, _read_only_resource_inputs...) that differ
+    # between a SavedModel and a frozen graph of the same model; irc infers shapes itself.
+    attrs = {e.key: tfattrs.attr_value(e.value) for e in proto.attr if not e.key.startswith("_")}
+    for key, value in DEFAULTS.get(proto.op, {}).items():
+        if key not in attrs:
+            attrs[key] = list(value) if isinstance(value, list) else value
+    return TFNode(proto.name, proto.op, inputs, attrs, proto.device, node_def=proto.SerializeToString())
 
 
 def _arg_width(spec: str, attrs: dict) -> tuple[str, int]:

@@ -6,6 +6,7 @@ named ``<call node>/<inner name>``, as TF's own function inliner names them.
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import replace
 
 import numpy as np
@@ -59,7 +60,7 @@ class Flattener:
                 fname = node.attrs["f"].name if node.op in CALL_OPS else node.op
                 self._inline_call(node, full, fname, [glob(r) for r in node.inputs], out, depth)
             else:
-                out.append(replace(node, name=full, inputs=[glob(r) for r in node.inputs]))
+                out.append(replace(node, name=full, inputs=[glob(r) for r in node.inputs], attrs=dict(node.attrs)))
 
     def _inline_call(self, node, full, fname, inputs, out, depth):
         if fname not in self.library:
@@ -208,26 +209,24 @@ def prune(nodes: list[TFNode], outputs: list[str], keep=()) -> list[TFNode]:
 
 
 def topo_sort(nodes: list[TFNode]) -> list[TFNode]:
-    """Producers before consumers, otherwise in the given order (iterative: graphs can be deep)."""
+    """Producers before consumers; among ready nodes the smallest name first, so the order does not
+    depend on how the file listed the nodes. Nodes on a cycle (invalid) go last."""
     by_name = {n.name: n for n in nodes}
-    done: set[str] = set()
-    visiting: set[str] = set()  # on the stack: meeting one again means a cycle, which is left as is
-    order: list[TFNode] = []
-    for root in nodes:
-        stack = [(root, False)]
-        while stack:
-            node, expanded = stack.pop()
-            if expanded:
-                visiting.discard(node.name)
-                done.add(node.name)
-                order.append(node)
-                continue
-            if node.name in done or node.name in visiting:
-                continue
-            visiting.add(node.name)
-            stack.append((node, True))
-            for ref in reversed(node.inputs):
-                dep = by_name.get(split_ref(ref)[0])
-                if dep is not None and dep.name not in done:
-                    stack.append((dep, False))
-    return order
+    waiting = {n.name: 0 for n in nodes}
+    users: dict[str, list[str]] = {}
+    for node in nodes:
+        for dep in {split_ref(r)[0] for r in node.inputs} & by_name.keys():
+            waiting[node.name] += 1
+            users.setdefault(dep, []).append(node.name)
+    ready = [name for name, count in waiting.items() if count == 0]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        name = heapq.heappop(ready)
+        order.append(by_name[name])
+        for user in users.get(name, ()):
+            waiting[user] -= 1
+            if waiting[user] == 0:
+                heapq.heappush(ready, user)
+    placed = {n.name for n in order}
+    return order + [n for n in nodes if n.name not in placed]
