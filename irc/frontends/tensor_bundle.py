@@ -8,6 +8,8 @@ hundreds of megabytes would cost more than the whole read).
 
 from __future__ import annotations
 
+import mmap
+import os
 import struct
 from pathlib import Path
 
@@ -161,16 +163,19 @@ class TensorBundle:
         if header.endianness != 0:
             raise InputError("big-endian checkpoints are not supported", where=str(index))
         self.num_shards = header.num_shards
-        self.shards: dict[int, bytes] = {}
+        self.shards: dict[int, object] = {}
 
     def shard_path(self, shard: int) -> Path:
         return Path(f"{self.prefix}.data-{shard:05d}-of-{self.num_shards:05d}")
 
-    def _shard(self, shard: int) -> bytes:
+    def _shard(self, shard: int):
+        """The shard's bytes, memory-mapped: tensors are read-only views, paged in when first used."""
         if shard not in self.shards:
             path = self.shard_path(shard)
             try:
-                self.shards[shard] = path.read_bytes()
+                with open(path, "rb") as f:
+                    size = os.fstat(f.fileno()).st_size
+                    self.shards[shard] = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
             except OSError as e:
                 raise InputError(f"cannot read variables data: {e.strerror}", where=str(path)) from None
         return self.shards[shard]
