@@ -42,7 +42,8 @@ def read_graphdef_bytes(data: bytes, source: str, outputs: list[str] | None = No
     if outputs is None:
         outputs = _sink_outputs(nodes)
     try:
-        return build_graph(body, library, {}, [(o, o) for o in outputs], inputs, {}, source, set())
+        named = [(ref if split_ref(ref)[1] else split_ref(ref)[0], ref) for ref in outputs]
+        return build_graph(body, library, {}, named, inputs, {}, source, set())
     except (GraphError, RefError) as e:
         raise InputError(str(e), where=source) from None
 
