@@ -126,3 +126,36 @@ def test_frozen_graphdef_file():
     (out,) = graph.outputs
     assert graph.node(out[1].split(":")[0]).op == "Softmax"
     assert_same_graph(graph, read_graphdef_bytes(path.read_bytes(), str(path), input_shapes={"a": (1, 3)}))
+
+
+def test_variables_in_while_and_if_and_gather():
+    """Variables read inside While/If bodies and gathered (ResourceGather) become values on both paths."""
+    import tensorflow as tf
+
+    class Embed(tf.Module):
+        def __init__(self):
+            self.table = tf.Variable(tf.reshape(tf.range(12, dtype=tf.float32), (6, 2)))
+            self.n = tf.Variable(3)
+
+        @tf.function(input_signature=[tf.TensorSpec((None,), tf.int32, name="ids")])
+        def __call__(self, ids):
+            x = tf.gather(self.table, ids)
+
+            def body(i, acc):
+                return i + 1, acc + tf.reduce_sum(tf.gather(self.table, ids))
+
+            _, total = tf.while_loop(lambda i, acc: i < self.n, body, (0, 0.0))
+            y = tf.cond(tf.reduce_sum(x) > 0, lambda: x * tf.cast(self.n, tf.float32), lambda: x)
+            return {"y": y, "total": total}
+
+    path = workdir() / "embed_sm"
+    tf.saved_model.save(Embed(), str(path))
+    fast = read_savedmodel_fast(path)
+    assert_same_graph(fast, load_tf(path))
+    everywhere = fast.nodes + [n for fn in fast.functions.values() for n in fn.nodes]
+    assert not {n.op for n in everywhere} & {"ResourceGather", "ReadVariableOp", "VarHandleOp"}
+    assert sum(n.op == "GatherV2" for n in everywhere) == 2
+    loop = next(n for n in fast.nodes if n.op == "While")
+    assert "resource" not in loop.attrs["T"]
+    branch = next(n for n in fast.nodes if n.op == "If")
+    assert branch.attrs["Tin"][0] == "int32" and fast.node(branch.inputs[1]).attrs["value"] == 3

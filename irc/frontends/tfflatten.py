@@ -32,6 +32,9 @@ class Flattener:
         self.alias: dict[str, str] = {}  # "name:k" of a dropped output -> what it stands for
         self.reads: list[tuple[str, str]] = []  # (ReadVariableOp name, its resource ref)
         self.variables: dict[str, tuple[str, tuple]] = {}  # "name:0" -> (dtype, shape) of variable values
+        # Refs that hold a value where TF's freezing left a resource op (an arg it retyped, a Const):
+        # TF leaves ResourceGather on them inside While bodies, irc rewrites it like the others.
+        self.values: set[str] = set()
 
     # -- inlining ---------------------------------------------------------------------------------
     def inline(self, nodes: list[TFNode], args: dict[str, str], prefix: str, out: list[TFNode], depth=0):
@@ -95,6 +98,7 @@ class Flattener:
         for node in out:
             node.inputs = [self.resolve(r) for r in node.inputs]
         live = prune(out, outputs, keep)
+        self.values |= {f"{n.name}:0" for n in live if n.op == "Const"}
         self._check_reads({n.name for n in live})
         bindings: dict[str, dict[int, tuple]] = {}
         live = [new for n in live for new in self._bind_resources(n, bindings)]
@@ -111,10 +115,10 @@ class Flattener:
     def _bind_resources(self, node: TFNode, bindings) -> list[TFNode]:
         """Rewrite a live node that takes a variable where TF passes a resource handle."""
         var_args = [i for i, r in enumerate(node.inputs) if r in self.variables]
+        if node.op == "ResourceGather" and (var_args == [0] or node.inputs[0] in self.values):
+            return self._gather(node)
         if not var_args:
             return [node]
-        if node.op == "ResourceGather" and var_args == [0]:
-            return self._gather(node)
         if node.op not in FUNCTIONAL_OPS:
             if node.op.startswith(RESOURCE_OP_PREFIXES):
                 raise GraphError(f"node '{node.name}' ({node.op}) uses a variable as a resource; "
@@ -152,13 +156,14 @@ class Flattener:
     # -- a library function -----------------------------------------------------------------------
     def flatten_function(self, fn: TFFunction, pattern: dict[int, tuple]) -> tuple[TFFunction, dict]:
         args = {arg: f"{arg}:0" for arg, _ in fn.inputs}
-        saved = dict(self.variables)
+        saved = dict(self.variables), set(self.values)
         for i, (dtype, shape) in pattern.items():
             self.variables[f"{fn.inputs[i][0]}:0"] = (dtype, shape)
+        self.values = {f"{arg}:0" for arg, dtype in fn.inputs if dtype != "resource"}
         try:
             nodes, outs, bindings = self.flatten(fn.nodes, args, [r for _, r in fn.outputs])
         finally:
-            self.variables = saved
+            self.variables, self.values = saved
         inputs = [(arg, pattern[i][0] if i in pattern else dtype) for i, (arg, dtype) in enumerate(fn.inputs)]
         outputs = [(oname, ref) for (oname, _), ref in zip(fn.outputs, outs)]
         return TFFunction(fn.name, inputs, outputs, nodes), bindings
