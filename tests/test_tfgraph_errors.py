@@ -78,6 +78,20 @@ def test_lambda_layer_refused_unless_unsafe():
     assert any(n.op == "Mul" for n in graph.nodes)
 
 
+def test_unregistered_custom_layer_refused(tmp_path):
+    import keras
+
+    class Triple(keras.layers.Layer):
+        def call(self, x):
+            return x * 3.0
+
+    inp = keras.Input((4,), name="x")
+    path = tmp_path / "custom.keras"
+    keras.Model(inp, Triple(name="triple")(inp)).save(str(path))
+    with pytest.raises(InputError, match=r"custom.keras: layer 'triple' uses custom class 'Triple'"):
+        load_tf(path)
+
+
 def test_unknown_file_kind(tmp_path):
     path = tmp_path / "model.onnx"
     path.write_bytes(b"\0")

@@ -104,11 +104,13 @@ def _check_safe(path: Path, config, keras) -> None:
         if obj["class_name"] == "Lambda":
             raise InputError(f"layer '{name}' is a Lambda layer, which runs arbitrary Python code",
                              where=str(path), hint="pass unsafe=True (--unsafe) if you trust this file")
-        module = obj.get("module")
-        if module and not str(module).startswith("keras"):
+        # Keras 3 configs name each class's module (None for an unregistered custom class).
+        module = obj.get("module", "keras")
+        if not str(module or "").startswith("keras"):
             registered = obj.get("registered_name") or obj["class_name"]
             if keras.saving.get_registered_object(registered) is None:
-                raise InputError(f"layer '{name}' uses custom class '{registered}' from module '{module}'",
+                origin = f" from module '{module}'" if module else ""
+                raise InputError(f"layer '{name}' uses custom class '{registered}'{origin}, which is not registered",
                                  where=str(path), hint="register it, or pass unsafe=True if you trust this file")
 
 
@@ -120,7 +122,8 @@ def _load_keras_file(path: Path, unsafe: bool):
     try:
         return keras.models.load_model(path, compile=False, safe_mode=not unsafe)
     except Exception as e:  # Keras raises many kinds; every one means "cannot read this file"
-        raise InputError(f"Keras cannot load the model: {e}", where=str(path)) from None
+        message = " ".join(str(e).split())
+        raise InputError(f"Keras cannot load the model: {message[:400]}", where=str(path)) from None
 
 
 def _from_keras(model, source: str, input_shapes: dict) -> TFGraph:
