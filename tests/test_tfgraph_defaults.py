@@ -6,11 +6,11 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from tensorflow.python.framework import op_def_registry  # noqa: E402
+from tensorflow.python.framework import op_def_registry
 
-from irc.frontends import tfproto  # noqa: E402
-from irc.frontends.tfattrs import attr_value  # noqa: E402
-from irc.frontends.tfdefaults import DEFAULTS  # noqa: E402
+from irc.frontends import tfproto
+from irc.frontends.tfattrs import attr_value
+from irc.frontends.tfdefaults import DEFAULTS
 
 
 def test_defaults_match_tensorflow():

@@ -6,11 +6,11 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from tfgraph_models import cnn_savedmodel, copy_savedmodel, lambda_keras_file  # noqa: E402
+from tfgraph_models import cnn_savedmodel, copy_savedmodel, lambda_keras_file
 
-from irc.errors import InputError  # noqa: E402
-from irc.frontends.savedmodel_reader import FastPathUnsupported, read_savedmodel_fast  # noqa: E402
-from irc.frontends.tf_loader import load_tf  # noqa: E402
+from irc.errors import InputError
+from irc.frontends.savedmodel_reader import FastPathUnsupported, read_savedmodel_fast
+from irc.frontends.tf_loader import load_tf
 
 
 @pytest.mark.parametrize("keep", [0.0, 0.1, 0.5, 0.9, 0.999])

@@ -7,10 +7,10 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from tfgraph_models import assert_same_graph, cnn_keras_file, cnn_model, cnn_savedmodel, workdir  # noqa: E402
+from tfgraph_models import assert_same_graph, cnn_keras_file, cnn_model, cnn_savedmodel, workdir
 
-from irc.frontends.savedmodel_reader import read_graphdef_bytes, read_savedmodel_fast  # noqa: E402
-from irc.frontends.tf_loader import load_tf  # noqa: E402
+from irc.frontends.savedmodel_reader import read_graphdef_bytes, read_savedmodel_fast
+from irc.frontends.tf_loader import load_tf
 
 
 def _consts(graph) -> dict[str, np.ndarray]:

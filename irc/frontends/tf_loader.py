@@ -20,8 +20,8 @@ from irc.frontends import tfproto
 from irc.frontends.savedmodel_reader import read_graphdef_bytes, saved_layer_names
 from irc.frontends.tfattrs import attr_value
 from irc.frontends.tfbuild import build_graph, placeholder
-from irc.frontends.tfdefaults import DEFAULTS
 from irc.frontends.tfdecode import RefError, decode_graph_def
+from irc.frontends.tfdefaults import DEFAULTS
 from irc.frontends.tfflatten import GraphError
 from irc.frontends.tfgraph import FuncRef, TFGraph, split_ref
 
@@ -121,7 +121,7 @@ def _load_keras_file(path: Path, unsafe: bool):
         _check_safe(path, config, keras)
     try:
         return keras.models.load_model(path, compile=False, safe_mode=not unsafe)
-    except Exception as e:  # Keras raises many kinds; every one means "cannot read this file"
+    except Exception as e:  # noqa: BLE001 - Keras raises many kinds; every one means "cannot read this file"
         message = " ".join(str(e).split())
         raise InputError(f"Keras cannot load the model: {message[:400]}", where=str(path)) from None
 
@@ -144,7 +144,7 @@ def _from_keras(model, source: str, input_shapes: dict) -> TFGraph:
 
     try:
         concrete = tf.function(call).get_concrete_function(*specs)
-    except Exception as e:  # tracing runs the model's Python code
+    except Exception as e:  # noqa: BLE001 - tracing runs the model's Python code
         raise InputError(f"cannot trace the Keras model: {e}", where=source) from None
     names = list(getattr(model, "output_names", None) or [])
     return _from_function(concrete, source, {}, output_names=names, known_layers={l.name for l in model.layers})
@@ -155,7 +155,7 @@ def _from_savedmodel(path: Path, signature: str, input_shapes: dict) -> TFGraph:
     tf, _ = _import_tf()
     try:
         loaded = tf.saved_model.load(str(path))
-    except Exception as e:  # TF reports a corrupt SavedModel with many error types
+    except Exception as e:  # noqa: BLE001 - TF reports a corrupt SavedModel with many error types
         raise InputError(f"TensorFlow cannot load the SavedModel: {e}", where=str(path)) from None
     sigs = getattr(loaded, "signatures", {})
     if signature not in sigs:
@@ -170,7 +170,8 @@ def _from_module(module, signature: str, source: str, input_shapes: dict) -> TFG
     if signature in sigs:
         return _from_function(sigs[signature], source, input_shapes)
     fn = getattr(module, signature, None) if signature != "serving_default" else None
-    fn = fn or getattr(type(module), "__call__", None) and module.__call__
+    if fn is None and "__call__" in dir(type(module)):
+        fn = module.__call__
     if fn is None or not hasattr(fn, "get_concrete_function"):
         raise UsageError(f"the tf.Module has no signature or tf.function '{signature}' and no tf.function __call__")
     return _from_function(_concrete(fn, input_shapes, source), source, input_shapes)
@@ -184,20 +185,20 @@ def _concrete(fn, input_shapes: dict, source: str):
             return fn.get_concrete_function()
         specs = [tf.TensorSpec(input_shapes.get(s.name, s.shape), s.dtype, name=s.name) for s in sig]
         return fn.get_concrete_function(*specs)
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - TF raises many kinds; each one means this input cannot be read
         raise UsageError(f"{source}: cannot trace the tf.function ({e}); give it an input_signature") from None
 
 
 def _from_function(concrete, source: str, input_shapes: dict, output_names=(), known_layers=()) -> TFGraph:
     """Freeze a ConcreteFunction and read its GraphDef with the fast path's decoder."""
-    tf, _ = _import_tf()
+    _import_tf()
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
     try:
         frozen = convert_variables_to_constants_v2(concrete, lower_control_flow=False)
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - TF raises many kinds; each one means this input cannot be read
         raise InputError(f"TensorFlow cannot freeze the model: {e}", where=source) from None
-    data = frozen.graph.as_graph_def(add_shapes=True).SerializeToString()
+    data = frozen.graph.as_graph_def().SerializeToString()
     try:
         nodes, library = decode_graph_def(tfproto.parse("GraphDef", data))
     except (ValueError, RefError) as e:

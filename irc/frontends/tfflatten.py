@@ -76,7 +76,7 @@ class Flattener:
         self.inline(fn.nodes, inner, full + "/", out, depth + 1)
         for k, (_, ref) in enumerate(fn.outputs):
             name, idx = split_ref(ref)
-            self.alias[f"{full}:{k}"] = inner[name] if name in inner else f"{full}/{name}:{idx}"
+            self.alias[f"{full}:{k}"] = inner.get(name, f"{full}/{name}:{idx}")
 
     def resolve(self, ref: str) -> str:
         seen = []
@@ -139,9 +139,8 @@ class Flattener:
                                       for i, s in enumerate(attrs["output_shapes"])]
         for value in node.attrs.values():
             for ref in value if isinstance(value, list) else [value]:
-                if isinstance(ref, FuncRef):
-                    if bindings.setdefault(ref.name, pattern) != pattern:
-                        raise GraphError(f"function '{ref.name}' gets different variables at '{node.name}'")
+                if isinstance(ref, FuncRef) and bindings.setdefault(ref.name, pattern) != pattern:
+                    raise GraphError(f"function '{ref.name}' gets different variables at '{node.name}'")
         return [replace(node, attrs=attrs)]
 
     def _gather(self, node: TFNode) -> list[TFNode]:
