@@ -4,13 +4,17 @@ Conventions (the same on the fast path and the TF path):
 - A tensor reference is ``"node"`` for output 0 and ``"node:k"`` for output k in ``TFNode.inputs``;
   ``TFGraph.outputs`` and ``TFFunction.outputs`` always spell the index (``"node:0"``).
 - Inside a ``TFFunction`` a function argument is referenced by its bare name, like a node with one output.
-  FunctionDef references such as ``conv/Conv2D:output:0`` are normalised to ``node:k``.
+  FunctionDef references such as ``conv/Conv2D:output:0`` are normalised to ``node:k`` (tfdecode.OUTPUT_ARGS).
 - Control inputs (``^name``), Identity, IdentityN and NoOp are gone; calls (PartitionedCall,
-  StatefulPartitionedCall) are inlined with their node name as prefix (``call/inner/name``).
-- Variables are Const nodes. A resource passed into a While/If becomes the Const itself: the loop
-  variable's type in ``T`` and the function argument's dtype are the variable's dtype, and the
-  ReadVariableOp inside the body is gone (the same rewrite TF's convert_variables_to_constants_v2 does).
+  StatefulPartitionedCall) are inlined with their node name as prefix (``call/inner/name``), as TF's
+  inliner names them. Nodes no output depends on are dropped (the inputs' Placeholders stay).
+- Variables are Const nodes (named after the capture argument of the signature function, e.g. ``unknown_3``).
+  A resource passed into a While/If becomes the Const itself: the loop variable's type in ``T``/``Tin``
+  and the function argument's dtype are the variable's dtype, and the ReadVariableOp in the body is gone
+  (the rewrite TF's convert_variables_to_constants_v2 does). ResourceGather becomes GatherV2.
+- Attributes starting with "_" are dropped; defaults of common ops are filled in (tfdefaults.DEFAULTS).
 - dtypes are strings: "float32", "float16", "bfloat16", "int32", "bool", "string", "resource", "variant", ...
+- Nodes are in topological order, ties broken by name, so the order does not depend on the file.
 """
 
 from __future__ import annotations
