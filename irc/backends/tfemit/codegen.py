@@ -1,0 +1,432 @@
+"""IR -> the Python source of one TensorFlow function, ``def model(w, <inputs>)``, from a table of emitters.
+
+Every backend built on TensorFlow starts here: xla and cuda execute the source and wrap it in a ``tf.function``;
+tpu writes it into a program. Generating source, not tensors, keeps one emitter for both and lets a user read
+exactly what irc hands TensorFlow (``TFModel.source``).
+
+An emitter (``rules.py``) turns one node into a TensorFlow expression over its operands' names; the ``Emitter``
+here names values, turns constants into literals or weights (``w["name"]``: ``tf.Variable``s in a SavedModel, an
+.npz beside a TPU program), names TF ops after the IR node's origin (so HLO and profiles speak the model's layer
+names) and runs quantized nodes as dequantize -> float op -> quantize, as the reference interpreter does.
+"""
+
+from __future__ import annotations
+
+import keyword
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from irc.errors import TargetError
+from irc.ir.graph import Graph, Node, Value
+from irc.ir.types import DType, TensorType
+
+# op name -> emitter(e, node, args) returning a TF expression (one result; a tuple-valued one for several results)
+# or a list of expressions (one per result).
+Rule = Callable[["Emitter", Node, list[str]], "str | list[str]"]
+EMITTERS: dict[str, Rule] = {}
+QUANT_OPS = frozenset({"quantize", "dequantize", "requantize", "const"})  # ops that handle quantized types themselves
+RUNTIME_HELPERS = ("tf_op", "fused_conv2d", "dequantize", "quantize")
+_RESERVED = frozenset({"tf", "w", "np", "model", *RUNTIME_HELPERS})
+
+TF_DTYPES = {
+    DType.f32: "tf.float32", DType.f16: "tf.float16", DType.bf16: "tf.bfloat16", DType.f64: "tf.float64",
+    DType.i8: "tf.int8", DType.u8: "tf.uint8", DType.i16: "tf.int16", DType.i32: "tf.int32", DType.i64: "tf.int64",
+    DType.bool: "tf.bool", DType.str: "tf.string",
+}
+
+
+def emits(*ops: str):
+    """Decorator: registers an emitter for irc ops ``ops``."""
+
+    def register(rule: Rule) -> Rule:
+        for op in ops:
+            if op in EMITTERS:
+                raise ValueError(f"two TF emitters for {op!r}")
+            EMITTERS[op] = rule
+        return rule
+
+    return register
+
+
+def has_emitter(op: str) -> bool:
+    from irc.backends.tfemit import rules  # noqa: F401  (fills EMITTERS)
+
+    return op in EMITTERS or op == "const" or op.startswith("tf.")
+
+
+@dataclass(frozen=True)
+class EmitOptions:
+    fused_kernels: bool = False  # conv2d + bias (+ relu/relu6) as TensorFlow's _FusedConv2D (cuda)
+    weight_threshold: int = 16  # constants with more elements become weights; smaller ones stay literals
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    name: str  # the graph input's name (the signature key)
+    arg: str  # its parameter name in the generated function
+    type: TensorType
+
+    @property
+    def shape(self) -> tuple[int | None, ...] | None:
+        """The TensorFlow shape: unknown and symbolic dims are None."""
+        if self.type.shape is None:
+            return None
+        return tuple(d if isinstance(d, int) else None for d in self.type.shape)
+
+    def example_shape(self, batch: int = 1) -> tuple[int, ...]:
+        return tuple(d if d is not None else (batch if i == 0 else 1) for i, d in enumerate(self.shape or ()))
+
+
+@dataclass
+class ModelSource:
+    """The generated function and everything needed to run it."""
+
+    name: str
+    code: str
+    weights: dict[str, np.ndarray]
+    inputs: list[InputSpec]
+    outputs: list[str]
+    helpers: tuple[str, ...]
+    op_count: int
+    layers: list[str] = field(default_factory=list)
+    output_types: dict[str, TensorType] = field(default_factory=dict)
+
+    def namespace(self) -> dict:
+        import tensorflow as tf
+
+        from irc.backends.tfemit import runtime
+
+        return {"tf": tf, **{name: getattr(runtime, name) for name in self.helpers}}
+
+    def function(self) -> Callable:
+        """The generated ``model(w, *inputs)`` as a Python function."""
+        namespace = self.namespace()
+        exec(compile(self.code, f"<irc:{self.name}>", "exec"), namespace)  # noqa: S102  (irc's own generated code)
+        return namespace["model"]
+
+    def helper_source(self) -> str:
+        """The source of the runtime helpers the code calls, to paste into a standalone program."""
+        import inspect
+
+        from irc.backends.tfemit import runtime
+
+        return "\n\n".join(inspect.getsource(getattr(runtime, name)) for name in self.helpers)
+
+
+def generate(graph: Graph, options: EmitOptions | None = None) -> ModelSource:
+    """The graph as Python source of ``def model(w, <inputs>)`` returning a dict of outputs by name.
+
+    Raises TargetError naming every op without an emitter (``check`` reports them earlier, per node).
+    """
+    from irc.backends.tfemit import rules  # noqa: F401  (fills EMITTERS)
+
+    missing = sorted({n.op for n in graph.nodes if not has_emitter(n.op)})
+    if missing:
+        raise TargetError(f"irc's TensorFlow emitter has no rule for op(s): {', '.join(missing)}")
+    return Emitter(graph, options or EmitOptions()).run()
+
+
+class Emitter:
+    """Per-graph state of one code generation; emitters call its helpers to build expressions."""
+
+    def __init__(self, graph: Graph, options: EmitOptions):
+        self.graph = graph
+        self.options = options
+        self.lines: list[str] = []
+        self.weights: dict[str, np.ndarray] = {}
+        self.helpers: dict[str, None] = {}
+        self.node: Node | None = None  # the node being emitted
+        self._names: dict[Value, str] = {}
+        self._taken: set[str] = set(_RESERVED)
+        self._counts: dict[str, int] = {}
+
+    # ----- the walk ---------------------------------------------------------------------------------------------
+    def run(self) -> ModelSource:
+        graph = self.graph
+        inputs = []
+        for v in graph.inputs:
+            arg = self._fresh(_identifier(v.name), numbered=False)
+            self._names[v] = arg
+            inputs.append(InputSpec(v.name, arg, v.type))
+        outputs = set(graph.outputs.values())
+        layer = None
+        count = 0
+        layers: dict[str, None] = {}
+        for node in graph.topo_order():
+            if not any(r.uses for r in node.results) and not any(r in outputs for r in node.results):
+                continue  # dead: contributes to no output
+            here = node.loc.layers[0] if node.loc.layers else None
+            if here and here != layer and node.op != "const":
+                self.lines.append(f"# {_comment(here)}")
+                layer = here
+                layers[here] = None
+            self.node = node
+            if node.op == "const":
+                self._emit_const(node)
+            else:
+                self._emit_node(node)
+                count += 1
+        self.node = None
+        returns = []
+        for name, v in graph.outputs.items():
+            expr = self._names[v]
+            if v.producer is None or v.is_constant:
+                expr = f"tf.identity({expr})"
+            returns.append(f"{_quote(name)}: {expr}")
+        body = "\n".join("    " + line for stmt in self.lines for line in _wrap(stmt).split("\n"))
+        args = ", ".join(["w"] + [spec.arg for spec in inputs])
+        doc = f'"""{_comment(graph.name)} as irc rebuilt it: {count} ops. ``w`` maps weight names to tensors."""'
+        code = f"def model({args}):\n    {doc}\n{body}\n    return {{{', '.join(returns)}}}\n"
+        helpers = tuple(h for h in RUNTIME_HELPERS if h in self.helpers)
+        return ModelSource(graph.name, code, self.weights, inputs, list(graph.outputs), helpers, count, list(layers),
+                           {name: v.type for name, v in graph.outputs.items()})
+
+    def _emit_const(self, node: Node) -> None:
+        value = node.attrs["value"]
+        expr = self.array(value, hint=node.loc.names[0] if node.loc.names else "const")
+        if expr.startswith("w["):
+            self._names[node.result] = expr
+        else:
+            self._names[node.result] = self.bind(expr, "const")
+
+    def _emit_node(self, node: Node) -> None:
+        args = [self._names[v] for v in node.operands]
+        quantized = node.op not in QUANT_OPS and not node.is_opaque and (
+            any(v.type.quant for v in node.operands) or any(r.type.quant for r in node.results))
+        if quantized:  # as the reference interpreter: dequantize -> float op -> quantize
+            args = [self.dequantize(a, v.type) if v.type.quant else a for a, v in zip(args, node.operands)]
+        rule = _opaque if node.is_opaque else EMITTERS[node.op]
+        out = rule(self, node, args)
+        if quantized:
+            exprs = [self.bind(out, "float")] if isinstance(out, str) and len(node.results) == 1 else out
+            if isinstance(exprs, str):
+                raise TargetError(f"cannot run quantized {node.op} with several results", where=_where(node))
+            out = [self.quantize(x, r.type) if r.type.quant else x for x, r in zip(exprs, node.results)]
+        base = _identifier(node.op.removeprefix("tf.").lower())
+        if isinstance(out, str):
+            if len(node.results) == 1:
+                self._names[node.result] = self.bind(out, base)
+            else:
+                names = [self._fresh(base) if (r.uses or self.graph.is_output(r)) else "_" for r in node.results]
+                self.lines.append(f"{', '.join(names)}{',' if len(names) == 1 else ''} = {out}")
+                self._names.update(zip(node.results, names))
+        else:
+            if len(out) != len(node.results):
+                raise TargetError(f"the {node.op} emitter gave {len(out)} results for {len(node.results)}",
+                                  where=_where(node))
+            for r, expr in zip(node.results, out):
+                self._names[r] = self.bind(expr, base) if (r.uses or self.graph.is_output(r)) else expr
+
+    # ----- helpers for emitters ---------------------------------------------------------------------------------
+    def bind(self, expr: str, hint: str = "t") -> str:
+        """Assigns ``expr`` to a fresh local and returns its name."""
+        if _IDENTIFIER.fullmatch(expr) or expr.startswith("w["):
+            return expr
+        name = self._fresh(hint)
+        self.lines.append(f"{name} = {expr}")
+        return name
+
+    def op_name(self, suffix: str = "") -> str:
+        """The TF op name for the current node: its TF name, so HLO and traces name the model's layers."""
+        node = self.node
+        base = node.loc.names[0] if node is not None and node.loc.names else (node.op if node else "op")
+        base = _op_name(base)
+        return base + "/" + suffix if suffix else base
+
+    def name(self, suffix: str = "") -> str:
+        """``name="..."``, the keyword argument naming the TF op made from the current node."""
+        return f"name={_quote(self.op_name(suffix))}"
+
+    def helper(self, name: str) -> str:
+        """Marks a runtime helper (``runtime.py``) as used and returns its name."""
+        self.helpers[name] = None
+        return name
+
+    def array(self, value: np.ndarray, hint: str = "const") -> str:
+        """An expression for a constant array: a literal when small and finite, else a weight ``w["name"]``."""
+        value = np.asarray(value)
+        dtype = DType.from_numpy(value.dtype)
+        finite = dtype is DType.str or not np.issubdtype(value.dtype, np.floating) or bool(np.isfinite(value).all())
+        if dtype is DType.str or (value.size <= self.options.weight_threshold and finite):
+            return f"tf.constant({_literal(value.tolist(), dtype)}, {TF_DTYPES[dtype]})"
+        key = _weight_key(hint, self.weights)
+        self.weights[key] = value
+        return f"w[{_quote(key)}]"
+
+    def activation(self, expr: str, activation: str) -> str:
+        """``expr`` followed by a fused activation (``none, relu, relu6, relu_n1_to_1, tanh, sigmoid``)."""
+        if activation == "none":
+            return expr
+        x = self.bind(expr, "pre_activation")
+        return {
+            "relu": f"tf.nn.relu({x}, {self.name('Relu')})",
+            "relu6": f"tf.nn.relu6({x}, {self.name('Relu6')})",
+            "relu_n1_to_1": f"tf.clip_by_value({x}, -1.0, 1.0, {self.name('ReluN1To1')})",
+            "tanh": f"tf.math.tanh({x}, {self.name('Tanh')})",
+            "sigmoid": f"tf.math.sigmoid({x}, {self.name('Sigmoid')})",
+        }[activation]
+
+    def dequantize(self, expr: str, type: TensorType) -> str:
+        q = type.quant
+        scale = self.array(np.asarray(q.scale, np.float32), "quant/scale") if len(q.scale) > 1 else repr(q.scale[0])
+        zp = self.array(np.asarray(q.zero_point, np.int32), "quant/zero_point") if len(q.zero_point) > 1 \
+            else repr(q.zero_point[0])
+        return self.bind(f"{self.helper('dequantize')}({expr}, {scale}, {zp}, {q.axis!r})", "dequantized")
+
+    def quantize(self, expr: str, type: TensorType) -> str:
+        q = type.quant
+        scale = self.array(np.asarray(q.scale, np.float64), "quant/scale") if len(q.scale) > 1 else repr(q.scale[0])
+        zp = self.array(np.asarray(q.zero_point, np.int32), "quant/zero_point") if len(q.zero_point) > 1 \
+            else repr(q.zero_point[0])
+        return f"{self.helper('quantize')}({expr}, {TF_DTYPES[type.dtype]}, {scale}, {zp}, {q.axis!r})"
+
+    def _fresh(self, base: str, numbered: bool = True) -> str:
+        base = base or "t"
+        if not numbered and base not in self._taken:
+            self._taken.add(base)
+            return base
+        while True:
+            n = self._counts.get(base, 0) + 1
+            self._counts[base] = n
+            name = f"{base}_{n}"
+            if name not in self._taken:
+                self._taken.add(name)
+                return name
+
+
+def lit(value) -> str:
+    """A Python literal for an attribute value (tuples become lists, DTypes TF dtypes)."""
+    if isinstance(value, DType):
+        return TF_DTYPES[value]
+    if isinstance(value, (tuple, list)):
+        return "[" + ", ".join(lit(v) for v in value) + "]"
+    if isinstance(value, float):
+        return _float(value)
+    if isinstance(value, np.generic):
+        return lit(value.item())
+    if isinstance(value, str):
+        return _quote(value)
+    return repr(value)
+
+
+def _quote(text: str) -> str:
+    """A string literal, double-quoted where it can be (the generated code's quote style)."""
+    body = repr(text)
+    return '"' + body[1:-1] + '"' if body.startswith("'") and '"' not in text else body
+
+
+def _opaque(e: Emitter, node: Node, args: list[str]) -> str | list[str]:
+    """A ``tf.<Op>`` node, re-created from its NodeDef."""
+    import base64
+
+    blob = base64.b64encode(bytes(node.attrs["node_def"])).decode("ascii")
+    call = f"{e.helper('tf_op')}({_quote(blob)}, [{', '.join(args)}], {_quote(e.op_name())})"
+    if len(node.results) == 1:
+        return f"{call}[0]"
+    outputs = e.bind(call, "outputs")
+    return [f"{outputs}[{i}]" for i in range(len(node.results))]
+
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _identifier(name: str) -> str:
+    text = re.sub(r"\W+", "_", name).strip("_") or "x"
+    if text[0].isdigit():
+        text = "x_" + text
+    if keyword.iskeyword(text) or text in _RESERVED:
+        text += "_"
+    return text
+
+
+def _op_name(name: str) -> str:
+    """A valid TensorFlow op name (``[A-Za-z0-9.][A-Za-z0-9_./>-]*``)."""
+    text = re.sub(r"[^A-Za-z0-9_./>-]", "_", name).strip("/")
+    if not text or not re.match(r"[A-Za-z0-9.]", text[0]):
+        text = "op" + text
+    return text
+
+
+def _weight_key(hint: str, taken: dict) -> str:
+    key = re.sub(r"[^A-Za-z0-9_./-]", "_", hint).strip("/") or "const"
+    key = re.sub(r"/ReadVariableOp(_\d+)?$", "", key) or "const"
+    base, n = key, 1
+    while key in taken:
+        n += 1
+        key = f"{base}_{n}"
+    return key
+
+
+def _float(x: float) -> str:
+    if math.isinf(x):
+        return "float('inf')" if x > 0 else "float('-inf')"
+    if math.isnan(x):
+        return "float('nan')"
+    return repr(float(x))
+
+
+def _literal(value, dtype: DType) -> str:
+    if isinstance(value, list):
+        return "[" + ", ".join(_literal(v, dtype) for v in value) + "]"
+    if isinstance(value, float):
+        return _float(value)
+    return repr(value)
+
+
+def _wrap(line: str, width: int = 110) -> str:
+    """Breaks a long ``x = f(a, b, ...)`` line after top-level commas of the call, with a hanging indent."""
+    start = line.find("(")
+    if len(line) <= width or start < 0 or not line.endswith(")") or line.startswith("#"):
+        return line
+    parts = _split_args(line[start + 1:-1])
+    if parts is None:
+        return line
+    lines, current = [], line[:start + 1]
+    for i, part in enumerate(parts):
+        piece = part + ("," if i < len(parts) - 1 else ")")
+        if current.endswith("(") and len(current) + len(piece) <= width:
+            current += piece
+        elif len(current) + 1 + len(piece) > width:
+            lines.append(current)
+            current = "    " + piece
+        else:
+            current += " " + piece
+    return "\n".join(lines + [current])
+
+
+def _split_args(text: str) -> list[str] | None:
+    """``text`` split at commas outside brackets and strings; None if the brackets do not balance."""
+    parts, depth, quote, begin = [], 0, None, 0
+    for i, ch in enumerate(text):
+        if quote:
+            if ch == quote and text[i - 1] != "\\":
+                quote = None
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+            if depth < 0:
+                return None
+        elif ch == "," and depth == 0:
+            parts.append(text[begin:i].strip())
+            begin = i + 1
+    if depth or quote:
+        return None
+    parts.append(text[begin:].strip())
+    return parts
+
+
+def _comment(text: str) -> str:
+    return re.sub(r"[\r\n]+", " ", text)
+
+
+def _where(node: Node) -> str:
+    from irc.ir.verify import node_label
+
+    return f"node {node_label(node)}"

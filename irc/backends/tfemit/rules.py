@@ -1,0 +1,345 @@
+"""The TensorFlow emitters: one per irc op, each turning a node into a ``tf.*`` expression over its operands.
+
+``e`` is the ``Emitter`` (codegen.py): ``e.name()`` names the TF op after the node's origin, ``e.activation``
+applies a fused activation, ``e.array`` turns a constant into a literal or a weight, ``e.bind`` names an
+intermediate. ``lit`` writes an attribute value as a Python literal. Attribute defaults are filled in
+(``_attrs``), so every emitter reads every attribute it needs.
+
+Spatial attributes in irc are ``[h, w]``; TensorFlow wants 4-vectors in the op's data format (``_hw4``).
+"""
+
+from __future__ import annotations
+
+from irc.backends.tfemit.codegen import Emitter, emits, lit
+from irc.ir.graph import Node
+from irc.ir.types import DType
+
+
+def _attrs(node: Node) -> dict:
+    return node.opdef.with_defaults(node.attrs)
+
+
+def _hw4(values, data_format: str) -> list[int]:
+    h, w = values
+    return [1, h, w, 1] if data_format == "NHWC" else [1, 1, h, w]
+
+
+def _format(data_format: str) -> str:
+    """The data_format keyword, left out for TensorFlow's default (NHWC)."""
+    return "" if data_format == "NHWC" else f", data_format={lit(data_format)}"
+
+
+def _dilations(hw, value) -> str:
+    return "" if tuple(hw) == (1, 1) else f", dilations={value}"
+
+
+# ----- elementwise ---------------------------------------------------------------------------------------------------
+BINARY = {
+    "add": "tf.math.add", "sub": "tf.math.subtract", "mul": "tf.math.multiply",
+    "maximum": "tf.math.maximum", "minimum": "tf.math.minimum", "pow": "tf.math.pow",
+    "squared_difference": "tf.math.squared_difference", "floor_div": "tf.math.floordiv", "floor_mod": "tf.math.floormod",
+    "equal": "tf.math.equal", "not_equal": "tf.math.not_equal", "less": "tf.math.less",
+    "less_equal": "tf.math.less_equal", "greater": "tf.math.greater", "greater_equal": "tf.math.greater_equal",
+    "logical_and": "tf.math.logical_and", "logical_or": "tf.math.logical_or",
+}
+
+UNARY = {
+    "neg": "tf.math.negative", "abs": "tf.math.abs", "sqrt": "tf.math.sqrt", "rsqrt": "tf.math.rsqrt",
+    "exp": "tf.math.exp", "log": "tf.math.log", "square": "tf.math.square", "sin": "tf.math.sin",
+    "cos": "tf.math.cos", "floor": "tf.math.floor", "ceil": "tf.math.ceil", "round": "tf.math.round",
+    "sign": "tf.math.sign", "erf": "tf.math.erf", "reciprocal": "tf.math.reciprocal",
+    "logical_not": "tf.math.logical_not",
+    "relu": "tf.nn.relu", "relu6": "tf.nn.relu6", "sigmoid": "tf.math.sigmoid", "tanh": "tf.math.tanh",
+    "elu": "tf.nn.elu", "softplus": "tf.math.softplus", "silu": "tf.nn.silu",
+}
+
+
+@emits(*BINARY)
+def binary(e: Emitter, node: Node, args: list[str]) -> str:
+    expr = f"{BINARY[node.op]}({args[0]}, {args[1]}, {e.name()})"
+    return e.activation(expr, node.attr("activation")) if "activation" in node.opdef.attrs else expr
+
+
+@emits("div")
+def div(e: Emitter, node: Node, args: list[str]) -> str:
+    # irc's integer div truncates toward zero, as TF's TruncateDiv; floats divide exactly (RealDiv)
+    fn = "tf.math.truncatediv" if node.operands[0].type.dtype.is_integer else "tf.math.divide"
+    return e.activation(f"{fn}({args[0]}, {args[1]}, {e.name()})", node.attr("activation"))
+
+
+@emits(*UNARY)
+def unary(e: Emitter, node: Node, args: list[str]) -> str:
+    return f"{UNARY[node.op]}({args[0]}, {e.name()})"
+
+
+@emits("select")
+def select(e: Emitter, node: Node, args: list[str]) -> str:
+    return f"tf.where({args[0]}, {args[1]}, {args[2]}, {e.name()})"
+
+
+@emits("cast")
+def cast(e: Emitter, node: Node, args: list[str]) -> str:
+    return f"tf.cast({args[0]}, {lit(node.attrs['to'])}, {e.name()})"
+
+
+# ----- activations ---------------------------------------------------------------------------------------------------
+@emits("hard_swish")
+def hard_swish(e: Emitter, node: Node, args: list[str]) -> str:
+    x = args[0]
+    gate = e.bind(f"tf.nn.relu6(tf.math.add({x}, 3.0), {e.name('Relu6')})", "gate")
+    return f"tf.math.divide(tf.math.multiply({x}, {gate}), 6.0, {e.name()})"
+
+
+@emits("leaky_relu")
+def leaky_relu(e: Emitter, node: Node, args: list[str]) -> str:
+    return f"tf.nn.leaky_relu({args[0]}, alpha={lit(float(node.attr('alpha')))}, {e.name()})"
+
+
+@emits("gelu")
+def gelu(e: Emitter, node: Node, args: list[str]) -> str:
+    return f"tf.nn.gelu({args[0]}, approximate={lit(node.attr('approximate'))}, {e.name()})"
+
+
+@emits("softmax")
+def softmax(e: Emitter, node: Node, args: list[str]) -> str:
+    x, beta = args[0], float(node.attr("beta"))
+    if beta != 1.0:
+        x = e.bind(f"tf.math.multiply({x}, {lit(beta)})", "scaled")
+    return f"tf.nn.softmax({x}, axis={node.attr('axis')}, {e.name()})"
+
+
+@emits("log_softmax")
+def log_softmax(e: Emitter, node: Node, args: list[str]) -> str:
+    return f"tf.nn.log_softmax({args[0]}, axis={node.attr('axis')}, {e.name()})"
+
+
+# ----- nn ------------------------------------------------------------------------------------------------------------
+def _bias(e: Emitter, expr: str, args: list[str], data_format: str = "NHWC") -> str:
+    if len(args) < 3:
+        return expr
+    y = e.bind(expr, "pre_bias")
+    fmt = f", data_format={lit(data_format)}" if data_format != "NHWC" else ""
+    return f"tf.nn.bias_add({y}, {args[2]}{fmt}, {e.name('BiasAdd')})"
+
+
+@emits("conv2d")
+def conv2d(e: Emitter, node: Node, args: list[str]) -> str:
+    a = _attrs(node)
+    fmt, act = a["data_format"], a["activation"]
+    strides, dilations = _hw4(a["strides"], fmt), _hw4(a["dilations"], fmt)
+    fusable = (e.options.fused_kernels and len(args) == 3 and fmt == "NHWC" and act in ("none", "relu", "relu6")
+               and node.operands[0].type.dtype in (DType.f32, DType.f16) and not node.operands[0].type.quant)
+    if fusable:
+        return (f"{e.helper('fused_conv2d')}({args[0]}, {args[1]}, {args[2]}, strides={strides}, "
+                f"padding={lit(a['padding'])}, dilations={dilations}, data_format={lit(fmt)}, activation={lit(act)}, "
+                f"name={lit(e.op_name())})")
+    conv = (f"tf.nn.conv2d({args[0]}, {args[1]}, strides={strides}, padding={lit(a['padding'])}"
+            f"{_format(fmt)}{_dilations(a['dilations'], dilations)}, {e.name()})")
+    return e.activation(_bias(e, conv, args, fmt), act)
+
+
+@emits("depthwise_conv2d")
+def depthwise_conv2d(e: Emitter, node: Node, args: list[str]) -> str:
+    a = _attrs(node)
+    fmt = a["data_format"]
+    conv = (f"tf.nn.depthwise_conv2d({args[0]}, {args[1]}, strides={_hw4(a['strides'], fmt)}, "
+            f"padding={lit(a['padding'])}{_format(fmt)}{_dilations(a['dilations'], lit(a['dilations']))}, {e.name()})")
+    return e.activation(_bias(e, conv, args, fmt), a["activation"])
+
+
+@emits("conv2d_transpose")
+def conv2d_transpose(e: Emitter, node: Node, args: list[str]) -> str:
+    a = _attrs(node)
+    fmt = a["data_format"]
+    shape = node.result.type.shape
+    if shape is not None and all(isinstance(d, int) for d in shape):
+        output_shape = lit(shape)
+    else:  # only the batch may be unknown here: take it from x at run time
+        rest = [d if isinstance(d, int) else -1 for d in (shape or a["output_shape"])[1:]]
+        if -1 in rest:
+            raise ValueError("conv2d_transpose needs a static output shape apart from the batch")
+        output_shape = e.bind(f"tf.stack([tf.shape({args[0]})[0], {', '.join(map(str, rest))}])", "output_shape")
+    conv = (f"tf.nn.conv2d_transpose({args[0]}, {args[1]}, {output_shape}, strides={_hw4(a['strides'], fmt)}, "
+            f"padding={lit(a['padding'])}{_format(fmt)}, {e.name()})")
+    return e.activation(_bias(e, conv, args, fmt), a["activation"])
+
+
+@emits("matmul")
+def matmul(e: Emitter, node: Node, args: list[str]) -> str:
+    a = _attrs(node)
+    flags = "".join(f", {k}=True" for k in ("transpose_a", "transpose_b") if a[k])
+    return e.activation(_bias(e, f"tf.linalg.matmul({args[0]}, {args[1]}{flags}, {e.name()})", args),
+                        a["activation"])
+
+
+@emits("batch_matmul")
+def batch_matmul(e: Emitter, node: Node, args: list[str]) -> str:
+    a = _attrs(node)
+    flags = "".join(f", {tf}=True" for k, tf in (("adj_x", "adjoint_a"), ("adj_y", "adjoint_b")) if a[k])
+    return f"tf.linalg.matmul({args[0]}, {args[1]}{flags}, {e.name()})"
+
+
+@emits("max_pool", "avg_pool")
+def pool(e: Emitter, node: Node, args: list[str]) -> str:
+    a = _attrs(node)
+    fn = "tf.nn.max_pool2d" if node.op == "max_pool" else "tf.nn.avg_pool2d"
+    expr = (f"{fn}({args[0]}, ksize={lit(a['ksize'])}, strides={lit(a['strides'])}, padding={lit(a['padding'])}"
+            f"{_format(a['data_format'])}, {e.name()})")
+    return e.activation(expr, a["activation"])
+
+
+@emits("batch_norm")
+def batch_norm(e: Emitter, node: Node, args: list[str]) -> str:
+    a = _attrs(node)
+    x, scale, offset, mean, variance = args
+    rank = node.operands[0].type.rank
+    if a["data_format"] == "NCHW" and rank != 2:  # per-channel parameters broadcast along axis 1
+        if rank is None:
+            raise ValueError("an NCHW batch_norm needs an operand of known rank")
+        shape = lit([-1] + [1] * (rank - 2))
+        scale, offset, mean, variance = (e.bind(f"tf.reshape({p}, {shape})", "param")
+                                         for p in (scale, offset, mean, variance))
+    return (f"tf.nn.batch_normalization({x}, {mean}, {variance}, {offset}, {scale}, "
+            f"variance_epsilon={lit(float(a['epsilon']))}, {e.name()})")
+
+
+@emits("resize")
+def resize(e: Emitter, node: Node, args: list[str]) -> str:
+    a = _attrs(node)
+    op = "ResizeBilinear" if a["method"] == "bilinear" else "ResizeNearestNeighbor"
+    expr = (f"tf.raw_ops.{op}(images={args[0]}, size={lit(a['size'])}, align_corners={lit(a['align_corners'])}, "
+            f"half_pixel_centers={lit(a['half_pixel_centers'])}, {e.name()})")
+    out = node.result.type.dtype
+    if a["method"] == "bilinear" and out is not DType.f32:  # ResizeBilinear always gives float32
+        expr = f"tf.cast({expr}, {lit(out)})"
+    return expr
+
+
+@emits("pad")
+def pad(e: Emitter, node: Node, args: list[str]) -> str:
+    a = _attrs(node)
+    value = a["constant_value"]
+    if node.operands[0].type.dtype.is_integer or node.operands[0].type.dtype is DType.bool:
+        value = int(value)
+    extra = f", constant_values={lit(value)}" if a["mode"] == "constant" and value != 0 else ""
+    return f"tf.pad({args[0]}, {lit(a['paddings'])}, mode={lit(a['mode'].upper())}{extra}, {e.name()})"
+
+
+# ----- shape ---------------------------------------------------------------------------------------------------------
+@emits("reshape")
+def reshape(e: Emitter, node: Node, args: list[str]) -> str:
+    return f"tf.reshape({args[0]}, {lit(node.attrs['shape'])}, {e.name()})"
+
+
+@emits("transpose")
+def transpose(e: Emitter, node: Node, args: list[str]) -> str:
+    return f"tf.transpose({args[0]}, {lit(node.attrs['perm'])}, {e.name()})"
+
+
+@emits("concat")
+def concat(e: Emitter, node: Node, args: list[str]) -> str:
+    expr = f"tf.concat([{', '.join(args)}], axis={node.attr('axis')}, {e.name()})"
+    return e.activation(expr, node.attr("activation")) if "activation" in node.opdef.attrs else expr
+
+
+@emits("split")
+def split(e: Emitter, node: Node, args: list[str]) -> str:
+    return f"tf.split({args[0]}, {lit(node.attrs['sizes'])}, axis={node.attr('axis')}, {e.name()})"
+
+
+@emits("slice")
+def slice_(e: Emitter, node: Node, args: list[str]) -> str:
+    return f"tf.slice({args[0]}, {lit(node.attrs['begin'])}, {lit(node.attrs['size'])}, {e.name()})"
+
+
+@emits("strided_slice")
+def strided_slice(e: Emitter, node: Node, args: list[str]) -> str:
+    a = _attrs(node)
+    masks = "".join(f", {k}={a[k]}" for k in ("begin_mask", "end_mask", "ellipsis_mask", "new_axis_mask",
+                                              "shrink_axis_mask") if a.get(k))
+    strides = a.get("strides") or [1] * len(a["begin"])
+    return (f"tf.strided_slice({args[0]}, {lit(a['begin'])}, {lit(a['end'])}, {lit(strides)}{masks}, "
+            f"{e.name()})")
+
+
+@emits("gather")
+def gather(e: Emitter, node: Node, args: list[str]) -> str:
+    a = _attrs(node)
+    extra = f", batch_dims={a['batch_dims']}" if a.get("batch_dims") else ""
+    return f"tf.gather({args[0]}, {args[1]}, axis={a.get('axis', 0)}{extra}, {e.name()})"
+
+
+@emits("squeeze")
+def squeeze(e: Emitter, node: Node, args: list[str]) -> str:
+    axes = node.attr("axes")
+    return f"tf.squeeze({args[0]}, axis={lit(axes) if axes else None}, {e.name()})"
+
+
+@emits("expand_dims")
+def expand_dims(e: Emitter, node: Node, args: list[str]) -> str:
+    return f"tf.expand_dims({args[0]}, axis={node.attrs['axis']}, {e.name()})"
+
+
+@emits("tile")
+def tile(e: Emitter, node: Node, args: list[str]) -> str:
+    return f"tf.tile({args[0]}, {lit(node.attrs['multiples'])}, {e.name()})"
+
+
+@emits("broadcast_to")
+def broadcast_to(e: Emitter, node: Node, args: list[str]) -> str:
+    return f"tf.broadcast_to({args[0]}, {lit(node.attrs['shape'])}, {e.name()})"
+
+
+@emits("shape")
+def shape(e: Emitter, node: Node, args: list[str]) -> str:
+    return f"tf.shape({args[0]}, out_type={lit(node.attr('dtype'))}, {e.name()})"
+
+
+@emits("pack")
+def pack(e: Emitter, node: Node, args: list[str]) -> str:
+    return f"tf.stack([{', '.join(args)}], axis={node.attr('axis')}, {e.name()})"
+
+
+@emits("unpack")
+def unpack(e: Emitter, node: Node, args: list[str]) -> str:
+    return f"tf.unstack({args[0]}, num={len(node.results)}, axis={node.attr('axis')}, {e.name()})"
+
+
+@emits("argmax")
+def argmax(e: Emitter, node: Node, args: list[str]) -> str:
+    return (f"tf.math.argmax({args[0]}, axis={node.attrs['axis']}, output_type={lit(node.attr('dtype'))}, "
+            f"{e.name()})")
+
+
+@emits("one_hot")
+def one_hot(e: Emitter, node: Node, args: list[str]) -> str:
+    a = _attrs(node)
+    dtype = a["dtype"]
+    on, off = (float(a[k]) if dtype.is_float else int(a[k]) for k in ("on_value", "off_value"))
+    return (f"tf.one_hot({args[0]}, {a['depth']}, on_value={lit(on)}, off_value={lit(off)}, axis={a['axis']}, "
+            f"dtype={lit(dtype)}, {e.name()})")
+
+
+# ----- reduce --------------------------------------------------------------------------------------------------------
+REDUCE = {"mean": "tf.math.reduce_mean", "sum": "tf.math.reduce_sum", "max": "tf.math.reduce_max",
+          "min": "tf.math.reduce_min", "prod": "tf.math.reduce_prod"}
+
+
+@emits(*REDUCE)
+def reduce(e: Emitter, node: Node, args: list[str]) -> str:
+    keep = ", keepdims=True" if node.attr("keepdims") else ""
+    return f"{REDUCE[node.op]}({args[0]}, axis={lit(node.attrs['axes'])}{keep}, {e.name()})"
+
+
+# ----- quantization --------------------------------------------------------------------------------------------------
+@emits("quantize", "requantize")
+def quantize(e: Emitter, node: Node, args: list[str]) -> str:
+    x = args[0]
+    if node.operands[0].type.quant:  # requantize: through float
+        x = e.dequantize(x, node.operands[0].type)
+    return e.quantize(x, node.result.type)
+
+
+@emits("dequantize")
+def dequantize(e: Emitter, node: Node, args: list[str]) -> str:
+    return e.dequantize(args[0], node.operands[0].type)
