@@ -5,8 +5,8 @@ memory growth, loads the model and, on a machine without a GPU, says so once and
 with a bias (and relu or relu6) become TensorFlow's ``_FusedConv2D``, as cuDNN runs them in one kernel.
 
 ``layout="nchw"`` runs irc's layout pass first (GPU convolutions prefer channels-first). TensorFlow's CPU
-convolutions take only NHWC, so such a model also carries an NHWC ``serving_cpu`` signature for the fallback;
-both share the weights.
+convolutions take only NHWC, so a model with NCHW ops also carries an NHWC ``serving_cpu`` signature for the
+fallback (the graph before the layout pass); both share the weights.
 
 ``emit`` returns a ``CudaModel``: call it with tensors by input name, or ``.run`` it on numpy arrays.
 """
@@ -52,21 +52,25 @@ def check(graph: Graph):
 
 
 def build(graph: Graph, layout: str = "nhwc") -> CudaModel:
-    """The GPU model for an optimized graph (and, for NCHW, the NHWC model the CPU falls back to)."""
+    """The GPU model for an optimized graph, and the CPU model it falls back to where it has NCHW ops."""
     from irc.backends.tfemit.model import TFModel
 
-    options = EmitOptions(fused_kernels=True)
-    cpu = None
+    gpu_graph = graph
     if layout == "nchw":
         from irc.passes import run_pipeline
 
         gpu_graph = graph.copy()
         run_pipeline(gpu_graph, LAYOUT_PIPELINE)
-        cpu = TFModel(generate(graph, options))
-        gpu = TFModel(generate(gpu_graph, options), device=DEVICE, share=cpu.module.weights)
-    else:
-        gpu = TFModel(generate(graph, options), device=DEVICE)
+    gpu = TFModel(generate(gpu_graph, EmitOptions(fused_kernels=True)), device=DEVICE)
+    cpu = None
+    if has_nchw(gpu_graph):  # TensorFlow's CPU convolutions and pools take only NHWC
+        cpu_options = EmitOptions(fused_kernels=True, nchw_as_nhwc=True)
+        cpu = TFModel(generate(graph, cpu_options), device="/CPU:0", share=gpu.module.weights)
     return CudaModel(gpu, cpu, layout)
+
+
+def has_nchw(graph: Graph) -> bool:
+    return any(node.attrs.get("data_format") == "NCHW" for node in graph.nodes)
 
 
 def save(model: CudaModel, output: str | os.PathLike) -> Path:

@@ -122,46 +122,66 @@ def _bias(e: Emitter, expr: str, args: list[str], data_format: str = "NHWC") -> 
     return f"tf.nn.bias_add({y}, {args[2]}{fmt}, {e.name('BiasAdd')})"
 
 
+def _in_layout(e: Emitter, x: str, fmt: str) -> tuple[str, str]:
+    """The operand and data format the TF op gets: with ``nchw_as_nhwc``, NCHW becomes NHWC between transposes."""
+    if fmt == "NCHW" and e.options.nchw_as_nhwc:
+        return e.bind(f"tf.transpose({x}, [0, 2, 3, 1])", "nhwc"), "NHWC"
+    return x, fmt
+
+
+def _out_layout(e: Emitter, expr: str, fmt: str, used: str) -> str:
+    if fmt == used:
+        return expr
+    return f"tf.transpose({e.bind(expr, 'nhwc')}, [0, 3, 1, 2])"
+
+
 @emits("conv2d")
 def conv2d(e: Emitter, node: Node, args: list[str]) -> str:
     a = _attrs(node)
     fmt, act = a["data_format"], a["activation"]
-    strides, dilations = _hw4(a["strides"], fmt), _hw4(a["dilations"], fmt)
-    fusable = (e.options.fused_kernels and len(args) == 3 and fmt == "NHWC" and act in ("none", "relu", "relu6")
+    x, used = _in_layout(e, args[0], fmt)
+    strides, dilations = _hw4(a["strides"], used), _hw4(a["dilations"], used)
+    fusable = (e.options.fused_kernels and len(args) == 3 and used == "NHWC" and act in ("none", "relu", "relu6")
                and node.operands[0].type.dtype in (DType.f32, DType.f16) and not node.operands[0].type.quant)
     if fusable:
-        return (f"{e.helper('fused_conv2d')}({args[0]}, {args[1]}, {args[2]}, strides={strides}, "
-                f"padding={lit(a['padding'])}, dilations={dilations}, data_format={lit(fmt)}, activation={lit(act)}, "
-                f"name={lit(e.op_name())})")
-    conv = (f"tf.nn.conv2d({args[0]}, {args[1]}, strides={strides}, padding={lit(a['padding'])}"
-            f"{_format(fmt)}{_dilations(a['dilations'], dilations)}, {e.name()})")
-    return e.activation(_bias(e, conv, args, fmt), act)
+        fused = (f"{e.helper('fused_conv2d')}({x}, {args[1]}, {args[2]}, strides={strides}, "
+                 f"padding={lit(a['padding'])}, dilations={dilations}, data_format={lit(used)}, "
+                 f"activation={lit(act)}, name={lit(e.op_name())})")
+        return _out_layout(e, fused, fmt, used)
+    conv = (f"tf.nn.conv2d({x}, {args[1]}, strides={strides}, padding={lit(a['padding'])}"
+            f"{_format(used)}{_dilations(a['dilations'], dilations)}, {e.name()})")
+    return e.activation(_out_layout(e, _bias(e, conv, args, used), fmt, used), act)
 
 
 @emits("depthwise_conv2d")
 def depthwise_conv2d(e: Emitter, node: Node, args: list[str]) -> str:
     a = _attrs(node)
     fmt = a["data_format"]
-    conv = (f"tf.nn.depthwise_conv2d({args[0]}, {args[1]}, strides={_hw4(a['strides'], fmt)}, "
-            f"padding={lit(a['padding'])}{_format(fmt)}{_dilations(a['dilations'], lit(a['dilations']))}, {e.name()})")
-    return e.activation(_bias(e, conv, args, fmt), a["activation"])
+    x, used = _in_layout(e, args[0], fmt)
+    conv = (f"tf.nn.depthwise_conv2d({x}, {args[1]}, strides={_hw4(a['strides'], used)}, "
+            f"padding={lit(a['padding'])}{_format(used)}{_dilations(a['dilations'], lit(a['dilations']))}, "
+            f"{e.name()})")
+    return e.activation(_out_layout(e, _bias(e, conv, args, used), fmt, used), a["activation"])
 
 
 @emits("conv2d_transpose")
 def conv2d_transpose(e: Emitter, node: Node, args: list[str]) -> str:
     a = _attrs(node)
     fmt = a["data_format"]
-    shape = node.result.type.shape
-    if shape is not None and all(isinstance(d, int) for d in shape):
+    x, used = _in_layout(e, args[0], fmt)
+    shape = node.result.type.shape or tuple(a["output_shape"])
+    if fmt != used:
+        shape = (shape[0], shape[2], shape[3], shape[1])
+    if all(isinstance(d, int) and d >= 0 for d in shape):
         output_shape = lit(shape)
     else:  # only the batch may be unknown here: take it from x at run time
-        rest = [d if isinstance(d, int) else -1 for d in (shape or a["output_shape"])[1:]]
+        rest = [d if isinstance(d, int) else -1 for d in shape[1:]]
         if -1 in rest:
             raise ValueError("conv2d_transpose needs a static output shape apart from the batch")
-        output_shape = e.bind(f"tf.stack([tf.shape({args[0]})[0], {', '.join(map(str, rest))}])", "output_shape")
-    conv = (f"tf.nn.conv2d_transpose({args[0]}, {args[1]}, {output_shape}, strides={_hw4(a['strides'], fmt)}, "
-            f"padding={lit(a['padding'])}{_format(fmt)}, {e.name()})")
-    return e.activation(_bias(e, conv, args, fmt), a["activation"])
+        output_shape = e.bind(f"tf.stack([tf.shape({x})[0], {', '.join(map(str, rest))}])", "output_shape")
+    conv = (f"tf.nn.conv2d_transpose({x}, {args[1]}, {output_shape}, strides={_hw4(a['strides'], used)}, "
+            f"padding={lit(a['padding'])}{_format(used)}, {e.name()})")
+    return e.activation(_out_layout(e, _bias(e, conv, args, used), fmt, used), a["activation"])
 
 
 @emits("matmul")
@@ -183,9 +203,10 @@ def batch_matmul(e: Emitter, node: Node, args: list[str]) -> str:
 def pool(e: Emitter, node: Node, args: list[str]) -> str:
     a = _attrs(node)
     fn = "tf.nn.max_pool2d" if node.op == "max_pool" else "tf.nn.avg_pool2d"
-    expr = (f"{fn}({args[0]}, ksize={lit(a['ksize'])}, strides={lit(a['strides'])}, padding={lit(a['padding'])}"
-            f"{_format(a['data_format'])}, {e.name()})")
-    return e.activation(expr, a["activation"])
+    x, used = _in_layout(e, args[0], a["data_format"])
+    expr = (f"{fn}({x}, ksize={lit(a['ksize'])}, strides={lit(a['strides'])}, padding={lit(a['padding'])}"
+            f"{_format(used)}, {e.name()})")
+    return e.activation(_out_layout(e, expr, a["data_format"], used), a["activation"])
 
 
 @emits("batch_norm")

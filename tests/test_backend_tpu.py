@@ -1,0 +1,144 @@
+"""The tpu target: the rendered program passes ruff, runs as a subprocess under the default strategy (no TPU
+here), shards batches, and writes outputs that match TensorFlow's."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from irc.ir.graph import Graph
+from irc.ir.types import DType, TensorType
+
+tf = pytest.importorskip("tensorflow")
+
+MODELS = {"mobilenet_v2": {"size": 96}, "resnet50": {"size": 96}, "transformer_encoder": {}}
+EXAMPLES = 3  # with --batch-size 2: one full batch and one padded one
+
+
+def assert_close(got: np.ndarray, want: np.ndarray, rtol: float = 1e-4) -> float:
+    assert got.shape == want.shape, (got.shape, want.shape)
+    err = float(np.max(np.abs(got.astype(np.float64) - want)))
+    assert err <= rtol * max(1.0, float(np.max(np.abs(want)))), f"max abs error {err}"
+    return err
+
+
+def run_program(directory, inputs: dict, *args: str, timeout: int = 300) -> tuple[dict, str]:
+    np.savez(directory / "in.npz", **inputs)
+    cmd = [sys.executable, str(directory / "run_tpu.py"), "--input", str(directory / "in.npz"),
+           "--output", str(directory / "out.npz"), *args]
+    done = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, done.stderr[-3000:]
+    with np.load(directory / "out.npz", allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}, done.stderr
+
+
+def ruff_check(path):
+    ruff = [sys.executable, "-m", "ruff"]
+    if subprocess.run([*ruff, "--version"], check=False, capture_output=True).returncode != 0:
+        pytest.skip("ruff is not installed")
+    done = subprocess.run([*ruff, "check", "--isolated", "--no-cache", str(path)], check=False, capture_output=True,
+                          text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def examples(graph: Graph, count: int, seed: int = 0) -> dict:
+    """``count`` examples per input, along a new first axis (the graph's own batch dim replaced)."""
+    rng = np.random.default_rng(seed)
+    arrays = {}
+    for v in graph.inputs:
+        shape = (count,) + tuple(d if isinstance(d, int) else 1 for d in v.type.shape[1:])
+        if v.type.dtype.is_float:
+            arrays[v.name] = rng.standard_normal(shape).astype(v.type.dtype.numpy)
+        else:
+            arrays[v.name] = rng.integers(0, 10, shape).astype(v.type.dtype.numpy)
+    return arrays
+
+
+def tf_reference(path, inputs: dict) -> dict:
+    """TensorFlow's outputs, one example at a time (models may fix their batch size)."""
+    fn = tf.saved_model.load(str(path)).signatures["serving_default"]
+    count = len(next(iter(inputs.values())))
+    rows = [fn(**{k: tf.constant(v[i: i + 1]) for k, v in inputs.items()}) for i in range(count)]
+    return {k: np.concatenate([r[k].numpy() for r in rows]) for k in rows[0]}
+
+
+def dense_graph() -> Graph:
+    r = np.random.default_rng(0)
+    g = Graph("dense")
+    x = g.add_input("x", TensorType(DType.f32, (None, 6)))
+    h = g.op("matmul", x, g.const(r.standard_normal((6, 8)).astype(np.float32)),
+             g.const(r.standard_normal(8).astype(np.float32)), activation="relu")
+    g.set_output("y", g.op("softmax", h))
+    return g
+
+
+def test_program_text_and_weights(tmp_path):
+    from irc.backends import tpu
+
+    program = tpu.emit(dense_graph(), passes="", output=tmp_path / "out", tpu="grpc://10.1.2.3:8470", batch_size=16)
+    text = (tmp_path / "out" / "run_tpu.py").read_text()
+    assert text == program.source
+    for needle in ("TPUClusterResolver", "tf.distribute.TPUStrategy(resolver)", "strategy.run(",
+                   "experimental_distribute_dataset", "strategy.scope()", "def model(w, x):",
+                   'default="grpc://10.1.2.3:8470"', "default=16", "MODEL_BATCH = None"):
+        assert needle in text, needle
+    with np.load(tmp_path / "out" / "weights.npz", allow_pickle=False) as data:
+        assert sorted(data.files) == sorted(program.weights)
+    ruff_check(tmp_path / "out" / "run_tpu.py")
+
+
+def test_program_runs_without_a_tpu(tmp_path):
+    from irc.backends import tfemit, tpu
+
+    g = dense_graph()
+    tpu.emit(g, passes="", output=tmp_path)
+    inputs = {"x": np.random.default_rng(1).standard_normal((5, 6)).astype(np.float32)}
+    # nothing listens on port 9: the program says so and runs under the default strategy
+    got, log = run_program(tmp_path, inputs, "--tpu", "127.0.0.1:9", "--batch-size", "2")
+    assert "cannot reach 127.0.0.1:9" in log and "default strategy" in log
+    want = tfemit.build(g).run(inputs)
+    assert_close(got["y"], want["y"])
+
+
+def test_unsupported_dtype_is_refused():
+    from irc.backends import tpu
+    from irc.errors import TargetError
+
+    g = Graph("f64")
+    x = g.add_input("x", TensorType(DType.f64, (2,)))
+    g.set_output("y", g.op("exp", x))
+    assert [s for _, s, _ in tpu.check(g)] == ["unsupported"]
+    with pytest.raises(TargetError, match="float64"):
+        tpu.emit(g, passes="")
+
+
+# ----- real models ---------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module", params=sorted(MODELS))
+def program_run(request, zoo_models, tmp_path_factory):
+    """Each zoo model's program, run once as a subprocess on a few examples."""
+    import irc
+    from irc.backends import tpu
+
+    name = request.param
+    path = zoo_models.saved_model(name, **MODELS[name])
+    graph = irc.load(path)
+    out = tmp_path_factory.mktemp(name)
+    tpu.emit(graph, output=out)
+    inputs = examples(graph, EXAMPLES)
+    got, log = run_program(out, inputs, "--batch-size", "2")
+    return out, got, log, tf_reference(path, inputs)
+
+
+def test_model_program_matches_tensorflow(program_run):
+    _, got, log, want = program_run
+    assert "no TPU reachable" in log and "default strategy" in log
+    assert set(got) == set(want)
+    for name in want:
+        assert_close(got[name], want[name])
+
+
+def test_model_program_passes_ruff(program_run):
+    ruff_check(program_run[0] / "run_tpu.py")

@@ -1,0 +1,293 @@
+"""The TensorFlow emitter and the xla target: op coverage against the reference interpreter, SavedModel + HLO
+output, ops XLA cannot compile reported by name, and real models against TensorFlow."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from irc.errors import TargetError
+from irc.ir.graph import Graph
+from irc.ir.interpreter import random_inputs
+from irc.ir.interpreter import run as interpret
+from irc.ir.types import DType, TensorType
+
+tf = pytest.importorskip("tensorflow")
+
+MODELS = {  # zoo model, build options, words the HLO must contain (the model's own op names)
+    "mobilenet_v2": ({"size": 96}, ("Conv1", "block_1_depthwise", "predictions")),
+    "resnet50": ({"size": 96}, ("conv1_conv", "conv5_block3", "predictions")),
+    "transformer_encoder": ({}, ("attention", "ff1", "classifier")),
+}
+
+
+def assert_close(got: dict, want: dict, rtol: float = 1e-4) -> float:
+    """Max abs error of every output <= rtol * max(1, |want|); returns the largest error."""
+    assert set(got) == set(want), (sorted(got), sorted(want))
+    worst = 0.0
+    for name, ref in want.items():
+        out = np.asarray(got[name])
+        assert out.shape == ref.shape, (name, out.shape, ref.shape)
+        if ref.dtype.kind in "biu":
+            np.testing.assert_array_equal(out, ref)
+            continue
+        err = float(np.max(np.abs(out.astype(np.float64) - ref))) if ref.size else 0.0
+        assert err <= rtol * max(1.0, float(np.max(np.abs(ref)))), f"{name}: max abs error {err}"
+        worst = max(worst, err)
+    return worst
+
+
+def tf_reference(path, inputs: dict) -> dict:
+    """The SavedModel's serving_default outputs, by output name."""
+    fn = tf.saved_model.load(str(path)).signatures["serving_default"]
+    return {k: v.numpy() for k, v in fn(**{k: tf.constant(v) for k, v in inputs.items()}).items()}
+
+
+# ----- hand-built graphs covering the emitter's rules --------------------------------------------------------------
+def _rng():
+    return np.random.default_rng(0)
+
+
+def cnn_graph() -> Graph:
+    """Convolutions, pools, batch norm, resize, pad, concat/split and the activations, in both layouts."""
+    r = _rng()
+    g = Graph("cnn")
+    x = g.add_input("image", TensorType(DType.f32, (1, 8, 8, 3)))
+
+    def w(*shape):
+        return g.const(r.standard_normal(shape).astype(np.float32))
+
+    y = g.op("conv2d", x, w(3, 3, 3, 8), w(8), padding="SAME", activation="relu6")
+    y = g.op("depthwise_conv2d", y, w(3, 3, 8, 1), w(8), strides=(2, 2), padding="SAME", activation="relu")
+    y = g.op("batch_norm", y, w(8), w(8), w(8), g.const(r.uniform(0.5, 2, 8).astype(np.float32)), epsilon=1e-3)
+    a, b = g.add("split", [y], {"axis": 3, "sizes": (4, 4)}).results
+    y = g.op("concat", g.op("hard_swish", a), g.op("sigmoid", b), axis=3)
+    t = g.op("conv2d_transpose", y, w(2, 2, 6, 8), w(6), output_shape=(1, 8, 8, 6), strides=(2, 2),
+             padding="SAME", activation="tanh")
+    t = g.op("avg_pool", t, ksize=(3, 3), strides=(1, 1), padding="SAME")
+    n = g.op("transpose", t, perm=(0, 3, 1, 2))  # NCHW ops
+    n = g.op("conv2d", n, w(3, 3, 6, 4), w(4), padding="VALID", data_format="NCHW", dilations=(2, 2))
+    n = g.op("max_pool", n, ksize=(2, 2), strides=(2, 2), data_format="NCHW", activation="relu")
+    n = g.op("batch_norm", n, w(4), w(4), w(4), g.const(np.ones(4, np.float32)), data_format="NCHW")
+    y = g.op("transpose", n, perm=(0, 2, 3, 1))
+    y = g.op("resize", y, size=(4, 4), method="bilinear", half_pixel_centers=True)
+    y = g.op("pad", y, paddings=((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
+    y = g.op("elu", g.op("leaky_relu", y, alpha=0.1))
+    y = g.op("resize", y, size=(3, 3), method="nearest")
+    y = g.op("reshape", g.op("silu", y), shape=(1, -1))
+    y = g.op("matmul", y, w(36, 5), w(5), activation="relu_n1_to_1")
+    g.set_output("logits", y)
+    g.set_output("probs", g.op("softmax", y, beta=0.5))
+    return g
+
+
+def sequence_graph() -> Graph:
+    """Embedding-style gathers, attention-style batch matmuls, reductions, shape ops and elementwise math."""
+    r = _rng()
+    g = Graph("sequence")
+    tokens = g.add_input("tokens", TensorType(DType.i32, (2, 6)))
+    feats = g.add_input("feats", TensorType(DType.f32, (2, 6, 4)))
+    table = g.const(r.standard_normal((10, 4)).astype(np.float32))
+    e = g.op("add", g.op("gather", table, tokens, axis=0), feats)
+    scores = g.op("batch_matmul", e, e, adj_y=True)
+    attn = g.op("batch_matmul", g.op("softmax", scores, axis=-1), e)
+    mean = g.op("mean", attn, axes=(-1,), keepdims=True)
+    var = g.op("mean", g.op("squared_difference", attn, mean), axes=(-1,), keepdims=True)
+    norm = g.op("mul", g.op("sub", attn, mean), g.op("rsqrt", g.op("add", var, g.const(np.float32(1e-5)))))
+    h = g.op("gelu", norm)
+    h = g.op("add", h, g.op("gelu", norm, approximate=True))
+    h = g.op("add", h, g.op("erf", norm))
+    h = g.op("maximum", h, g.op("neg", g.op("abs", h)))
+    h = g.op("div", h, g.op("add", g.op("exp", g.op("minimum", h, g.const(np.float32(2)))), g.const(np.float32(1))))
+    pooled = g.op("sum", h, axes=(1,))
+    g.set_output("pooled", g.op("max", g.op("expand_dims", pooled, axis=1), axes=(1,)))
+    first = g.op("squeeze", g.op("strided_slice", h, begin=(0, 0, 0), end=(2, 1, 4), strides=(1, 1, 1)), axes=(1,))
+    g.set_output("first", g.op("tile", g.op("slice", first, begin=(0, 1), size=(-1, 2)), multiples=(1, 2)))
+    best = g.op("argmax", pooled, axis=1, dtype=DType.i32)
+    g.set_output("best", best)
+    g.set_output("onehot", g.op("one_hot", best, depth=4))
+    mask = g.op("greater", tokens, g.const(np.int32(4)))
+    masked = g.op("select", mask, g.op("cast", tokens, to=DType.f32), g.const(np.float32(-1)))
+    g.set_output("masked", g.op("floor_mod", g.op("square", masked), g.const(np.float32(3))))
+    g.set_output("ints", g.op("div", tokens, g.const(np.int32(-3))))
+    parts = g.add("unpack", [feats], {"axis": 0}).results
+    g.set_output("packed", g.op("pack", *parts, axis=2))
+    g.set_output("shape", g.op("shape", feats))
+    g.set_output("bcast", g.op("broadcast_to", g.op("prod", feats, axes=(0, 2)), shape=(3, 6)))
+    return g
+
+
+def quant_graph() -> Graph:
+    """quantize, dequantize, requantize, and a quantized op run in float between them."""
+    g = Graph("quant")
+    x = g.add_input("x", TensorType(DType.f32, (1, 4, 4, 2)))
+    q = g.op("quantize", x, dtype=DType.i8, scale=(0.05,), zero_point=(3,))
+    q = g.op("max_pool", q, ksize=(2, 2), strides=(2, 2))
+    q = g.op("requantize", q, dtype=DType.u8, scale=(0.1,), zero_point=(128,))
+    g.set_output("y", g.op("dequantize", q))
+    return g
+
+
+GRAPHS = {"cnn": cnn_graph, "sequence": sequence_graph, "quant": quant_graph}
+
+
+@pytest.mark.parametrize("jit", [False, True], ids=["graph", "xla"])
+@pytest.mark.parametrize("name", sorted(GRAPHS))
+def test_emitter_matches_interpreter(name, jit):
+    from irc.backends import tfemit
+
+    g = GRAPHS[name]()
+    inputs = random_inputs(g, seed=1)
+    # TensorFlow's CPU kernels take NCHW convolutions only under XLA
+    model = tfemit.build(g, tfemit.EmitOptions(nchw_as_nhwc=not jit), jit_compile=jit)
+    assert_close(model.run(inputs), interpret(g, inputs))
+
+
+def test_generated_source_is_readable_python():
+    from irc.backends import tfemit
+
+    source = tfemit.generate(cnn_graph())
+    compile(source.code, "model.py", "exec")
+    assert source.code.startswith("def model(w, image):")
+    assert "tf.nn.conv2d(image, w[" in source.code
+    assert "data_format=\"NCHW\"" in source.code
+    assert max(len(line) for line in source.code.splitlines()) <= 120
+    assert all(v.ndim and v.size > 16 for v in source.weights.values())  # small constants stay literals
+
+
+def test_fused_conv2d_for_cuda():
+    from irc.backends import tfemit
+
+    g = cnn_graph()
+    fused = tfemit.build(g, tfemit.EmitOptions(fused_kernels=True, nchw_as_nhwc=True))
+    ops = {op.type for op in fused.concrete_function().graph.get_operations()}
+    assert "_FusedConv2D" in ops
+    inputs = random_inputs(g)
+    assert_close(fused.run(inputs), interpret(g, inputs))
+
+
+def _opaque_node(g: Graph, fn, *args):
+    """A tf.<Op> node made from the single op ``fn`` traces to, as the frontend keeps ops it does not lower."""
+    specs = [tf.TensorSpec(v.type.shape, v.type.dtype.numpy) for v in args]
+    graph = tf.function(fn).get_concrete_function(*specs).graph
+    op = next(o for o in graph.get_operations() if o.type not in ("Placeholder", "Const", "Identity", "NoOp"))
+    consts = [t for t in op.inputs if t.op.type == "Const"]
+    operands = list(args) + [g.const(tf.get_static_value(t)) for t in consts]
+    types = [TensorType(DType.parse(t.dtype.name), tuple(t.shape.as_list())) for t in op.outputs]
+    return g.add(f"tf.{op.type}", operands, {"node_def": op.node_def.SerializeToString()}, types=types)
+
+
+def test_opaque_op_recreated_from_node_def():
+    from irc.backends import xla
+
+    g = Graph("opaque")
+    x = g.add_input("x", TensorType(DType.f32, (2, 5)))
+    node = _opaque_node(g, lambda t: tf.math.cumsum(t, axis=1, exclusive=True), x)
+    g.set_output("y", g.op("relu", node.result))
+    assert [s for _, s, _ in xla.check(g)] == ["native"] * len(g)
+    data = np.arange(10, dtype=np.float32).reshape(2, 5) - 4
+    got = xla.emit(g, passes="").run({"x": data})
+    np.testing.assert_allclose(got["y"], np.maximum(tf.math.cumsum(data, axis=1, exclusive=True).numpy(), 0))
+
+
+def test_op_xla_cannot_compile_is_reported_by_name(tmp_path):
+    from irc.backends import xla
+
+    g = Graph("bad")
+    x = g.add_input("x", TensorType(DType.f32, (2, 5)))
+    norm = _opaque_node(g, lambda t: tf.math.reduce_euclidean_norm(t, axis=1), x).result
+    g.set_output("y", g.op("exp", norm))
+    report = {n.op: (status, reason) for n, status, reason in xla.check(g)}
+    assert report["tf.EuclideanNorm"][0] == "unsupported"
+    assert "no XLA kernel for EuclideanNorm" in report["tf.EuclideanNorm"][1]
+    assert report["exp"] == ("native", "")
+    with pytest.raises(TargetError, match=r"xla cannot run .*tf\.EuclideanNorm"):
+        xla.emit(g, passes="", output=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_unknown_op_is_reported_by_name():
+    from irc.backends import xla
+
+    g = Graph("unknown")
+    x = g.add_input("x", TensorType(DType.f32, (3,)))
+    g.set_output("y", g.add("mystery", [x], {}, types=[x.type]).result)
+    (item,) = xla.check(g)
+    assert item.status == "unsupported" and "no rule for mystery" in item.reason
+    with pytest.raises(TargetError, match="mystery"):
+        xla.emit(g, passes="")
+
+
+def test_quantized_nodes_run_as_float():
+    from irc.backends import xla
+
+    g = quant_graph()
+    statuses = {n.op: s for n, s, _ in xla.check(g)}
+    assert statuses == {"quantize": "native", "max_pool": "fallback", "requantize": "native", "dequantize": "native"}
+    inputs = random_inputs(g)
+    assert_close(xla.emit(g, passes="").run(inputs), interpret(g, inputs))
+
+
+def test_xla_output_directory(tmp_path):
+    from irc.backends import xla
+
+    g = cnn_graph()
+    out = tmp_path / "out"
+    model = xla.emit(g, passes="", output=out)
+    assert {p.name for p in out.iterdir()} >= {"saved_model.pb", "variables", "model.hlo.txt", "model.py"}
+    hlo = (out / "model.hlo.txt").read_text()
+    assert hlo.startswith("HloModule") and "convolution" in hlo and 'op_name="conv2d' in hlo
+    inputs = random_inputs(g)
+    want = interpret(g, inputs)
+    assert_close(model.run(inputs), want)
+    loaded = tf.saved_model.load(str(out))
+    serve = loaded.signatures["serving_default"]
+    assert_close({k: v.numpy() for k, v in serve(image=tf.constant(inputs["image"])).items()}, want)
+    fdefs = serve.graph.as_graph_def().library.function
+    assert any(f.attr["_XlaMustCompile"].b for f in fdefs)
+    # a second lowering replaces the first one whole
+    xla.emit(g, passes="", output=out)
+    assert (out / "model.hlo.txt").read_text() == hlo
+
+
+# ----- real models ---------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module", params=sorted(MODELS))
+def lowered(request, zoo_models, tmp_path_factory):
+    """One xla lowering per zoo model (written to disk), its inputs and TensorFlow's outputs."""
+    import irc
+    from irc.backends import xla
+
+    name = request.param
+    options, words = MODELS[name]
+    path = zoo_models.saved_model(name, **options)
+    graph = irc.load(path)
+    inputs = random_inputs(graph, seed=0)
+    out = tmp_path_factory.mktemp(name) / "xla"
+    model = xla.emit(graph, output=out)
+    return name, model, out, inputs, tf_reference(path, inputs), words
+
+
+def test_model_matches_tensorflow(lowered):
+    _, model, _, inputs, want, _ = lowered
+    assert_close(model.run(inputs), want)
+
+
+def test_model_hlo_names_the_model_ops(lowered):
+    name, _, out, _, _, words = lowered
+    hlo = (out / "model.hlo.txt").read_text()
+    assert hlo.startswith("HloModule") and len(hlo) > 10_000
+    for word in words:
+        assert word in hlo, f"{word} not in {name}'s HLO"
+    assert ("convolution(" in hlo) == (name != "transformer_encoder")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["mobilenet_v2", "resnet50"])
+def test_full_size_model_matches_tensorflow(name, zoo_models):
+    import irc
+    from irc.backends import xla
+
+    path = zoo_models.saved_model(name)
+    graph = irc.load(path)
+    inputs = random_inputs(graph)
+    assert_close(xla.emit(graph).run(inputs), tf_reference(path, inputs))
