@@ -144,6 +144,7 @@ class Emitter:
         self._names: dict[Value, str] = {}
         self._taken: set[str] = set(_RESERVED)
         self._counts: dict[str, int] = {}
+        self._live: set[Node] = set()
 
     # ----- the walk ---------------------------------------------------------------------------------------------
     def run(self) -> ModelSource:
@@ -153,13 +154,13 @@ class Emitter:
             arg = self._fresh(_identifier(v.name), numbered=False)
             self._names[v] = arg
             inputs.append(InputSpec(v.name, arg, v.type))
-        outputs = set(graph.outputs.values())
+        self._live = _live_nodes(graph)
         layer = None
         count = 0
         layers: dict[str, None] = {}
         for node in graph.topo_order():
-            if not any(r.uses for r in node.results) and not any(r in outputs for r in node.results):
-                continue  # dead: contributes to no output
+            if node not in self._live:
+                continue  # contributes to no output
             here = node.loc.layers[0] if node.loc.layers else None
             if here and here != layer and node.op != "const":
                 self.lines.append(f"# {_comment(here)}")
@@ -201,26 +202,28 @@ class Emitter:
         if quantized:  # as the reference interpreter: dequantize -> float op -> quantize
             args = [self.dequantize(a, v.type) if v.type.quant else a for a, v in zip(args, node.operands)]
         rule = _opaque if node.is_opaque else EMITTERS[node.op]
-        out = rule(self, node, args)
-        if quantized:
-            exprs = [self.bind(out, "float")] if isinstance(out, str) and len(node.results) == 1 else out
-            if isinstance(exprs, str):
-                raise TargetError(f"cannot run quantized {node.op} with several results", where=_where(node))
-            out = [self.quantize(x, r.type) if r.type.quant else x for x, r in zip(exprs, node.results)]
         base = _identifier(node.op.removeprefix("tf.").lower())
+        out = self._per_result(node, rule(self, node, args), "float" if quantized else base)
+        if quantized:
+            out = [self.quantize(x, r.type) if r.type.quant else x for x, r in zip(out, node.results)]
+        for r, expr in zip(node.results, out):
+            self._names[r] = self.bind(expr, base) if self._used(r) else expr
+
+    def _per_result(self, node: Node, out: str | list[str], base: str) -> list[str]:
+        """One expression per result: a tuple-valued expression is unpacked into fresh names (``_`` if unused)."""
         if isinstance(out, str):
             if len(node.results) == 1:
-                self._names[node.result] = self.bind(out, base)
-            else:
-                names = [self._fresh(base) if (r.uses or self.graph.is_output(r)) else "_" for r in node.results]
-                self.lines.append(f"{', '.join(names)}{',' if len(names) == 1 else ''} = {out}")
-                self._names.update(zip(node.results, names))
-        else:
-            if len(out) != len(node.results):
-                raise TargetError(f"the {node.op} emitter gave {len(out)} results for {len(node.results)}",
-                                  where=_where(node))
-            for r, expr in zip(node.results, out):
-                self._names[r] = self.bind(expr, base) if (r.uses or self.graph.is_output(r)) else expr
+                return [out]
+            names = [self._fresh(base) if self._used(r) else "_" for r in node.results]
+            self.lines.append(f"{', '.join(names)}{',' if len(names) == 1 else ''} = {out}")
+            return names
+        if len(out) != len(node.results):
+            raise TargetError(f"the {node.op} emitter gave {len(out)} results for {len(node.results)}",
+                              where=_where(node))
+        return list(out)
+
+    def _used(self, value: Value) -> bool:
+        return self.graph.is_output(value) or any(user in self._live for user, _ in value.uses)
 
     # ----- helpers for emitters ---------------------------------------------------------------------------------
     def bind(self, expr: str, hint: str = "t") -> str:
@@ -330,6 +333,18 @@ def _opaque(e: Emitter, node: Node, args: list[str]) -> str | list[str]:
         return f"{call}[0]"
     outputs = e.bind(call, "outputs")
     return [f"{outputs}[{i}]" for i in range(len(node.results))]
+
+
+def _live_nodes(graph: Graph) -> set[Node]:
+    """The nodes some graph output depends on."""
+    live: set[Node] = set()
+    stack = [v.producer for v in graph.outputs.values() if v.producer is not None]
+    while stack:
+        node = stack.pop()
+        if node not in live:
+            live.add(node)
+            stack.extend(v.producer for v in node.operands if v.producer is not None)
+    return live
 
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
