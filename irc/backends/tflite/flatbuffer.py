@@ -2,11 +2,16 @@
 
 The dataclasses describe the file's logical content, not its byte layout: ``buffers[0]`` is always the empty
 sentinel, tensors without data use buffer 0, identical buffers are shared, and metadata lives in a name -> bytes
-dict instead of in the buffer list. ``write_model`` brings any model to that form (so ``read_model(write_model(m))
-== m`` for a model already in it), and ``read_model`` returns every file in it.
+dict instead of in the buffer list. ``write_model`` brings any valid model to that form (so
+``read_model(write_model(m)) == m`` for a model already in it), and ``read_model`` returns every file in it.
+Fields irc has no use for (debug metadata indices, the deprecated metadata_buffer) are dropped on reading.
 
 Builtin options are frozen dataclasses generated from ``schema.OPTIONS``: ``options("CONV_2D", padding="VALID",
-stride_w=2, stride_h=2, fused_activation_function="RELU")``. Enum fields hold member names.
+stride_w=2, stride_h=2, fused_activation_function="RELU")``. Enum fields hold member names. A TensorFlow op run
+by the Flex delegate is a CUSTOM op with custom_code ``"Flex" + op`` and ``flex_options(op, node_def)``.
+
+Weights past 2 GiB do not fit in a flatbuffer: then the data follows it, 16-byte aligned, and each Buffer table
+holds its offset and size (TFLite's layout for large models, which the reader also accepts).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import hashlib
 import struct
 from collections import Counter
 from dataclasses import dataclass, field, make_dataclass
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 import flatbuffers
 import numpy as np
@@ -422,12 +427,13 @@ def write_model(model: TFLModel) -> bytes:
     if problems:
         raise TargetError(f"cannot write an invalid TFLite model: {validate.summary(problems)}")
     plan = _Plan.of(model)
-    size_hint = plan.data_bytes + 4096 + 512 * sum(len(sg.tensors) + len(sg.operators) for sg in model.subgraphs)
+    tables = 4096 + 512 * sum(len(sg.tensors) + len(sg.operators) for sg in model.subgraphs)
     try:
         if plan.data_bytes <= FLATBUFFER_LIMIT:
-            return _Writer(size_hint).model(model, plan, None)
+            return _Writer(plan.data_bytes + tables).model(model, plan, None)
         # Two passes: the layout does not depend on offset values, so the first fixes where the data starts.
         blobs = plan.unique[1:plan.first_metadata]
+        size_hint = tables + sum(v.nbytes + BUFFER_ALIGN for v in plan.unique[plan.first_metadata:])
         head = _Writer(size_hint).model(model, plan, [0] + [1] * len(blobs))
         offsets, pos = [0], _align(len(head))
         for view in blobs:
@@ -450,11 +456,12 @@ def write_model(model: TFLModel) -> bytes:
 _I32, _U32, _U16X2 = struct.Struct("<i"), struct.Struct("<I"), struct.Struct("<HH")
 
 
-class _Table:
-    __slots__ = ("pos", "vtable", "vtable_size", "size", "what")
-
-    def __init__(self, pos, vtable, vtable_size, size, what):
-        self.pos, self.vtable, self.vtable_size, self.size, self.what = pos, vtable, vtable_size, size, what
+class _Table(NamedTuple):
+    pos: int
+    vtable: int
+    vtable_size: int
+    size: int
+    what: str  # for messages: "tensor 3", "operator 5 Conv2DOptions"...
 
 
 class _Reader:
@@ -654,7 +661,8 @@ def _read_subgraph(r: _Reader, t: _Table) -> SubGraph:
 def _read_operator_code(r: _Reader, t: _Table) -> OperatorCode:
     C = schema.OPERATOR_CODE
     # As TFLite does: the larger of the two fields, since old writers fill only the byte.
-    code = max(r.scalar(t, C["deprecated_builtin_code"]), schema.BUILTIN_OPERATOR.code_of(r.scalar(t, C["builtin_code"])))
+    code = schema.BUILTIN_OPERATOR.code_of(r.scalar(t, C["builtin_code"]))
+    code = max(code, r.scalar(t, C["deprecated_builtin_code"]))
     return OperatorCode(code, r.string(t, C["custom_code"]), r.scalar(t, C["version"]))
 
 
