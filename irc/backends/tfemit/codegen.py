@@ -62,6 +62,7 @@ def has_emitter(op: str) -> bool:
 class EmitOptions:
     fused_kernels: bool = False  # conv2d + bias (+ relu/relu6) as TensorFlow's _FusedConv2D (cuda)
     nchw_as_nhwc: bool = False  # NCHW convolutions and pools as NHWC between transposes (TF's CPU kernels need it)
+    quant_float64: bool = True  # quantization arithmetic in float64, as the interpreter (TPUs have no float64)
     weight_threshold: int = 16  # constants with more elements become weights; smaller ones stay literals
 
 
@@ -261,6 +262,18 @@ class Emitter:
         self.weights[key] = value
         return f"w[{_quote(key)}]"
 
+    def blob(self, data: bytes, hint: str) -> str:
+        """Serialized bytes as base64 text: a literal when short, else a local holding it in lines of 100."""
+        import base64
+
+        text = base64.b64encode(data).decode("ascii")
+        if len(text) <= 100:
+            return _quote(text)
+        name = self._fresh(hint)
+        chunks = "\n".join(f"    {_quote(text[i:i + 100])}" for i in range(0, len(text), 100))
+        self.lines.append(f"{name} = (\n{chunks}\n)")
+        return name
+
     def activation(self, expr: str, activation: str) -> str:
         """``expr`` followed by a fused activation (``none, relu, relu6, relu_n1_to_1, tanh, sigmoid``)."""
         if activation == "none":
@@ -274,19 +287,27 @@ class Emitter:
             "sigmoid": f"tf.math.sigmoid({x}, {self.name('Sigmoid')})",
         }[activation]
 
-    def dequantize(self, expr: str, type: TensorType) -> str:
-        q = type.quant
-        scale = self.array(np.asarray(q.scale, np.float32), "quant/scale") if len(q.scale) > 1 else repr(q.scale[0])
-        zp = self.array(np.asarray(q.zero_point, np.int32), "quant/zero_point") if len(q.zero_point) > 1 \
-            else repr(q.zero_point[0])
-        return self.bind(f"{self.helper('dequantize')}({expr}, {scale}, {zp}, {q.axis!r})", "dequantized")
+    def dequantize(self, expr: str, type: TensorType, out: str = "float32") -> str:
+        """``expr`` (quantized as ``type`` says) as real numbers of dtype ``out``, bound to a local."""
+        scale, zp = self._quant_params(type)
+        extra = self._precision() + (f", out={_quote(out)}" if out != "float32" else "")
+        return self.bind(f"{self.helper('dequantize')}({expr}, {scale}, {zp}, {type.quant.axis!r}{extra})",
+                         "dequantized")
 
     def quantize(self, expr: str, type: TensorType) -> str:
+        scale, zp = self._quant_params(type)
+        return (f"{self.helper('quantize')}({expr}, {TF_DTYPES[type.dtype]}, {scale}, {zp}, {type.quant.axis!r}"
+                f"{self._precision()})")
+
+    def _quant_params(self, type: TensorType) -> tuple[str, str]:
         q = type.quant
-        scale = self.array(np.asarray(q.scale, np.float64), "quant/scale") if len(q.scale) > 1 else repr(q.scale[0])
+        scale = self.array(np.asarray(q.scale, np.float64), "quant/scale") if len(q.scale) > 1 else lit(q.scale[0])
         zp = self.array(np.asarray(q.zero_point, np.int32), "quant/zero_point") if len(q.zero_point) > 1 \
-            else repr(q.zero_point[0])
-        return f"{self.helper('quantize')}({expr}, {TF_DTYPES[type.dtype]}, {scale}, {zp}, {q.axis!r})"
+            else lit(q.zero_point[0])
+        return scale, zp
+
+    def _precision(self) -> str:
+        return "" if self.options.quant_float64 else ', precision="float32"'
 
     def _fresh(self, base: str, numbered: bool = True) -> str:
         base = base or "t"
@@ -324,11 +345,12 @@ def _quote(text: str) -> str:
 
 
 def _opaque(e: Emitter, node: Node, args: list[str]) -> str | list[str]:
-    """A ``tf.<Op>`` node, re-created from its NodeDef."""
-    import base64
-
-    blob = base64.b64encode(bytes(node.attrs["node_def"])).decode("ascii")
-    call = f"{e.helper('tf_op')}({_quote(blob)}, [{', '.join(args)}], {_quote(e.op_name())})"
+    """A ``tf.<Op>`` node, re-created from its NodeDef (and the functions it calls)."""
+    blobs = [e.blob(bytes(node.attrs["node_def"]), "node_def")]
+    if node.attrs.get("library"):
+        blobs.append(e.blob(bytes(node.attrs["library"]), "library"))
+    library = f", {blobs[1]}" if len(blobs) > 1 else ""
+    call = f"{e.helper('tf_op')}({blobs[0]}, [{', '.join(args)}], {_quote(e.op_name())}{library})"
     if len(node.results) == 1:
         return f"{call}[0]"
     outputs = e.bind(call, "outputs")
@@ -389,26 +411,55 @@ def _literal(value, dtype: DType) -> str:
     if isinstance(value, list):
         return "[" + ", ".join(_literal(v, dtype) for v in value) + "]"
     if isinstance(value, float):
-        return _float(value)
+        return _short_float(value, dtype)
     return repr(value)
 
 
+def _short_float(x: float, dtype: DType) -> str:
+    """The shortest literal that gives back ``x`` in ``dtype`` (0.1 for float32's 0.100000001490116...)."""
+    if not math.isfinite(x) or dtype not in (DType.f32, DType.f16, DType.bf16):
+        return _float(x)
+    narrow = np.float16 if dtype is DType.f16 else np.float32
+    text = str(narrow(x))
+    return text if narrow(float(text)) == narrow(x) else _float(x)
+
+
 def _wrap(line: str, width: int = 110) -> str:
-    """Breaks a long ``x = f(a, b, ...)`` line after top-level commas of the call, with a hanging indent."""
+    """Breaks a long ``x = f(a, b, ...)`` line after top-level commas of the call, with a hanging indent; a list
+    argument too long for a line is broken the same way."""
     start = line.find("(")
-    if len(line) <= width or start < 0 or not line.endswith(")") or line.startswith("#"):
+    if len(line) <= width or start < 0 or not line.endswith(")") or line.startswith("#") or "\n" in line:
         return line
     parts = _split_args(line[start + 1:-1])
     if parts is None:
         return line
-    lines, current = [], line[:start + 1]
-    for i, part in enumerate(parts):
-        piece = part + ("," if i < len(parts) - 1 else ")")
-        if current.endswith("(") and len(current) + len(piece) <= width:
+    pieces = [part + ("," if i < len(parts) - 1 else ")") for i, part in enumerate(parts)]
+    return _fill(line[:start + 1], pieces, width, "    ")
+
+
+def _fill(head: str, pieces: list[str], width: int, indent: str) -> str:
+    """``head`` followed by ``pieces``, as many to a line as fit; a list piece longer than a line is split too."""
+    lines, current = [], head
+    for piece in pieces:
+        if len(indent) + len(piece) > width and piece.startswith("[") and piece.rstrip(",)").endswith("]"):
+            body = piece.rstrip(",)")
+            tail = piece[len(body):]
+            items = _split_args(body[1:-1])
+            if items:
+                lines.append(current + "[" if current.endswith("(") else current)
+                inner = [item + ("," if i < len(items) - 1 else "]" + tail) for i, item in enumerate(items)]
+                block = _fill(indent + "    ", inner, width, indent + "    ")
+                lines.extend(block.split("\n"))
+                current = lines.pop()
+                if not current.startswith(indent + "    "):
+                    current = indent + "    " + current.lstrip()
+                continue
+        if current.endswith(("(", "[")) and len(current) + len(piece) <= width:
             current += piece
-        elif len(current) + 1 + len(piece) > width:
-            lines.append(current)
-            current = "    " + piece
+        elif len(current) + 1 + len(piece) > width or current.strip() == "":
+            if current.strip():
+                lines.append(current)
+            current = indent + piece
         else:
             current += " " + piece
     return "\n".join(lines + [current])

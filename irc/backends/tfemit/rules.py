@@ -37,7 +37,8 @@ def _dilations(hw, value) -> str:
 BINARY = {
     "add": "tf.math.add", "sub": "tf.math.subtract", "mul": "tf.math.multiply",
     "maximum": "tf.math.maximum", "minimum": "tf.math.minimum", "pow": "tf.math.pow",
-    "squared_difference": "tf.math.squared_difference", "floor_div": "tf.math.floordiv", "floor_mod": "tf.math.floormod",
+    "squared_difference": "tf.math.squared_difference",
+    "floor_div": "tf.math.floordiv", "floor_mod": "tf.math.floormod",
     "equal": "tf.math.equal", "not_equal": "tf.math.not_equal", "less": "tf.math.less",
     "less_equal": "tf.math.less_equal", "greater": "tf.math.greater", "greater_equal": "tf.math.greater_equal",
     "logical_and": "tf.math.logical_and", "logical_or": "tf.math.logical_or",
@@ -50,7 +51,7 @@ UNARY = {
     "sign": "tf.math.sign", "erf": "tf.math.erf", "reciprocal": "tf.math.reciprocal",
     "logical_not": "tf.math.logical_not",
     "relu": "tf.nn.relu", "relu6": "tf.nn.relu6", "sigmoid": "tf.math.sigmoid", "tanh": "tf.math.tanh",
-    "elu": "tf.nn.elu", "softplus": "tf.math.softplus", "silu": "tf.nn.silu",
+    "elu": "tf.nn.elu", "softplus": "tf.math.softplus",
 }
 
 
@@ -63,7 +64,7 @@ def binary(e: Emitter, node: Node, args: list[str]) -> str:
 @emits("div")
 def div(e: Emitter, node: Node, args: list[str]) -> str:
     # irc's integer div truncates toward zero, as TF's TruncateDiv; floats divide exactly (RealDiv)
-    fn = "tf.math.truncatediv" if node.operands[0].type.dtype.is_integer else "tf.math.divide"
+    fn = "tf.truncatediv" if node.operands[0].type.dtype.is_integer else "tf.math.divide"
     return e.activation(f"{fn}({args[0]}, {args[1]}, {e.name()})", node.attr("activation"))
 
 
@@ -88,6 +89,11 @@ def hard_swish(e: Emitter, node: Node, args: list[str]) -> str:
     x = args[0]
     gate = e.bind(f"tf.nn.relu6(tf.math.add({x}, 3.0), {e.name('Relu6')})", "gate")
     return f"tf.math.divide(tf.math.multiply({x}, {gate}), 6.0, {e.name()})"
+
+
+@emits("silu")
+def silu(e: Emitter, node: Node, args: list[str]) -> str:
+    return f"tf.math.multiply({args[0]}, tf.math.sigmoid({args[0]}), {e.name()})"  # tf.nn.silu takes no name
 
 
 @emits("leaky_relu")
@@ -356,8 +362,8 @@ def reduce(e: Emitter, node: Node, args: list[str]) -> str:
 @emits("quantize", "requantize")
 def quantize(e: Emitter, node: Node, args: list[str]) -> str:
     x = args[0]
-    if node.operands[0].type.quant:  # requantize: through float
-        x = e.dequantize(x, node.operands[0].type)
+    if node.operands[0].type.quant:  # requantize: through real numbers, unrounded
+        x = e.dequantize(x, node.operands[0].type, out="float64" if e.options.quant_float64 else "float32")
     return e.quantize(x, node.result.type)
 
 

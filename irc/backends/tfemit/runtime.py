@@ -8,15 +8,16 @@ helpers a model uses into the program it writes; the xla and cuda backends call 
 from __future__ import annotations
 
 
-def tf_op(node_def, inputs, name):
+def tf_op(node_def, inputs, name, library=""):
     """Re-creates a TensorFlow op from its serialized NodeDef (base64 text) on ``inputs``; returns its outputs.
 
     Attributes the NodeDef leaves out take their registered defaults; internal ones (``_class``, ...) are dropped.
+    ``library`` (base64 text of a FunctionDefLibrary) holds the functions the op calls (While, If, ...).
     """
     import base64
 
     import tensorflow as tf
-    from tensorflow.core.framework import node_def_pb2
+    from tensorflow.core.framework import graph_pb2, node_def_pb2
     from tensorflow.python.framework import op_def_registry
 
     proto = node_def_pb2.NodeDef.FromString(base64.b64decode(node_def))
@@ -27,6 +28,10 @@ def tf_op(node_def, inputs, name):
     for attr in op_def.attr:
         if attr.name not in attrs and attr.HasField("default_value"):
             attrs[attr.name] = attr.default_value
+    if library:  # add the functions to the graph being traced, so that the op (and a SavedModel) finds them
+        functions = graph_pb2.GraphDef()
+        functions.library.ParseFromString(base64.b64decode(library))
+        tf.graph_util.import_graph_def(functions, name="")
     graph = tf.compat.v1.get_default_graph()
     tensors = [tf.convert_to_tensor(x) for x in inputs]  # weights arrive as variables
     return graph.create_op(proto.op, tensors, name=name, attrs=attrs).outputs
@@ -57,26 +62,29 @@ def fused_conv2d(x, filter, bias, strides, padding, dilations, data_format, acti
     return graph.create_op("_FusedConv2D", tensors, name=name, attrs=attrs).outputs[0]
 
 
-def dequantize(q, scale, zero_point, axis):
-    """real = scale * (q - zero_point), as float32; ``axis`` is the channel axis of per-channel parameters."""
+def dequantize(q, scale, zero_point, axis, precision="float64", out="float32"):
+    """real = scale * (q - zero_point), computed in ``precision`` and returned as ``out``; ``axis`` is the channel
+    axis of per-channel parameters."""
     import tensorflow as tf
 
-    scale, zero_point = tf.cast(scale, tf.float32), tf.cast(zero_point, tf.float32)
+    wide = tf.as_dtype(precision)
+    scale, zero_point = tf.cast(scale, wide), tf.cast(zero_point, wide)
     if axis is not None:
         shape = [1] * q.shape.rank
         shape[axis] = -1
         scale, zero_point = tf.reshape(scale, shape), tf.reshape(zero_point, shape)
-    return (tf.cast(q, tf.float32) - zero_point) * scale
+    return tf.cast((tf.cast(q, wide) - zero_point) * scale, tf.as_dtype(out))
 
 
-def quantize(x, dtype, scale, zero_point, axis):
-    """q = clip(round_half_even(x / scale) + zero_point) in the integer ``dtype``."""
+def quantize(x, dtype, scale, zero_point, axis, precision="float64"):
+    """q = clip(round_half_even(x / scale) + zero_point) in the integer ``dtype``, computed in ``precision``."""
     import tensorflow as tf
 
-    scale, zero_point = tf.cast(scale, tf.float64), tf.cast(zero_point, tf.float64)
+    wide = tf.as_dtype(precision)
+    scale, zero_point = tf.cast(scale, wide), tf.cast(zero_point, wide)
     if axis is not None:
         shape = [1] * x.shape.rank
         shape[axis] = -1
         scale, zero_point = tf.reshape(scale, shape), tf.reshape(zero_point, shape)
-    q = tf.round(tf.cast(x, tf.float64) / scale) + zero_point
+    q = tf.round(tf.cast(x, wide) / scale) + zero_point
     return tf.cast(tf.clip_by_value(q, dtype.min, dtype.max), dtype)

@@ -83,9 +83,12 @@ def _opaque_status(node: Node, target: str) -> tuple[str, str]:
 
     if op_def_registry.get(proto.op) is None:
         return UNSUPPORTED, f"this TensorFlow has no op {proto.op}"
+    carried = _library_functions(node)
     for key, value in proto.attr.items():
-        if value.HasField("func") or (value.HasField("list") and len(value.list.func)):
-            return UNSUPPORTED, f"{op} calls a TensorFlow function (attribute {key!r}) that irc does not carry"
+        called = [value.func.name] if value.HasField("func") else [f.name for f in value.list.func]
+        missing = [name for name in called if name not in carried]
+        if missing:
+            return UNSUPPORTED, f"{op} calls TensorFlow function {missing[0]} (attribute {key!r}), which irc lacks"
     if target in ("xla", "tpu"):
         if _has_kernel(proto, "XLA_CPU_JIT"):
             return NATIVE, ""
@@ -109,6 +112,17 @@ def _node_def(node: Node):
         return node_def_pb2.NodeDef.FromString(bytes(blob))
     except DecodeError:
         return None
+
+
+def _library_functions(node: Node) -> set[str]:
+    """Names of the functions in the node's ``library`` attribute (a serialized FunctionDefLibrary)."""
+    blob = node.attrs.get("library")
+    if not blob:
+        return set()
+    from tensorflow.core.framework import function_pb2
+
+    library = function_pb2.FunctionDefLibrary.FromString(bytes(blob))
+    return {f.signature.name for f in library.function}
 
 
 def _has_kernel(proto, device_type: str) -> bool:

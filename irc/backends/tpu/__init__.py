@@ -60,7 +60,7 @@ def emit(graph: Graph, *, output: str | os.PathLike | None = None, passes: str |
         raise UsageError(f"batch_size must be positive, got {batch_size}")
     graph = prepare(graph, passes, quantize, DEFAULT_PIPELINE)
     legalize(graph, "tpu")
-    program = render(generate(graph, EmitOptions()), tpu=tpu, batch_size=batch_size or 8, origin=graph.name)
+    program = render(generate(graph, EmitOptions(quant_float64=False)), tpu=tpu, batch_size=batch_size or 8, origin=graph.name)
     if output is not None:
         program.write(output)
     return program
