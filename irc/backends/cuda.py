@@ -26,7 +26,7 @@ from irc.errors import UsageError
 from irc.ir.graph import Graph
 
 DEFAULT_PIPELINE = "cuda"
-LAYOUT_PIPELINE = "layout{to=NCHW}"
+LAYOUT_PIPELINE = "layout{target=nchw},canonicalize,fold-constants,cse,dce"
 DEVICE = "/GPU:0"
 LAYOUTS = ("nhwc", "nchw")
 
