@@ -1,0 +1,45 @@
+"""irc check MODEL --target T: which ops the target runs natively, through a fallback, or not at all."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from irc.commands.common import load_model, load_options, progress, write_output
+
+TARGETS = ("tflite", "xla", "cuda", "tpu")
+
+
+@click.command("check")
+@click.argument("model", type=click.Path())
+@click.option("-t", "--target", type=click.Choice(TARGETS), default="tflite", show_default=True,
+              help="The target to check against.")
+@click.option("--strict", is_flag=True, help="Count fallbacks (Flex, CPU kernels) as failures too.")
+@click.option("--problems", is_flag=True, help="List only ops that do not run natively.")
+@click.option("--json", "as_json", is_flag=True, help="Write the report as JSON, for scripts.")
+@click.option("--color/--no-color", default=None, help="Color the output (default: only on a terminal).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the report here instead of stdout.")
+@load_options
+@click.pass_context
+def command(ctx, model, target, strict, problems, as_json, color, output, **options):
+    """Before converting, list every op of MODEL, grouped by the Keras layer it came from, with whether TARGET
+    runs it natively, through a fallback (TFLite's Flex delegate, a CPU kernel) or not at all.
+
+    Exit status: 0 when the model will convert, 1 when it will not (an unsupported op; with --strict, a
+    fallback too).
+
+    Example: irc check model/ --target tflite --problems
+    """
+    from irc.tools.check import check_graph
+
+    graph = load_model(model, **options)
+    with progress(f"checking {len(graph)} nodes against {target}"):
+        report = check_graph(graph, target, strict=strict)
+    if as_json:
+        text = json.dumps(report.to_json(), indent=2) + "\n"
+    else:
+        use_color = color if color is not None else (output in (None, "-") and click.get_text_stream("stdout").isatty())
+        text = report.format(use_color, problems_only=problems)
+    write_output(output, text)
+    ctx.exit(0 if report.converts else 1)

@@ -1,0 +1,151 @@
+"""A pre-flight report: for every op of a model, whether a target runs it natively, through a fallback (TFLite's
+Flex delegate, a CPU kernel) or not at all, grouped by the Keras layer it came from. ``irc check`` prints it.
+
+Each backend answers for its own target (``check(graph)`` in the backend module); this module groups, counts
+and formats. Constants are left out of the table unless a target cannot hold them.
+
+>>> import irc
+>>> from irc.tools.check import CheckReport, OpStatus
+>>> g = irc.parse('''
+... graph @g(%x: f32[1,4]) {
+...   %0 = relu(%x) : f32[1,4] loc("dense/Relu" in "dense")
+...   %1 = softmax(%0) : f32[1,4] loc("out/Softmax" in "out")
+...   return %1 as "y"
+... }''')
+>>> relu, softmax = g.nodes
+>>> report = CheckReport("demo", [OpStatus(relu, "native", ""), OpStatus(softmax, "unsupported", "no kernel")])
+>>> report.converts
+False
+>>> print(report.format(), end="")
+layer  op       demo         note
+dense  relu     native
+out    softmax  unsupported  no kernel
+2 ops in 2 layers: 1 native, 1 unsupported; will not convert to demo
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from irc.ir.graph import Graph, Node
+
+NATIVE, FALLBACK, UNSUPPORTED = "native", "fallback", "unsupported"
+STATUSES = (NATIVE, FALLBACK, UNSUPPORTED)
+COLORS = {NATIVE: "green", FALLBACK: "yellow", UNSUPPORTED: "red"}
+NO_LAYER = "(no layer)"
+
+
+@dataclass(frozen=True)
+class OpStatus:
+    node: Node
+    status: str  # native, fallback or unsupported
+    reason: str = ""
+
+
+def layer_of(node: Node) -> str:
+    return ", ".join(node.loc.layers) or NO_LAYER
+
+
+@dataclass
+class CheckReport:
+    """Every op's status on ``target``; ``strict`` counts fallbacks as failures too."""
+
+    target: str
+    rows: list[OpStatus]
+    strict: bool = False
+    hidden: int = field(default=0)  # constants left out of the table
+
+    def counts(self) -> dict[str, int]:
+        counts = dict.fromkeys(STATUSES, 0)
+        for row in self.rows:
+            counts[row.status] += 1
+        return counts
+
+    @property
+    def converts(self) -> bool:
+        """Whether the model will convert: nothing unsupported (and, when strict, nothing on a fallback)."""
+        bad = {UNSUPPORTED, FALLBACK} if self.strict else {UNSUPPORTED}
+        return not any(row.status in bad for row in self.rows)
+
+    def by_layer(self) -> list[tuple[str, list[OpStatus]]]:
+        """Rows grouped by Keras layer, layers in the order the model first uses them."""
+        groups: dict[str, list[OpStatus]] = {}
+        for row in self.rows:
+            groups.setdefault(layer_of(row.node), []).append(row)
+        return list(groups.items())
+
+    def table(self, problems_only: bool = False) -> list[tuple[str, str, str, str]]:
+        """(layer, op, status, note) rows; within a layer, equal (op, status, reason) rows are counted, not repeated."""
+        out = []
+        for layer, rows in self.by_layer():
+            merged: dict[tuple[str, str, str], int] = {}
+            for row in rows:
+                if problems_only and row.status == NATIVE:
+                    continue
+                key = (row.node.op, row.status, row.reason)
+                merged[key] = merged.get(key, 0) + 1
+            for i, ((op, status, reason), count) in enumerate(merged.items()):
+                out.append((layer if i == 0 else "", op if count == 1 else f"{op} x{count}", status, reason))
+        return out
+
+    def summary(self) -> str:
+        counts = self.counts()
+        parts = ", ".join(f"{counts[s]} {s}" for s in STATUSES if counts[s])
+        verdict = "will convert" if self.converts else "will not convert"
+        layers = len(self.by_layer())
+        return (f"{len(self.rows)} ops in {layers} layer{'s' if layers != 1 else ''}: {parts or 'nothing to run'}; "
+                f"{verdict} to {self.target}")
+
+    def format(self, color: bool = False, problems_only: bool = False) -> str:
+        rows = self.table(problems_only)
+        header = ("layer", "op", self.target, "note")
+        widths = [max([len(header[i])] + [len(r[i]) for r in rows]) for i in range(3)]
+        lines = [_row(header, widths, color, bold=True)]
+        for row in rows:
+            lines.append(_row(row, widths, color, status=row[2]))
+        if problems_only and not rows:
+            lines.append(f"(every op runs natively on {self.target})")
+        lines.append(self.summary())
+        return "\n".join(lines) + "\n"
+
+    def to_json(self) -> dict:
+        return {
+            "target": self.target, "converts": self.converts, "strict": self.strict, "counts": self.counts(),
+            "layers": [{"layer": layer, "ops": [{"op": r.node.op, "status": r.status, "reason": r.reason,
+                                                "loc": list(r.node.loc.names)} for r in rows]}
+                       for layer, rows in self.by_layer()],
+        }
+
+
+def _row(cells, widths, color: bool, status: str | None = None, bold: bool = False) -> str:
+    layer, op, state, note = cells
+    text_status = f"{state:<{widths[2]}}"
+    if color:
+        import click
+
+        if status in COLORS:
+            text_status = click.style(text_status, fg=COLORS[status])
+        elif bold:
+            return click.style(_row(cells, widths, False), bold=True)
+    return f"{layer:<{widths[0]}}  {op:<{widths[1]}}  {text_status}  {note}".rstrip()
+
+
+def check_graph(graph: Graph, target: str, *, strict: bool = False, include_constants: bool = False) -> CheckReport:
+    """Asks the ``target`` backend about every node of ``graph`` (left untouched: the backend sees a copy)."""
+    from irc.backends import get_backend
+
+    backend = get_backend(target)
+    work = graph.copy()
+    rank = {node: i for i, node in enumerate(work.topo_order())}
+    answers = sorted(backend.check(work), key=lambda item: rank.get(item[0], len(rank)))
+    rows, hidden = [], 0
+    for item in answers:
+        node, status, reason = item
+        if status not in STATUSES:
+            raise ValueError(f"backend {target} gave status {status!r} for {node.op}")
+        if node.op == "const" and status == NATIVE and not include_constants:
+            hidden += 1
+            continue
+        rows.append(OpStatus(node, status, reason or ""))
+    return CheckReport(target, rows, strict, hidden)
+
