@@ -1,0 +1,139 @@
+"""Quantization ops. ``real = scale * (q - zero_point)``, per tensor (axis -1) or per channel along ``axis``.
+
+- ``quantize(x) {dtype, scale, zero_point, axis=-1}``: float -> integer; the result type carries the parameters.
+- ``dequantize(x)``: integer -> f32, with the parameters of the operand's type (infer requires a quantized operand).
+- ``requantize(x) {dtype, scale, zero_point, axis=-1}``: quantized -> quantized with new parameters.
+
+Kernels do not see types, so the ones that read the operand's parameters (dequantize, requantize) take them from
+the attribute ``_types``: ``(operand_types, result_types)``, lists of TensorType, which the interpreter adds for
+quant ops (``irc.ir.interpreter.run_node``). quantize needs only its own attributes. Rounding is to nearest, ties
+to even (``np.rint``) in float64, then clipped to the dtype's range: the same as the interpreter's quantize.
+``quantize_array`` and ``dequantize_array`` are that arithmetic, for anyone who needs it on arrays.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from irc.ir.types import DType, QuantParams, TensorType
+from irc.ops.base import PURE, Attr, OpDef, normalize_axis, register
+
+QUANT_DTYPES = (DType.i8, DType.u8, DType.i16, DType.i32)
+
+
+def _param_arrays(q: QuantParams, ndim: int) -> tuple[np.ndarray, np.ndarray]:
+    scale = np.asarray(q.scale, dtype=np.float64)
+    zp = np.asarray(q.zero_point, dtype=np.float64)
+    if q.axis is not None and ndim:
+        shape = [1] * ndim
+        shape[q.axis] = -1
+        scale, zp = scale.reshape(shape), zp.reshape(shape)
+    return scale, zp
+
+
+def quantize_array(x: np.ndarray, dtype: DType, q: QuantParams) -> np.ndarray:
+    scale, zp = _param_arrays(q, x.ndim)
+    info = np.iinfo(dtype.numpy)
+    with np.errstate(all="ignore"):
+        out = np.rint(np.asarray(x, np.float64) / scale) + zp
+    return np.clip(out, info.min, info.max).astype(dtype.numpy)
+
+
+def dequantize_array(x: np.ndarray, q: QuantParams) -> np.ndarray:
+    return _real(x, q).astype(np.float32)
+
+
+def _real(x: np.ndarray, q: QuantParams) -> np.ndarray:
+    scale, zp = _param_arrays(q, x.ndim)
+    return (x.astype(np.float64) - zp) * scale
+
+
+def params_from_attrs(attrs: dict, x: TensorType) -> QuantParams:
+    """The QuantParams that ``{dtype, scale, zero_point, axis}`` describe for an operand of type ``x``."""
+    if attrs["dtype"] not in QUANT_DTYPES:
+        raise ValueError(f"quantized dtype must be one of {', '.join(d.value for d in QUANT_DTYPES)}, "
+                         f"got {attrs['dtype'].value}")
+    scale, zp = tuple(float(s) for s in attrs["scale"]), tuple(attrs["zero_point"])
+    if any(not s > 0 for s in scale):
+        raise ValueError(f"scales must be positive, got {list(scale)}")
+    info = np.iinfo(attrs["dtype"].numpy)
+    if any(not info.min <= z <= info.max for z in zp):
+        raise ValueError(f"zero points {list(zp)} are out of range for {attrs['dtype'].value}")
+    axis = None
+    if attrs["axis"] != -1:
+        if x.shape is None:
+            raise ValueError("per-axis quantization needs an operand of known rank")
+        axis = normalize_axis(attrs["axis"], len(x.shape))
+        if isinstance(x.shape[axis], int) and len(scale) != x.shape[axis]:
+            raise ValueError(f"{len(scale)} scales for dim {axis} of size {x.shape[axis]}")
+    return QuantParams(scale, zp, axis)  # checks the counts
+
+
+def _operand_params(attrs: dict) -> QuantParams:
+    types = attrs.get("_types")
+    if types is None or types[0][0].quant is None:
+        raise ValueError("this kernel needs the operand's quantized type in attribute _types "
+                         "((operand_types, result_types), as the interpreter passes)")
+    return types[0][0].quant
+
+
+def _quant_attrs() -> dict[str, Attr]:
+    return {"dtype": Attr("dtype"), "scale": Attr("floats"), "zero_point": Attr("ints"), "axis": Attr("int", -1)}
+
+
+@register
+class Quantize(OpDef):
+    name = "quantize"
+    summary = "Float to integer: round(x / scale) + zero_point, clipped; the result type carries the parameters."
+    operands = ("x",)
+    attrs = _quant_attrs()
+    traits = frozenset({PURE})
+
+    def infer(self, types, attrs, consts):
+        x = types[0]
+        if not x.dtype.is_float or x.quant is not None:
+            raise ValueError(f"quantize takes a float operand, got {x}")
+        return [TensorType(attrs["dtype"], x.shape, params_from_attrs(attrs, x))]
+
+    def kernel(self, inputs, attrs):
+        x = inputs[0]
+        q = params_from_attrs(attrs, TensorType(DType.from_numpy(x.dtype), x.shape))
+        return [quantize_array(x, attrs["dtype"], q)]
+
+
+@register
+class Dequantize(OpDef):
+    name = "dequantize"
+    summary = "Integer to f32 with the operand's quantization parameters: scale * (x - zero_point)."
+    operands = ("x",)
+    traits = frozenset({PURE})
+
+    def infer(self, types, attrs, consts):
+        x = types[0]
+        if x.quant is None:
+            raise ValueError(f"dequantize takes a quantized operand, got {x}")
+        return [TensorType(DType.f32, x.shape)]
+
+    def kernel(self, inputs, attrs):
+        return [dequantize_array(inputs[0], _operand_params(attrs))]
+
+
+@register
+class Requantize(OpDef):
+    name = "requantize"
+    summary = "Changes a quantized tensor's parameters (and dtype): quantize(dequantize(x))."
+    operands = ("x",)
+    attrs = _quant_attrs()
+    traits = frozenset({PURE})
+
+    def infer(self, types, attrs, consts):
+        x = types[0]
+        if x.quant is None:
+            raise ValueError(f"requantize takes a quantized operand, got {x}")
+        return [TensorType(attrs["dtype"], x.shape, params_from_attrs(attrs, x))]
+
+    def kernel(self, inputs, attrs):
+        x = inputs[0]
+        real = _real(x, _operand_params(attrs))
+        q = params_from_attrs(attrs, TensorType(DType.from_numpy(x.dtype), x.shape))
+        return [quantize_array(real, attrs["dtype"], q)]

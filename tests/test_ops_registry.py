@@ -1,0 +1,33 @@
+import re
+from pathlib import Path
+
+from irc.ops import all_ops
+from irc.ops.base import PURE
+
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "ops.md"
+
+
+def documented_ops() -> set[str]:
+    """Op names in the catalog's "Ops" section: the names before each backticked signature."""
+    section = DOCS.read_text().split("## Ops", 1)[1]
+    names = set()
+    for span in re.findall(r"`([^`]*)`", section, flags=re.S):
+        head = re.split(r"[({]", span, maxsplit=1)[0]
+        names.update(n.strip() for n in head.split(",") if re.fullmatch(r"[a-z_][a-z0-9_]*", n.strip()))
+    return names
+
+
+def test_every_documented_op_is_registered():
+    names = documented_ops()
+    assert {"conv2d", "depthwise_conv2d", "reciprocal", "one_hot", "requantize", "const"} <= names
+    assert sorted(names - set(all_ops())) == []
+
+
+def test_every_op_is_documented_and_declared_well():
+    documented = documented_ops()
+    for name, op in all_ops().items():
+        assert op.summary, f"{name} has no summary"
+        assert name in documented, f"{name} is not in docs/ops.md"
+        assert PURE in op.traits, name
+        for attr, spec in op.attrs.items():
+            assert spec.required or spec.check(spec.default) is None, f"{name}.{attr} default is invalid"
