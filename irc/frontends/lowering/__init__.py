@@ -1,0 +1,184 @@
+"""TF ops to irc ops: one lowering per TF op type, in a table filled by the ``@lowers`` decorator.
+
+A lowering is ``fn(cx, node, args) -> Value | list[Value | None]``: ``cx`` is the ``Lowerer`` (it builds irc
+nodes at the TF node's location and folds constants), ``node`` the ``TFNode`` and ``args`` the irc values of
+its inputs, in order. It returns one value per TF output it supports (None for outputs nothing may read).
+A lowering that does not apply to a node (a shape computed at run time, an attribute irc lacks) raises
+``CannotLower`` with the reason.
+
+Families: ``math`` (elementwise, activations, reductions), ``nn`` (convolutions, matmul, pools, norms, resize),
+``array`` (shapes, slicing, gather, concat, ...), ``einsum``, ``control_flow`` (While/If unrolled, TensorLists).
+Find a lowering by grepping its TF op name: ``grep -rn '"Conv2D"' irc/frontends/lowering``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections import Counter
+from typing import Callable, Mapping
+
+from irc.errors import UnsupportedOpError, UsageError
+from irc.frontends.lowering.context import CannotLower, Lowerer, TensorList, ref_value, tf_dtype
+from irc.frontends.tfgraph import TFGraph, TFNode
+from irc.ir.graph import Graph, Location, Value
+from irc.ir.types import SymDim, TensorType
+
+Lowering = Callable[[Lowerer, TFNode, list], object]
+LOWERINGS: dict[str, Lowering] = {}
+FAMILIES = ("math", "nn", "array", "einsum", "control_flow")
+BATCH = SymDim("batch")
+# Ops that can never be kept as opaque TF nodes (they need TF functions or TensorList values irc drops).
+NEVER_OPAQUE = frozenset({"While", "StatelessWhile", "If", "StatelessIf"})
+# Ops the driver handles itself.
+_DRIVER_OPS = frozenset({"Placeholder"})
+
+
+def lowers(*tf_ops: str):
+    """Registers a lowering for the given TF op types: ``@lowers("Relu")``."""
+
+    def register(fn: Lowering) -> Lowering:
+        for name in tf_ops:
+            if name in LOWERINGS:
+                raise ValueError(f"TF op {name} has two lowerings")
+            LOWERINGS[name] = fn
+        return fn
+
+    return register
+
+
+def _load_families() -> None:
+    for family in FAMILIES:
+        importlib.import_module(f"irc.frontends.lowering.{family}")
+
+
+def supported_ops() -> list[str]:
+    """The TF op types irc lowers."""
+    _load_families()
+    return sorted(LOWERINGS)
+
+
+def lower_graph(tfgraph: TFGraph, input_shapes: Mapping[str, tuple] | None = None,
+                allow_tf_ops: bool = False, name: str = "main") -> Graph:
+    """Lowers a neutral TF graph to an irc Graph.
+
+    ``input_shapes`` fixes inputs' shapes by name; otherwise an unknown first dim becomes the symbolic dim
+    ``batch``. Ops irc cannot lower raise one UnsupportedOpError listing them all, unless ``allow_tf_ops``
+    keeps them as opaque ``tf.<Op>`` nodes.
+    """
+    _load_families()
+    graph = Graph(name)
+    cx = Lowerer(tfgraph, graph, allow_tf_ops)
+    if not allow_tf_ops:
+        check_supported(tfgraph)
+    env: dict[str, list] = {}
+    _bind_inputs(cx, tfgraph, dict(input_shapes or {}), env)
+    lower_nodes(cx, tfgraph.nodes, env)
+    for out_name, ref in tfgraph.outputs:
+        value = ref_value(env, ref)
+        if not isinstance(value, Value):
+            raise UnsupportedOpError(f"output {out_name!r} is a TensorList, which irc cannot return",
+                                     where=tfgraph.source)
+        graph.set_output(out_name, value)
+    remove_dead_nodes(graph)
+    return graph
+
+
+def _bind_inputs(cx: Lowerer, tfgraph: TFGraph, input_shapes: dict, env: dict) -> None:
+    names = [name for name, _, _ in tfgraph.inputs]
+    unknown = sorted(set(input_shapes) - set(names))
+    if unknown:
+        raise UsageError(f"--input-shape names {unknown[0]!r}, which is not an input of the model "
+                         f"(inputs: {', '.join(names) or 'none'})")
+    for name, dtype, shape in tfgraph.inputs:
+        if name in input_shapes:
+            fixed = tuple(int(d) for d in input_shapes[name])
+            if shape is not None and len(shape) != len(fixed):
+                raise UsageError(f"--input-shape gives input {name!r} rank {len(fixed)}, but the model's input "
+                                 f"has rank {len(shape)} ({_fmt_shape(shape)})")
+            if shape is not None and any(d is not None and d != f for d, f in zip(shape, fixed)):
+                raise UsageError(f"--input-shape {name}={','.join(map(str, fixed))} contradicts the model's "
+                                 f"input shape {_fmt_shape(shape)}")
+            shape = fixed
+        dims = None if shape is None else tuple(
+            d if d is not None else (BATCH if i == 0 else None) for i, d in enumerate(shape))
+        try:
+            value = cx.graph.add_input(name, TensorType(tf_dtype(dtype), dims))
+        except CannotLower as e:
+            raise UnsupportedOpError(f"input {name!r}: {e}", where=tfgraph.source) from None
+        if dims and dims[0] == BATCH:
+            cx.sym_sources.setdefault(BATCH, (value, 0))
+        env[name] = [value]
+
+
+def _fmt_shape(shape) -> str:
+    return "[" + ",".join("?" if d is None else str(d) for d in shape) + "]"
+
+
+def check_supported(tfgraph: TFGraph) -> None:
+    """Raises one UnsupportedOpError naming every TF op type without a lowering (with counts and an example)."""
+    missing: Counter = Counter()
+    example: dict[str, TFNode] = {}
+    nodes = list(tfgraph.nodes) + [n for fn in tfgraph.functions.values() for n in fn.nodes]
+    for node in nodes:
+        if node.op not in LOWERINGS and node.op not in _DRIVER_OPS:
+            missing[node.op] += 1
+            example.setdefault(node.op, node)
+    if not missing:
+        return
+    parts = []
+    for op, count in sorted(missing.items(), key=lambda kv: (-kv[1], kv[0])):
+        node = example[op]
+        where = f"e.g. {node.name}" + (f" in layer {node.layer}" if node.layer else "")
+        parts.append(f"{op} ({count} node{'s' if count > 1 else ''}, {where})")
+    kinds = f"{len(missing)} TensorFlow op type{'s' if len(missing) > 1 else ''}"
+    raise UnsupportedOpError(f"{kinds} irc cannot lower: {', '.join(parts)}; "
+                             "pass --allow-tf-ops to keep them as TensorFlow ops", where=tfgraph.source)
+
+
+def lower_nodes(cx: Lowerer, nodes: list[TFNode], env: dict[str, list]) -> None:
+    """Lowers ``nodes`` (in topological order) into ``cx.graph``, binding each node's outputs in ``env``."""
+    saved = cx.node, cx.loc
+    try:
+        for node in nodes:
+            if node.op in _DRIVER_OPS and node.name in env:
+                continue
+            env[node.name] = lower_node(cx, node, [ref_value(env, ref) for ref in node.inputs])
+    finally:
+        cx.node, cx.loc = saved
+
+
+def lower_node(cx: Lowerer, node: TFNode, args: list) -> list:
+    cx.node, cx.loc = node, Location.of(node.name, node.layer)
+    fn = LOWERINGS.get(node.op)
+    try:
+        if fn is None:
+            raise CannotLower("irc has no lowering for it")
+        outs = fn(cx, node, args)
+    except CannotLower as e:
+        if not cx.allow_tf_ops or node.op in NEVER_OPAQUE:
+            raise _cannot_lower(cx, node, str(e)) from None
+        from irc.frontends.lowering.opaque import lower_opaque
+
+        try:
+            outs = lower_opaque(cx, node, args)
+        except CannotLower as e2:
+            raise _cannot_lower(cx, node, f"{e}, and it cannot be kept as a TensorFlow op: {e2}") from None
+    return outs if isinstance(outs, list) else [outs]
+
+
+def _cannot_lower(cx: Lowerer, node: TFNode, reason: str) -> UnsupportedOpError:
+    layer = f" in layer {node.layer}" if node.layer else ""
+    hint = "" if cx.allow_tf_ops or node.op in NEVER_OPAQUE else "; pass --allow-tf-ops to keep it as a TensorFlow op"
+    return UnsupportedOpError(f"cannot lower TensorFlow op {node.op} ({node.name}{layer}): {reason}{hint}",
+                              where=cx.tfgraph.source)
+
+
+def remove_dead_nodes(graph: Graph) -> None:
+    """Erases nodes no output depends on (folded constants, unused shape arithmetic, the unused TF outputs)."""
+    outputs = {id(v) for v in graph.outputs.values()}
+    for node in reversed(graph.topo_order()):
+        if all(not r.uses and id(r) not in outputs for r in node.results):
+            graph.erase(node)
+
+
+__all__ = ["LOWERINGS", "CannotLower", "Lowerer", "TensorList", "lower_graph", "lowers", "supported_ops"]

@@ -1,0 +1,365 @@
+"""Shapes, slicing, gathering, joining and filling.
+
+TF computes shapes with ops (Shape -> StridedSlice -> Pack -> Reshape); irc takes them as attributes. These
+lowerings fold such chains: constants fold outright, and a shape holding the symbolic ``batch`` dim is
+carried as a partly known vector (``Lowerer.symbolic``) until a Reshape, Fill or BroadcastTo reads it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from math import prod
+
+import numpy as np
+
+from irc.frontends.lowering import lowers
+from irc.frontends.lowering.context import CannotLower, Lowerer, tf_dtype
+from irc.frontends.tfgraph import TFNode
+from irc.ir.graph import Value
+from irc.ir.types import DType, Dim, SymDim
+from irc.ops.shape import strided_index
+
+
+@lowers("Const")
+def const(cx: Lowerer, node: TFNode, args: list) -> Value:
+    value = node.attrs["value"]
+    return cx.const(value, tf_dtype(node.attrs.get("dtype", value.dtype.name)))
+
+
+@lowers("PlaceholderWithDefault")
+def placeholder_with_default(cx: Lowerer, node: TFNode, args: list) -> Value:
+    return args[0]
+
+
+@lowers("NoOp")
+def no_op(cx: Lowerer, node: TFNode, args: list) -> list:
+    return []
+
+
+# ----- shapes -----------------------------------------------------------------------------------------------------
+@lowers("Shape")
+def shape(cx: Lowerer, node: TFNode, args: list) -> Value:
+    x, dtype = args[0], tf_dtype(node.attrs.get("out_type", "int32"))
+    dims = cx.shape(x)
+    if all(isinstance(d, int) for d in dims):
+        return cx.const(np.asarray(dims, dtype=dtype.numpy))
+    return cx.dims_value(dims, cx.op("shape", x, dtype=dtype), dtype)
+
+
+@lowers("Rank")
+def rank(cx: Lowerer, node: TFNode, args: list) -> Value:
+    return cx.const(np.asarray(cx.rank(args[0]), dtype=np.int32))
+
+
+@lowers("Size")
+def size(cx: Lowerer, node: TFNode, args: list) -> Value:
+    x, dtype = args[0], tf_dtype(node.attrs.get("out_type", "int32"))
+    dims = cx.shape(x)
+    if all(isinstance(d, int) for d in dims):
+        return cx.const(np.asarray(prod(dims), dtype=dtype.numpy))
+    count = cx.op("prod", cx.op("shape", x, dtype=dtype), axes=(0,))
+    return cx.dims_value((dims[0] if len(dims) == 1 else None,), count, dtype, scalar=True)
+
+
+@lowers("Reshape")
+def reshape(cx: Lowerer, node: TFNode, args: list) -> Value:
+    """The target shape must be known but for one dim (or for dims that cancel against the operand's)."""
+    x, target = args
+    dims = cx.dims(target)
+    if dims is None:
+        raise CannotLower("the target shape is computed at run time")
+    attr, out = reshape_target(cx.shape(x), dims)
+    if tuple(out) == x.type.shape and all(isinstance(d, int) or isinstance(d, SymDim) for d in out):
+        return x
+    result = cx.op("reshape", x, shape=attr, types=[x.type.with_shape(out)])
+    if (known := cx.dims(x)) is not None and len(out) <= 1 and not result.is_constant:
+        cx.symbolic[result] = known  # a shape vector reshaped to a vector or scalar keeps its entries
+    return result
+
+
+def reshape_target(in_shape: tuple[Dim, ...], dims: tuple[Dim, ...]) -> tuple[tuple[int, ...], tuple[Dim, ...]]:
+    """(the reshape's ``shape`` attribute, the result's shape) for TF's target ``dims``.
+
+    ``dims`` holds ints (-1 = infer), SymDims and None (unknown). The unknown entry is solved from the operand:
+    its element count, static part times symbolic dims, divided by the target's. Symbolic dims cancel, so
+    [batch, 7, 7, 64] -> [-1, 3136] gives [batch, 3136].
+    """
+    if any(d is None for d in in_shape):
+        in_static, in_syms = None, None
+    else:
+        in_static = prod(d for d in in_shape if isinstance(d, int))
+        in_syms = Counter(d for d in in_shape if isinstance(d, SymDim))
+    out: list[Dim] = [d if not (isinstance(d, int) and d < 0) else None for d in dims]
+    unknown = [i for i, d in enumerate(out) if d is None]
+    if len(unknown) == 1 and in_static is not None:
+        t_static = prod(d for d in out if isinstance(d, int))
+        t_syms = Counter(d for d in out if isinstance(d, SymDim))
+        rest = in_syms - t_syms
+        if not (t_syms - in_syms) and t_static and in_static % t_static == 0:
+            factor = in_static // t_static
+            if not rest:
+                out[unknown[0]] = factor
+            elif factor == 1 and sum(rest.values()) == 1:
+                out[unknown[0]] = next(iter(rest))
+    free = [i for i, d in enumerate(out) if not isinstance(d, int)]
+    if len(free) > 1:
+        raise CannotLower(f"reshape to {_fmt(dims)} leaves {len(free)} dims unknown until run time")
+    attr = tuple(-1 if i in free else int(d) for i, d in enumerate(out))
+    return attr, tuple(out)
+
+
+def _fmt(dims) -> str:
+    return "[" + ", ".join("?" if d is None else str(d) for d in dims) + "]"
+
+
+@lowers("Squeeze")
+def squeeze(cx: Lowerer, node: TFNode, args: list) -> Value:
+    x = args[0]
+    shape_ = cx.shape(x)
+    axes = [a % len(shape_) for a in node.attrs.get("squeeze_dims", [])] if shape_ else []
+    if not axes:
+        if not all(isinstance(d, int) for d in shape_):
+            raise CannotLower(f"squeezing every size-1 dim of {x.type}: which are 1 is known only at run time")
+        axes = [i for i, d in enumerate(shape_) if d == 1]
+    if not axes:
+        return x
+    out = cx.op("squeeze", x, axes=tuple(sorted(set(axes))))
+    _keep_dims_of_vector(cx, x, out)
+    return out
+
+
+@lowers("ExpandDims")
+def expand_dims(cx: Lowerer, node: TFNode, args: list) -> Value:
+    x, axis = args
+    out = cx.op("expand_dims", x, axis=cx.int_scalar(axis, "the axis"))
+    _keep_dims_of_vector(cx, x, out)
+    return out
+
+
+def _keep_dims_of_vector(cx: Lowerer, x: Value, out: Value) -> None:
+    """A partly known shape vector keeps its entries through a squeeze/expand between rank 0 and 1."""
+    if not out.is_constant and (dims := cx.dims(x)) is not None and (out.type.rank or 0) <= 1:
+        cx.symbolic[out] = dims
+
+
+@lowers("Transpose")
+def transpose(cx: Lowerer, node: TFNode, args: list) -> Value:
+    x, perm = args
+    perm = tuple(p % max(cx.rank(x), 1) for p in cx.ints(perm, "the permutation"))
+    if perm == tuple(range(len(perm))):
+        return x
+    return cx.op("transpose", x, perm=perm)
+
+
+# ----- joining and splitting ------------------------------------------------------------------------------------
+@lowers("ConcatV2", "Concat")
+def concat(cx: Lowerer, node: TFNode, args: list) -> Value:
+    """ConcatV2(values..., axis); Concat(axis, values...)."""
+    axis_value, values = (args[-1], args[:-1]) if node.op == "ConcatV2" else (args[0], args[1:])
+    axis = cx.int_scalar(axis_value, "the axis")
+    rank = cx.rank(values[0])
+    axis = axis % rank if rank else 0
+    nonempty = [v for v in values if v.type.shape is None or v.type.shape[axis] != 0]
+    values = nonempty or values[:1]
+    if len(values) == 1:
+        return values[0]
+    out = cx.op("concat", *values, axis=axis)
+    if not out.is_constant and rank == 1:
+        parts = [cx.dims(v) for v in values]
+        if all(p is not None for p in parts):
+            cx.symbolic[out] = tuple(d for p in parts for d in p)
+    return out
+
+
+@lowers("Pack")
+def pack(cx: Lowerer, node: TFNode, args: list) -> Value:
+    axis = int(node.attrs.get("axis", 0))
+    out = cx.op("pack", *args, axis=axis)
+    if not out.is_constant and all(v.type.rank == 0 for v in args):
+        parts = [cx.dims(v) for v in args]
+        if all(p is not None for p in parts):
+            cx.symbolic[out] = tuple(p[0] for p in parts)
+    return out
+
+
+@lowers("Unpack")
+def unpack(cx: Lowerer, node: TFNode, args: list) -> list:
+    x = args[0]
+    axis = int(node.attrs.get("axis", 0))
+    outs = list(cx.add("unpack", [x], {"axis": axis}))
+    dims = cx.dims(x)
+    if dims is not None and cx.rank(x) == 1 and not x.is_constant:
+        outs = [cx.dims_value((d,), v, v.type.dtype, scalar=True) for d, v in zip(dims, outs)]
+    return outs
+
+
+@lowers("Split")
+def split(cx: Lowerer, node: TFNode, args: list) -> list:
+    """Split(axis, value) into num_split equal pieces."""
+    axis_value, x = args
+    shape_ = cx.shape(x)
+    axis = cx.int_scalar(axis_value, "the axis") % len(shape_)
+    n = int(node.attrs["num_split"])
+    if n == 1:
+        return [x]
+    dim = shape_[axis]
+    if not isinstance(dim, int):
+        raise CannotLower(f"splitting dim {axis} of {x.type}, whose size is known only at run time")
+    return list(cx.add("split", [x], {"axis": axis, "sizes": (dim // n,) * n}))
+
+
+@lowers("SplitV")
+def split_v(cx: Lowerer, node: TFNode, args: list) -> list:
+    """SplitV(value, size_splits, axis); one size may be -1."""
+    x, sizes, axis_value = args
+    axis = cx.int_scalar(axis_value, "the axis") % cx.rank(x)
+    sizes = tuple(cx.ints(sizes, "the split sizes"))
+    if len(sizes) == 1:
+        return [x]
+    return list(cx.add("split", [x], {"axis": axis, "sizes": sizes}))
+
+
+# ----- slicing and gathering ------------------------------------------------------------------------------------
+@lowers("Slice")
+def slice_(cx: Lowerer, node: TFNode, args: list) -> Value:
+    x, begin, size_ = args
+    begin, size_ = tuple(cx.ints(begin, "the slice begin")), tuple(cx.ints(size_, "the slice size"))
+    out = cx.op("slice", x, begin=begin, size=size_)
+    if not out.is_constant and (dims := cx.dims(x)) is not None and cx.rank(x) == 1:
+        stop = None if size_[0] == -1 else begin[0] + size_[0]
+        return cx.dims_value(dims[begin[0]:stop], out, out.type.dtype)
+    return out
+
+
+@lowers("StridedSlice")
+def strided_slice(cx: Lowerer, node: TFNode, args: list) -> Value:
+    x, begin, end, strides = args
+    attrs = {"begin": tuple(cx.ints(begin, "the slice begin")), "end": tuple(cx.ints(end, "the slice end")),
+             "strides": tuple(cx.ints(strides, "the slice strides"))}
+    for mask in ("begin_mask", "end_mask", "ellipsis_mask", "new_axis_mask", "shrink_axis_mask"):
+        if node.attrs.get(mask, 0):
+            attrs[mask] = int(node.attrs[mask])
+    dims = cx.dims(x)
+    if dims is not None and not x.is_constant and cx.rank(x) == 1:
+        picked = np.asarray(np.array(dims, dtype=object)[strided_index(_with_defaults(attrs))], dtype=object)
+        entries = tuple(picked.reshape(-1).tolist())
+        if all(isinstance(d, int) for d in entries):  # only static entries of a partly known shape
+            return cx.const(np.asarray(entries, dtype=x.type.dtype.numpy).reshape(picked.shape))
+        out = cx.op("strided_slice", x, **attrs)
+        return cx.dims_value(entries, out, out.type.dtype, scalar=picked.ndim == 0)
+    return cx.op("strided_slice", x, **attrs)
+
+
+def _with_defaults(attrs: dict) -> dict:
+    full = {"begin_mask": 0, "end_mask": 0, "ellipsis_mask": 0, "new_axis_mask": 0, "shrink_axis_mask": 0}
+    full.update(attrs)
+    return full
+
+
+@lowers("GatherV2", "Gather", "ResourceGather")
+def gather(cx: Lowerer, node: TFNode, args: list) -> Value:
+    params, indices = args[:2]
+    axis = cx.int_scalar(args[2], "the axis") if node.op == "GatherV2" else 0
+    batch_dims = int(node.attrs.get("batch_dims", 0))
+    if indices.type.dtype not in (DType.i32, DType.i64):
+        indices = cx.op("cast", indices, to=DType.i32)
+    out = cx.op("gather", params, indices, axis=axis, batch_dims=batch_dims)
+    dims = cx.dims(params)
+    if not out.is_constant and dims is not None and cx.rank(params) == 1 and indices.is_constant:
+        picked = np.array(dims, dtype=object)[indices.constant.astype(np.int64)]
+        entries = tuple(np.asarray(picked, dtype=object).reshape(-1).tolist())
+        return cx.dims_value(entries, out, out.type.dtype, scalar=np.ndim(picked) == 0)
+    return out
+
+
+@lowers("ReverseV2")
+def reverse(cx: Lowerer, node: TFNode, args: list) -> Value:
+    """A strided slice with stride -1 on the reversed axes."""
+    x, axes = args
+    rank_ = cx.rank(x)
+    axes = {a % rank_ for a in cx.ints(axes, "the axes")}
+    if not axes:
+        return x
+    full = (1 << rank_) - 1
+    return cx.op("strided_slice", x, begin=(0,) * rank_, end=(0,) * rank_,
+                 strides=tuple(-1 if i in axes else 1 for i in range(rank_)), begin_mask=full, end_mask=full)
+
+
+# ----- repeating, broadcasting, filling -------------------------------------------------------------------------
+@lowers("Tile")
+def tile(cx: Lowerer, node: TFNode, args: list) -> Value:
+    x, multiples = args
+    multiples = tuple(cx.ints(multiples, "the multiples"))
+    if all(m == 1 for m in multiples):
+        return x
+    return cx.op("tile", x, multiples=multiples)
+
+
+@lowers("BroadcastTo")
+def broadcast_to(cx: Lowerer, node: TFNode, args: list) -> Value:
+    x, target = args
+    dims = cx.dims(target)
+    if dims is None:
+        raise CannotLower("the target shape is computed at run time")
+    return broadcast(cx, x, dims)
+
+
+def broadcast(cx: Lowerer, x: Value, dims) -> Value:
+    """``x`` broadcast to ``dims``; symbolic dims come from a value that has them."""
+    if any(d is None or (isinstance(d, int) and d < 0) for d in dims):
+        raise CannotLower(f"broadcasting to {_fmt(dims)}, which has unknown dims")
+    static = tuple(d if isinstance(d, int) else 1 for d in dims)
+    if x.type.shape != static:
+        x = cx.op("broadcast_to", x, shape=static)
+    for axis, d in enumerate(dims):
+        if isinstance(d, SymDim):
+            mask = cx.sym_mask(d, axis, len(dims))
+            x = cx.op("select", mask, x, x)
+    return x
+
+
+@lowers("Fill")
+def fill(cx: Lowerer, node: TFNode, args: list) -> Value:
+    dims_value, value = args
+    dims = cx.dims(dims_value)
+    if dims is None:
+        raise CannotLower("the shape is computed at run time")
+    if value.is_constant:
+        return cx.full(dims, value.constant.reshape(()), value.type.dtype)
+    return broadcast(cx, value, dims)
+
+
+@lowers("ZerosLike", "OnesLike")
+def zeros_like(cx: Lowerer, node: TFNode, args: list) -> Value:
+    x = args[0]
+    return cx.full(cx.shape(x), 0 if node.op == "ZerosLike" else 1, x.type.dtype)
+
+
+@lowers("Range")
+def range_(cx: Lowerer, node: TFNode, args: list) -> Value:
+    values = [cx.constant(v) for v in args]
+    if any(v is None for v in values):
+        raise CannotLower("a range whose bounds are computed at run time")
+    start, limit, delta = (v.reshape(()).item() for v in values)
+    dtype = tf_dtype(node.attrs.get("Tidx", "int32"))
+    return cx.const(np.arange(start, limit, delta).astype(dtype.numpy))
+
+
+@lowers("Select", "SelectV2")
+def select(cx: Lowerer, node: TFNode, args: list) -> Value:
+    """SelectV2 broadcasts; Select (v1) with a vector condition picks rows of x and y."""
+    cond, x, y = args
+    if node.op == "Select" and cond.type.rank == 1 and (x.type.rank or 1) > 1:
+        cond = cx.op("reshape", cond, shape=(-1,) + (1,) * (x.type.rank - 1),
+                     types=[cond.type.with_shape(cond.type.shape + (1,) * (x.type.rank - 1))])
+    return cx.op("select", cond, x, y)
+
+
+@lowers("OneHot")
+def one_hot(cx: Lowerer, node: TFNode, args: list) -> Value:
+    indices, depth, on, off = args
+    dtype = tf_dtype(node.attrs.get("T", on.type.dtype.numpy.name))
+    return cx.op("one_hot", indices, depth=cx.int_scalar(depth, "the depth"), axis=int(node.attrs.get("axis", -1)),
+                 on_value=float(cx.floats(on, "on_value").reshape(())),
+                 off_value=float(cx.floats(off, "off_value").reshape(())), dtype=dtype)
+
