@@ -11,7 +11,7 @@ def documented_ops() -> set[str]:
     """Op names in the catalog's "Ops" section: the names before each backticked signature."""
     section = DOCS.read_text().split("## Ops", 1)[1]
     names = set()
-    for span in re.findall(r"`([^`]*)`", section, flags=re.S):
+    for span in re.findall(r"`([^`]*)`", section, flags=re.DOTALL):
         head = re.split(r"[({]", span, maxsplit=1)[0]
         names.update(n.strip() for n in head.split(",") if re.fullmatch(r"[a-z_][a-z0-9_]*", n.strip()))
     return names

@@ -15,7 +15,15 @@ import math
 import numpy as np
 
 from irc.ops.base import (
-    ELEMENTWISE, FUSABLE_ACTIVATION, LAYOUT_AGNOSTIC, PURE, Attr, OpDef, UnaryElementwise, normalize_axis, register,
+    ELEMENTWISE,
+    FUSABLE_ACTIVATION,
+    LAYOUT_AGNOSTIC,
+    PURE,
+    Attr,
+    OpDef,
+    UnaryElementwise,
+    normalize_axis,
+    register,
     same_type,
 )
 

@@ -12,8 +12,17 @@ import numpy as np
 from irc.ir.types import DType, TensorType
 from irc.ops.activation import FusedActivation, erf
 from irc.ops.base import (
-    COMMUTATIVE, ELEMENTWISE, LAYOUT_AGNOSTIC, PURE, Attr, BinaryElementwise, OpDef, UnaryElementwise,
-    broadcast_shapes, fused_activation_attr, register,
+    COMMUTATIVE,
+    ELEMENTWISE,
+    LAYOUT_AGNOSTIC,
+    PURE,
+    Attr,
+    BinaryElementwise,
+    OpDef,
+    UnaryElementwise,
+    broadcast_shapes,
+    fused_activation_attr,
+    register,
 )
 
 

@@ -13,10 +13,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from irc.ir.types import DType, Dim, TensorType
+from irc.ir.types import Dim, DType, TensorType
 from irc.ops.activation import FusedActivation
 from irc.ops.base import (
-    PURE, QUANT_PRESERVING, Attr, OpDef, broadcast_shapes, fused_activation_attr, register, same_type,
+    PURE,
+    QUANT_PRESERVING,
+    Attr,
+    OpDef,
+    broadcast_shapes,
+    fused_activation_attr,
+    register,
+    same_type,
 )
 from irc.ops.shape import keep_quant, merge_dims
 
@@ -223,10 +230,10 @@ class Conv2DTranspose(FusedActivation):
         out[0] = merge_dims(out[0], n, "output_shape's batch and the input's")
         out[3] = merge_dims(out[3], kout, "output_shape's channels and the filter's out-channels")
         for size, k, s, got in ((out[1], kh, sh, h), (out[2], kw, sw, w)):
-            if isinstance(size, int) and isinstance(got, int) and isinstance(k, int):
-                if window_out(size, k, s, 1, padding) != got:
-                    raise ValueError(f"output_shape {list(attrs['output_shape'])} does not give input {types[0]} "
-                                     f"under a {k}-wide {padding} convolution with stride {s}")
+            known = isinstance(size, int) and isinstance(got, int) and isinstance(k, int)
+            if known and window_out(size, k, s, 1, padding) != got:
+                raise ValueError(f"output_shape {list(attrs['output_shape'])} does not give input {types[0]} "
+                                 f"under a {k}-wide {padding} convolution with stride {s}")
         _check_bias(types, out[3])
         return [TensorType(types[0].dtype, from_nhwc(*out, fmt))]
 
@@ -234,7 +241,7 @@ class Conv2DTranspose(FusedActivation):
         fmt, padding = attrs["data_format"], attrs["padding"]
         x = inputs[0] if fmt == "NHWC" else inputs[0].transpose(0, 2, 3, 1)
         f = inputs[1].astype(x.dtype, copy=False)
-        kh, kw, kout, kin = f.shape
+        kh, kw, kout, _ = f.shape
         (sh, sw), (n, hx, wx, _) = attrs["strides"], x.shape
         want = to_nhwc(tuple(attrs["output_shape"]), fmt)
         derived = (n, (hx - 1) * sh + kh if padding == "VALID" else hx * sh,

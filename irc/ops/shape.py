@@ -11,10 +11,18 @@ import math
 
 import numpy as np
 
-from irc.ir.types import DType, Dim, TensorType
+from irc.ir.types import Dim, DType, TensorType
 from irc.ops.activation import FusedActivation
-from irc.ops.base import PURE, QUANT_PRESERVING, Attr, OpDef, broadcast_shapes, fused_activation_attr, \
-    normalize_axis, register
+from irc.ops.base import (
+    PURE,
+    QUANT_PRESERVING,
+    Attr,
+    OpDef,
+    broadcast_shapes,
+    fused_activation_attr,
+    normalize_axis,
+    register,
+)
 
 
 # ----- helpers shared with nn.py -----------------------------------------------------------------------------------
@@ -299,7 +307,7 @@ def strided_index(attrs: dict) -> tuple:
         raise ValueError(f"begin, end and strides differ in length: {list(begin)}, {list(end)}, {list(strides)}")
     if 0 in strides:
         raise ValueError("strided_slice strides must be non-zero")
-    if bin(attrs["ellipsis_mask"]).count("1") > 1:
+    if attrs["ellipsis_mask"].bit_count() > 1:
         raise ValueError("strided_slice allows at most one ellipsis")
     index = []
     for i, (b, e, s) in enumerate(zip(begin, end, strides)):
@@ -428,9 +436,8 @@ class BroadcastTo(OpDef):
 
     def infer(self, types, attrs, consts):
         x, shape = types[0], tuple(attrs["shape"])
-        if x.shape is not None:
-            if len(x.shape) > len(shape) or broadcast_shapes(x.shape, shape) != shape:
-                raise ValueError(f"cannot broadcast {x} to {list(shape)}")
+        if x.shape is not None and (len(x.shape) > len(shape) or broadcast_shapes(x.shape, shape) != shape):
+            raise ValueError(f"cannot broadcast {x} to {list(shape)}")
         return [TensorType(x.dtype, shape)]
 
     def kernel(self, inputs, attrs):

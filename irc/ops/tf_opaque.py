@@ -67,6 +67,8 @@ def _compiled(node_def: bytes, library: bytes, dtypes: tuple[str, ...]):
     op_node = graph_def.node.add()
     op_node.CopyFrom(node)
     op_node.name, op_node.device = "irc_op", ""
+    if "_class" in op_node.attr:  # colocation with nodes that are not in this graph
+        del op_node.attr["_class"]
     del op_node.input[:]
     op_node.input.extend(f"irc_input_{k}" for k in range(len(dtypes)))
     if library:
