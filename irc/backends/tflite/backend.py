@@ -1,0 +1,319 @@
+"""The TFLite backend: irc writes ``.tflite`` flatbuffers from its own IR, after its own passes.
+
+``emit(graph)`` runs the ``tflite`` pipeline (unless ``passes`` says otherwise), legalizes the graph (every op
+TFLite cannot take is reported at once, see ``legalize.py``), then walks the nodes an output depends on in
+topological order. Each node's emitter (``ops.py``, a table keyed by irc op) adds TFLite tensors and operators
+to a ``ModelBuilder``, which ``flatbuffer.write_model`` serializes.
+
+The builder keeps one TFLite tensor per irc value. Constants become tensors when first used, so a constant an
+emitter rewrites (a conv filter transposed to OHWI) is written only in its rewritten form; small constants with
+the same content share a tensor, and the flatbuffer layer shares identical buffers. Unknown dimensions are
+written as 1 in ``shape`` and -1 in ``shape_signature``, as TensorFlow's converter does. With ``float16``, every
+float32 constant is stored as float16 and widened by a DEQUANTIZE at the start of the graph (TFLite's float16
+weight quantization). Quantized values carry their parameters into the tensor's quantization table, per axis
+where the type says so, so quantized graphs need no special emitters.
+
+The model gets a ``serving_default`` SignatureDef with the graph's own input and output names, and metadata
+naming its producer (``irc_producer``: irc and its version) and the oldest TFLite runtime that runs it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from irc import __version__
+from irc.backends.tflite import schema
+from irc.backends.tflite.flatbuffer import (
+    Buffer,
+    Operator,
+    OperatorCode,
+    Options,
+    Quantization,
+    SignatureDef,
+    SubGraph,
+    Tensor,
+    TFLModel,
+    options,
+    write_model,
+)
+from irc.errors import TargetError, UsageError
+from irc.ir.graph import Graph, Node, Value
+from irc.ir.types import DType, QuantParams, TensorType
+
+DEFAULT_PIPELINE = "tflite"
+SIGNATURE_KEY = "serving_default"
+QUANTIZE_MODES = ("float16",)  # handled here; any other mode goes to the quantize pass
+
+TFL_TYPES = {
+    DType.f32: "FLOAT32", DType.f16: "FLOAT16", DType.bf16: "BFLOAT16", DType.f64: "FLOAT64",
+    DType.i8: "INT8", DType.u8: "UINT8", DType.i16: "INT16", DType.i32: "INT32", DType.i64: "INT64",
+    DType.bool: "BOOL", DType.str: "STRING",
+}
+_SHARE_LIMIT = 256  # constants up to this many bytes are shared by content (axes, shapes, scalars)
+
+
+def emit(graph: Graph, *, output=None, passes=None, quantize: str | None = None, allow_tf_ops: bool = False,
+         signature_key: str = SIGNATURE_KEY, **options) -> bytes:
+    """The .tflite bytes of ``graph`` after the ``tflite`` pipeline (or ``passes``; ``"O0"`` runs none).
+
+    ``quantize="float16"`` stores float weights as float16; other modes run irc's quantize pass first.
+    ``allow_tf_ops`` writes opaque ``tf.<Op>`` nodes as Flex custom ops. ``output``, when given, is written
+    atomically. The caller's graph is not changed.
+    """
+    if options:
+        raise UsageError(f"the tflite target has no option {min(options)!r}",
+                         hint="options: passes, quantize, allow_tf_ops, signature_key")
+    graph = prepare(graph, passes=passes, quantize=quantize)
+    from irc.backends.tflite.legalize import legalize
+
+    legalize(graph, allow_tf_ops=allow_tf_ops)
+    model = build_model(graph, float16=quantize == "float16", signature_key=signature_key)
+    data = write_model(model)
+    if output is not None:
+        from irc.outputs import write_atomic
+
+        write_atomic(output, data)
+    return data
+
+
+def prepare(graph: Graph, *, passes=None, quantize: str | None = None) -> Graph:
+    """A copy of ``graph`` after the backend's pipeline (or ``passes``) and any quantize pass."""
+    from irc.passes import run_pipeline
+
+    graph = graph.copy()
+    pipeline = DEFAULT_PIPELINE if passes is None else passes
+    if pipeline and pipeline != "O0":
+        run_pipeline(graph, pipeline)
+    if quantize and quantize not in QUANTIZE_MODES:
+        run_pipeline(graph, f"quantize{{mode={quantize}}}")
+    return graph
+
+
+def check(graph: Graph) -> list:
+    """For every node: ``(node, status, reason)``, status native, fallback (a Flex op) or unsupported."""
+    from irc.backends.tflite.legalize import check as check_nodes
+
+    return check_nodes(graph, allow_tf_ops=True)
+
+
+def build_model(graph: Graph, *, float16: bool = False, signature_key: str = SIGNATURE_KEY) -> TFLModel:
+    """The TFLite model of a legal graph (see ``legalize``)."""
+    from irc.backends.tflite.ops import emitter_for
+
+    builder = ModelBuilder(graph, float16=float16)
+    for value in graph.inputs:
+        builder.bind(value, builder.new_tensor(value.type, value.name))
+    for node in live_nodes(graph):
+        if node.op == "const":
+            continue
+        builder.node = node
+        emitter_for(node)(builder, node)
+    builder.node = None
+    return builder.finish(signature_key)
+
+
+def live_nodes(graph: Graph) -> list[Node]:
+    """The nodes some graph output depends on, in topological order."""
+    live: set[Node] = set()
+    stack = [v.producer for v in graph.outputs.values() if v.producer is not None]
+    while stack:
+        node = stack.pop()
+        if node not in live:
+            live.add(node)
+            stack.extend(v.producer for v in node.operands if v.producer is not None)
+    return [node for node in graph.topo_order() if node in live]
+
+
+def tensor_shape(t: TensorType) -> tuple[list[int], list[int] | None, bool]:
+    """(shape, shape_signature, has_rank): unknown dims are 1 in the shape and -1 in the signature."""
+    if t.shape is None:
+        return [], None, False
+    shape = [d if isinstance(d, int) else 1 for d in t.shape]
+    if all(isinstance(d, int) for d in t.shape):
+        return shape, None, True
+    return shape, [d if isinstance(d, int) else -1 for d in t.shape], True
+
+
+def quantization(q: QuantParams | None) -> Quantization | None:
+    if q is None:
+        return None
+    return Quantization(scale=list(q.scale), zero_point=list(q.zero_point), quantized_dimension=q.axis or 0)
+
+
+def string_buffer(array: np.ndarray) -> bytes:
+    """TFLite's string tensor layout: count, count + 1 offsets from the start, then the bytes."""
+    items = [s if isinstance(s, bytes) else str(s).encode() for s in np.asarray(array, object).reshape(-1)]
+    header = 4 * (len(items) + 2)
+    offsets = np.cumsum([header] + [len(s) for s in items], dtype=np.int64)
+    return np.asarray([len(items), *offsets], "<i4").tobytes() + b"".join(items)
+
+
+class ModelBuilder:
+    """A TFLite subgraph under construction: tensors, buffers, operator codes and operators.
+
+    Emitters use ``tensor(value)`` for an operand, ``result(value)`` for a node result, ``constant(array)`` for
+    a constant they compute, ``temp(type)`` for an intermediate of a multi-operator lowering, and ``op(...)``
+    to append an operator. ``node`` is the irc node being emitted: new tensors are named after its location.
+    """
+
+    def __init__(self, graph: Graph, *, float16: bool = False):
+        self.graph = graph
+        self.float16 = float16
+        self.tensors: list[Tensor] = []
+        self.buffers: list[Buffer] = [Buffer()]
+        self.operator_codes: list[OperatorCode] = []
+        self.operators: list[Operator] = []
+        self.prologue: list[Operator] = []  # float16 weight DEQUANTIZEs, first in the graph as TF writes them
+        self.node: Node | None = None
+        self._codes: dict[tuple, int] = {}
+        self._tensor_of: dict[Value, int] = {}
+        self._shared: dict[tuple, int] = {}
+
+    # ----- tensors -------------------------------------------------------------------------------------------------
+    def new_tensor(self, type: TensorType, name: str, buffer: int = 0) -> int:
+        if type.dtype not in TFL_TYPES:
+            raise TargetError(f"TFLite has no {type.dtype.value} tensors", where=name)
+        shape, signature, has_rank = tensor_shape(type)
+        self.tensors.append(Tensor(name, shape, TFL_TYPES[type.dtype], buffer, shape_signature=signature,
+                                   quantization=quantization(type.quant), has_rank=has_rank))
+        return len(self.tensors) - 1
+
+    def bind(self, value: Value, index: int) -> None:
+        self._tensor_of[value] = index
+
+    def tensor(self, value: Value) -> int:
+        """The tensor holding ``value``; a constant is written on first use."""
+        index = self._tensor_of.get(value)
+        if index is None:
+            if not value.is_constant:
+                raise TargetError(f"internal error: {value} is used before the node that defines it was emitted")
+            index = self.constant(value.constant, type=value.type, name=self.name_of(value.producer))
+            self._tensor_of[value] = index
+        return index
+
+    def result(self, value: Value) -> int:
+        """A new tensor for a node result, named after the node's location."""
+        name = self.name_of(value.producer)
+        if value.index:
+            name += f":{value.index}"
+        index = self.new_tensor(value.type, name)
+        self._tensor_of[value] = index
+        return index
+
+    def temp(self, type: TensorType, suffix: str) -> int:
+        """An intermediate tensor of the node being emitted."""
+        return self.new_tensor(type, f"{self.name_of(self.node)}/{suffix}")
+
+    def constant(self, array, *, type: TensorType | None = None, name: str | None = None) -> int:
+        """A constant tensor holding ``array`` (its type from ``type`` or from the array)."""
+        array = np.asarray(array)
+        if type is None:
+            type = TensorType(DType.from_numpy(array.dtype), array.shape)
+        type = type.with_shape(array.shape)
+        name = name or f"{self.name_of(self.node)}/const"
+        key = None
+        if array.nbytes <= _SHARE_LIMIT and array.dtype != object:
+            key = (type, array.dtype.str, array.tobytes())
+            if key in self._shared:
+                return self._shared[key]
+        if self.float16 and type.dtype is DType.f32 and type.quant is None:
+            half = self._buffer_tensor(array.astype(np.float16), type.with_dtype(DType.f16), name + "/fp16")
+            index = self.new_tensor(type, name)
+            self.prologue.append(self._operator("DEQUANTIZE", [half], [index]))
+        else:
+            index = self._buffer_tensor(array, type, name)
+        if key is not None:
+            self._shared[key] = index
+        return index
+
+    def _buffer_tensor(self, array: np.ndarray, type: TensorType, name: str) -> int:
+        if type.dtype is DType.str:
+            data = string_buffer(array)
+        else:
+            data = np.ascontiguousarray(array, dtype=type.dtype.numpy.newbyteorder("<"))
+        self.buffers.append(Buffer(data))
+        return self.new_tensor(type, name, len(self.buffers) - 1)
+
+    def int_vector(self, values, dtype=np.int32) -> int:
+        """A constant int32 vector (axes, shapes, paddings...)."""
+        return self.constant(np.asarray(values, dtype).reshape(-1))
+
+    def int_constant(self, values, dtype=np.int32) -> int:
+        """A constant int32 tensor of any shape (a scalar for ``int_constant(3)``)."""
+        return self.constant(np.asarray(values, dtype))
+
+    def name_of(self, node: Node | None) -> str:
+        if node is None:
+            return "irc"
+        if node.loc.names:
+            return ";".join(node.loc.names)
+        return f"{node.op}_{node.seq}"
+
+    def type_of(self, index: int) -> str:
+        return self.tensors[index].type
+
+    # ----- operators -----------------------------------------------------------------------------------------------
+    def opcode(self, code: str, custom_code: str | None = None, version: int = 1) -> int:
+        key = (code, custom_code, version)
+        if key not in self._codes:
+            self._codes[key] = len(self.operator_codes)
+            self.operator_codes.append(OperatorCode(code, custom_code, version))
+        return self._codes[key]
+
+    def op(self, code: str, inputs: list[int], outputs: list[int], opts: Options | dict | None = None, *,
+           custom_code: str | None = None, custom_options: bytes | None = None) -> None:
+        """Appends operator ``code`` (a BuiltinOperator name). ``opts`` is an Options or a dict of its fields."""
+
+        self.operators.append(self._operator(code, inputs, outputs, opts, custom_code, custom_options))
+
+    def _operator(self, code, inputs, outputs, opts=None, custom_code=None, custom_options=None) -> Operator:
+        from irc.backends.tflite.ops import op_version
+
+        if isinstance(opts, dict):
+            opts = options(code, **opts)
+        version = op_version(code, [self.tensors[i] if i >= 0 else None for i in inputs],
+                             [self.tensors[i] for i in outputs], opts)
+        return Operator(self.opcode(code, custom_code, version), list(inputs), list(outputs), opts,
+                        custom_options=custom_options)
+
+    # ----- the model -----------------------------------------------------------------------------------------------
+    def finish(self, signature_key: str = SIGNATURE_KEY) -> TFLModel:
+        inputs = [self._tensor_of[v] for v in self.graph.inputs]
+        outputs: dict[str, int] = {}
+        for name, value in self.graph.outputs.items():
+            index = self.tensor(value)
+            if index in inputs or index in outputs.values() or self.tensors[index].buffer:
+                index = self._copy(index, name)  # an output must be a tensor of its own, computed by an operator
+            outputs[name] = index
+        for name, index in outputs.items():
+            self.tensors[index].name = self.tensors[index].name or name
+        operators = self.prologue + self.operators
+        subgraph = SubGraph(name="main", tensors=self.tensors, inputs=inputs, outputs=list(outputs.values()),
+                            operators=operators)
+        from irc.backends.tflite.ops import min_runtime_version
+
+        runtime = min_runtime_version(self.operator_codes)
+        return TFLModel(
+            description=f"irc {__version__}",
+            operator_codes=self.operator_codes, subgraphs=[subgraph], buffers=self.buffers,
+            metadata={schema.MIN_RUNTIME_VERSION: schema.runtime_version(runtime),
+                      schema.PRODUCER: f"irc {__version__}".encode()},
+            signature_defs=[SignatureDef({v.name: i for v, i in zip(self.graph.inputs, inputs)}, outputs,
+                                         signature_key)],
+        )
+
+    def _copy(self, index: int, name: str) -> int:
+        """A fresh tensor equal to tensor ``index`` (a RESHAPE to its own shape)."""
+        source = self.tensors[index]
+        copy = Tensor(name, list(source.shape), source.type, 0, shape_signature=source.shape_signature,
+                      quantization=source.quantization, has_rank=source.has_rank)
+        self.tensors.append(copy)
+        out = len(self.tensors) - 1
+        dims = source.shape_signature or source.shape
+        if sum(d < 0 for d in dims) <= 1:
+            shape = self.int_vector(dims)
+        else:
+            shape = self.new_tensor(TensorType(DType.i32, (len(dims),)), f"{name}/shape")
+            self.op("SHAPE", [index], [shape], {"out_type": "INT32"})
+        self.op("RESHAPE", [index, shape], [out])
+        return out

@@ -1,0 +1,415 @@
+"""TFLite emitters: one per irc op, in a table filled by ``@emits("conv2d")``.
+
+An emitter is ``fn(b, node)``: it reads the node's operands with ``b.tensor(value)``, makes its results with
+``b.result(value)`` and appends TFLite operators with ``b.op(CODE, inputs, outputs, options)`` (``b`` is the
+``ModelBuilder`` of backend.py). An op TFLite has no builtin for is written as a few builtins (``erf``,
+``softplus``, ``silu``); ``check``, given to ``@emits``, says why a particular node cannot be written, and the
+legalizer reports every such node before anything is emitted.
+
+This module holds the table, the shared helpers, elementwise ops and activations; ``ops_nn.py`` has
+convolutions, matmul, pools, normalization, resize and pad; ``ops_array.py`` shapes, slicing, reductions,
+quantization and opaque TensorFlow ops (Flex). Grep an irc op name in quotes to find its emitter.
+
+Fused activations: TFLite kernels apply NONE, RELU, RELU6 and RELU_N1_TO_1 themselves; a fused ``tanh`` or
+``sigmoid`` is written as a TANH or LOGISTIC operator after the op (TFLite's float kernels ignore a fused TANH).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, NamedTuple
+
+import numpy as np
+
+from irc.ir.graph import Node, Value
+from irc.ir.types import DType, QuantParams, TensorType
+
+if TYPE_CHECKING:
+    from irc.backends.tflite.backend import ModelBuilder
+
+Emit = Callable[["ModelBuilder", Node], None]
+Check = Callable[[Node], "str | None"]
+
+
+class Rule(NamedTuple):
+    emit: Emit
+    check: Check | None
+
+
+EMITTERS: dict[str, Rule] = {}
+_FAMILIES = ("irc.backends.tflite.ops_nn", "irc.backends.tflite.ops_array")
+_loaded = False
+
+
+def emits(*ops: str, check: Check | None = None):
+    """Registers an emitter for irc ops ``ops``; ``check(node)`` returns why a node cannot be written, or None."""
+
+    def register(fn: Emit) -> Emit:
+        for op in ops:
+            if op in EMITTERS:
+                raise ValueError(f"two TFLite emitters for {op!r}")
+            EMITTERS[op] = Rule(fn, check)
+        return fn
+
+    return register
+
+
+def rules() -> dict[str, Rule]:
+    """The full table (the op families load on first use)."""
+    global _loaded
+    if not _loaded:
+        _loaded = True
+        import importlib
+
+        for module in _FAMILIES:
+            importlib.import_module(module)
+    return EMITTERS
+
+
+def rule_for(node: Node) -> Rule | None:
+    table = rules()
+    return table.get("tf.*" if node.is_opaque else node.op)
+
+
+def emitter_for(node: Node) -> Emit:
+    rule = rule_for(node)
+    if rule is None:
+        from irc.errors import TargetError
+
+        raise TargetError(f"no TFLite emitter for {node.op}")
+    return rule.emit
+
+
+# ----- helpers shared by the emitters --------------------------------------------------------------------------------
+FUSED = {"none": "NONE", "relu": "RELU", "relu6": "RELU6", "relu_n1_to_1": "RELU_N1_TO_1"}
+SEPARATE = {"tanh": "TANH", "sigmoid": "LOGISTIC"}
+ACTIVATION_OPS = {"relu": "RELU", "relu6": "RELU6", "relu_n1_to_1": "RELU_N1_TO_1", **SEPARATE}
+
+
+def activated(b: ModelBuilder, node: Node, code: str, inputs: list[int], fields: dict | None = None,
+              out: int | None = None, fusable: bool = True) -> int:
+    """Appends ``code`` followed by the node's activation (fused in the options where TFLite fuses it).
+
+    Writes into ``out`` (default: the node's result tensor) and returns it.
+    """
+    fields = dict(fields or {})
+    act = node.attr("activation") if "activation" in node.opdef.attrs else "none"
+    out = b.result(node.result) if out is None else out
+    if act == "none":
+        b.op(code, inputs, [out], fields or None)
+    elif fusable and act in FUSED:
+        b.op(code, inputs, [out], {**fields, "fused_activation_function": FUSED[act]})
+    else:
+        pre = b.temp(node.result.type, "pre_activation")
+        b.op(code, inputs, [pre], fields or None)
+        b.op(ACTIVATION_OPS[act], [pre], [out])
+    return out
+
+
+def normal_axis(axis: int, rank: int) -> int:
+    return axis % rank if rank else 0
+
+
+def rank_of(v: Value) -> int:
+    if v.type.rank is None:
+        raise ValueError("unknown rank")
+    return v.type.rank
+
+
+def needs_rank(*operands: int) -> Check:
+    """A check: the listed operands (by index) must have a known rank."""
+
+    def check(node: Node) -> str | None:
+        for i in operands:
+            if i < len(node.operands) and node.operands[i].type.rank is None:
+                return f"operand {i} has unknown rank, which this TFLite operator needs"
+        return None
+
+    return check
+
+
+def permuted(type: TensorType, perm) -> TensorType:
+    return type.with_shape(None if type.shape is None else tuple(type.shape[p] for p in perm))
+
+
+def transposed(b: ModelBuilder, index: int, type: TensorType, perm, suffix: str) -> int:
+    """A TRANSPOSE of tensor ``index`` (whose irc type is ``type``) by ``perm``; returns the new tensor."""
+    out = b.temp(permuted(type, perm), suffix)
+    b.op("TRANSPOSE", [index, b.int_vector(perm)], [out])
+    return out
+
+
+def scalar(b: ModelBuilder, value: float, like: TensorType) -> int:
+    """A scalar constant of ``like``'s dtype (quantized with its parameters when it is quantized)."""
+    if like.quant is not None:
+        q = like.quant
+        info = np.iinfo(like.dtype.numpy)
+        code = np.clip(np.rint(value / q.scale[0]) + q.zero_point[0], info.min, info.max)
+        return b.constant(np.asarray(code, like.dtype.numpy),
+                          type=TensorType(like.dtype, (), QuantParams(q.scale[:1], q.zero_point[:1])))
+    return b.constant(np.asarray(value, like.dtype.numpy))
+
+
+def float_only(node: Node) -> str | None:
+    """A check for ops TFLite computes in float (or quantized) types only."""
+    dtype = node.operands[0].type.dtype
+    if dtype in (DType.f64, DType.bf16):
+        return f"TFLite has no {dtype.value} kernel for {node.op}"
+    return None
+
+
+def no_wide_floats(node: Node) -> str | None:
+    """A check: TFLite has no float64 or bfloat16 arithmetic."""
+    for v in (*node.operands, *node.results):
+        if v.type.dtype in (DType.f64, DType.bf16):
+            return f"TFLite has no {v.type.dtype.value} kernel for {node.op}"
+        if v.type.dtype is DType.str:
+            return f"TFLite has no string kernel for {node.op}"
+    return None
+
+
+# ----- elementwise -----------------------------------------------------------------------------------------------------
+ARITHMETIC = {"add": "ADD", "sub": "SUB", "mul": "MUL", "div": "DIV"}  # with a fused activation
+
+BINARY = {
+    "maximum": "MAXIMUM", "minimum": "MINIMUM", "pow": "POW", "squared_difference": "SQUARED_DIFFERENCE",
+    "floor_div": "FLOOR_DIV", "floor_mod": "FLOOR_MOD", "equal": "EQUAL", "not_equal": "NOT_EQUAL",
+    "less": "LESS", "less_equal": "LESS_EQUAL", "greater": "GREATER", "greater_equal": "GREATER_EQUAL",
+    "logical_and": "LOGICAL_AND", "logical_or": "LOGICAL_OR",
+}
+
+UNARY = {
+    "neg": "NEG", "abs": "ABS", "sqrt": "SQRT", "rsqrt": "RSQRT", "exp": "EXP", "log": "LOG", "square": "SQUARE",
+    "sin": "SIN", "cos": "COS", "floor": "FLOOR", "ceil": "CEIL", "round": "ROUND", "sign": "SIGN",
+    "logical_not": "LOGICAL_NOT",
+    "relu": "RELU", "relu6": "RELU6", "sigmoid": "LOGISTIC", "tanh": "TANH", "hard_swish": "HARD_SWISH",
+    "elu": "ELU",
+}
+
+
+@emits(*ARITHMETIC, check=no_wide_floats)
+def arithmetic(b, node):
+    x, y = node.operands
+    activated(b, node, ARITHMETIC[node.op], [b.tensor(x), b.tensor(y)])
+
+
+@emits(*BINARY, check=no_wide_floats)
+def binary(b, node):
+    x, y = node.operands
+    b.op(BINARY[node.op], [b.tensor(x), b.tensor(y)], [b.result(node.result)])
+
+
+@emits("select", check=no_wide_floats)
+def select(b, node):
+    b.op("SELECT_V2", [b.tensor(v) for v in node.operands], [b.result(node.result)])
+
+
+@emits(*UNARY, check=no_wide_floats)
+def unary(b, node):
+    b.op(UNARY[node.op], [b.tensor(node.operands[0])], [b.result(node.result)])
+
+
+@emits("reciprocal", check=no_wide_floats)
+def reciprocal(b, node):
+    x = node.operands[0]
+    b.op("DIV", [scalar(b, 1.0, x.type), b.tensor(x)], [b.result(node.result)])
+
+
+def _cast_check(node: Node) -> str | None:
+    src, dst = node.operands[0].type.dtype, node.result.type.dtype
+    for dtype in (src, dst):
+        if dtype in (DType.bf16, DType.str):
+            return f"TFLite cannot cast {src.value} to {dst.value}"
+    return None
+
+
+@emits("cast", check=_cast_check)
+def cast(b, node):
+    x = node.operands[0]
+    src, dst = x.type.dtype, node.result.type.dtype
+    if src is DType.f16 and dst is DType.f32 and x.is_constant:
+        # float16 weights widened once: TFLite's DEQUANTIZE, which delegates fold into the weights
+        b.op("DEQUANTIZE", [b.tensor(x)], [b.result(node.result)])
+        return
+    from irc.backends.tflite.backend import TFL_TYPES
+
+    b.op("CAST", [b.tensor(x)], [b.result(node.result)],
+         {"in_data_type": TFL_TYPES[src], "out_data_type": TFL_TYPES[dst]})
+
+
+# ----- activations -----------------------------------------------------------------------------------------------------
+@emits("leaky_relu", check=no_wide_floats)
+def leaky_relu(b, node):
+    b.op("LEAKY_RELU", [b.tensor(node.operands[0])], [b.result(node.result)], {"alpha": node.attr("alpha")})
+
+
+@emits("gelu", check=no_wide_floats)
+def gelu(b, node):
+    b.op("GELU", [b.tensor(node.operands[0])], [b.result(node.result)], {"approximate": node.attr("approximate")})
+
+
+@emits("silu", check=no_wide_floats)
+def silu(b, node):
+    # x * sigmoid(x), as TensorFlow's converter writes it
+    x = node.operands[0]
+    xi = b.tensor(x)
+    gate = b.temp(x.type, "sigmoid")
+    b.op("LOGISTIC", [xi], [gate])
+    b.op("MUL", [xi, gate], [b.result(node.result)])
+
+
+@emits("softplus", check=no_wide_floats)
+def softplus(b, node):
+    # log(1 + exp(x)) = relu(x) + log(1 + exp(-|x|)): no overflow for large |x|
+    x = node.operands[0]
+    t, xi = x.type, b.tensor(x)
+    steps = {}
+    for name, code, inputs in [("relu", "RELU", [xi]), ("abs", "ABS", [xi]), ("neg", "NEG", ["abs"]),
+                               ("exp", "EXP", ["neg"]), ("plus1", "ADD", ["exp", scalar(b, 1.0, t)]),
+                               ("log", "LOG", ["plus1"])]:
+        steps[name] = b.temp(t, name)
+        b.op(code, [steps[i] if isinstance(i, str) else i for i in inputs], [steps[name]])
+    b.op("ADD", [steps["relu"], steps["log"]], [b.result(node.result)])
+
+
+# erf(x) = sign(x) (1 - t (a1 + t (a2 + t (a3 + t (a4 + t a5)))) exp(-x^2)), t = 1 / (1 + p |x|)
+# (Abramowitz and Stegun 7.1.26: absolute error below 1.5e-7.)
+_ERF_P = 0.3275911
+_ERF_A = (0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429)
+
+
+@emits("erf", check=no_wide_floats)
+def erf(b, node):
+    x = node.operands[0]
+    t_type, xi = x.type, b.tensor(x)
+
+    def step(code, inputs, suffix):
+        out = b.temp(t_type, suffix)
+        b.op(code, inputs, [out])
+        return out
+
+    ax = step("ABS", [xi], "abs")
+    denom = step("ADD", [step("MUL", [ax, scalar(b, _ERF_P, t_type)], "px"), scalar(b, 1.0, t_type)], "denom")
+    t = step("DIV", [scalar(b, 1.0, t_type), denom], "t")
+    poly = scalar(b, _ERF_A[4], t_type)
+    for k, a in enumerate(reversed(_ERF_A[:4])):
+        poly = step("ADD", [step("MUL", [poly, t], f"poly{k}"), scalar(b, a, t_type)], f"coef{k}")
+    poly = step("MUL", [poly, t], "poly")
+    gauss = step("EXP", [step("NEG", [step("SQUARE", [xi], "square")], "neg")], "gauss")
+    tail = step("MUL", [poly, gauss], "tail")
+    magnitude = step("SUB", [scalar(b, 1.0, t_type), tail], "magnitude")
+    b.op("MUL", [magnitude, step("SIGN", [xi], "sign")], [b.result(node.result)])
+
+
+def _last_axis_op(code: str, fields: Callable[[Node], dict]):
+    def emit(b, node):
+        x = node.operands[0]
+        rank = rank_of(x)
+        axis = normal_axis(node.attr("axis"), rank)
+        if axis == rank - 1 or rank == 0:
+            b.op(code, [b.tensor(x)], [b.result(node.result)], fields(node))
+            return
+        # TFLite normalizes over the last axis only: move the axis there and back
+        perm = [i for i in range(rank) if i != axis] + [axis]
+        inner = transposed(b, b.tensor(x), x.type, perm, "to_last")
+        normed = b.temp(permuted(x.type, perm), code.lower())
+        b.op(code, [inner], [normed], fields(node))
+        inverse = list(np.argsort(perm))
+        b.op("TRANSPOSE", [normed, b.int_vector(inverse)], [b.result(node.result)])
+
+    return emit
+
+
+def _softmax_fields(node: Node) -> dict:
+    return {"beta": node.attr("beta")}
+
+
+emits("softmax", check=lambda n: needs_rank(0)(n) or no_wide_floats(n))(_last_axis_op("SOFTMAX", _softmax_fields))
+emits("log_softmax", check=lambda n: needs_rank(0)(n) or no_wide_floats(n))(
+    _last_axis_op("LOG_SOFTMAX", lambda node: None))
+
+
+# ----- operator versions and the oldest runtime that runs them ------------------------------------------------------
+# Ops whose quantized kernels came in steps: int8 is version 2, int16 version 3 (TFLite's versioning rules, for the
+# common cases; the float kernels are all version 1).
+_INT16_V3 = frozenset({
+    "ADD", "SUB", "MUL", "CONCATENATION", "MAX_POOL_2D", "AVERAGE_POOL_2D", "RESHAPE", "SOFTMAX", "LOGISTIC",
+    "TANH", "MEAN", "PAD", "TRANSPOSE", "STRIDED_SLICE", "SLICE", "GATHER", "QUANTIZE", "DEQUANTIZE", "SPLIT",
+    "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR", "MAXIMUM", "MINIMUM", "LEAKY_RELU", "RELU", "RELU6",
+    "HARD_SWISH", "PACK", "UNPACK", "SUM", "REDUCE_MAX", "REDUCE_MIN", "SQUEEZE", "TILE",
+})
+
+
+def op_version(code: str, inputs, outputs, opts) -> int:
+    """The operator version TFLite's converter would write, for the features irc uses.
+
+    ``inputs`` and ``outputs`` are flatbuffer Tensors (None for an omitted input).
+    """
+    first = inputs[0] if inputs and inputs[0] is not None else (outputs[0] if outputs else None)
+    dtype = first.type if first is not None else "FLOAT32"
+    if code == "DEQUANTIZE":
+        return {"FLOAT16": 3, "INT8": 2, "INT16": 4}.get(dtype, 1)
+    if code == "FULLY_CONNECTED":
+        if dtype == "INT16":
+            return 7
+        if opts is not None and opts.keep_num_dims:
+            return 5
+        return 4 if dtype == "INT8" else 1
+    if code in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+        weights = inputs[1]
+        if dtype == "INT16":
+            return 4
+        if dtype == "INT8" or (weights is not None and weights.type == "INT8" and dtype == "FLOAT32"):
+            return 3
+        return 2 if code == "DEPTHWISE_CONV_2D" and opts is not None and opts.dilation_w_factor != 1 else 1
+    if code == "TRANSPOSE_CONV":
+        return 3 if len(inputs) > 3 and inputs[3] is not None else (2 if dtype == "INT8" else 1)
+    if code == "BATCH_MATMUL":
+        return {"INT8": 2, "INT16": 3}.get(dtype, 1)
+    if dtype == "INT8":
+        return 2
+    if dtype == "INT16" and code in _INT16_V3:
+        return 3
+    return 1
+
+
+# The first TFLite release with each builtin (version 1), for the min_runtime_version metadata; later versions
+# that need a newer runtime are listed in _RUNTIME_V.
+_RUNTIME = {
+    "1.5.0": "ADD AVERAGE_POOL_2D CONCATENATION CONV_2D DEPTHWISE_CONV_2D FULLY_CONNECTED LOGISTIC MAX_POOL_2D "
+             "MUL RELU RELU6 RELU_N1_TO_1 RESHAPE SOFTMAX TANH",
+    "1.6.0": "PAD MEAN SUB DIV SQUEEZE TRANSPOSE GATHER STRIDED_SLICE SPLIT",
+    "1.7.0": "RESIZE_BILINEAR EXP",
+    "1.9.0": "CAST ARG_MAX MAXIMUM MINIMUM LESS NEG PADV2 GREATER GREATER_EQUAL LESS_EQUAL SELECT SLICE SIN "
+             "TRANSPOSE_CONV LOG_SOFTMAX",
+    "1.10.0": "TILE EXPAND_DIMS EQUAL NOT_EQUAL LOG SUM SQRT RSQRT SHAPE POW",
+    "1.11.0": "PACK LOGICAL_OR ONE_HOT LOGICAL_AND LOGICAL_NOT UNPACK REDUCE_MAX REDUCE_MIN REDUCE_PROD",
+    "1.12.0": "FLOOR_DIV SQUARE",
+    "1.13.0": "FLOOR_MOD RESIZE_NEAREST_NEIGHBOR LEAKY_RELU SQUARED_DIFFERENCE MIRROR_PAD ABS SPLIT_V DEQUANTIZE",
+    "1.14.0": "CEIL ELU ROUND QUANTIZE COS FLOOR CUSTOM",
+    "1.15.0": "HARD_SWISH",
+    "2.2.0": "SELECT_V2",
+    "2.3.0": "BATCH_MATMUL",
+    "2.5.0": "BROADCAST_TO",
+    "2.9.0": "GELU",
+    "2.11.0": "SIGN",
+}
+RUNTIME_OF = {op: release for release, ops in _RUNTIME.items() for op in ops.split()}
+_RUNTIME_V = {("DEQUANTIZE", 2): "1.14.0", ("DEQUANTIZE", 3): "1.15.0", ("FULLY_CONNECTED", 4): "1.14.0",
+              ("FULLY_CONNECTED", 5): "2.0.0", ("CONV_2D", 3): "1.14.0", ("DEPTHWISE_CONV_2D", 3): "1.14.0",
+              ("TRANSPOSE_CONV", 3): "2.3.0"}
+
+
+def _release_key(text: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in text.split("."))
+
+
+def min_runtime_version(codes) -> str:
+    """The oldest TFLite runtime that has every (op, version) in ``codes`` (OperatorCode list)."""
+    releases = ["1.5.0"]
+    for oc in codes:
+        releases.append(RUNTIME_OF.get(oc.builtin_code, "1.5.0"))
+        if oc.version > 1:
+            # a quantized version: int8 arrived with 1.14, int16 with 2.4
+            releases.append(_RUNTIME_V.get((oc.builtin_code, oc.version), "1.14.0" if oc.version == 2 else "2.4.0"))
+    return max(releases, key=_release_key)

@@ -1,0 +1,285 @@
+"""TFLite emitters for neural-network ops: convolutions, matmul, pools, batch norm, resize and pad.
+
+TFLite's spatial operators are NHWC only: an NCHW node (left by ``-O0``; the default pipeline makes the graph
+NHWC) is written between two TRANSPOSEs. Filters are rewritten to TFLite's layouts when they are constants
+(CONV_2D takes OHWI, DEPTHWISE_CONV_2D [1, kh, kw, in * multiplier], TRANSPOSE_CONV [out, kh, kw, in],
+FULLY_CONNECTED [out, in]) and through a TRANSPOSE or RESHAPE operator when they are computed; a per-axis
+quantized filter keeps its channel axis through the rewrite.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from irc.backends.tflite.ops import (
+    ACTIVATION_OPS,
+    activated,
+    emits,
+    needs_rank,
+    no_wide_floats,
+    permuted,
+    scalar,
+    transposed,
+)
+from irc.ir.graph import Node, Value
+from irc.ir.types import DType, QuantParams, TensorType
+
+TO_NHWC, TO_NCHW = (0, 2, 3, 1), (0, 3, 1, 2)
+
+
+# ----- helpers ---------------------------------------------------------------------------------------------------------
+def rewritten_constant(b, value: Value, perm=None, shape=None, axis_map=None) -> int:
+    """Constant ``value`` transposed by ``perm`` and/or reshaped to ``shape``, its quant axis moved to match."""
+    array = value.constant
+    if perm is not None:
+        array = np.transpose(array, perm)
+    if shape is not None:
+        array = array.reshape(shape)
+    q = value.type.quant
+    if q is not None and q.axis is not None:
+        axis = perm.index(q.axis) if perm is not None else q.axis
+        axis = axis_map(axis) if axis_map is not None else axis
+        q = QuantParams(q.scale, q.zero_point, axis)
+    return b.constant(np.ascontiguousarray(array), type=TensorType(value.type.dtype, array.shape, q),
+                      name=b.name_of(value.producer))
+
+
+def reshaped(b, index: int, type: TensorType, shape, suffix: str) -> int:
+    out = b.temp(type.with_shape(tuple(shape)), suffix)
+    b.op("RESHAPE", [index, b.int_vector(shape)], [out])
+    return out
+
+
+def spatial(b, node: Node, code: str, inputs: list[int], fields: dict) -> None:
+    """An NHWC spatial operator on ``inputs[x_at]`` with the node's activation; NCHW nodes between transposes."""
+    x = node.operands[0]
+    if node.attr("data_format") == "NHWC":
+        activated(b, node, code, inputs, fields)
+        return
+    inputs = list(inputs)
+    at = inputs.index(b.tensor(x))
+    inputs[at] = transposed(b, inputs[at], x.type, TO_NHWC, "to_nhwc")
+    out_type = permuted(node.result.type, TO_NHWC)
+    inner = b.temp(out_type, "nhwc")
+    activated(b, node, code, inputs, fields, out=inner)
+    b.op("TRANSPOSE", [inner, b.int_vector(TO_NCHW)], [b.result(node.result)])
+
+
+def window_fields(node: Node) -> dict:
+    (sh, sw), padding = node.attr("strides"), node.attr("padding")
+    return {"padding": padding, "stride_h": sh, "stride_w": sw}
+
+
+def bias_or_zeros(b, node: Node, channels) -> int:
+    """The bias operand; a zero bias for float ops without one (TFLite's float kernels expect it), else -1."""
+    if len(node.operands) > 2:
+        return b.tensor(node.operands[2])
+    x = node.operands[0].type
+    if x.quant is None and x.dtype.is_float and isinstance(channels, int):
+        return b.constant(np.zeros(channels, x.dtype.numpy))
+    return -1
+
+
+def conv_check(node: Node) -> str | None:
+    return needs_rank(0, 1)(node) or no_wide_floats(node)
+
+
+# ----- convolutions ----------------------------------------------------------------------------------------------------
+@emits("conv2d", check=conv_check)
+def conv2d(b, node):
+    x, f = node.operands[:2]
+    if f.is_constant:
+        weights = rewritten_constant(b, f, perm=(3, 0, 1, 2))  # HWIO -> OHWI
+    else:
+        weights = transposed(b, b.tensor(f), f.type, (3, 0, 1, 2), "filter_ohwi")
+    (dh, dw) = node.attr("dilations")
+    fields = {**window_fields(node), "dilation_h_factor": dh, "dilation_w_factor": dw}
+    bias = bias_or_zeros(b, node, f.type.shape[3])
+    spatial(b, node, "CONV_2D", [b.tensor(x), weights, bias], fields)
+
+
+@emits("depthwise_conv2d", check=conv_check)
+def depthwise_conv2d(b, node):
+    x, f = node.operands[:2]
+    kh, kw, cin, mult = f.type.shape
+    channels = cin * mult if isinstance(cin, int) and isinstance(mult, int) else None
+    if f.is_constant:
+        # [kh, kw, in, mult] -> [1, kh, kw, in * mult]: output channel c * mult + m, as TFLite counts them
+        weights = rewritten_constant(b, f, shape=(1, kh, kw, channels), axis_map=lambda axis: 3)
+    else:
+        weights = reshaped(b, b.tensor(f), f.type, (1, kh, kw, -1 if channels is None else channels), "filter")
+    (dh, dw) = node.attr("dilations")
+    fields = {**window_fields(node), "depth_multiplier": mult, "dilation_h_factor": dh, "dilation_w_factor": dw}
+    spatial(b, node, "DEPTHWISE_CONV_2D", [b.tensor(x), weights, bias_or_zeros(b, node, channels)], fields)
+
+
+def _transpose_conv_check(node: Node) -> str | None:
+    problem = conv_check(node)
+    if problem:
+        return problem
+    shape = node.result.type.shape
+    if shape is None or not all(isinstance(d, int) for d in shape[1:]):
+        return "TRANSPOSE_CONV needs the output's spatial size and channels known"
+    return None
+
+
+@emits("conv2d_transpose", check=_transpose_conv_check)
+def conv2d_transpose(b, node):
+    x, f = node.operands[:2]
+    if f.is_constant:
+        weights = rewritten_constant(b, f, perm=(2, 0, 1, 3))  # [kh, kw, out, in] -> [out, kh, kw, in]
+    else:
+        weights = transposed(b, b.tensor(f), f.type, (2, 0, 1, 3), "filter_ohwi")
+    nchw = node.attr("data_format") == "NCHW"
+    out_type = permuted(node.result.type, TO_NHWC) if nchw else node.result.type
+    n, h, w, c = out_type.shape
+    if isinstance(n, int):
+        output_shape = b.int_vector([n, h, w, c])
+    else:  # a batch known only at run time: [shape(x)[0], h, w, c]
+        xi = b.tensor(x)
+        x_shape = b.temp(TensorType(DType.i32, (4,)), "input_shape")
+        b.op("SHAPE", [xi], [x_shape], {"out_type": "INT32"})
+        batch = b.temp(TensorType(DType.i32, (1,)), "batch")
+        b.op("SLICE", [x_shape, b.int_vector([0]), b.int_vector([1])], [batch])
+        output_shape = b.temp(TensorType(DType.i32, (4,)), "output_shape")
+        b.op("CONCATENATION", [batch, b.int_vector([h, w, c])], [output_shape], {"axis": 0})
+    inputs = [output_shape, weights, b.tensor(x)]
+    if len(node.operands) > 2:
+        inputs.append(b.tensor(node.operands[2]))
+    spatial(b, node, "TRANSPOSE_CONV", inputs, window_fields(node))
+
+
+# ----- matmul ----------------------------------------------------------------------------------------------------------
+@emits("matmul", check=lambda node: no_wide_floats(node))
+def matmul(b, node):
+    a, w = node.operands[:2]
+    ai = b.tensor(a)
+    if node.attr("transpose_a"):
+        ai = transposed(b, ai, a.type, (1, 0), "a_transposed")
+    bias = b.tensor(node.operands[2]) if len(node.operands) > 2 else -1
+    if w.is_constant:
+        weights = b.tensor(w) if node.attr("transpose_b") else rewritten_constant(b, w, perm=(1, 0))
+        activated(b, node, "FULLY_CONNECTED", [ai, weights, bias])
+        return
+    _batch_matmul(b, node, ai, b.tensor(w), adj_x=False, adj_y=node.attr("transpose_b"), bias=bias)
+
+
+def _batch_matmul(b, node: Node, ai: int, wi: int, *, adj_x: bool, adj_y: bool, bias: int = -1) -> None:
+    """BATCH_MATMUL (which fuses nothing), then the bias add and the activation."""
+    act = node.attr("activation") if "activation" in node.opdef.attrs else "none"
+    fields = {"adj_x": adj_x, "adj_y": adj_y}
+    if bias < 0 and act == "none":
+        b.op("BATCH_MATMUL", [ai, wi], [b.result(node.result)], fields)
+        return
+    product = b.temp(node.result.type, "matmul")
+    b.op("BATCH_MATMUL", [ai, wi], [product], fields)
+    if bias >= 0:
+        activated(b, node, "ADD", [product, bias])
+    else:
+        b.op(ACTIVATION_OPS[act], [product], [b.result(node.result)])
+
+
+def _weights_2d(a: Value, w: Value, adj_x: bool, adj_y: bool) -> bool:
+    """Whether batch_matmul(a, w) is a FULLY_CONNECTED: constant w with no batch of its own, a not adjointed."""
+    ra, rw = a.type.rank, w.type.rank
+    if adj_x or not w.is_constant or ra is None or rw is None or ra < 2 or rw > ra:
+        return False
+    if any(d != 1 for d in w.type.shape[:-2]):
+        return False
+    q = w.type.quant  # per-axis parameters must run along the output channels
+    return q is None or q.axis is None or q.axis == (rw - 2 if adj_y else rw - 1)
+
+
+@emits("batch_matmul", check=no_wide_floats)
+def batch_matmul(b, node):
+    a, w = node.operands
+    adj_x, adj_y = node.attr("adj_x"), node.attr("adj_y")
+    if _weights_2d(a, w, adj_x, adj_y):
+        # as TensorFlow's converter: a constant right-hand side is a FULLY_CONNECTED that keeps a's leading dims
+        k, n = w.type.shape[-2:]
+        matrix = w.constant.reshape(k, n)
+        weights = matrix if adj_y else matrix.T  # FULLY_CONNECTED takes [out, in]
+        q = w.type.quant
+        if q is not None and q.axis is not None:
+            q = QuantParams(q.scale, q.zero_point, 0)
+        wi = b.constant(np.ascontiguousarray(weights), type=TensorType(w.type.dtype, weights.shape, q),
+                        name=b.name_of(w.producer))
+        keep = a.type.rank > 2
+        b.op("FULLY_CONNECTED", [b.tensor(a), wi, -1], [b.result(node.result)],
+             {"keep_num_dims": True} if keep else None)
+        return
+    _batch_matmul(b, node, b.tensor(a), b.tensor(w), adj_x=adj_x, adj_y=adj_y)
+
+
+# ----- pools -----------------------------------------------------------------------------------------------------------
+def _pool(code: str):
+    def emit(b, node):
+        kh, kw = node.attr("ksize")
+        fields = {**window_fields(node), "filter_height": kh, "filter_width": kw}
+        spatial(b, node, code, [b.tensor(node.operands[0])], fields)
+
+    return emit
+
+
+emits("max_pool", check=conv_check)(_pool("MAX_POOL_2D"))
+emits("avg_pool", check=conv_check)(_pool("AVERAGE_POOL_2D"))
+
+
+# ----- batch norm, resize, pad -----------------------------------------------------------------------------------------
+def _bn_check(node: Node) -> str | None:
+    return needs_rank(0)(node) or no_wide_floats(node)
+
+
+@emits("batch_norm", check=_bn_check)
+def batch_norm(b, node):
+    # x * inv + shift with inv = scale / sqrt(variance + epsilon), shift = offset - mean * inv (the default
+    # pipeline folds batch norms into the convolutions before them; this is what is left)
+    x, scale, offset, mean, var = node.operands
+    rank = x.type.rank
+    shape = (-1,) + (1,) * (rank - 2) if node.attr("data_format") == "NCHW" and rank > 2 else (-1,)
+    eps = float(node.attr("epsilon"))
+    if all(v.is_constant for v in (scale, offset, mean, var)):
+        inv = scale.constant.astype(np.float32) / np.sqrt(var.constant.astype(np.float32) + np.float32(eps))
+        shift = offset.constant.astype(np.float32) - mean.constant.astype(np.float32) * inv
+        dtype = x.type.dtype.numpy
+        inv_t, shift_t = b.constant(inv.reshape(shape).astype(dtype)), b.constant(shift.reshape(shape).astype(dtype))
+    else:
+        ptype = TensorType(x.type.dtype, None)
+
+        def step(code, inputs, suffix):
+            out = b.temp(ptype, suffix)
+            b.op(code, inputs, [out])
+            return out
+
+        def param(v: Value, suffix: str) -> int:
+            index = b.tensor(v)
+            return reshaped(b, index, v.type, shape, suffix) if len(shape) > 1 else index
+
+        denom = step("RSQRT", [step("ADD", [param(var, "variance"), scalar(b, eps, x.type)], "var_eps")], "rsqrt")
+        inv_t = step("MUL", [denom, param(scale, "scale")], "inv")
+        shift_t = step("SUB", [param(offset, "offset"), step("MUL", [param(mean, "mean"), inv_t], "mean_inv")],
+                       "shift")
+    scaled = b.temp(x.type, "scaled")
+    b.op("MUL", [b.tensor(x), inv_t], [scaled])
+    b.op("ADD", [scaled, shift_t], [b.result(node.result)])
+
+
+@emits("resize", check=lambda node: needs_rank(0)(node) or no_wide_floats(node))
+def resize(b, node):
+    code = "RESIZE_BILINEAR" if node.attr("method") == "bilinear" else "RESIZE_NEAREST_NEIGHBOR"
+    fields = {"align_corners": node.attr("align_corners"), "half_pixel_centers": node.attr("half_pixel_centers")}
+    b.op(code, [b.tensor(node.operands[0]), b.int_vector(node.attr("size"))], [b.result(node.result)], fields)
+
+
+@emits("pad", check=lambda node: needs_rank(0)(node) or no_wide_floats(node))
+def pad(b, node):
+    x = node.operands[0]
+    paddings = b.int_constant(np.asarray(node.attr("paddings"), np.int32).reshape(-1, 2))
+    mode, value = node.attr("mode"), float(node.attr("constant_value"))
+    out = b.result(node.result)
+    if mode != "constant":
+        b.op("MIRROR_PAD", [b.tensor(x), paddings], [out], {"mode": mode.upper()})
+    elif value == 0.0:
+        b.op("PAD", [b.tensor(x), paddings], [out])  # quantized: TFLite pads with the zero point (real 0)
+    else:
+        b.op("PADV2", [b.tensor(x), paddings, scalar(b, value, x.type)], [out])
