@@ -1,0 +1,121 @@
+"""Helpers for rewriting "linear" ops (conv2d, depthwise_conv2d, conv2d_transpose, matmul) with constant weights:
+which axis their output channels are on, scaling their weights per output channel, and rebuilding them with a new
+bias or fused activation. fold-batchnorm and fuse share them.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from irc.ir.graph import Location, Node, Value
+from irc.ir.types import TensorType
+from irc.passes.rewrite import Rewriter, RewritePattern, attrs_of
+from irc.passes.util import channel_vector, const_array, is_quantized, only_use
+
+LINEAR_OPS = ("conv2d", "depthwise_conv2d", "conv2d_transpose", "matmul")
+
+
+def channel_axis(node: Node) -> int:
+    """The output channel axis of a linear op (or of batch_norm), as a non-negative index."""
+    rank = node.results[0].type.rank or 0
+    if node.op != "matmul" and node.attr("data_format") == "NCHW":
+        return 1
+    return rank - 1
+
+
+def linear_producer(value: Value) -> Node | None:
+    """The linear op producing ``value`` if it can absorb a per-channel change: constant weights (and bias), no fused
+    activation yet, ``value`` used once, nothing quantized."""
+    node = value.producer
+    if node is None or node.op not in LINEAR_OPS or only_use(value) is None:
+        return None
+    if node.attr("activation") != "none" or is_quantized(node):
+        return None
+    if const_array(node.operands[1]) is None or (len(node.operands) > 2 and const_array(node.operands[2]) is None):
+        return None
+    return node
+
+
+def scale_weights(node: Node, weights: np.ndarray, scale: np.ndarray) -> np.ndarray | None:
+    """``weights`` of linear op ``node`` with output channel ``c`` multiplied by ``scale[c]``; None if the shapes
+    do not line up."""
+    s = scale.astype(np.float64)
+    w = weights.astype(np.float64)
+    if node.op == "conv2d":  # HWIO
+        ok, out = w.shape[3] == s.size, lambda: w * s
+    elif node.op == "depthwise_conv2d":  # [kh, kw, in, multiplier]; channel c * multiplier + m
+        ok, out = w.shape[2] * w.shape[3] == s.size, lambda: w * s.reshape(w.shape[2], w.shape[3])
+    elif node.op == "conv2d_transpose":  # [kh, kw, out, in]
+        ok, out = w.shape[2] == s.size, lambda: w * s[:, None]
+    elif node.attr("transpose_b"):  # matmul b: [n, k]
+        ok, out = w.shape[0] == s.size, lambda: w * s[:, None]
+    else:  # matmul b: [k, n]
+        ok, out = w.ndim == 2 and w.shape[1] == s.size, lambda: w * s
+    return out().astype(weights.dtype) if ok else None
+
+
+def bias_of(node: Node, channels: int) -> np.ndarray:
+    """The linear op's bias as float64 (zeros when it has none)."""
+    if len(node.operands) > 2:
+        return const_array(node.operands[2]).astype(np.float64)
+    return np.zeros(channels, np.float64)
+
+
+def rebuild(rw: Rewriter, node: Node, *, weights: np.ndarray | None = None, bias: np.ndarray | None = None,
+            activation: str | None = None, type: TensorType | None = None, absorbed: Sequence[Node] = ()) -> Value:
+    """A copy of linear op ``node`` with new constant weights and/or bias, a fused activation and result type."""
+    loc = Location.fused([node.loc] + [n.loc for n in absorbed])
+    operands = list(node.operands[:2])
+    if weights is not None:
+        operands[1] = rw.const(weights, loc=node.operands[1].producer.loc)
+    if bias is not None:
+        dtype = node.results[0].type.dtype.numpy
+        operands.append(rw.const(np.asarray(bias).astype(dtype), loc=loc))
+    elif len(node.operands) > 2:
+        operands.append(node.operands[2])
+    attrs = attrs_of(node, activation=activation) if activation else dict(node.attrs)
+    return rw.create(node.op, operands, attrs, types=[type or node.results[0].type], loc=loc).result
+
+
+def per_channel_operand(node: Node, linear: Node) -> tuple[np.ndarray, int] | None:
+    """For a binary ``node`` with one operand from ``linear`` and the other a constant varying only along the
+    channels: (that constant as a channel vector, the index of the linear operand)."""
+    out = linear.results[0]
+    for index in (0, 1):
+        if node.operands[index] is out:
+            other = const_array(node.operands[1 - index])
+            if other is None or node.results[0].type.shape != out.type.shape:
+                return None
+            vector = channel_vector(other, out.type, channel_axis(linear))
+            return None if vector is None else (vector, index)
+    return None
+
+
+class AddIntoBias(RewritePattern):
+    """add(linear, c) / sub(linear, c) with c constant per channel -> linear with bias + c (or - c)."""
+
+    ops = ("add", "sub")
+    stat = "bias adds folded"
+
+    def rewrite(self, node, rw):
+        linear = _linear_operand(node)
+        found = linear and per_channel_operand(node, linear)
+        if not found or (node.op == "sub" and found[1] != 0) or is_quantized(node):
+            return False
+        vector, _ = found
+        sign = -1.0 if node.op == "sub" else 1.0
+        bias = bias_of(linear, vector.size) + sign * vector.astype(np.float64)
+        rw.replace(node, rebuild(rw, linear, bias=bias, activation=node.attr("activation"),
+                                 type=node.results[0].type, absorbed=[node]))
+        return True
+
+
+def _linear_operand(node: Node) -> Node | None:
+    for v in node.operands:
+        linear = linear_producer(v)
+        if linear is not None:
+            return linear
+    return None
+

@@ -1,0 +1,194 @@
+"""The pass manager: runs a pipeline, verifying after each pass, and calls instruments around every pass.
+
+Instruments (``irc.passes.instruments``) are the one hook for printing IR, checking numerics and anything a user
+wants: ``before_pipeline``, ``before_pass``, ``after_pass`` and ``after_pipeline``. A pass that raises, breaks the
+verifier or fails an instrument's check stops the pipeline with a one-line ``PassError`` that names the pass and
+the passes before it, and points at a crash reproducer: the IR the pass was given plus the rest of the pipeline,
+written as an ``.irc`` file that ``irc opt`` replays.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+from irc.errors import IrcError, PassError, VerifyError
+from irc.ir.graph import Graph
+from irc.ir.verify import find_problems
+from irc.passes.base import Pass, Stats
+
+
+@dataclass
+class PassRecord:
+    """What one pass did: its time, whether it changed the graph, its statistics and the node counts."""
+
+    index: int
+    spec: str  # the pass as a pipeline element, options included
+    seconds: float
+    changed: bool
+    stats: dict[str, int]
+    nodes_before: int
+    nodes_after: int
+
+    @property
+    def name(self) -> str:
+        return self.spec.partition("{")[0]
+
+
+@dataclass
+class PipelineReport:
+    """The result of ``run_pipeline``: per-pass records, verifier time and op counts before and after."""
+
+    pipeline: str
+    records: list[PassRecord] = field(default_factory=list)
+    verify_seconds: float = 0.0
+    ops_before: dict[str, int] = field(default_factory=dict)
+    ops_after: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def changed(self) -> bool:
+        return any(r.changed for r in self.records)
+
+    @property
+    def pass_seconds(self) -> float:
+        return sum(r.seconds for r in self.records)
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Statistics summed over the pipeline."""
+        total: Stats = Stats()
+        for r in self.records:
+            total.update(r.stats)
+        return dict(total)
+
+    def timing_table(self) -> str:
+        """Each pass's time and share of the total, its statistics, then the verifier and the total."""
+        from irc.passes.report import timing_table
+
+        return timing_table(self)
+
+    def op_count_note(self, limit: int = 8) -> str:
+        """One line: node counts before and after, and the ops whose counts changed most."""
+        from irc.passes.report import op_count_note
+
+        return op_count_note(self, limit)
+
+
+class Instrument:
+    """Hooks the pass manager calls; subclass and override what you need. ``after_pass`` may raise PassError."""
+
+    def before_pipeline(self, graph: Graph, passes: Sequence[Pass]) -> None:
+        pass
+
+    def before_pass(self, p: Pass, graph: Graph) -> None:
+        pass
+
+    def after_pass(self, p: Pass, graph: Graph, record: PassRecord) -> None:
+        pass
+
+    def after_pipeline(self, graph: Graph, report: PipelineReport) -> None:
+        pass
+
+
+class _Callback(Instrument):
+    """A plain function ``f(pass, graph, record)`` used as an instrument after each pass."""
+
+    def __init__(self, fn: Callable):
+        self.fn = fn
+
+    def after_pass(self, p, graph, record):
+        self.fn(p, graph, record)
+
+
+def _instruments(instrument) -> list[Instrument]:
+    if instrument is None:
+        return []
+    if isinstance(instrument, Instrument):
+        return [instrument]
+    if callable(instrument):
+        return [_Callback(instrument)]
+    return [i if isinstance(i, Instrument) else _Callback(i) for i in instrument]
+
+
+def run_pipeline(graph: Graph, pipeline: str | Sequence[str | Pass], *, verify_each: bool = True,
+                 instrument=None, crash_reproducer: bool = True, reproducer_dir=None) -> PipelineReport:
+    """Runs ``pipeline`` (text, a named pipeline, or a list of names and Pass instances) over ``graph`` in place.
+
+    ``instrument``: an Instrument, a list of them, or a function called as ``f(pass, graph, record)`` after each
+    pass. With ``crash_reproducer`` a failing pass leaves a reproducer in ``reproducer_dir`` (a temporary
+    directory by default). Raises PipelineError for a bad pipeline and PassError naming the pass that failed.
+    """
+    from irc.passes.pipeline import format_pipeline, parse_pipeline
+
+    passes = parse_pipeline(pipeline)
+    report = PipelineReport(format_pipeline(passes), ops_before=graph.op_histogram())
+    instruments = _instruments(instrument)
+    if verify_each:
+        started = time.perf_counter()
+        problems = find_problems(graph)
+        report.verify_seconds += time.perf_counter() - started
+        if problems:
+            raise VerifyError(f"the input IR is invalid before any pass ran: {problems[0]}")
+    snapshot = graph.copy() if crash_reproducer and passes else None
+    failure = _Failure(passes, snapshot, reproducer_dir, instruments)
+    for inst in instruments:
+        inst.before_pipeline(graph, passes)
+    for index, p in enumerate(passes):
+        for inst in instruments:
+            inst.before_pass(p, graph)
+        version, nodes_before, stats = graph.version, len(graph), Stats()
+        started = time.perf_counter()
+        try:
+            p.apply(graph, stats)
+        except Exception as error:
+            failure.raise_for(index, f"failed: {_describe(error)}", error)
+        seconds = time.perf_counter() - started
+        if verify_each:
+            started = time.perf_counter()
+            problems = find_problems(graph)
+            report.verify_seconds += time.perf_counter() - started
+            if problems:
+                more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+                failure.raise_for(index, f"broke the verifier: {problems[0]}{more}", None)
+        record = PassRecord(index, str(p), seconds, graph.version != version, dict(stats), nodes_before, len(graph))
+        report.records.append(record)
+        for inst in instruments:
+            try:
+                inst.after_pass(p, graph, record)
+            except PassError as error:
+                failure.raise_for(index, error.message, error)
+    report.ops_after = graph.op_histogram()
+    for inst in instruments:
+        inst.after_pipeline(graph, report)
+    return report
+
+
+def _describe(error: BaseException) -> str:
+    text = str(error) if isinstance(error, IrcError) else f"{type(error).__name__}: {error}"
+    return " ".join(text.split())  # one line
+
+
+class _Failure:
+    """Turns a failure of pass ``index`` into a PassError with a reproducer (see irc.passes.reproducer)."""
+
+    def __init__(self, passes, snapshot, directory, instruments):
+        self.passes, self.snapshot, self.directory, self.instruments = passes, snapshot, directory, instruments
+
+    def raise_for(self, index: int, what: str, cause: BaseException | None):
+        from irc.passes.reproducer import write_reproducer
+
+        p = self.passes[index]
+        before = [q.name for q in self.passes[:index]]
+        after = f" (after {', '.join(before)})" if before else ""
+        message = f"pass '{p.name}' {what}{after}"
+        hint = None
+        if self.snapshot is not None:
+            from irc.passes.instruments import CheckNumerics
+
+            numeric = any(isinstance(i, CheckNumerics) for i in self.instruments)
+            command = write_reproducer(self.snapshot, self.passes, index, message, self.directory, numeric)
+            hint = f"reproduce with: {command}"
+        error = PassError(message, hint=hint)
+        error.pass_name = p.name
+        raise error from cause

@@ -1,0 +1,62 @@
+"""Crash reproducers: the IR a failing pass was given and the rest of the pipeline, as a file ``irc opt`` replays.
+
+The pass manager keeps one copy of the graph from before the pipeline; on a failure it reruns the passes before the
+failing one on that copy to get the failing pass's input (passes are deterministic), so no per-pass snapshot is
+paid for when nothing fails. Large constants go to an ``.npz`` beside the ``.irc`` file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from irc.ir.graph import Graph
+from irc.passes.base import Pass, Stats
+
+FULL_BYTES_AT_MOST = 16 << 20  # above this, constants are written to an .npz sidecar instead of inline
+
+
+def replay(snapshot: Graph, passes: Sequence[Pass]) -> tuple[Graph, int]:
+    """The graph after ``passes`` run on a copy of ``snapshot``, and how many passes it went through (0 when the
+    replay itself fails: then the snapshot is the reproducer's input and the whole pipeline its passes)."""
+    work = snapshot.copy()
+    try:
+        for p in passes:
+            p.apply(work, Stats())
+    except Exception:
+        return snapshot, 0
+    return work, len(passes)
+
+
+def write_reproducer(snapshot: Graph, passes: Sequence[Pass], index: int, message: str, directory=None,
+                     check_numerics: bool = False) -> str:
+    """Writes the reproducer for a failure of ``passes[index]``; returns the ``irc opt`` command that replays it."""
+    from irc.ir.printer import collect_weights, print_graph
+    from irc.passes.pipeline import format_pipeline
+
+    graph, start = replay(snapshot, passes[:index])
+    remaining = format_pipeline(passes[start:])
+    directory = Path(directory) if directory else Path(tempfile.gettempdir()) / "irc-reproducers"
+    directory.mkdir(parents=True, exist_ok=True)
+    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{graph.name}-{passes[index].name}")
+    fd, name = tempfile.mkstemp(prefix=f"{stem}-", suffix=".irc", dir=directory)
+    os.close(fd)
+    path = Path(name)
+    weights = collect_weights(graph)
+    full = sum(w.nbytes for w in weights.values()) <= FULL_BYTES_AT_MOST
+    command = ["irc", "opt", str(path)]
+    if not full:
+        weights_path = path.with_suffix(".npz")
+        np.savez(weights_path, **weights)
+        command += ["--weights", str(weights_path)]
+    command += ["--passes", remaining] + (["--check-numerics"] if check_numerics else [])
+    line = " ".join(shlex.quote(c) for c in command)
+    header = f"// irc crash reproducer: {message}\n// replay: {line}\n"
+    path.write_text(header + print_graph(graph, full=full), encoding="utf-8")
+    return line
