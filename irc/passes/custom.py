@@ -17,6 +17,7 @@ from irc.errors import InputError, UsageError
 from irc.passes.base import Pass, Stats, option
 
 ENTRY_POINT_GROUP = "irc.passes"
+USER_MODULE_PREFIX = "irc_user_passes_"  # modules imported by load_file
 
 
 def function_pass(fn: Callable, name: str | None = None) -> type[Pass]:
@@ -53,8 +54,8 @@ def load_file(path) -> list[str]:
         raise UsageError(f"--load-pass: no such file: {path}")
     before = dict(passes._REGISTRY)
     digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:8]
-    module_name = f"irc_user_passes_{path.stem}_{digest}"
-    spec = importlib.util.spec_from_file_location(module_name, path)
+    module_name = f"{USER_MODULE_PREFIX}{path.stem}_{digest}"
+    spec = importlib.util.spec_from_file_location(module_name, path.resolve())
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
     try:

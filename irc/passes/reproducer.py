@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import sys
 import tempfile
 from pathlib import Path
 from typing import Sequence
@@ -34,6 +35,16 @@ def replay(snapshot: Graph, passes: Sequence[Pass]) -> tuple[Graph, int]:
     return work, len(passes)
 
 
+def _user_file(p: Pass) -> str | None:
+    """The file a pass loaded with --load-pass came from (the replay must load it too)."""
+    from irc.passes.custom import USER_MODULE_PREFIX
+
+    module = sys.modules.get(type(p).__module__)
+    if module is None or not module.__name__.startswith(USER_MODULE_PREFIX):
+        return None
+    return module.__file__
+
+
 def write_reproducer(snapshot: Graph, passes: Sequence[Pass], index: int, message: str, directory=None,
                      check_numerics: bool = False) -> str:
     """Writes the reproducer for a failure of ``passes[index]``; returns the ``irc opt`` command that replays it."""
@@ -55,6 +66,9 @@ def write_reproducer(snapshot: Graph, passes: Sequence[Pass], index: int, messag
         weights_path = path.with_suffix(".npz")
         np.savez(weights_path, **weights)
         command += ["--weights", str(weights_path)]
+    for source in dict.fromkeys(_user_file(p) for p in passes[start:]):
+        if source:
+            command += ["--load-pass", source]
     command += ["--passes", remaining] + (["--check-numerics"] if check_numerics else [])
     line = " ".join(shlex.quote(c) for c in command)
     header = f"// irc crash reproducer: {message}\n// replay: {line}\n"
