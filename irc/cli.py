@@ -92,5 +92,21 @@ def main(ctx, debug, verbose, quiet):
     ctx.obj.update(debug=debug, verbose=verbose, quiet=quiet)
 
 
+GLOBAL_FLAGS = {"--debug", "-v", "-vv", "-vvv", "--verbose", "-q", "--quiet"}
+
+
+def run(argv: list[str] | None = None) -> None:
+    """The console entry point: global flags may also follow the subcommand (``irc lower m/ -v``)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "--" in args:
+        cut = args.index("--")
+        head, tail = args[:cut], args[cut:]
+    else:
+        head, tail = args, []
+    flags = [a for a in head if a in GLOBAL_FLAGS]
+    rest = [a for a in head if a not in GLOBAL_FLAGS]
+    main.main(args=flags + rest + tail, prog_name="irc")
+
+
 if __name__ == "__main__":
-    main()
+    run()

@@ -26,13 +26,13 @@ def load_options(func):
 
 
 def load_model(path, signature="serving_default", input_shapes=(), allow_tf_ops=False, unsafe=False, weights=None,
-               **_ignored):
+               fast=None, **_ignored):
     """Loads any model irc reads, with a progress note on a terminal."""
     from irc.api import load, parse_input_shapes
 
     with progress(f"loading {path}"):
         return load(path, signature=signature, input_shapes=parse_input_shapes(list(input_shapes)),
-                    allow_tf_ops=allow_tf_ops, unsafe=unsafe, weights=weights)
+                    allow_tf_ops=allow_tf_ops, unsafe=unsafe, weights=weights, fast=fast)
 
 
 def ctx_flag(name: str) -> bool:

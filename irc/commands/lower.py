@@ -1,0 +1,83 @@
+"""irc lower MODEL --emit tflite -o model.tflite: the main job.
+
+Load the model, run the target's default pipeline (or the one given with --passes/--pipeline/-O), quantize if
+asked, and hand the graph to the backend, which writes its output atomically.
+"""
+
+from __future__ import annotations
+
+import click
+
+from irc.backends import BACKENDS
+from irc.commands.common import load_model, load_options, note, progress, write_output
+from irc.errors import UsageError
+from irc.passes.cli_options import pipeline_options
+
+QUANTIZE_MODES = ("float16", "dynamic-int8", "int8", "int16x8")
+
+
+@click.command("lower")
+@click.argument("model", type=click.Path())
+@click.option("--emit", "target", type=click.Choice(list(BACKENDS)), default="tflite", show_default=True,
+              help="What to produce.")
+@click.option("-o", "--output", type=click.Path(), default=None,
+              help="Output file (tflite, ir) or directory (xla, cuda, tpu). IR goes to stdout without it.")
+@click.option("--quantize", type=click.Choice(QUANTIZE_MODES), default=None, help="Quantize before emitting.")
+@click.option("--calibration", type=click.Path(dir_okay=False), default=None, metavar="DATA.npz",
+              help="Calibration inputs for int8/int16x8: arrays keyed by input name, or one array.")
+@click.option("--observer", type=click.Choice(["minmax", "percentile", "mse"]), default="minmax", show_default=True,
+              help="How calibration picks activation ranges.")
+@click.option("--int8-io", is_flag=True, help="Make the model's own inputs and outputs integer (int8 quantization).")
+@click.option("--keep-float", multiple=True, metavar="SELECTOR",
+              help="Leave matching layers in float: a Keras layer or node name, /regex/ or op:TYPE (repeatable).")
+@click.option("--layout", type=click.Choice(["nhwc", "nchw"]), default=None, help="cuda: data layout to emit.")
+@click.option("--tpu", "tpu_address", default=None, metavar="ADDRESS", help="tpu: the TPU to connect to.")
+@click.option("--fast/--no-fast", default=None,
+              help="Read SavedModels without TensorFlow (default: when the model allows, else fall back).")
+@load_options
+@pipeline_options
+def command(model, target, output, quantize, calibration, observer, int8_io, keep_float, layout, tpu_address, fast,
+            **options):
+    """Lower MODEL (SavedModel dir, .keras, .h5, .pb, .tflite or .irc) to a target."""
+    from irc.backends import get_backend
+    from irc.ir.printer import print_graph
+    from irc.passes.cli_options import run_from_options
+
+    if target not in ("ir", "tflite") and output is None:
+        raise UsageError(f"--emit {target} writes a directory: give it with -o")
+    if target == "tflite" and output is None:
+        raise UsageError("--emit tflite writes a file: give it with -o model.tflite")
+    if (calibration or int8_io or keep_float) and quantize not in ("int8", "int16x8", "dynamic-int8"):
+        raise UsageError("--calibration, --int8-io and --keep-float go with --quantize int8, int16x8 or dynamic-int8")
+    if quantize in ("int8", "int16x8") and not calibration:
+        raise UsageError(f"--quantize {quantize} needs calibration data: --calibration DATA.npz")
+    backend = get_backend(target)
+    graph = load_model(model, fast=fast, **options)
+    note(f"loaded {model}: {len(graph)} nodes")
+    with progress("optimizing"):
+        run_from_options(graph, backend.DEFAULT_PIPELINE, **options)
+    backend_quantize = None
+    if quantize == "float16" and target == "tflite":
+        backend_quantize = "float16"  # TFLite's float16 weights + DEQUANTIZE are the backend's own layout
+    elif quantize:
+        from irc.passes.quantize import load_calibration, quantize_graph
+
+        # Checked against the graph's inputs before any calibration work starts.
+        samples = load_calibration(calibration, graph) if calibration else None
+        quantize_graph(graph, quantize, calibration=samples, observer=observer, int8_io=int8_io,
+                       keep_float=keep_float)
+    target_options = {}
+    if layout is not None:
+        target_options["layout"] = layout
+    if tpu_address is not None:
+        target_options["tpu"] = tpu_address
+    if target == "tflite":
+        target_options["allow_tf_ops"] = options.get("allow_tf_ops", False)
+    with progress(f"writing {target}"):
+        if target == "ir":
+            backend.emit(graph, passes="O0")
+            write_output(output, print_graph(graph))
+        else:
+            backend.emit(graph, output=output, passes="O0", quantize=backend_quantize, **target_options)
+    if output:
+        note(f"wrote {output}")
