@@ -43,10 +43,10 @@ RULES = TRANSPOSE_RULES + [
     Rule(Op("pad", x, paddings=lambda pads: not any(a or b for a, b in pads)), lambda m: m.x, doc="no-op pad"),
     Rule(Op("concat", x, activation=NONE), lambda m: m.x, doc="concat of one operand"),
     # activations spelled as clamps
-    Rule(Op("maximum", x, Const(0)), lambda m: m.op("relu", m.x), where=_float, doc="max(x, 0) -> relu"),
-    Rule(Op("minimum", Op("relu", x), Const(6)), lambda m: m.op("relu6", m.x), doc="min(relu(x), 6) -> relu6"),
     Rule(Op("maximum", Op("minimum", x, Const(6)), Const(0)), lambda m: m.op("relu6", m.x), where=_float,
          doc="max(min(x, 6), 0) -> relu6"),
+    Rule(Op("maximum", x, Const(0)), lambda m: m.op("relu", m.x), where=_float, doc="max(x, 0) -> relu"),
+    Rule(Op("minimum", Op("relu", x), Const(6)), lambda m: m.op("relu6", m.x), doc="min(relu(x), 6) -> relu6"),
 ]
 
 RESHAPES = ("reshape", "squeeze", "expand_dims")

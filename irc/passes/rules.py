@@ -81,13 +81,18 @@ class Var(Pattern):
 
 
 class Const(Pattern):
-    """A constant: every element equal to ``value`` if given; bound (as its array) under ``name`` if given."""
+    """A constant: every element equal to ``value`` if given; bound (as its array) under ``name`` if given.
+    A quantized constant is compared, and bound, by its real (dequantized) values."""
 
     def __init__(self, value: float | None = None, name: str | None = None):
         self.value, self.name = value, name
 
     def match(self, value, m):
         array = const_array(value)
+        if array is not None and value.type.quant is not None:  # compare real values, not the integers
+            from irc.ir.interpreter import dequantize
+
+            array = dequantize(array, value.type)
         if array is None or (self.value is not None and not (array.size and np.all(array == self.value))):
             return False
         if self.name:

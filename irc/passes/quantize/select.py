@@ -1,0 +1,53 @@
+"""Choosing nodes by what a user calls them: a Keras layer name, a TF node name, an op type or a regular expression.
+
+``--keep-float conv1`` (a layer), ``--keep-float small_cnn_1/conv1_1/convolution`` (a node),
+``--keep-float softmax`` (every node of an op type) and ``--keep-float 'block_1.*'`` (a regular expression that
+must match a whole layer or node name) all work. A selector that matches nothing is an error naming the layers
+there are, so a typo does not silently quantize the layer the user meant to keep.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from typing import Iterable
+
+from irc.errors import QuantizationError
+from irc.ir.graph import Graph, Node
+
+
+def names_of(node: Node) -> tuple[str, ...]:
+    """The names a selector may match: Keras layers first, then TF node names."""
+    return (*node.loc.layers, *node.loc.names)
+
+
+def matches(selector: str, node: Node) -> bool:
+    if selector == node.op or selector in names_of(node):
+        return True
+    try:
+        pattern = re.compile(selector)
+    except re.error:
+        return False
+    return any(pattern.fullmatch(name) for name in names_of(node))
+
+
+def select(graph: Graph, selectors: Iterable[str], what: str = "--keep-float") -> set[Node]:
+    """The nodes any selector matches; QuantizationError for a selector that matches none."""
+    nodes = [n for n in graph.nodes if n.op != "const"]
+    chosen: set[Node] = set()
+    for selector in selectors:
+        hits = {n for n in nodes if matches(selector, n)}
+        if not hits:
+            raise QuantizationError(f"{what} {selector!r} matches no layer, node or op of the model",
+                                    hint=_suggest(selector, nodes))
+        chosen |= hits
+    return chosen
+
+
+def _suggest(selector: str, nodes: list[Node]) -> str:
+    layers = sorted({layer for n in nodes for layer in n.loc.layers})
+    close = difflib.get_close_matches(selector, layers + sorted({n.op for n in nodes}), n=3)
+    if close:
+        return f"did you mean {', '.join(close)}?"
+    shown = ", ".join(layers[:12]) + (", ..." if len(layers) > 12 else "")
+    return f"layers: {shown}" if layers else "the model has no Keras layer names; use node names or op types"
