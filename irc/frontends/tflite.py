@@ -1,0 +1,748 @@
+"""The TFLite frontend: any ``.tflite`` file (irc's or TensorFlow's converter's) into irc's IR.
+
+``read_tflite(path)`` parses the file with the flatbuffer layer (which rejects truncated and corrupt files and
+out-of-range indices with one-line InputErrors), then turns each operator into irc ops through a table keyed by
+TFLite builtin, filled by ``@reads("CONV_2D")``: the inverse of the backend's emitters. Filters go back to
+TensorFlow's layouts (OHWI -> HWIO, [1, kh, kw, in * m] -> [kh, kw, in, m]), fused activations back into the
+``activation`` attribute, FULLY_CONNECTED to ``matmul`` with ``transpose_b``, float16 weights with their
+DEQUANTIZE to a ``cast``, Flex custom ops to opaque ``tf.<Op>`` nodes with their NodeDef.
+
+Names: graph inputs and outputs take their SignatureDef names (the tensor names when there is none); every node
+is located at its output tensor's name, split at ``;`` (TensorFlow joins the names of fused nodes that way).
+
+Shapes: a dimension the file marks unknown (-1 in ``shape_signature``) is the symbolic ``batch`` as an input's
+first dimension, unknown elsewhere; result types are inferred by irc, with quantization parameters taken from the
+file. Shape-like operands that TensorFlow computes at run time (SHAPE -> STRIDED_SLICE -> PACK -> RESHAPE) are
+evaluated at the file's stored shapes and keep -1 where the result's dimension is unknown; the shape arithmetic
+then has no user and is dropped. Every operator irc cannot read is reported at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from irc.backends.tflite import schema
+from irc.backends.tflite.flatbuffer import FLEX_PREFIX, Operator, TFLModel, parse_flex_options, read_model
+from irc.errors import InputError, UnsupportedOpError
+from irc.ir.graph import Graph, Location, Node, Value
+from irc.ir.types import DType, QuantParams, SymDim, TensorType
+
+BATCH = SymDim("batch")
+DTYPES = {
+    "FLOAT32": DType.f32, "FLOAT16": DType.f16, "BFLOAT16": DType.bf16, "FLOAT64": DType.f64, "INT8": DType.i8,
+    "UINT8": DType.u8, "INT16": DType.i16, "INT32": DType.i32, "INT64": DType.i64, "BOOL": DType.bool,
+    "STRING": DType.str,
+}
+ACTIVATIONS = {"NONE": "none", "RELU": "relu", "RELU6": "relu6", "RELU_N1_TO_1": "relu_n1_to_1", "TANH": "tanh"}
+
+Importer = Callable[["Reader", Operator], "list[Value] | Value"]
+IMPORTERS: dict[str, Importer] = {}
+
+
+class CannotRead(Exception):
+    """An operator this reader cannot turn into irc ops; the message says why."""
+
+
+def reads(*codes: str):
+    """Registers the importer of TFLite builtins ``codes``."""
+
+    def register(fn: Importer) -> Importer:
+        for code in codes:
+            if code in IMPORTERS:
+                raise ValueError(f"two importers for {code}")
+            IMPORTERS[code] = fn
+        return fn
+
+    return register
+
+
+def read_tflite(path: str | os.PathLike) -> Graph:
+    """The irc graph of a .tflite file."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise InputError(f"cannot read the file: {e.strerror or e}", where=str(path)) from None
+    return graph_of(read_model(data, str(path)), str(path), _graph_name(path))
+
+
+def graph_of(model: TFLModel, source: str = "model", name: str = "main") -> Graph:
+    """The irc graph of the main subgraph of a parsed TFLite model."""
+    return Reader(model, source, name).read()
+
+
+def _graph_name(path: Path) -> str:
+    stem = "".join(c if c.isalnum() or c == "_" else "_" for c in path.stem)
+    return stem if stem and not stem[0].isdigit() else f"m_{stem}"
+
+
+class Reader:
+    """Turns the operators of subgraph 0 into irc nodes, in order."""
+
+    def __init__(self, model: TFLModel, source: str, name: str):
+        self.model = model
+        self.source = source
+        self.graph = Graph(name)
+        self.sg = model.subgraphs[0]
+        self.values: dict[int, Value] = {}  # tensor index -> irc value
+        self.stored: dict[Value, list[int]] = {}  # value -> the shape its tensor has in the file
+        self.known: dict[Value, np.ndarray] = {}  # integer values evaluated at the stored shapes (shape arithmetic)
+        self.codes = model.operator_codes
+        self.op: Operator | None = None
+        self.loc = Location()
+
+    # ----- the walk ------------------------------------------------------------------------------------------------
+    def read(self) -> Graph:
+        self._inputs()
+        failures: dict[str, list[str]] = {}
+        for k, op in enumerate(self.sg.operators):
+            code = self._code_name(op)
+            self.op = op
+            self.loc = Location(tuple(self._name(op.outputs[0]).split(";"))) if op.outputs else Location()
+            try:
+                importer = IMPORTERS.get(self._importer_key(op))
+                if importer is None:
+                    raise CannotRead("irc has no reading of this operator")
+                results = importer(self, op)
+                self._bind(op, [results] if isinstance(results, Value) else results)
+            except CannotRead as e:
+                failures.setdefault(code, []).append(f"{e} (operator {k}, {self._name(op.outputs[0]) if op.outputs else '?'})")
+                self._bind_unknown(op)
+            except (ValueError, KeyError, IndexError) as e:
+                raise InputError(f"operator {k} ({code}): {e}", where=self.source) from None
+        if failures:
+            parts = [f"{code} x{len(items)}: {items[0]}" for code, items in sorted(failures.items())]
+            raise UnsupportedOpError(f"cannot read {len(failures)} TFLite operator type(s): " + "; ".join(parts),
+                                     where=self.source)
+        self._outputs()
+        _drop_dead(self.graph)
+        return self.graph
+
+    def _code_name(self, op: Operator) -> str:
+        oc = self.codes[op.opcode_index]
+        return oc.custom_code if oc.builtin_code == "CUSTOM" else str(oc.builtin_code)
+
+    def _importer_key(self, op: Operator) -> str:
+        oc = self.codes[op.opcode_index]
+        if oc.builtin_code == "CUSTOM" and (oc.custom_code or "").startswith(FLEX_PREFIX):
+            return "FLEX"
+        return str(oc.builtin_code)
+
+    def _signature(self):
+        for sig in self.model.signature_defs:
+            if sig.subgraph_index == 0:
+                return sig
+        return None
+
+    def _inputs(self) -> None:
+        sig = self._signature()
+        names = {i: name for name, i in sig.inputs.items()} if sig else {}
+        for index in self.sg.inputs:
+            t = self.sg.tensors[index]
+            type_ = self._file_type(index, batch=True)
+            name = names.get(index) or t.name or f"input_{index}"
+            self.values[index] = self.graph.add_input(name, type_)
+            self.stored[self.values[index]] = t.shape
+
+    def _outputs(self) -> None:
+        sig = self._signature()
+        names = {i: name for name, i in sig.outputs.items()} if sig else {}
+        for index in self.sg.outputs:
+            name = names.get(index) or self.sg.tensors[index].name or f"output_{index}"
+            if name in self.graph.outputs:
+                name = f"{name}_{index}"
+            self.graph.set_output(name, self.value(index))
+
+    def _bind(self, op: Operator, results: list[Value]) -> None:
+        if len(results) != len(op.outputs):
+            raise ValueError(f"gives {len(results)} results for {len(op.outputs)} output tensors")
+        for index, value in zip(op.outputs, results):
+            self.values[index] = value
+            self.stored.setdefault(value, self.sg.tensors[index].shape)
+            self._evaluate(value)
+
+    def _bind_unknown(self, op: Operator) -> None:
+        """Placeholders for the outputs of an operator that could not be read, so reading goes on."""
+        for index in op.outputs:
+            self.values[index] = Value(self._file_type(index))
+
+    # ----- tensors -------------------------------------------------------------------------------------------------
+    def _name(self, index: int) -> str:
+        return self.sg.tensors[index].name
+
+    def _file_type(self, index: int, batch: bool = False) -> TensorType:
+        t = self.sg.tensors[index]
+        if t.type not in DTYPES:
+            raise InputError(f"tensor {index} ({t.name!r}) has type {t.type}, which irc does not support",
+                             where=self.source)
+        if not t.has_rank and not t.shape:
+            return TensorType(DTYPES[t.type], None, _quant(t))
+        dims = t.shape_signature if t.shape_signature is not None else t.shape
+        shape = tuple((BATCH if batch and i == 0 else None) if d < 0 else d for i, d in enumerate(dims))
+        return TensorType(DTYPES[t.type], shape, _quant(t))
+
+    def value(self, index: int) -> Value:
+        """The irc value of tensor ``index``: a constant for tensors with data."""
+        if index in self.values:
+            return self.values[index]
+        t = self.sg.tensors[index]
+        if t.is_variable:
+            raise CannotRead(f"tensor {index} ({t.name!r}) is a variable, which irc does not read")
+        array = self.data(index)
+        if array is None:
+            raise ValueError(f"reads tensor {index} ({t.name!r}) before any operator writes it")
+        type_ = self._file_type(index)
+        node = self.graph.add("const", (), {"value": array}, types=[TensorType(type_.dtype, array.shape, type_.quant)],
+                              loc=Location.of(t.name))
+        self.values[index] = node.result
+        return node.result
+
+    def data(self, index: int) -> np.ndarray | None:
+        """The constant data of tensor ``index``, or None when it has none."""
+        t = self.sg.tensors[index]
+        buffer = self.model.buffers[t.buffer]
+        if not t.buffer or not buffer.nbytes:
+            return None
+        raw = buffer.view()
+        if t.type == "STRING":
+            return _strings(raw, t.name)
+        if t.type not in schema.NUMPY_DTYPES:
+            raise CannotRead(f"tensor {index} holds {t.type} data, which irc does not read")
+        return np.frombuffer(raw, schema.NUMPY_DTYPES[t.type]).reshape(t.shape)
+
+    def input(self, k: int) -> Value | None:
+        """Operand ``k`` of the current operator (None when omitted)."""
+        inputs = self.op.inputs
+        if k >= len(inputs) or inputs[k] < 0:
+            return None
+        return self.value(inputs[k])
+
+    def operands(self) -> list[Value]:
+        return [self.value(i) for i in self.op.inputs if i >= 0]
+
+    def ints(self, k: int, what: str) -> list[int]:
+        """Operand ``k`` as a constant list of ints: stored data, or shape arithmetic evaluated at stored shapes."""
+        index = self.op.inputs[k] if k < len(self.op.inputs) else -1
+        if index < 0:
+            raise ValueError(f"{what} is missing")
+        array = self.data(index)
+        if array is None and index in self.values:
+            array = self.known.get(self.values[index])
+        if array is None:
+            raise CannotRead(f"its {what} is computed from data at run time")
+        return [int(v) for v in np.asarray(array).reshape(-1)]
+
+    def int_scalar(self, k: int, what: str) -> int:
+        values = self.ints(k, what)
+        if len(values) != 1:
+            raise ValueError(f"{what} must be a single value, got {values}")
+        return values[0]
+
+    def out_type(self, k: int = 0) -> TensorType:
+        return self._file_type(self.op.outputs[k])
+
+    def dynamic_dims(self, values: list[int], k: int = 0) -> list[int]:
+        """``values`` (a shape evaluated at stored sizes) with -1 where output ``k``'s dimension is unknown.
+
+        Only the first unknown dimension becomes -1 (a reshape allows one); it absorbs the batch.
+        """
+        t = self.sg.tensors[self.op.outputs[k]]
+        if t.shape_signature is None or len(t.shape_signature) != len(values):
+            return values
+        out, seen = list(values), False
+        for i, d in enumerate(t.shape_signature):
+            if d < 0 and not seen:
+                out[i], seen = -1, True
+        return out
+
+    # ----- building ------------------------------------------------------------------------------------------------
+    def add(self, op: str, operands, attrs: dict | None = None, *, quant_from: int | None = 0,
+            count: int | None = None) -> Node:
+        """Adds an irc node at the operator's location; results take the file's quantization of output
+        ``quant_from`` (None: inferred types as they are)."""
+        operands = list(operands)
+        try:
+            from irc.ops import infer_types
+
+            types = infer_types(op, [v.type for v in operands], dict(attrs or {}), [v.constant for v in operands])
+        except ValueError as e:
+            raise ValueError(f"as irc {op}: {e}") from None
+        if quant_from is not None and quant_from < len(self.op.outputs):
+            file_t = self._file_type(self.op.outputs[quant_from])
+            if file_t.quant is not None or any(t.quant for t in types):
+                types = [TensorType(file_t.dtype, t.shape, file_t.quant) for t in types]
+        return self.graph.add(op, operands, attrs or {}, types=types, loc=self.loc)
+
+    def emit(self, op: str, *operands: Value, quant_from: int | None = 0, **attrs) -> Value:
+        return self.add(op, operands, attrs, quant_from=quant_from).result
+
+    def temp(self, op: str, *operands: Value, **attrs) -> Value:
+        """An intermediate node of a multi-node reading: its type is inferred, never quantized from the file."""
+        return self.add(op, operands, attrs, quant_from=None).result
+
+    def const(self, array) -> Value:
+        return self.graph.add("const", (), {"value": np.asarray(array)},
+                              types=[TensorType(DType.from_numpy(np.asarray(array).dtype), np.shape(array))],
+                              loc=self.loc).result
+
+    def activation(self, value: Value, opts) -> str:
+        """The irc name of the options' fused activation."""
+        name = getattr(opts, "fused_activation_function", "NONE") if opts is not None else "NONE"
+        if name not in ACTIVATIONS:
+            raise CannotRead(f"fused activation {name} has no irc equivalent")
+        return ACTIVATIONS[name]
+
+    # ----- shape arithmetic ----------------------------------------------------------------------------------------
+    def _evaluate(self, value: Value) -> None:
+        """Records the value of an integer result when it can be computed from stored data and shapes."""
+        node = value.producer
+        if value.type.dtype not in (DType.i32, DType.i64) or node is None or node.op == "const":
+            return
+        if node.op == "shape":
+            stored = self.stored.get(node.operands[0])
+            if stored is not None:
+                self.known[value] = np.asarray(stored, value.type.dtype.numpy)
+            return
+        args = []
+        for v in node.operands:
+            array = v.constant if v.is_constant else self.known.get(v)
+            if array is None:
+                return
+            args.append(array)
+        from irc.ops import run_kernel
+
+        with contextlib.suppress(Exception):  # shape arithmetic that does not evaluate stays unknown
+            self.known[value] = run_kernel(node.op, args, node.attrs)[value.index]
+
+
+def _quant(t) -> QuantParams | None:
+    q = t.quantization
+    if q is None or not q.scale:
+        return None
+    zero = q.zero_point or [0] * len(q.scale)
+    if len(q.scale) == 1:
+        return QuantParams((q.scale[0],), (zero[0],))
+    return QuantParams(tuple(q.scale), tuple(zero), q.quantized_dimension)
+
+
+def _strings(raw: np.ndarray, name: str) -> np.ndarray:
+    data = raw.tobytes()
+    if len(data) < 4:
+        raise ValueError(f"string tensor {name!r} has a truncated header")
+    count = int.from_bytes(data[:4], "little")
+    if 4 * (count + 2) > len(data):
+        raise ValueError(f"string tensor {name!r} declares {count} strings but holds {len(data)} bytes")
+    offsets = np.frombuffer(data, "<i4", count + 1, 4)
+    if np.any(np.diff(offsets) < 0) or offsets[-1] > len(data) or offsets[0] < 4 * (count + 2):
+        raise ValueError(f"string tensor {name!r} has offsets outside its data")
+    return np.array([data[offsets[i]:offsets[i + 1]] for i in range(count)], dtype=object)
+
+
+def _drop_dead(graph: Graph) -> None:
+    """Removes nodes nothing uses (the shape arithmetic whose results became attributes)."""
+    outputs = set(graph.outputs.values())
+    changed = True
+    while changed:
+        changed = False
+        for node in reversed(graph.topo_order()):
+            if not node.is_opaque and all(not r.uses and r not in outputs for r in node.results):
+                graph.erase(node)
+                changed = True
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The importers, by TFLite builtin. ``r`` is the Reader; each returns the irc values of the operator's outputs.
+
+def _opts(op: Operator):
+    return op.builtin_options
+
+
+_ARITHMETIC = {"ADD": "add", "SUB": "sub", "MUL": "mul", "DIV": "div"}
+_BINARY = {
+    "MAXIMUM": "maximum", "MINIMUM": "minimum", "POW": "pow", "SQUARED_DIFFERENCE": "squared_difference",
+    "FLOOR_DIV": "floor_div", "FLOOR_MOD": "floor_mod", "EQUAL": "equal", "NOT_EQUAL": "not_equal",
+    "LESS": "less", "LESS_EQUAL": "less_equal", "GREATER": "greater", "GREATER_EQUAL": "greater_equal",
+    "LOGICAL_AND": "logical_and", "LOGICAL_OR": "logical_or",
+}
+_UNARY = {
+    "NEG": "neg", "ABS": "abs", "SQRT": "sqrt", "RSQRT": "rsqrt", "EXP": "exp", "LOG": "log", "SQUARE": "square",
+    "SIN": "sin", "COS": "cos", "FLOOR": "floor", "CEIL": "ceil", "ROUND": "round", "SIGN": "sign",
+    "LOGICAL_NOT": "logical_not", "RELU": "relu", "RELU6": "relu6", "LOGISTIC": "sigmoid", "TANH": "tanh",
+    "HARD_SWISH": "hard_swish", "ELU": "elu",
+}
+_REDUCE = {"MEAN": "mean", "SUM": "sum", "REDUCE_MAX": "max", "REDUCE_MIN": "min", "REDUCE_PROD": "prod"}
+
+
+@reads(*_ARITHMETIC)
+def _arithmetic(r: Reader, op: Operator):
+    x, y = r.input(0), r.input(1)
+    return r.emit(_ARITHMETIC[r._code_name(op)], x, y, activation=r.activation(x, _opts(op)))
+
+
+@reads(*_BINARY)
+def _binary(r, op):
+    return r.emit(_BINARY[r._code_name(op)], r.input(0), r.input(1))
+
+
+@reads(*_UNARY)
+def _unary(r, op):
+    return r.emit(_UNARY[r._code_name(op)], r.input(0))
+
+
+@reads("SELECT", "SELECT_V2")
+def _select(r, op):
+    return r.emit("select", *r.operands())
+
+
+@reads("RELU_N1_TO_1", "RELU_0_TO_1")
+def _clip(r, op):
+    x = r.input(0)
+    low = -1.0 if r._code_name(op) == "RELU_N1_TO_1" else 0.0
+    bounded = r.temp("maximum", x, r.const(np.asarray(low, x.type.dtype.numpy)))
+    return r.emit("minimum", bounded, r.const(np.asarray(1.0, x.type.dtype.numpy)))
+
+
+@reads("PRELU")
+def _prelu(r, op):
+    # max(x, 0) + alpha * min(x, 0)
+    x, alpha = r.input(0), r.input(1)
+    zero = r.const(np.asarray(0, x.type.dtype.numpy))
+    negative = r.temp("mul", alpha, r.temp("minimum", x, zero))
+    return r.emit("add", r.temp("maximum", x, zero), negative)
+
+
+@reads("LEAKY_RELU")
+def _leaky_relu(r, op):
+    return r.emit("leaky_relu", r.input(0), alpha=float(_opts(op).alpha) if _opts(op) else 0.0)
+
+
+@reads("GELU")
+def _gelu(r, op):
+    return r.emit("gelu", r.input(0), approximate=bool(_opts(op).approximate) if _opts(op) else False)
+
+
+@reads("SOFTMAX")
+def _softmax(r, op):
+    beta = float(_opts(op).beta) if _opts(op) else 1.0
+    return r.emit("softmax", r.input(0), axis=-1, beta=beta)
+
+
+@reads("LOG_SOFTMAX")
+def _log_softmax(r, op):
+    return r.emit("log_softmax", r.input(0), axis=-1)
+
+
+@reads("CAST")
+def _cast(r, op):
+    return r.emit("cast", r.input(0), to=r.out_type().dtype)
+
+
+@reads("DEQUANTIZE")
+def _dequantize(r, op):
+    x = r.input(0)
+    if x.type.quant is None:  # float16 weights widened to float32
+        return r.emit("cast", x, to=DType.f32)
+    return r.emit("dequantize", x)
+
+
+@reads("QUANTIZE")
+def _quantize(r, op):
+    x, out = r.input(0), r.out_type()
+    q = out.quant
+    if q is None:
+        raise ValueError("its output has no quantization parameters")
+    attrs = {"dtype": out.dtype, "scale": q.scale, "zero_point": q.zero_point, "axis": -1 if q.axis is None else q.axis}
+    return r.emit("requantize" if x.type.quant is not None else "quantize", x, **attrs)
+
+
+# ----- convolutions, matmul, pools ----------------------------------------------------------------------------------
+def _window(opts) -> dict:
+    return {"strides": (opts.stride_h, opts.stride_w), "padding": opts.padding}
+
+
+def _filter(r: Reader, f: Value, perm, shape=None, axis_of=None) -> Value:
+    """A filter in TensorFlow's layout: constants rewritten, computed filters through transpose/reshape nodes."""
+    if f.is_constant:
+        array = np.transpose(f.constant, perm) if perm else f.constant
+        if shape is not None:
+            array = array.reshape(shape)
+        q = f.type.quant
+        if q is not None and q.axis is not None:
+            q = QuantParams(q.scale, q.zero_point, axis_of(q.axis))
+        return r.graph.add("const", (), {"value": np.ascontiguousarray(array)},
+                           types=[TensorType(f.type.dtype, array.shape, q)], loc=f.producer.loc).result
+    value = r.temp("transpose", f, perm=tuple(perm)) if perm else f
+    return r.temp("reshape", value, shape=tuple(shape)) if shape is not None else value
+
+
+def _bias(r: Reader, k: int) -> list[Value]:
+    bias = r.input(k)
+    return [] if bias is None else [bias]
+
+
+@reads("CONV_2D")
+def _conv2d(r, op):
+    opts = _opts(op)
+    x, f = r.input(0), r.input(1)
+    hwio = _filter(r, f, (1, 2, 3, 0), axis_of=lambda a: (1, 2, 3, 0).index(a))
+    attrs = {**_window(opts), "dilations": (opts.dilation_h_factor, opts.dilation_w_factor),
+             "activation": r.activation(x, opts)}
+    return r.add("conv2d", [x, hwio, *_bias(r, 2)], attrs).result
+
+
+@reads("DEPTHWISE_CONV_2D")
+def _depthwise(r, op):
+    opts = _opts(op)
+    x, f = r.input(0), r.input(1)
+    channels = x.type.shape[3] if x.type.shape is not None else None
+    _, kh, kw, total = f.type.shape
+    if not isinstance(channels, int) or not isinstance(total, int) or total % channels:
+        raise CannotRead("its input channels are unknown or do not divide the filter's")
+    mult = total // channels
+    hwim = _filter(r, f, None, shape=(kh, kw, channels, mult), axis_of=lambda a: 2 if mult == 1 else 3)
+    attrs = {**_window(opts), "dilations": (opts.dilation_h_factor, opts.dilation_w_factor),
+             "activation": r.activation(x, opts)}
+    return r.add("depthwise_conv2d", [x, hwim, *_bias(r, 2)], attrs).result
+
+
+@reads("TRANSPOSE_CONV")
+def _transpose_conv(r, op):
+    opts = _opts(op)
+    shape = r.dynamic_dims(r.ints(0, "output shape"))
+    x, f = r.input(2), r.input(1)
+    filt = _filter(r, f, (1, 2, 0, 3), axis_of=lambda a: (1, 2, 0, 3).index(a))
+    attrs = {**_window(opts), "output_shape": tuple(shape), "activation": r.activation(x, opts)}
+    return r.add("conv2d_transpose", [x, filt, *_bias(r, 3)], attrs).result
+
+
+@reads("FULLY_CONNECTED")
+def _fully_connected(r, op):
+    opts = _opts(op)
+    x, w = r.input(0), r.input(1)
+    if opts is not None and opts.weights_format != "DEFAULT":
+        raise CannotRead(f"weights format {opts.weights_format} is not read")
+    act = r.activation(x, opts)
+    bias = _bias(r, 2)
+    k = w.type.shape[1]
+    rank = x.type.rank
+    keep = bool(opts.keep_num_dims) if opts is not None else False
+    if rank == 2:
+        return r.add("matmul", [x, w, *bias], {"transpose_b": True, "activation": act}).result
+    if keep and not bias and act == "none":
+        return r.emit("batch_matmul", x, w, adj_y=True)
+    flat = r.temp("reshape", x, shape=(-1, k))
+    product = r.add("matmul", [flat, w, *bias], {"transpose_b": True, "activation": act}).result
+    if not keep:
+        return product
+    lead = x.type.shape[:-1]
+    out_shape = [d if isinstance(d, int) else -1 for d in lead] + [w.type.shape[0]]
+    if out_shape.count(-1) > 1:
+        raise CannotRead("keep_num_dims with more than one unknown leading dimension")
+    return r.emit("reshape", product, shape=tuple(out_shape))
+
+
+@reads("BATCH_MATMUL")
+def _batch_matmul(r, op):
+    opts = _opts(op)
+    return r.emit("batch_matmul", r.input(0), r.input(1), adj_x=bool(opts and opts.adj_x),
+                  adj_y=bool(opts and opts.adj_y))
+
+
+def _pool(kind: str):
+    def read(r, op):
+        opts = _opts(op)
+        x = r.input(0)
+        attrs = {**_window(opts), "ksize": (opts.filter_height, opts.filter_width), "activation": r.activation(x, opts)}
+        return r.emit(kind, x, **attrs)
+
+    return read
+
+
+reads("MAX_POOL_2D")(_pool("max_pool"))
+reads("AVERAGE_POOL_2D")(_pool("avg_pool"))
+
+
+@reads(*_REDUCE)
+def _reduce(r, op):
+    keep = bool(_opts(op).keep_dims) if _opts(op) else False
+    return r.emit(_REDUCE[r._code_name(op)], r.input(0), axes=tuple(r.ints(1, "axes")), keepdims=keep)
+
+
+# ----- shapes -------------------------------------------------------------------------------------------------------
+@reads("RESHAPE")
+def _reshape(r, op):
+    x = r.input(0)
+    if len(op.inputs) > 1 and op.inputs[1] >= 0:
+        shape = r.ints(1, "new shape")
+    elif _opts(op) is not None and _opts(op).new_shape:
+        shape = list(_opts(op).new_shape)
+    else:
+        shape = r.sg.tensors[op.outputs[0]].shape_signature or r.sg.tensors[op.outputs[0]].shape
+    return r.emit("reshape", x, shape=tuple(r.dynamic_dims(shape)))
+
+
+@reads("SQUEEZE")
+def _squeeze(r, op):
+    axes = tuple(_opts(op).squeeze_dims) if _opts(op) else ()
+    return r.emit("squeeze", r.input(0), axes=axes)
+
+
+@reads("EXPAND_DIMS")
+def _expand_dims(r, op):
+    return r.emit("expand_dims", r.input(0), axis=r.int_scalar(1, "axis"))
+
+
+@reads("TRANSPOSE")
+def _transpose(r, op):
+    return r.emit("transpose", r.input(0), perm=tuple(r.ints(1, "permutation")))
+
+
+@reads("CONCATENATION")
+def _concat(r, op):
+    opts = _opts(op)
+    xs = r.operands()
+    return r.add("concat", xs, {"axis": opts.axis, "activation": r.activation(xs[0], opts)}).result
+
+
+def _split_results(r: Reader, x: Value, axis: int, sizes: list[int]) -> list[Value]:
+    node = r.add("split", [x], {"axis": axis, "sizes": tuple(sizes)})
+    return node.results
+
+
+@reads("SPLIT")
+def _split(r, op):
+    axis, x = r.int_scalar(0, "axis"), r.input(1)
+    count = len(op.outputs)
+    dim = x.type.shape[axis] if x.type.shape is not None else None
+    if not isinstance(dim, int):
+        raise CannotRead("it splits a dimension of unknown size")
+    return _split_results(r, x, axis, [dim // count] * count)
+
+
+@reads("SPLIT_V")
+def _split_v(r, op):
+    x, sizes, axis = r.input(0), r.ints(1, "sizes"), r.int_scalar(2, "axis")
+    if -1 in sizes:
+        dim = x.type.shape[axis] if x.type.shape is not None else None
+        if not isinstance(dim, int):
+            raise CannotRead("it splits a dimension of unknown size")
+        sizes[sizes.index(-1)] = dim - sum(s for s in sizes if s != -1)
+    return _split_results(r, x, axis, sizes)
+
+
+@reads("PACK")
+def _pack(r, op):
+    return r.emit("pack", *r.operands(), axis=_opts(op).axis if _opts(op) else 0)
+
+
+@reads("UNPACK")
+def _unpack(r, op):
+    return r.add("unpack", [r.input(0)], {"axis": _opts(op).axis if _opts(op) else 0}).results
+
+
+@reads("SLICE")
+def _slice(r, op):
+    return r.emit("slice", r.input(0), begin=tuple(r.ints(1, "begin")), size=tuple(r.ints(2, "size")))
+
+
+@reads("STRIDED_SLICE")
+def _strided_slice(r, op):
+    opts = _opts(op)
+    if opts is not None and opts.offset:
+        raise CannotRead("offset strided slices are not read")
+    masks = {k: getattr(opts, k) if opts else 0 for k in
+             ("begin_mask", "end_mask", "ellipsis_mask", "new_axis_mask", "shrink_axis_mask")}
+    return r.emit("strided_slice", r.input(0), begin=tuple(r.ints(1, "begin")), end=tuple(r.ints(2, "end")),
+                  strides=tuple(r.ints(3, "strides")), **masks)
+
+
+@reads("GATHER")
+def _gather(r, op):
+    opts = _opts(op)
+    return r.emit("gather", r.input(0), r.input(1), axis=opts.axis if opts else 0,
+                  batch_dims=opts.batch_dims if opts else 0)
+
+
+@reads("TILE")
+def _tile(r, op):
+    return r.emit("tile", r.input(0), multiples=tuple(r.ints(1, "multiples")))
+
+
+@reads("BROADCAST_TO")
+def _broadcast_to(r, op):
+    return r.emit("broadcast_to", r.input(0), shape=tuple(r.ints(1, "shape")))
+
+
+@reads("SHAPE")
+def _shape(r, op):
+    dtype = DType.i64 if _opts(op) is not None and _opts(op).out_type == "INT64" else DType.i32
+    return r.emit("shape", r.input(0), dtype=dtype)
+
+
+@reads("ARG_MAX", "ARG_MIN")
+def _argmax(r, op):
+    x = r.input(0)
+    dtype = DType.i64 if _opts(op) is not None and _opts(op).output_type == "INT64" else DType.i32
+    if r._code_name(op) == "ARG_MIN":
+        x = r.temp("neg", x)  # the first minimum is the first maximum of -x
+    return r.emit("argmax", x, axis=r.int_scalar(1, "axis"), dtype=dtype)
+
+
+@reads("ONE_HOT")
+def _one_hot(r, op):
+    on, off = (r.data(op.inputs[k]) for k in (2, 3))
+    if on is None or off is None:
+        raise CannotRead("its on/off values are computed at run time")
+    return r.emit("one_hot", r.input(0), depth=r.int_scalar(1, "depth"), axis=_opts(op).axis if _opts(op) else -1,
+                  on_value=float(on.reshape(-1)[0]), off_value=float(off.reshape(-1)[0]), dtype=r.out_type().dtype)
+
+
+# ----- pad, resize --------------------------------------------------------------------------------------------------
+def _paddings(r: Reader) -> tuple:
+    flat = r.ints(1, "paddings")
+    return tuple((flat[i], flat[i + 1]) for i in range(0, len(flat), 2))
+
+
+@reads("PAD")
+def _pad(r, op):
+    return r.emit("pad", r.input(0), paddings=_paddings(r))
+
+
+@reads("PADV2")
+def _padv2(r, op):
+    x = r.input(0)
+    value = r.data(op.inputs[2])
+    if value is None:
+        raise CannotRead("its padding value is computed at run time")
+    value = float(value.reshape(-1)[0])
+    if x.type.quant is not None:
+        value = (value - x.type.quant.zero_point[0]) * x.type.quant.scale[0]
+    return r.emit("pad", x, paddings=_paddings(r), constant_value=value)
+
+
+@reads("MIRROR_PAD")
+def _mirror_pad(r, op):
+    mode = _opts(op).mode.lower() if _opts(op) else "reflect"
+    return r.emit("pad", r.input(0), paddings=_paddings(r), mode=mode)
+
+
+@reads("RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR")
+def _resize(r, op):
+    opts = _opts(op)
+    method = "bilinear" if r._code_name(op) == "RESIZE_BILINEAR" else "nearest"
+    return r.emit("resize", r.input(0), size=tuple(r.ints(1, "size")), method=method,
+                  align_corners=bool(opts and opts.align_corners), half_pixel_centers=bool(opts and opts.half_pixel_centers))
+
+
+# ----- Flex ops -----------------------------------------------------------------------------------------------------
+@reads("FLEX")
+def _flex(r, op):
+    name, node_def = parse_flex_options(op.custom_options or b"", f"{r.source}: operator {r._code_name(op)}")
+    types = [r._file_type(i) for i in op.outputs]
+    node = r.graph.add(f"tf.{name}", r.operands(), {"node_def": node_def}, types=types, loc=r.loc)
+    return node.results
