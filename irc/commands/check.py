@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import click
 
@@ -26,20 +27,24 @@ def command(ctx, model, target, strict, problems, as_json, color, output, **opti
     """Before converting, list every op of MODEL, grouped by the Keras layer it came from, with whether TARGET
     runs it natively, through a fallback (TFLite's Flex delegate, a CPU kernel) or not at all.
 
-    Exit status: 0 when the model will convert, 1 when it will not (an unsupported op; with --strict, a
-    fallback too).
+    MODEL is loaded as with --allow-tf-ops, so TensorFlow ops irc does not lower show up in the table (as
+    tf.<Op>) instead of stopping the load; they count against the verdict unless --allow-tf-ops is given.
+
+    Exit status: 0 when the model will convert, 1 when it will not (an unsupported op; a TensorFlow op irc does
+    not lower, without --allow-tf-ops; with --strict, a fallback too).
 
     Example: irc check model/ --target tflite --problems
     """
     from irc.tools.check import check_graph
 
-    graph = load_model(model, **options)
+    tf_ops_allowed = options.pop("allow_tf_ops")
+    graph = load_model(model, allow_tf_ops=True, **options)
     with progress(f"checking {len(graph)} nodes against {target}"):
-        report = check_graph(graph, target, strict=strict)
+        report = check_graph(graph, target, strict=strict, tf_ops_allowed=tf_ops_allowed)
     if as_json:
         text = json.dumps(report.to_json(), indent=2) + "\n"
     else:
-        use_color = color if color is not None else (output in (None, "-") and click.get_text_stream("stdout").isatty())
+        use_color = color if color is not None else (output in (None, "-") and sys.stdout.isatty())
         text = report.format(use_color, problems_only=problems)
     write_output(output, text)
     ctx.exit(0 if report.converts else 1)

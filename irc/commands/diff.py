@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import click
 
@@ -52,7 +53,7 @@ def command(ctx, a, b, stat, as_json, numeric, seed, atol, rtol, color, output, 
     if as_json:
         text = json.dumps(result.to_json(), indent=2) + "\n"
     else:
-        use_color = color if color is not None else (output in (None, "-") and click.get_text_stream("stdout").isatty())
+        use_color = color if color is not None else (output in (None, "-") and sys.stdout.isatty())
         text = result.format_stat(use_color) if stat else result.format(use_color)
     write_output(output, text)
     same = result.numeric_ok if numeric else result.equal

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import click
 
@@ -32,6 +33,6 @@ def command(model, top, as_json, output, **options):
     if as_json:
         text = json.dumps(stats.to_json(), indent=2) + "\n"
     else:
-        color = output in (None, "-") and click.get_text_stream("stdout").isatty()
+        color = output in (None, "-") and sys.stdout.isatty()
         text = stats.format(top, color)
     write_output(output, text)

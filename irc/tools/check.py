@@ -48,12 +48,17 @@ def layer_of(node: Node) -> str:
 
 @dataclass
 class CheckReport:
-    """Every op's status on ``target``; ``strict`` counts fallbacks as failures too."""
+    """Every op's status on ``target``; ``strict`` counts fallbacks as failures too.
+
+    ``tf_ops_allowed`` says whether the conversion may keep TensorFlow ops irc does not lower (``tf.<Op>`` nodes,
+    ``--allow-tf-ops``); without it such a node stops the conversion whatever the target says about it.
+    """
 
     target: str
     rows: list[OpStatus]
     strict: bool = False
     hidden: int = field(default=0)  # constants left out of the table
+    tf_ops_allowed: bool = True
 
     def counts(self) -> dict[str, int]:
         counts = dict.fromkeys(STATUSES, 0)
@@ -65,7 +70,12 @@ class CheckReport:
     def converts(self) -> bool:
         """Whether the model will convert: nothing unsupported (and, when strict, nothing on a fallback)."""
         bad = {UNSUPPORTED, FALLBACK} if self.strict else {UNSUPPORTED}
-        return not any(row.status in bad for row in self.rows)
+        return not any(row.status in bad for row in self.rows) and not self.blocked_tf_ops
+
+    @property
+    def blocked_tf_ops(self) -> int:
+        """TensorFlow ops irc does not lower, in a conversion that may not keep them."""
+        return 0 if self.tf_ops_allowed else sum(1 for row in self.rows if row.node.is_opaque)
 
     def by_layer(self) -> list[tuple[str, list[OpStatus]]]:
         """Rows grouped by Keras layer, layers in the order the model first uses them."""
@@ -93,8 +103,12 @@ class CheckReport:
         parts = ", ".join(f"{counts[s]} {s}" for s in STATUSES if counts[s])
         verdict = "will convert" if self.converts else "will not convert"
         layers = len(self.by_layer())
-        return (f"{len(self.rows)} ops in {layers} layer{'s' if layers != 1 else ''}: {parts or 'nothing to run'}; "
+        text = (f"{len(self.rows)} ops in {layers} layer{'s' if layers != 1 else ''}: {parts or 'nothing to run'}; "
                 f"{verdict} to {self.target}")
+        if self.blocked_tf_ops:
+            text += (f" ({self.blocked_tf_ops} TensorFlow op{'s' if self.blocked_tf_ops != 1 else ''} irc does not "
+                     f"lower; --allow-tf-ops keeps them{', as Flex ops' if self.target == 'tflite' else ''})")
+        return text
 
     def format(self, color: bool = False, problems_only: bool = False) -> str:
         rows = self.table(problems_only)
@@ -111,6 +125,7 @@ class CheckReport:
     def to_json(self) -> dict:
         return {
             "target": self.target, "converts": self.converts, "strict": self.strict, "counts": self.counts(),
+            "tf_ops_allowed": self.tf_ops_allowed, "blocked_tf_ops": self.blocked_tf_ops,
             "layers": [{"layer": layer, "ops": [{"op": r.node.op, "status": r.status, "reason": r.reason,
                                                 "loc": list(r.node.loc.names)} for r in rows]}
                        for layer, rows in self.by_layer()],
@@ -130,7 +145,8 @@ def _row(cells, widths, color: bool, status: str | None = None, bold: bool = Fal
     return f"{layer:<{widths[0]}}  {op:<{widths[1]}}  {text_status}  {note}".rstrip()
 
 
-def check_graph(graph: Graph, target: str, *, strict: bool = False, include_constants: bool = False) -> CheckReport:
+def check_graph(graph: Graph, target: str, *, strict: bool = False, tf_ops_allowed: bool = True,
+                include_constants: bool = False) -> CheckReport:
     """Asks the ``target`` backend about every node of ``graph`` (left untouched: the backend sees a copy)."""
     from irc.backends import get_backend
 
@@ -147,5 +163,5 @@ def check_graph(graph: Graph, target: str, *, strict: bool = False, include_cons
             hidden += 1
             continue
         rows.append(OpStatus(node, status, reason or ""))
-    return CheckReport(target, rows, strict, hidden)
+    return CheckReport(target, rows, strict, hidden, tf_ops_allowed)
 

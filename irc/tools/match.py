@@ -84,6 +84,10 @@ class _Matcher:
         self.b_index = {n: i for i, n in enumerate(self.m.b_order)}
         self.taken = self.m.taken
         self.by_name: dict[str, list[Node]] = {}
+        self.a_by_name: dict[str, list[Node]] = {}  # who owns a location name in a
+        for node in self.m.a_order:
+            for name in node.loc.names:
+                self.a_by_name.setdefault(name, []).append(node)
         self.sources: dict[str, list[Node]] = {}  # b nodes without data operands, by op
         for node in self.m.b_order:
             if node.op == "const":
@@ -192,6 +196,8 @@ class _Matcher:
                 wired = True
         if a_data and not wired and not shared_names:
             return None  # neither wired like node nor from the same source: a coincidence of op names
+        if not shared_names and self.owned_elsewhere(node, cand):
+            return None  # cand came from another node of a, which has not had its turn yet
         score += 20 * shared_names / max(len(node.loc.names), len(cand.loc.names), 1)
         score += 5 if set(node.loc.layers) & set(cand.loc.layers) else 0
         score += 3 if [r.type for r in node.results] == [r.type for r in cand.results] else 0
@@ -201,6 +207,14 @@ class _Matcher:
         users_b = sorted(u.op for r in cand.results for u in r.users)
         score += min(len(set(users_a) & set(users_b)), 3) + (1 if users_a == users_b else 0)
         return score
+
+    def owned_elsewhere(self, node: Node, cand: Node) -> bool:
+        """Whether an unmatched node of a other than ``node`` shares a location name with ``cand``."""
+        for name in cand.loc.names:
+            for owner in self.a_by_name.get(name, ()):
+                if owner is not node and owner not in self.m.nodes:
+                    return True
+        return False
 
     @staticmethod
     def same_attrs(node: Node, cand: Node) -> bool:
