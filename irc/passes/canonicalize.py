@@ -9,8 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from irc.passes import register_pass
-from irc.passes.base import Pass
-from irc.passes.rewrite import RewritePattern, apply_patterns, attrs_of
+from irc.passes.rewrite import PatternPass, RewritePattern, attrs_of
 from irc.passes.rules import Const, Op, Rule, Var
 from irc.passes.util import compose_perms, is_identity
 
@@ -101,10 +100,8 @@ PATTERNS = [*RULES, CollapseReshapes(), MatmulOfTranspose()]
 
 @register_pass
 @dataclass(frozen=True)
-class Canonicalize(Pass):
+class Canonicalize(PatternPass):
     """Algebraic simplifications: x*1, x+0, no-op cast/reshape/transpose/pad, reshape and transpose chains."""
 
     name = "canonicalize"
-
-    def apply(self, graph, stats):
-        apply_patterns(graph, PATTERNS, stats)
+    patterns = PATTERNS

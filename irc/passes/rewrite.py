@@ -15,7 +15,7 @@ import numpy as np
 
 from irc.ir.graph import Graph, Location, Node, Value
 from irc.ir.types import TensorType, tensor_type_of
-from irc.passes.base import Stats
+from irc.passes.base import Pass, Stats
 from irc.passes.util import is_pure
 
 
@@ -148,6 +148,18 @@ def apply_patterns(graph: Graph, patterns: Iterable[RewritePattern], stats: Stat
     if rw.erased:
         stats["nodes removed"] += rw.erased
     return done
+
+
+class PatternPass(Pass):
+    """A pass that applies its ``patterns`` (typed patterns and rules) until none matches.
+
+    Subclass it as a frozen dataclass, set ``name`` and ``patterns``, and register it.
+    """
+
+    patterns: ClassVar[Sequence[RewritePattern]] = ()
+
+    def apply(self, graph: Graph, stats: Stats) -> None:
+        apply_patterns(graph, self.patterns, stats)
 
 
 def attrs_of(node: Node, **changes: Any) -> dict:
