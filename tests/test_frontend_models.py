@@ -1,0 +1,173 @@
+"""Every zoo architecture lowered from TensorFlow runs in irc's interpreter as it runs in TensorFlow.
+
+Two paths per architecture:
+- the cached SavedModel (TF-free fast reader), compared with its serving signature;
+- the Keras model (TF path: trace and freeze), with its batch-norm statistics recalibrated on the test data so
+  activations stay O(1) through the network (with Keras' random initialisation they fade to ~1e-11, which
+  would make any comparison pass), and with the pooled features as a second output.
+
+Outputs must agree within 1e-4 * max(1, max|TF|). The pooled features of the recalibrated deep CNNs are
+checked within 1e-3 * max(1, max|TF|): float32 rounding differs between TF's and numpy's convolutions and is
+amplified by every normalized layer (about 1e-5 per layer after 50 layers, measured layer by layer).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import irc
+from tests.test_frontend_support import assert_close, check_graph, make_inputs, max_error
+from irc.ir.interpreter import run
+from irc.ir.types import SymDim
+
+# Small inputs keep the suite quick; MobileNetV2 and ResNet50 also run at 224 (slow).
+ARCHS = {
+    "mobilenet_v2": {"size": 96},
+    "mobilenet_v3_small": {"size": 96},
+    "resnet50": {"size": 96},
+    "efficientnet_b0": {"size": 96},
+    "densenet121": {"size": 96},
+    "inception_v3": {"size": 75},
+    "transformer_encoder": {},
+    "lstm_classifier": {},
+    "gru_classifier": {},
+    "unet": {},
+    "small_cnn": {},
+}
+FULL_SIZE = ["mobilenet_v2", "resnet50"]
+SLOW = {"densenet121", "inception_v3", "efficientnet_b0", "resnet50"}
+
+
+def _params():
+    for name, kwargs in ARCHS.items():
+        marks = [pytest.mark.slow] if name in SLOW else []
+        yield pytest.param(name, kwargs, id=name, marks=marks)
+    for name in FULL_SIZE:
+        yield pytest.param(name, {}, id=f"{name}-224", marks=[pytest.mark.slow])
+
+
+def signature_runner(path):
+    import tensorflow as tf
+
+    fn = tf.saved_model.load(str(path)).signatures["serving_default"]
+    return lambda inputs: {k: v.numpy() for k, v in fn(**{k: tf.constant(v) for k, v in inputs.items()}).items()}
+
+
+@pytest.mark.parametrize("name, kwargs", _params())
+def test_savedmodel_matches_tensorflow(zoo_models, name, kwargs):
+    path = zoo_models.saved_model(name, **kwargs)
+    graph = irc.load(path)
+    check_graph(graph)
+    reference = signature_runner(path)
+    inputs = make_inputs(graph, seed=1)
+    assert set(graph.outputs) == set(reference(inputs))
+    assert_close(run(graph, inputs), reference(inputs))
+    # The signature's unknown batch dim is the symbolic dim "batch", in the inputs and the outputs.
+    assert graph.inputs[0].type.shape[0] == SymDim("batch")
+    assert all(v.type.shape[0] == SymDim("batch") for v in graph.outputs.values())
+
+
+def calibrated(model):
+    """A copy of ``model`` whose batch norms normalize real activations (so values stay O(1) when tested)."""
+    import keras
+
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    if not norms:
+        return model
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((4,) + tuple(model.inputs[0].shape[1:])).astype(np.float32)
+    for layer in copy.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = 0.0  # one training-mode call sets the moving statistics to this batch's
+    copy(x, training=True)
+    return copy
+
+
+def with_features(model):
+    """The model with its pooled features (the last global pooling layer's output) as a second output."""
+    import keras
+
+    pools = [layer for layer in model.layers if "GlobalAveragePooling" in type(layer).__name__]
+    if not pools:
+        return model, None
+    return keras.Model(model.inputs, {"probs": model.output, "features": pools[-1].output}), "features"
+
+
+@pytest.mark.parametrize("name, kwargs", _params())
+def test_keras_model_matches_tensorflow(zoo_models, name, kwargs):
+    model, features = with_features(calibrated(zoo_models.keras(name, **kwargs)))
+    graph = irc.load(model)
+    check_graph(graph)
+    inputs = make_inputs(graph, seed=2)
+    arrays = list(inputs.values())
+    ref = model(arrays[0] if len(arrays) == 1 else arrays, training=False)
+    ref = {k: np.asarray(v) for k, v in ref.items()} if isinstance(ref, dict) else {next(iter(graph.outputs)): ref}
+    out = run(graph, inputs)
+    errors = max_error(out, ref)
+    for output, (err, scale) in errors.items():
+        rel = 1e-3 if output == features else 1e-4
+        assert err <= rel * max(1.0, scale), f"{output}: max error {err:.3g} (max |ref| {scale:.3g})"
+    # Recalibrated, the network carries signal: its features are not all alike.
+    if features:
+        assert np.std(ref[features]) > 1e-2
+
+
+def test_input_shape_fixes_the_batch(zoo_models):
+    path = zoo_models.saved_model("mobilenet_v2", size=96)
+    symbolic = irc.load(path)
+    name = symbolic.inputs[0].name
+    fixed = irc.load(path, input_shapes={name: (1, 96, 96, 3)})
+    check_graph(fixed)
+    assert fixed.inputs[0].type.shape == (1, 96, 96, 3)
+    assert fixed.outputs["output_0"].type.shape == (1, 1000)
+    assert all(d == 1 or not isinstance(d, SymDim) for n in fixed.nodes for r in n.results for d in r.type.shape)
+    inputs = make_inputs(fixed, seed=3, batch=1)
+    assert_close(run(fixed, inputs), signature_runner(path)(inputs))
+
+
+def test_input_shape_fixes_the_loop_state(zoo_models):
+    """With the batch fixed, the LSTM's zero initial state is a constant (no run-time fill is left)."""
+    path = zoo_models.saved_model("lstm_classifier")
+    graph = irc.load(path, input_shapes={"tokens": (3, 16)})
+    check_graph(graph)
+    assert "select" not in {n.op for n in graph.nodes if "zeros" in " ".join(n.loc.names)}
+    inputs = make_inputs(graph, seed=4, batch=3)
+    assert_close(run(graph, inputs), signature_runner(path)(inputs))
+
+
+def test_symbolic_batch_survives_reshapes(zoo_models):
+    """Flatten, Dense over a sequence (Tensordot) and Conv2DTranspose compute shapes from Shape ops; with an
+    unknown batch they become reshapes with -1 and results typed with the symbolic batch."""
+    for name in ("small_cnn", "transformer_encoder", "unet"):
+        graph = irc.load(zoo_models.saved_model(name))
+        batch = SymDim("batch")
+        reshapes = [n for n in graph.nodes if n.op == "reshape"]
+        flexible = [n for n in reshapes if n.attrs["shape"][0] == -1]
+        assert flexible, name
+        # -1 stands for the batch, or for the batch merged with other dims ([batch, 32, 64] -> [?, 64])
+        assert all(n.result.type.shape[0] in (batch, None) for n in flexible)
+        assert all(v.type.shape[0] == batch for v in graph.outputs.values())
+        assert not [n for n in graph.nodes if n.op == "shape"], name  # every Shape op was folded
+        for batch_size in (1, 3):
+            inputs = make_inputs(graph, seed=5, batch=batch_size)
+            out = run(graph, inputs)
+            assert next(iter(out.values())).shape[0] == batch_size
+
+
+def test_loops_are_unrolled(zoo_models):
+    for name in ("lstm_classifier", "gru_classifier"):
+        graph = irc.load(zoo_models.saved_model(name))
+        ops = graph.op_histogram()
+        assert ops["matmul"] >= 16 * 2, ops  # two matmuls per step for the 16 steps
+        assert not any(op.startswith("tf.") for op in ops)
+
+
+def test_locations_name_keras_layers(zoo_models):
+    graph = irc.load(zoo_models.saved_model("unet"))
+    layers = {layer for n in graph.nodes for layer in n.loc.layers}
+    assert {"down1", "up2", "skip1", "mask"} <= layers
+    convs = [n for n in graph.nodes if n.op == "conv2d_transpose"]
+    assert convs and convs[0].loc.layers == ("up2",)
