@@ -28,11 +28,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from irc.ir.graph import Graph, Node
+from irc.tools.where import layer_name
 
 NATIVE, FALLBACK, UNSUPPORTED = "native", "fallback", "unsupported"
 STATUSES = (NATIVE, FALLBACK, UNSUPPORTED)
 COLORS = {NATIVE: "green", FALLBACK: "yellow", UNSUPPORTED: "red"}
-NO_LAYER = "(no layer)"
 
 
 @dataclass(frozen=True)
@@ -40,10 +40,6 @@ class OpStatus:
     node: Node
     status: str  # native, fallback or unsupported
     reason: str = ""
-
-
-def layer_of(node: Node) -> str:
-    return ", ".join(node.loc.layers) or NO_LAYER
 
 
 @dataclass
@@ -81,7 +77,7 @@ class CheckReport:
         """Rows grouped by Keras layer, layers in the order the model first uses them."""
         groups: dict[str, list[OpStatus]] = {}
         for row in self.rows:
-            groups.setdefault(layer_of(row.node), []).append(row)
+            groups.setdefault(layer_name(row.node), []).append(row)
         return list(groups.items())
 
     def table(self, problems_only: bool = False) -> list[tuple[str, str, str, str]]:

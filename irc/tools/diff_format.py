@@ -53,7 +53,11 @@ def _loc(loc) -> str:
 
 
 def _entries(d) -> list[tuple[tuple, str, Node, Node | None, list]]:
-    """(sort key, mark, node, matched node, changes) for every changed, removed and added node, in reading order."""
+    """(sort key, mark, node, matched node, changes) for every changed, removed and added node, in reading order.
+
+    A removed node sits right after the ``b`` node its inputs became (or, failing that, after the last matched
+    node before it in ``a``).
+    """
     m = d.matching
     b_rank = {n: i for i, n in enumerate(m.b_order)}
     changes = {a: (b, c) for a, b, c in d.changed}
@@ -65,8 +69,10 @@ def _entries(d) -> list[tuple[tuple, str, Node, Node | None, list]]:
             last = b_rank[other]
             if node in changes:
                 entries.append(((last, 1, i), "~", node, other, changes[node][1]))
-        else:
-            entries.append(((last, 2, i), "-", node, None, []))
+            continue
+        anchors = [b_rank[target.producer] for v in node.operands
+                   if (target := m.values.get(v)) is not None and target.producer in b_rank]
+        entries.append(((max(anchors, default=last), 2, i), "-", node, None, []))
     for node in d.added:
         entries.append(((b_rank[node], 0, 0), "+", node, None, []))
     entries.sort(key=lambda e: e[0])

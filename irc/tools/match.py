@@ -19,8 +19,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from irc.ir.graph import Graph, Node, Value
+from irc.tools.where import strip_wrappers
 
 LOOK_THROUGH = 3  # how many unmatched single-input nodes in b a candidate search looks through
+
+
+def loc_names(node: Node) -> frozenset[str]:
+    """A node's location names without TensorFlow's call wrappers, for comparing across formats."""
+    return frozenset(strip_wrappers(name) for name in node.loc.names)
 
 
 @dataclass
@@ -85,14 +91,17 @@ class _Matcher:
         self.taken = self.m.taken
         self.by_name: dict[str, list[Node]] = {}
         self.a_by_name: dict[str, list[Node]] = {}  # who owns a location name in a
+        self.names: dict[Node, frozenset[str]] = {}
         for node in self.m.a_order:
-            for name in node.loc.names:
+            self.names[node] = loc_names(node)
+            for name in self.names[node]:
                 self.a_by_name.setdefault(name, []).append(node)
         self.sources: dict[str, list[Node]] = {}  # b nodes without data operands, by op
         for node in self.m.b_order:
+            self.names[node] = loc_names(node)
             if node.op == "const":
                 continue
-            for name in node.loc.names:
+            for name in self.names[node]:
                 self.by_name.setdefault(name, []).append(node)
             if not _data_operands(node):
                 self.sources.setdefault(node.op, []).append(node)
@@ -151,7 +160,7 @@ class _Matcher:
             target = self.m.values.get(v)
             if target is not None:
                 self.collect_users(target, found, LOOK_THROUGH)
-        for name in node.loc.names:
+        for name in self.names[node]:
             found.update(self.by_name.get(name, ()))
         if not _data_operands(node):
             found.update(self.sources.get(node.op, ()))
@@ -178,7 +187,7 @@ class _Matcher:
 
     def score(self, node: Node, cand: Node) -> float | None:
         """How alike ``cand`` (in b) is to ``node`` (in a); None when it must not match at all."""
-        shared_names = len(set(node.loc.names) & set(cand.loc.names))
+        shared_names = len(self.names[node] & self.names[cand])
         if node.op != cand.op and not shared_names:
             return None
         score = 100.0 if node.op == cand.op else 0.0
@@ -198,9 +207,9 @@ class _Matcher:
             return None  # neither wired like node nor from the same source: a coincidence of op names
         if not shared_names and self.owned_elsewhere(node, cand):
             return None  # cand came from another node of a, which has not had its turn yet
-        score += 20 * shared_names / max(len(node.loc.names), len(cand.loc.names), 1)
+        score += 20 * shared_names / max(len(self.names[node]), len(self.names[cand]), 1)
         score += 5 if set(node.loc.layers) & set(cand.loc.layers) else 0
-        score += 3 if [r.type for r in node.results] == [r.type for r in cand.results] else 0
+        score += 15 if [r.type for r in node.results] == [r.type for r in cand.results] else 0
         score += 2 if len(node.operands) == len(cand.operands) else 0
         score += 2 if self.same_attrs(node, cand) else 0
         users_a = sorted(u.op for r in node.results for u in r.users)
@@ -210,7 +219,7 @@ class _Matcher:
 
     def owned_elsewhere(self, node: Node, cand: Node) -> bool:
         """Whether an unmatched node of a other than ``node`` shares a location name with ``cand``."""
-        for name in cand.loc.names:
+        for name in self.names[cand]:
             for owner in self.a_by_name.get(name, ()):
                 if owner is not node and owner not in self.m.nodes:
                     return True
@@ -257,14 +266,15 @@ class _Matcher:
         b_left = [n for n in self.m.b_order if n.op == "const" and n not in self.taken]
         if not a_left or not b_left:
             return
-        by_loc: dict[tuple[str, ...], list[Node]] = {}
+        by_loc: dict[frozenset[str], list[Node]] = {}
         by_shape: dict[tuple, list[Node]] = {}
         for c in b_left:
-            if c.loc.names:
-                by_loc.setdefault(c.loc.names, []).append(c)
+            if self.names[c]:
+                by_loc.setdefault(self.names[c], []).append(c)
             by_shape.setdefault(_const_key(c), []).append(c)
         for node in a_left:
-            pool = [c for c in by_loc.get(node.loc.names, ()) if c not in self.taken] if node.loc.names else []
+            pool = [c for c in by_loc.get(self.names[node], ()) if c not in self.taken and _const_key(c) ==
+                    _const_key(node)] if self.names[node] else []
             pool = pool or [c for c in by_shape.get(_const_key(node), ()) if c not in self.taken
                             and _same_contents(node, c)]
             if pool:

@@ -30,8 +30,8 @@ import numpy as np
 
 from irc.ir.graph import Graph, Node
 from irc.ir.types import TensorType
+from irc.tools.where import layer_name
 
-NO_LAYER = "(no layer)"
 _FLOPS_PER_ELEMENT = {"softmax": 5, "log_softmax": 5, "batch_norm": 2, "gelu": 8, "silu": 4, "hard_swish": 4,
                       "elu": 3, "softplus": 3, "sigmoid": 4, "tanh": 4, "erf": 8}
 _ZERO_FLOP = {"const", "reshape", "transpose", "concat", "split", "slice", "strided_slice", "gather", "squeeze",
@@ -107,10 +107,6 @@ def _size(shape, flags: list[bool]) -> int:
     return total
 
 
-def _layer(node: Node) -> str:
-    return ", ".join(node.loc.layers) or NO_LAYER
-
-
 def node_cost(node: Node, dynamic: list[bool]) -> tuple[int, int]:
     """(MACs, FLOPs) of one node; see the module docstring for the rules."""
     op = node.op
@@ -157,14 +153,14 @@ def graph_stats(graph: Graph) -> Stats:
     for node in graph.topo_order():
         if node.op == "const":
             users = node.results[0].users
-            name = _layer(users[0]) if users and not node.loc.layers else _layer(node)
+            name = layer_name(users[0]) if users and not node.loc.layers else layer_name(node)
             stats = layers.setdefault(name, LayerStats(name))
             elements, size, dtype = _const_numbers(node)
             stats.parameters += elements
             stats.bytes += size
             dtypes[dtype] = dtypes.get(dtype, 0) + elements
             continue
-        stats = layers.setdefault(_layer(node), LayerStats(_layer(node)))
+        stats = layers.setdefault(layer_name(node), LayerStats(layer_name(node)))
         macs, flops = node_cost(node, dynamic)
         stats.ops += 1
         stats.macs += macs

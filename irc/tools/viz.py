@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from irc.errors import UsageError
 from irc.ir.graph import Graph, Node, Value
 from irc.ir.printer import format_type
+from irc.tools.where import NO_LAYER, layer_name
 
 FORMATS = ("svg", "html", "dot", "png")
 COLLAPSE = ("auto", "none", "layer")
@@ -90,17 +91,18 @@ _PARTS = re.compile(r"(?<=[A-Za-z0-9])_(?=[A-Za-z0-9])")
 
 
 def _layer_key(node: Node, keep: int | None) -> str | None:
-    """The node's Keras layer, cut to its first ``keep`` underscore-separated parts (None: the whole name)."""
-    if not node.loc.layers:
+    """The node's layer (``irc.tools.where``), cut to its first ``keep`` underscore-separated parts (None: the
+    whole name)."""
+    name = node.loc.layers[0] if node.loc.layers else layer_name(node).rpartition("/")[2]
+    if name == NO_LAYER:
         return None
-    name = node.loc.layers[0]
     return name if keep is None else "_".join(_PARTS.split(name)[:keep])
 
 
 def _collapse(order: list[Node], budget: int) -> tuple[dict[Node, str], str]:
     """One group per Keras layer; if that is over ``budget``, group by shorter and shorter layer-name prefixes
     (``conv2_block1_1_conv`` -> ``conv2_block1_1`` -> ``conv2_block1``) until the groups fit."""
-    most = max((len(_PARTS.split(n.loc.layers[0])) for n in order if n.loc.layers), default=1)
+    most = max((len(_PARTS.split(key)) for n in order if (key := _layer_key(n, None))), default=1)
     for keep in [None, *range(most - 1, 0, -1)]:
         groups: dict[Node, str] = {}
         for i, node in enumerate(order):
