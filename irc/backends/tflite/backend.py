@@ -64,8 +64,9 @@ def emit(graph: Graph, *, output=None, passes=None, quantize: str | None = None,
         raise UsageError(f"the tflite target has no option {min(options)!r}",
                          hint="options: passes, quantize, allow_tf_ops, signature_key")
     graph = prepare(graph, passes=passes, quantize=quantize)
-    from irc.backends.tflite.legalize import legalize
+    from irc.backends.tflite.legalize import legalize, rewrite_idioms
 
+    rewrite_idioms(graph)
     legalize(graph, allow_tf_ops=allow_tf_ops)
     model = build_model(graph, float16=quantize == "float16", signature_key=signature_key)
     data = write_model(model)

@@ -1,4 +1,9 @@
-"""Legalization for TFLite: which nodes the backend writes as builtins, as Flex ops, or not at all.
+"""Legalization for TFLite: the graph rewritten into TFLite's idioms, then every node's status.
+
+``rewrite_idioms`` turns decomposed math back into the single builtins TFLite (and its delegates) run fastest,
+as TensorFlow's converter does: the erf form of GELU into ``gelu``, ``x * relu6(x + 3) / 6`` into ``hard_swish``,
+and a per-channel scale in front of a convolution (Keras' Rescaling) into the filter. These are exact rewrites of
+the same function, so they run even with ``-O0``.
 
 ``check`` gives every node's status: ``native`` (TFLite builtin operators), ``fallback`` (an opaque ``tf.<Op>``
 written as a Flex custom op, which needs the Flex delegate at run time) or ``unsupported`` with the reason.
@@ -8,11 +13,18 @@ anything is emitted, so a user sees the whole list at once.
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
+
+import numpy as np
 
 from irc.backends.tflite.ops import rule_for
 from irc.errors import UnsupportedOpError
 from irc.ir.graph import Graph, Node
+from irc.passes.base import Stats
+from irc.passes.rewrite import RewritePattern, apply_patterns
+from irc.passes.rules import Const, Op, Rule, Var
+from irc.passes.util import only_use
 
 NATIVE, FALLBACK, UNSUPPORTED = "native", "fallback", "unsupported"
 _SHOWN = 3  # node locations named per op type in the error
@@ -75,3 +87,94 @@ def _hint(bad: dict[str, list[Support]]) -> str:
     if all(op.startswith("tf.") for op in bad):
         return "pass --allow-tf-ops to write them as Flex ops, which need TensorFlow's Flex delegate to run"
     return "irc check --target tflite lists every node"
+
+
+# ----- idioms: decomposed math back into TFLite builtins -------------------------------------------------------------
+class Near(Const):
+    """A constant whose every element is within float32 rounding of ``target``."""
+
+    def __init__(self, target: float):
+        super().__init__(name=None)
+        self.target = target
+
+    def match(self, value, m):
+        array = value.constant
+        if not isinstance(array, np.ndarray) or array.size == 0 or array.dtype.kind != "f" or value.type.quant:
+            return False
+        return bool(np.allclose(array.astype(np.float64), self.target, rtol=1e-6, atol=0))
+
+
+def _gelu_rules() -> list[Rule]:
+    x = Var("x", where=lambda v: v.type.dtype.is_float and v.type.quant is None)
+
+    def scaled(inner):  # x / sqrt(2), written either way
+        return [Op("mul", inner, Near(math.sqrt(0.5))), Op("div", inner, Near(math.sqrt(2.0)))]
+
+    # 0.5 x (1 + erf(x / sqrt 2)), and TensorFlow's 0.5 x erfc(-x / sqrt 2) = 0.5 x (1 - erf(-x / sqrt 2))
+    one_plus = [Op("add", Op("erf", s), Near(1.0)) for s in scaled(x)]
+    one_plus += [Op("sub", Near(1.0), Op("erf", s)) for s in scaled(Op("neg", x))]
+    forms = []
+    for tail in one_plus:
+        forms += [Op("mul", Op("mul", x, Near(0.5)), tail), Op("mul", x, Op("mul", tail, Near(0.5))),
+                  Op("mul", Op("mul", x, tail), Near(0.5))]
+    return [Rule(form, lambda m: m.op("gelu", m.x, approximate=False), doc="erf form -> gelu") for form in forms]
+
+
+def _hard_swish_rules() -> list[Rule]:
+    x = Var("x", where=lambda v: v.type.dtype.is_float and v.type.quant is None)
+    gates = [Op("add", x, Near(3.0), activation="relu6"), Op("relu6", Op("add", x, Near(3.0), activation="none"))]
+    forms = []
+    for gate in gates:
+        forms += [Op("mul", x, Op("div", gate, Near(6.0))), Op("mul", x, Op("mul", gate, Near(1 / 6))),
+                  Op("div", Op("mul", x, gate), Near(6.0)), Op("mul", Op("mul", x, gate), Near(1 / 6))]
+    return [Rule(form, lambda m: m.op("hard_swish", m.x), doc="x * relu6(x + 3) / 6 -> hard_swish")
+            for form in forms]
+
+
+class ScaleIntoFilter(RewritePattern):
+    """conv(x * c, w) -> conv(x, w * c) for a constant c per input channel (zero padding stays zero)."""
+
+    ops = ("conv2d", "depthwise_conv2d")
+    stat = "input scales folded into filters"
+
+    def rewrite(self, node, rw):
+        scaled, f = node.operands[:2]
+        mul = scaled.producer
+        if (mul is None or mul.op != "mul" or mul.attr("activation") != "none" or only_use(scaled) is not node
+                or node.attr("data_format") != "NHWC" or not f.is_constant or f.type.quant is not None
+                or not f.type.dtype.is_float or scaled.type.quant is not None):
+            return False
+        for x, c in (mul.operands, mul.operands[::-1]):
+            scale = _channel_scale(c, x, f.type.shape[2])
+            if scale is not None and x.type == scaled.type:
+                break
+        else:
+            return False
+        weights = (f.constant * scale.reshape(1, 1, -1, 1)).astype(f.constant.dtype)
+        filt = rw.const(weights, loc=f.producer.loc)
+        new = rw.create(node.op, [x, filt, *node.operands[2:]], dict(node.attrs), types=[node.result.type],
+                        loc=node.loc)
+        rw.replace(node, new.results)
+        return True
+
+
+def _channel_scale(c, x, channels) -> np.ndarray | None:
+    """The per-channel scale of constant ``c`` multiplied into ``x`` (channels last), or None."""
+    array = c.constant
+    if not isinstance(array, np.ndarray) or array.dtype.kind != "f" or c.type.quant is not None:
+        return None
+    if not isinstance(channels, int) or x.type.rank is None or array.ndim > x.type.rank:
+        return None
+    if any(d != 1 for d in array.shape[:-1]) or (array.ndim and array.shape[-1] not in (1, channels)):
+        return None
+    return np.broadcast_to(array.reshape(-1), (channels,)).astype(np.float64)
+
+
+IDIOMS: list[RewritePattern] = [*_gelu_rules(), *_hard_swish_rules(), ScaleIntoFilter()]
+
+
+def rewrite_idioms(graph: Graph) -> Stats:
+    """Rewrites ``graph`` in place into TFLite's idioms; returns what was rewritten."""
+    stats = Stats()
+    apply_patterns(graph, IDIOMS, stats)
+    return stats
