@@ -26,6 +26,7 @@ BUILTIN_PASSES = {
     "fold-batchnorm": "irc.passes.fold_batchnorm",
     "fuse": "irc.passes.fuse",
     "layout": "irc.passes.layout",
+    "quantize": "irc.passes.quantize",
 }
 
 _SIMPLIFY = "canonicalize,fold-constants"

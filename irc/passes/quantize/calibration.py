@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -34,7 +35,7 @@ def load_calibration(source: Any, graph: Graph) -> list[Sample]:
     if isinstance(source, (str, os.PathLike)):
         where = str(source)
         source = _read_file(Path(source), graph)
-    if isinstance(source, np.ndarray) or isinstance(source, Mapping):
+    if isinstance(source, (np.ndarray, Mapping)):
         samples = _split_stacked(_by_name(source, graph, where), graph, where)
     elif isinstance(source, Iterable):
         samples = [_one_sample(item, graph, i) for i, item in enumerate(source)]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from typing import Iterable
+from collections.abc import Iterable
 
 from irc.errors import QuantizationError
 from irc.ir.graph import Graph, Node

@@ -1,0 +1,320 @@
+"""The graph rewrites behind the quantize pass, one function per mode family.
+
+Full integer (``int8``, ``int16x8``), given the calibrated range of every float value:
+
+1. Choose the nodes TFLite can run on integers (``constraints.integer_kernel``), minus those kept float.
+2. Give every quantized tensor a *class key*: a node result, a graph input (``--int8-io``), the quantized twin of a
+   float value (``("entry", value)``: a quantize node), a constant operand (``("const", node, i)``) or a
+   requantized operand (``("requant", node, i, key)``). Keys of one class share parameters: the operands and
+   results of same-scale ops (reshape, pools, concat ...) are joined; fixed-output ops (softmax ...) pin their
+   class. A multi-operand same-scale op (concat) given a pinned operand gets a requantize on that edge instead,
+   so a softmax output does not force its 1/256 scale onto the other inputs of a concat.
+3. Parameters per class from the union of its members' ranges (or the pinned ones), then the edits: results
+   retyped, quantize / requantize / dequantize nodes at the float-integer borders, constants quantized,
+   weights per channel (symmetric int8), biases int32 (int64 for int16x8) with scale input_scale * weight_scale.
+
+``dynamic-int8`` quantizes only the weights of convolutions and fully-connected ops (int8, per channel, float
+activations: TFLite's hybrid kernels, as TF's dynamic-range mode writes them). ``float16`` stores float constants
+as float16 widened by a cast (which the TFLite backend writes as DEQUANTIZE).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import numpy as np
+
+from irc.errors import QuantizationError
+from irc.ir.graph import Graph, Location, Node, Value
+from irc.ir.types import DType, QuantParams, TensorType
+from irc.ops.quant import quantize_array
+from irc.passes.quantize import constraints as C
+
+DYNAMIC_OPS = ("conv2d", "depthwise_conv2d", "matmul")
+_BORDER = ("const", "quantize", "dequantize", "requantize")
+DYNAMIC_MIN_ELEMENTS = 1024  # TF's dynamic-range mode leaves smaller weight tensors float
+
+
+def _is_f32(v: Value) -> bool:
+    return v.type.dtype is DType.f32 and v.type.quant is None
+
+
+def _set_type(graph: Graph, value: Value, type: TensorType) -> None:
+    value.type = type
+    graph.version += 1
+
+
+def _loc(value: Value, suffix: str) -> Location:
+    """A location for a node inserted after ``value``: its producer's, with the node names suffixed."""
+    base = value.producer.loc if value.producer is not None else Location.of(value.name)
+    names = tuple(f"{n}/{suffix}" for n in base.names[:1]) or (suffix,)
+    return Location(names, base.layers)
+
+
+def _const(graph: Graph, array: np.ndarray, type: TensorType, loc: Location) -> Value:
+    return graph.add("const", (), {"value": array}, types=[type.with_shape(array.shape)], loc=loc).result
+
+
+def _drop_unused_constants(graph: Graph, values: list[Value]) -> None:
+    for v in values:
+        if v.producer is not None and v.producer.graph is graph and not v.uses and not graph.is_output(v):
+            graph.erase(v.producer)
+
+
+# ----- preparation -----------------------------------------------------------------------------------------------------
+def split_activations(graph: Graph, stats: Counter) -> None:
+    """Moves fused tanh / sigmoid activations into nodes of their own, whose input then gets its own range."""
+    for node in graph.topo_order():
+        act = node.attrs.get("activation")
+        if act not in C.UNFUSABLE or len(node.results) != 1:
+            continue
+        inner = graph.add(node.op, list(node.operands), {**node.attrs, "activation": "none"}, loc=node.loc)
+        outer = graph.add(act, [inner.result], loc=node.loc)
+        graph.replace_node(node, [outer.result])
+        stats["activations split off"] += 1
+
+
+# ----- float16 and dynamic-range ---------------------------------------------------------------------------------------
+def quantize_float16(graph: Graph, keep: set[Node], stats: Counter) -> None:
+    for node in graph.nodes:
+        if node.op != "const" or not _is_f32(node.result):
+            continue
+        uses = [(u, i) for u, i in node.result.uses if u not in keep]
+        if not uses:
+            continue
+        array = node.result.constant
+        half = _const(graph, array.astype(np.float16), TensorType(DType.f16, array.shape), node.loc)
+        wide = graph.add("cast", [half], {"to": DType.f32}, loc=node.loc).result
+        for user, i in uses:
+            graph.set_operand(user, i, wide)
+        stats["constants stored as float16"] += 1
+        _drop_unused_constants(graph, [node.result])
+
+
+def quantize_dynamic(graph: Graph, keep: set[Node], stats: Counter, min_elements: int = DYNAMIC_MIN_ELEMENTS) -> None:
+    for node in graph.topo_order():
+        if node in keep or node.op not in DYNAMIC_OPS or not C.has_weights(node):
+            continue
+        x, w = node.operands[:2]
+        if not _is_f32(x) or not _is_f32(w) or (w.type.num_elements or 0) < min_elements:
+            continue
+        axis = C.weight_axis(node)
+        scales = C.weight_scales(w.constant, axis)
+        q = C.quantize_weights(w.constant, scales, axis)
+        wq = _const(graph, q, TensorType(DType.i8, q.shape, C.weight_params(scales, axis)), w.producer.loc)
+        graph.set_operand(node, 1, wq)
+        _drop_unused_constants(graph, [w])
+        stats["weights quantized"] += 1
+
+
+# ----- full integer ----------------------------------------------------------------------------------------------------
+class _Classes:
+    """Union-find over class keys, with the union of the members' ranges and any pinned parameters."""
+
+    def __init__(self):
+        self.parent: dict[Any, Any] = {}
+        self.range: dict[Any, tuple[float, float]] = {}
+        self.pinned: dict[Any, QuantParams] = {}
+
+    def add(self, key, rng: tuple[float, float]) -> None:
+        if key not in self.parent:
+            self.parent[key] = key
+            self.range[key] = (float(rng[0]), float(rng[1]))
+
+    def find(self, key):
+        root = key
+        while self.parent[root] != root:
+            root = self.parent[root]
+        while self.parent[key] != root:  # path compression
+            self.parent[key], key = root, self.parent[key]
+        return root
+
+    def pin(self, key, params: QuantParams) -> None:
+        self.pinned[self.find(key)] = params
+
+    def pinned_params(self, key) -> QuantParams | None:
+        return self.pinned.get(self.find(key))
+
+    def union(self, a, b) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra == rb:
+            return
+        (alo, ahi), (blo, bhi) = self.range[ra], self.range[rb]
+        pa, pb = self.pinned.pop(ra, None), self.pinned.pop(rb, None)
+        if pa is not None and pb is not None and pa != pb:
+            raise QuantizationError("internal error: two fixed parameter sets meet in one same-scale group")
+        self.parent[rb] = ra
+        self.range[ra] = (min(alo, blo), max(ahi, bhi))
+        if pa or pb:
+            self.pinned[ra] = pa or pb
+
+    def params(self, key, dtype: DType) -> QuantParams:
+        root = self.find(key)
+        return self.pinned.get(root) or C.activation_params(*self.range[root], dtype)
+
+
+def _const_range(array: np.ndarray) -> tuple[float, float]:
+    finite = array[np.isfinite(array)] if array.size else array
+    return (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
+
+
+def _attrs(dtype: DType, q: QuantParams) -> dict:
+    return {"dtype": dtype, "scale": tuple(q.scale), "zero_point": tuple(q.zero_point)}
+
+
+def _uint8(q: QuantParams) -> QuantParams:
+    return QuantParams(q.scale, tuple(z + 128 for z in q.zero_point), q.axis)
+
+
+def quantize_integer(graph: Graph, ranges, mode: str, *, io: str | None = None, keep: set[Node] = frozenset(),
+                     stats: Counter | None = None) -> None:
+    """Full-integer quantization of ``graph`` in place (``io``: None, "int8" or "uint8" graph inputs/outputs)."""
+    stats = Counter() if stats is None else stats
+    act = C.ACTIVATION_DTYPE[mode]
+    bias_dtype = C.BIAS_DTYPE[mode]
+    qnodes = [n for n in graph.topo_order() if n not in keep and C.integer_kernel(n, mode) is None]
+    qset = set(qnodes)
+    io_inputs = [v for v in graph.inputs if io and _is_f32(v)]
+    direct_io = io is not None and io != "uint8"  # graph inputs that become the quantized tensor itself
+
+    def range_of(v: Value) -> tuple[float, float]:
+        if v not in ranges:
+            where = str(v.producer.loc) if v.producer is not None else f"input {v.name!r}"
+            raise QuantizationError(f"no calibrated range for a value at {where}",
+                                    hint="calibrate the graph after prepare_for_quantization, as quantize_graph does")
+        return ranges[v]
+
+    # 1. class keys: what each quantized operand and result becomes
+    classes = _Classes()
+    keys: dict[tuple[Node, int], Any] = {}
+    for v in io_inputs:
+        classes.add(v if direct_io else ("entry", v), range_of(v))
+    for n in qnodes:
+        weighted = C.has_weights(n)
+        for i, v in enumerate(n.operands):
+            if not _is_f32(v) or (weighted and i in (1, C.BIAS_OPERAND)):
+                continue
+            if v.is_constant:
+                key = ("const", n, i)
+                classes.add(key, _const_range(v.constant))
+            elif v.producer in qset or (direct_io and v in io_inputs):
+                key = v
+            else:
+                key = ("entry", v)
+                classes.add(key, range_of(v))
+            keys[(n, i)] = key
+        for r in n.results:
+            if _is_f32(r):
+                classes.add(r, range_of(r))
+                fixed = C.FIXED.get((n.op, act))
+                if fixed is not None:
+                    classes.pin(r, QuantParams((fixed[0],), (fixed[1],)))
+
+    # 2. same-scale groups: single-operand ops first, so pinned classes are complete before concat and the like
+    shared_ops = [n for n in qnodes if C.same_scale_operands(n)]
+    for n in sorted(shared_ops, key=lambda n: len(C.same_scale_operands(n)) > 1):
+        shared = C.same_scale_operands(n)
+        results = [r for r in n.results if _is_f32(r)]
+        for i in shared:
+            key = keys.get((n, i))
+            if key is None:
+                continue
+            if len(shared) > 1 and classes.pinned_params(key) is not None:
+                source = key
+                key = ("requant", n, i, source)
+                classes.add(key, classes.range[classes.find(source)])
+                keys[(n, i)] = key
+                stats["requantize nodes"] += 1
+            for r in results:
+                classes.union(key, r)
+
+    # 3. edits. Uses by float nodes are taken before any edit: those get a dequantize.
+    float_uses = {}
+    for v in [r for n in qnodes for r in n.results if _is_f32(r)] + io_inputs:
+        float_uses[v] = [(u, i) for u, i in v.uses if u not in qset]
+    for n in qnodes:
+        for r in n.results:
+            if _is_f32(r):
+                _set_type(graph, r, TensorType(act, r.type.shape, classes.params(r, act)))
+    for v in io_inputs:
+        q = classes.params(v if direct_io else ("entry", v), act)
+        dtype, q = (DType.u8, _uint8(q)) if io == "uint8" else (act, q)
+        _set_type(graph, v, TensorType(dtype, v.type.shape, q))
+
+    made: dict[Any, Value] = {}
+
+    def value_of(key) -> Value:
+        if isinstance(key, Value):
+            return key
+        if key in made:
+            return made[key]
+        q = classes.params(key, act)
+        kind = key[0]
+        if kind == "entry":
+            v = key[1]
+            op = "requantize" if v.type.quant is not None else "quantize"
+            made[key] = graph.add(op, [v], _attrs(act, q), loc=_loc(v, "quantize")).result
+            stats["quantize nodes"] += 1
+        elif kind == "const":
+            n, i = key[1], key[2]
+            src = n.operands[i]
+            made[key] = _const(graph, quantize_array(src.constant, act, q), TensorType(act, None, q),
+                               _loc(src, "quantized"))
+        else:  # requant
+            src = value_of(key[3])
+            made[key] = graph.add("requantize", [src], _attrs(act, q), loc=_loc(src, "requantize")).result
+        return made[key]
+
+    replaced: list[Value] = []
+    for (n, i), key in keys.items():
+        new = value_of(key)
+        if new is not n.operands[i]:
+            replaced.append(n.operands[i])
+            graph.set_operand(n, i, new)
+    for n in qnodes:
+        if C.has_weights(n):
+            replaced += _quantize_weights(graph, n, classes.params(keys[(n, 0)], act), bias_dtype)
+            stats["weights quantized"] += 1
+    for v, uses in float_uses.items():
+        outputs = [] if io else [name for name, o in graph.outputs.items() if o is v]
+        if not uses and not outputs:
+            continue
+        dq = graph.add("dequantize", [v], loc=_loc(v, "dequantize")).result
+        stats["dequantize nodes"] += 1
+        for user, i in uses:
+            graph.set_operand(user, i, dq)
+        for name in outputs:
+            graph.set_output(name, dq)
+    if io == "uint8":
+        for name, v in list(graph.outputs.items()):
+            if v.type.dtype is act and v.type.quant is not None:
+                graph.set_output(name, graph.add("requantize", [v], _attrs(DType.u8, _uint8(v.type.quant)),
+                                                 loc=_loc(v, "uint8")).result)
+    _drop_unused_constants(graph, [v for v in replaced if v.is_constant])
+    stats["nodes quantized"] += len(qnodes)
+    stats["nodes left float"] += sum(1 for n in graph.nodes if n not in qset and n.op not in _BORDER
+                                     and any(_is_f32(v) for v in (*n.operands, *n.results)))
+
+
+def _quantize_weights(graph: Graph, node: Node, input_params: QuantParams, bias_dtype: DType) -> list[Value]:
+    """Per-channel int8 weights and a bias of ``bias_dtype`` scaled by input_scale * weight_scale."""
+    w = node.operands[1]
+    bias = node.operands[C.BIAS_OPERAND] if len(node.operands) > C.BIAS_OPERAND else None
+    axis = C.weight_axis(node)
+    in_scale = input_params.scale[0]
+    scales = C.weight_scales(w.constant, axis)
+    if bias is not None:
+        scales = C.fit_bias(bias.constant, scales, in_scale, bias_dtype)
+    q = C.quantize_weights(w.constant, scales, axis)
+    graph.set_operand(node, 1, _const(graph, q, TensorType(DType.i8, None, C.weight_params(scales, axis)),
+                                      w.producer.loc))
+    if bias is None:
+        return [w]
+    bias_scales = in_scale * scales
+    b = np.asarray(bias.constant)
+    per_channel = bias_scales.size > 1
+    qb = C.quantize_bias(b, bias_scales if per_channel else bias_scales[0], bias_dtype)
+    params = QuantParams(tuple(float(s) for s in bias_scales), (0,) * bias_scales.size, 0 if per_channel else None)
+    graph.set_operand(node, C.BIAS_OPERAND, _const(graph, qb, TensorType(bias_dtype, None, params), bias.producer.loc))
+    return [w, bias]
