@@ -98,6 +98,7 @@ class Flattener:
         for node in out:
             node.inputs = [self.resolve(r) for r in node.inputs]
         live = prune(out, outputs, keep)
+        _check_refs(live, outputs, {split_ref(r)[0] for r in args.values()})
         self.values |= {f"{n.name}:0" for n in live if n.op == "Const"}
         self._check_reads({n.name for n in live})
         bindings: dict[str, dict[int, tuple]] = {}
@@ -212,9 +213,21 @@ def prune(nodes: list[TFNode], outputs: list[str], keep=()) -> list[TFNode]:
     return [n for n in nodes if n.name in live]
 
 
+def _check_refs(nodes: list[TFNode], outputs: list[str], args: set[str]) -> None:
+    """Every input and output names a node of the body or an argument: a hand-made or corrupt graph may not."""
+    known = {n.name for n in nodes} | args
+    for node in nodes:
+        for ref in node.inputs:
+            if split_ref(ref)[0] not in known:
+                raise GraphError(f"node '{node.name}' reads '{ref}', which no node of the graph produces")
+    for ref in outputs:
+        if split_ref(ref)[0] not in known:
+            raise GraphError(f"output '{ref}' is not produced by any node of the graph")
+
+
 def topo_sort(nodes: list[TFNode]) -> list[TFNode]:
     """Producers before consumers; among ready nodes the smallest name first, so the order does not
-    depend on how the file listed the nodes. Nodes on a cycle (invalid) go last."""
+    depend on how the file listed the nodes. A cycle is a GraphError (TF1 loops, corrupt files)."""
     by_name = {n.name: n for n in nodes}
     waiting = {n.name: 0 for n in nodes}
     users: dict[str, list[str]] = {}
@@ -232,5 +245,8 @@ def topo_sort(nodes: list[TFNode]) -> list[TFNode]:
             waiting[user] -= 1
             if waiting[user] == 0:
                 heapq.heappush(ready, user)
-    placed = {n.name for n in order}
-    return order + [n for n in nodes if n.name not in placed]
+    if len(order) < len(nodes):
+        stuck = sorted(name for name, count in waiting.items() if count)
+        raise GraphError(f"the graph has a cycle: {len(stuck)} nodes, '{stuck[0]}' among them, wait on one "
+                         "another (TF1 loops built with NextIteration are not supported)")
+    return order
