@@ -1,6 +1,6 @@
 """Calibration: checking the user's sample inputs, then running the float graph on them to record value ranges.
 
-``load_calibration`` takes an ``.npz`` (arrays keyed by input name; any single array for a one-input model), an
+``load_calibration`` takes an ``.npz`` (arrays keyed by input name; an unnamed ``arr_0`` for a one-input model), an
 ``.npy`` (one input), a dict of arrays, one array, or any iterable of input dicts (or of arrays, for one input),
 and returns a list of input dicts. Stacked arrays hold samples along their first axis. Everything is checked
 before any work: unknown or missing input names, dtypes that do not fit the input, and shapes that do not match
@@ -74,9 +74,8 @@ def _by_name(source, graph: Graph, where: str | None) -> dict[str, np.ndarray]:
                                     hint="key the arrays by input name")
         return {graph.inputs[0].name: source}
     arrays = dict(source)
-    names = {v.name for v in graph.inputs}
-    if len(graph.inputs) == 1 and len(arrays) == 1 and not names & set(arrays):
-        return {graph.inputs[0].name: next(iter(arrays.values()))}
+    if len(graph.inputs) == 1 and list(arrays) == ["arr_0"]:  # numpy.savez(path, array): no name given
+        return {graph.inputs[0].name: arrays["arr_0"]}
     return _check_names(arrays, graph, where)
 
 
@@ -187,17 +186,26 @@ class Ranges(dict):
     """Value -> (lo, hi): the calibrated range of each float graph input and node result.
 
     ``override(graph, selector, lo, hi)`` sets the range of every float result of the nodes a selector names
-    (a layer, node, op type or regular expression, as ``--keep-float`` takes them).
+    (a layer, node, op type or regular expression, as ``--keep-float`` takes them). An overridden range is
+    ``forced``: it decides the parameters of the tensors that must share them (a reshape of it, ...) even where
+    their calibrated ranges are wider.
     """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.forced: set[Value] = set()
 
     def override(self, graph: Graph, selector: str, lo: float, hi: float) -> int:
         from irc.passes.quantize.select import select
 
+        if not lo <= hi:
+            raise QuantizationError(f"range override for {selector!r}: low {lo} is above high {hi}")
         count = 0
         for node in select(graph, [selector], "range override"):
             for r in node.results:
                 if r in self:
                     self[r] = (float(lo), float(hi))
+                    self.forced.add(r)
                     count += 1
         return count
 

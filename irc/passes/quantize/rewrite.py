@@ -110,17 +110,24 @@ def quantize_dynamic(graph: Graph, keep: set[Node], stats: Counter, min_elements
 
 # ----- full integer ----------------------------------------------------------------------------------------------------
 class _Classes:
-    """Union-find over class keys, with the union of the members' ranges and any pinned parameters."""
+    """Union-find over class keys, with the union of the members' ranges and any pinned parameters.
+
+    A member whose range was forced (``Ranges.override``) outranks calibrated ones: a class with forced members
+    takes the union of the forced ranges only.
+    """
 
     def __init__(self):
         self.parent: dict[Any, Any] = {}
         self.range: dict[Any, tuple[float, float]] = {}
+        self.forced: dict[Any, tuple[float, float]] = {}
         self.pinned: dict[Any, QuantParams] = {}
 
-    def add(self, key, rng: tuple[float, float]) -> None:
+    def add(self, key, rng: tuple[float, float], forced: bool = False) -> None:
         if key not in self.parent:
             self.parent[key] = key
             self.range[key] = (float(rng[0]), float(rng[1]))
+            if forced:
+                self.forced[key] = self.range[key]
 
     def find(self, key):
         root = key
@@ -148,10 +155,16 @@ class _Classes:
         self.range[ra] = (min(alo, blo), max(ahi, bhi))
         if pa or pb:
             self.pinned[ra] = pa or pb
+        fa, fb = self.forced.pop(ra, None), self.forced.pop(rb, None)
+        if fa and fb:
+            self.forced[ra] = (min(fa[0], fb[0]), max(fa[1], fb[1]))
+        elif fa or fb:
+            self.forced[ra] = fa or fb
 
     def params(self, key, dtype: DType) -> QuantParams:
         root = self.find(key)
-        return self.pinned.get(root) or C.activation_params(*self.range[root], dtype)
+        pinned = self.pinned.get(root)
+        return pinned or C.activation_params(*self.forced.get(root, self.range[root]), dtype)
 
 
 def _const_range(array: np.ndarray) -> tuple[float, float]:
@@ -178,6 +191,8 @@ def quantize_integer(graph: Graph, ranges, mode: str, *, io: str | None = None, 
     io_inputs = [v for v in graph.inputs if io and _is_f32(v)]
     direct_io = io is not None and io != "uint8"  # graph inputs that become the quantized tensor itself
 
+    forced = getattr(ranges, "forced", set())
+
     def range_of(v: Value) -> tuple[float, float]:
         if v not in ranges:
             where = str(v.producer.loc) if v.producer is not None else f"input {v.name!r}"
@@ -189,7 +204,7 @@ def quantize_integer(graph: Graph, ranges, mode: str, *, io: str | None = None, 
     classes = _Classes()
     keys: dict[tuple[Node, int], Any] = {}
     for v in io_inputs:
-        classes.add(v if direct_io else ("entry", v), range_of(v))
+        classes.add(v if direct_io else ("entry", v), range_of(v), v in forced)
     for n in qnodes:
         weighted = C.has_weights(n)
         for i, v in enumerate(n.operands):
@@ -202,11 +217,11 @@ def quantize_integer(graph: Graph, ranges, mode: str, *, io: str | None = None, 
                 key = v
             else:
                 key = ("entry", v)
-                classes.add(key, range_of(v))
+                classes.add(key, range_of(v), v in forced)
             keys[(n, i)] = key
         for r in n.results:
             if _is_f32(r):
-                classes.add(r, range_of(r))
+                classes.add(r, range_of(r), r in forced)
                 fixed = C.FIXED.get((n.op, act))
                 if fixed is not None:
                     classes.pin(r, QuantParams((fixed[0],), (fixed[1],)))

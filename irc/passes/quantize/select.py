@@ -1,9 +1,10 @@
 """Choosing nodes by what a user calls them: a Keras layer name, a TF node name, an op type or a regular expression.
 
 ``--keep-float conv1`` (a layer), ``--keep-float small_cnn_1/conv1_1/convolution`` (a node),
-``--keep-float softmax`` (every node of an op type) and ``--keep-float 'block_1.*'`` (a regular expression that
-must match a whole layer or node name) all work. A selector that matches nothing is an error naming the layers
-there are, so a typo does not silently quantize the layer the user meant to keep.
+``--keep-float softmax`` or ``op:softmax`` (every node of an op type) and ``--keep-float 'block_1.*'`` or
+``/block_1.*/`` (a regular expression that must match a whole layer or node name) all work; the explicit forms
+match only as they say. A selector that matches nothing is an error naming the layers there are, so a typo does
+not silently quantize the layer the user meant to keep.
 """
 
 from __future__ import annotations
@@ -22,11 +23,16 @@ def names_of(node: Node) -> tuple[str, ...]:
 
 
 def matches(selector: str, node: Node) -> bool:
-    if selector == node.op or selector in names_of(node):
+    if selector.startswith("op:"):
+        return node.op == selector[3:]
+    explicit = len(selector) > 2 and selector.startswith("/") and selector.endswith("/")
+    if not explicit and (selector == node.op or selector in names_of(node)):
         return True
     try:
-        pattern = re.compile(selector)
+        pattern = re.compile(selector[1:-1] if explicit else selector)
     except re.error:
+        if explicit:
+            raise QuantizationError(f"bad regular expression {selector!r}") from None
         return False
     return any(pattern.fullmatch(name) for name in names_of(node))
 
