@@ -36,9 +36,14 @@ def _digest(x) -> str:
 
 
 def tensor_summary(x) -> str:
-    """``f32[3,3,3,64] sha256:0123456789abcdef``, or the literal for a small tensor."""
-    return format_attr(x, full=False) if not isinstance(x, np.ndarray) or x.size <= 16 else (
-        f"{_tensor_key(x)[0]}[{','.join(map(str, x.shape))}] sha256:{_digest(x)}")
+    """``f32[3,3,3,64] sha256:0123456789abcdef``, or the literal for a small tensor (cut short)."""
+    if isinstance(x, np.ndarray) and x.size > 16:
+        return f"{_tensor_key(x)[0]}[{','.join(map(str, x.shape))}] sha256:{_digest(x)}"
+    return _cut(format_attr(x, full=False))
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= SHOW_AT_MOST else text[: SHOW_AT_MOST - 4] + "...>"
 
 
 def max_abs_diff(x, y) -> float | None:

@@ -7,8 +7,8 @@ The best candidate wins by a score: same op, operands wired to the matched value
 layers, same result types, similar users. Each node is looked at once and each candidate set is small, so
 matching costs about O(n log n) (the topological sorts).
 
-An ``a`` node left unmatched with one data operand and an unchanged shape (a bias add or activation that ``b``
-fused away) is looked through: its result stands for its operand's match, so the nodes after it still match.
+An ``a`` node left unmatched with one data operand (a bias add, activation or pad that ``b`` fused away) is
+looked through: its result stands for its operand's match, so the nodes after it still match.
 Constants are matched last, through the operand slots of matched nodes, then by location or identical contents.
 """
 
@@ -205,7 +205,7 @@ class _Matcher:
                 wired = True
         if a_data and not wired and not shared_names:
             return None  # neither wired like node nor from the same source: a coincidence of op names
-        if not shared_names and self.owned_elsewhere(node, cand):
+        if self.owned_elsewhere(node, cand, same_op_only=bool(shared_names)):
             return None  # cand came from another node of a, which has not had its turn yet
         score += 20 * shared_names / max(len(self.names[node]), len(self.names[cand]), 1)
         score += 5 if set(node.loc.layers) & set(cand.loc.layers) else 0
@@ -217,11 +217,15 @@ class _Matcher:
         score += min(len(set(users_a) & set(users_b)), 3) + (1 if users_a == users_b else 0)
         return score
 
-    def owned_elsewhere(self, node: Node, cand: Node) -> bool:
-        """Whether an unmatched node of a other than ``node`` shares a location name with ``cand``."""
+    def owned_elsewhere(self, node: Node, cand: Node, same_op_only: bool) -> bool:
+        """Whether an unmatched node of a other than ``node`` shares a location name with ``cand`` (with
+        ``same_op_only``: one that also has cand's op, when ``node`` does not; a fused node carries the names of
+        everything fused into it, and the node of its own op has the better claim)."""
+        if same_op_only and node.op == cand.op:
+            return False
         for name in self.names[cand]:
             for owner in self.a_by_name.get(name, ()):
-                if owner is not node and owner not in self.m.nodes:
+                if owner is not node and owner not in self.m.nodes and (not same_op_only or owner.op == cand.op):
                     return True
         return False
 
@@ -244,13 +248,13 @@ class _Matcher:
             self.m.values[ra] = rb
 
     def look_through(self, node: Node) -> None:
-        """An unmatched node with one data operand and an unchanged shape stands for its operand's match."""
+        """An unmatched node with one data operand (a bias add, an activation, a pad that b fused into the next
+        op) stands for its operand's match, so its users can still match."""
         data = _data_operands(node)
         if len(data) != 1 or len(node.results) != 1:
             return
-        operand = data[0][1]
-        target = self.m.values.get(operand)
-        if target is not None and node.results[0].type.shape == operand.type.shape:
+        target = self.m.values.get(data[0][1])
+        if target is not None:
             self.m.values[node.results[0]] = target
 
     # ----- constants --------------------------------------------------------------------------------------------
