@@ -364,6 +364,8 @@ def op_version(code: str, inputs, outputs, opts) -> int:
         return 2 if code == "DEPTHWISE_CONV_2D" and opts is not None and opts.dilation_w_factor != 1 else 1
     if code == "TRANSPOSE_CONV":
         return 3 if len(inputs) > 3 and inputs[3] is not None else (2 if dtype == "INT8" else 1)
+    if code == "BROADCAST_TO":
+        return 2  # version 1 was taken by a custom op of the same name; TFLite registers it from 2
     if code == "BATCH_MATMUL":
         return {"INT8": 2, "INT16": 3}.get(dtype, 1)
     if dtype == "INT8":
@@ -390,7 +392,7 @@ _RUNTIME = {
     "1.15.0": "HARD_SWISH",
     "2.2.0": "SELECT_V2",
     "2.3.0": "BATCH_MATMUL",
-    "2.5.0": "BROADCAST_TO",
+    "2.5.0": "BROADCAST_TO",  # (version 2)
     "2.9.0": "GELU",
     "2.11.0": "SIGN",
 }

@@ -82,7 +82,8 @@ def concat(b, node):
     from irc.backends.tflite.ops import activated
 
     axis = normal_axis(node.attr("axis"), rank_of(node.result))
-    activated(b, node, "CONCATENATION", [b.tensor(v) for v in node.operands], {"axis": axis})
+    # TFLite's concatenation kernels ignore a fused activation: it follows as its own operator
+    activated(b, node, "CONCATENATION", [b.tensor(v) for v in node.operands], {"axis": axis}, fusable=False)
 
 
 @emits("split", check=needs_rank(0))

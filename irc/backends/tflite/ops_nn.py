@@ -45,7 +45,8 @@ def rewritten_constant(b, value: Value, perm=None, shape=None, axis_map=None) ->
 
 
 def reshaped(b, index: int, type: TensorType, shape, suffix: str) -> int:
-    out = b.temp(type.with_shape(tuple(shape)), suffix)
+    """A RESHAPE of tensor ``index`` to ``shape`` (one entry may be -1)."""
+    out = b.temp(type.with_shape(tuple(None if d < 0 else d for d in shape)), suffix)
     b.op("RESHAPE", [index, b.int_vector(shape)], [out])
     return out
 
@@ -244,7 +245,8 @@ def batch_norm(b, node):
         dtype = x.type.dtype.numpy
         inv_t, shift_t = b.constant(inv.reshape(shape).astype(dtype)), b.constant(shift.reshape(shape).astype(dtype))
     else:
-        ptype = TensorType(x.type.dtype, None)
+        channels = scale.type.shape[0] if scale.type.shape else None
+        ptype = TensorType(x.type.dtype, (channels,) + (1,) * (len(shape) - 1))
 
         def step(code, inputs, suffix):
             out = b.temp(ptype, suffix)
