@@ -14,7 +14,7 @@ DOC = Path(__file__).resolve().parent.parent / "docs" / "writing-passes.md"
 
 
 def blocks(language: str) -> list[str]:
-    return re.findall(rf"^```{language}\n(.*?)^```", DOC.read_text(), re.S | re.M)
+    return re.findall(rf"^```{language}\n(.*?)^```", DOC.read_text(), re.DOTALL | re.MULTILINE)
 
 
 def test_doc_example_runs(tmp_path, monkeypatch):

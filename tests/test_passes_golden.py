@@ -47,7 +47,7 @@ class Case:
 def read_cases(path: Path) -> list[Case]:
     cases = []
     for index, chunk in enumerate(path.read_text().split(SEPARATOR + "\n")):
-        run_line = re.search(r"^// RUN: (.*)$", chunk, re.M)
+        run_line = re.search(r"^// RUN: (.*)$", chunk, re.MULTILINE)
         assert run_line, f"{path.name} case {index}: no // RUN: line"
         source, _, expected = chunk.partition("// EXPECT")
         error = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import shlex
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -94,7 +95,7 @@ def test_named_pipelines_expand_anywhere():
     names = [p.name for p in parse_pipeline("O1,layout{target=nchw}")]
     assert names == ["canonicalize", "fold-constants", "cse", "dce", "layout"]
     assert parse_pipeline("O0") == []
-    for name, text in PIPELINES.items():
+    for name in PIPELINES:
         parse_pipeline(name)  # every named pipeline is valid
     assert [p.name for p in parse_pipeline(["O1", "fuse"])][-1] == "fuse"
 
@@ -154,7 +155,7 @@ def test_a_pass_that_breaks_the_verifier_is_named_with_a_reproducer(tmp_path):
     command = message.partition("reproduce with: ")[2].rstrip(")")
     args = shlex.split(command)
     assert args[:2] == ["irc", "opt"] and args[-2:] == ["--passes", "test-break-verifier,dce"]
-    reproducer = parse(open(args[2]).read(), args[2])  # the IR the failing pass was given: after canonicalize
+    reproducer = parse(Path(args[2]).read_text(), args[2])  # the IR the failing pass was given: after canonicalize
     assert reproducer.op_histogram() == {"exp": 1, "relu": 1}
     result = CliRunner().invoke(main, args[1:] + ["--reproducer-dir", str(tmp_path)])
     assert result.exit_code == 1

@@ -6,6 +6,7 @@ their content, so equal weights are stored once.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,7 +24,7 @@ def _key_of(value):
         return ("tensor", tensor_digest(value))
     if isinstance(value, (list, tuple)):
         return tuple(_key_of(v) for v in value)
-    if isinstance(value, float) and value != value:
+    if isinstance(value, float) and math.isnan(value):
         return ("nan",)
     try:
         hash(value)

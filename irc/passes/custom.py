@@ -9,9 +9,9 @@ import inspect
 import sys
 import typing
 import warnings
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
-from typing import Callable
 
 from irc.errors import InputError, UsageError
 from irc.passes.base import Pass, Stats, option

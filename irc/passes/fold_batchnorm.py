@@ -19,8 +19,15 @@ import numpy as np
 
 from irc.passes import register_pass
 from irc.passes.base import Pass, option
-from irc.passes.linear import AddIntoBias, bias_of, channel_axis, linear_producer, per_channel_operand, rebuild, \
-    scale_weights
+from irc.passes.linear import (
+    AddIntoBias,
+    bias_of,
+    channel_axis,
+    linear_producer,
+    per_channel_operand,
+    rebuild,
+    scale_weights,
+)
 from irc.passes.rewrite import RewritePattern, apply_patterns
 from irc.passes.util import const_array, is_quantized
 

@@ -88,7 +88,7 @@ class PadIntoConv(RewritePattern):
             return False
         fmt = node.attr("data_format")
         x = pad.operands[0]
-        n, h, w, c = to_nhwc(x.type.shape, fmt)
+        _, h, w, _ = to_nhwc(x.type.shape, fmt)
         pn, ph, pw, pc = to_nhwc(tuple(tuple(p) for p in pad.attr("paddings")), fmt)
         kh, kw = node.operands[1].type.shape[:2]
         (sh, sw), (dh, dw) = node.attr("strides"), node.attr("dilations")

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sys
-from typing import Collection, TextIO
+from collections.abc import Collection
+from typing import TextIO
 
 import numpy as np
 

@@ -20,7 +20,7 @@ from irc.ops.base import LAYOUT_AGNOSTIC, normalize_axis
 from irc.passes import register_pass
 from irc.passes.base import Pass, option
 from irc.passes.canonicalize import TRANSPOSE_RULES
-from irc.passes.rewrite import Rewriter, RewritePattern, apply_patterns, attrs_of
+from irc.passes.rewrite import RewritePattern, Rewriter, apply_patterns, attrs_of
 from irc.passes.util import const_array, inverse_perm, is_identity, permute_type
 
 SPATIAL_OPS = ("conv2d", "depthwise_conv2d", "conv2d_transpose", "max_pool", "avg_pool", "batch_norm")

@@ -5,13 +5,13 @@ bias or fused activation. fold-batchnorm and fuse share them.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from irc.ir.graph import Location, Node, Value
 from irc.ir.types import TensorType
-from irc.passes.rewrite import Rewriter, RewritePattern, attrs_of
+from irc.passes.rewrite import RewritePattern, Rewriter, attrs_of
 from irc.passes.util import channel_vector, const_array, is_quantized, only_use
 
 LINEAR_OPS = ("conv2d", "depthwise_conv2d", "conv2d_transpose", "matmul")

@@ -10,8 +10,8 @@ written as an ``.irc`` file that ``irc opt`` replays.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 from irc.errors import IrcError, PassError, VerifyError
 from irc.ir.graph import Graph

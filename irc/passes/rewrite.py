@@ -9,7 +9,8 @@ pattern sees its operands already rewritten; the whole run is linear in the grap
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 

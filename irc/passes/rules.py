@@ -17,13 +17,14 @@ Rules run on the same driver as typed patterns (``irc.passes.rewrite``).
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
 from irc.ir.graph import Location, Node, Value
 from irc.ir.types import TensorType
-from irc.passes.rewrite import Rewriter, RewritePattern, fits
+from irc.passes.rewrite import RewritePattern, Rewriter, fits
 from irc.passes.util import const_array, only_use
 
 
@@ -178,8 +179,10 @@ class Rule(RewritePattern):
         replacement = self.build(m)
         values = [] if replacement is None else [replacement] if isinstance(replacement, Value) else list(replacement)
         if len(values) != len(node.results) or not all(fits(o.type, n.type) for o, n in zip(node.results, values)):
+            erased = rw.erased
             for created in reversed(rw.created[mark:]):  # declined: drop what the builder made
                 rw.erase_dead(created)
+            rw.erased = erased
             return False
         rw.replace(node, values)
         return True

@@ -1,0 +1,154 @@
+"""The rewrite driver and the declarative rules, and how passes treat opaque ops, elided and quantized constants."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from irc.ir.parser import parse
+from irc.ir.printer import print_graph
+from irc.passes import run_pipeline
+from irc.passes.base import Stats
+from irc.passes.rewrite import RewritePattern, apply_patterns
+from irc.passes.rules import Const, Op, Rule, Var
+from irc.passes.util import channel_vector, compose_perms, inverse_perm, permute_type
+
+x, y = Var("x"), Var("y")
+
+
+def rewrite(text: str, *patterns) -> tuple[str, Stats]:
+    graph = parse(text, "test.irc")
+    stats = Stats()
+    apply_patterns(graph, patterns, stats)
+    return print_graph(graph), stats
+
+
+def test_a_var_bound_twice_must_be_the_same_value_in_either_operand_order():
+    rule = Rule(Op("mul", x, Op("sigmoid", x)), lambda m: m.op("silu", m.x), doc="silu")
+    text, stats = rewrite("""graph @g(%a: f32[2], %b: f32[2]) {
+      %0 = sigmoid(%a) : f32[2]
+      %1 = mul(%0, %a) : f32[2]
+      %2 = mul(%0, %b) : f32[2]
+      return %1 as "same", %2 as "other"
+    }""", rule)
+    assert stats["silu"] == 1
+    assert "silu(%a)" in text and "mul(%" in text
+
+
+def test_attribute_patterns_bind_test_and_compare():
+    seen = []
+    rule = Rule(Op("transpose", x, perm=Var("p")), lambda m: seen.append(m.p), doc="never")
+    by_function = Rule(Op("reshape", x, shape=lambda s: -1 in s), lambda m: m.x, doc="f")
+    literal = Rule(Op("squeeze", x, axes=[0]), lambda m: m.x, doc="literal")
+    rewrite("""graph @g(%a: f32[1,2]) {
+      %0 = transpose(%a) {perm = [1, 0]} : f32[2,1]
+      return %0 as "y"
+    }""", rule)
+    assert seen == [(1, 0)]  # the builder returned None: the rule declined, nothing changed
+    _, stats = rewrite("""graph @g(%a: f32[1,2]) {
+      %0 = reshape(%a) {shape = [2]} : f32[2]
+      %1 = squeeze(%a) {axes = [0]} : f32[2]
+      return %0 as "y", %1 as "z"
+    }""", by_function, literal)
+    assert stats == {}  # f32[2] is not the type of %a: both rules decline
+
+
+def test_a_declined_rule_leaves_no_nodes_behind():
+    grow = Rule(Op("relu", x), lambda m: m.op("exp", m.op("neg", m.x), type=m.x.type.with_shape((3,))), doc="x")
+    text, stats = rewrite("""graph @g(%a: f32[2]) {
+      %0 = relu(%a) : f32[2]
+      return %0 as "y"
+    }""", grow)
+    assert stats == {} and "neg" not in text and "exp" not in text
+
+
+def test_quantized_constants_match_by_real_value():
+    rule = Rule(Op("add", x, Const(0.0)), lambda m: m.x, doc="x + 0")
+    text, stats = rewrite("""graph @g(%a: i8[2] q(0.5, 3)) {
+      %0 = const() {value = dense<i8[] [0]>} : i8[] q(0.5, 3)
+      %1 = add(%a, %0) : i8[2] q(0.5, 3)
+      %2 = const() {value = dense<i8[] [3]>} : i8[] q(0.5, 3)
+      %3 = add(%a, %2) : i8[2] q(0.5, 3)
+      return %1 as "plus_1_5", %3 as "plus_0"
+    }""", rule)
+    assert stats["x + 0"] == 1
+    assert 'return %1 as "plus_1_5", %a as "plus_0"' in text
+
+
+def test_a_pattern_that_never_settles_is_stopped():
+    class Flip(RewritePattern):
+        ops = ("neg",)
+
+        def rewrite(self, node, rw):
+            rw.replace(node, rw.op("neg", node.operands[0], loc=node.loc))
+            return True
+
+    graph = parse('graph @g(%a: f32[2]) {\n  %0 = neg(%a) : f32[2]\n  return %0 as "y"\n}', "t")
+    with pytest.raises(RuntimeError, match="did not converge"):
+        apply_patterns(graph, [Flip()], Stats())
+
+
+def test_opaque_ops_are_left_alone():
+    text = """graph @g(%a: f32[2]) {
+      %0 = const() {value = dense<f32[2] [1.0, 2.0]>} : f32[2]
+      %1 = "tf.Foo"(%0) {node_def = b64""} : f32[2]
+      %2 = relu(%1) : f32[2]
+      %3 = "tf.Foo"(%0) {node_def = b64""} : f32[2]
+      %4 = add(%2, %3) : f32[2]
+      return %4 as "y"
+    }"""
+    graph = parse(text, "t")
+    run_pipeline(graph, "O3")
+    assert graph.op_histogram() == {"add": 1, "const": 1, "relu": 1, "tf.Foo": 2}
+
+
+def test_elided_constants_are_not_folded_but_still_transformed():
+    # verify_each=False: the verifier does not take elided constants (yet), though they are valid IR
+    graph = parse("""graph @g(%a: f32[1,2,2,8]) {
+      %w = const() {value = dense<f32[1,1,8,8] sha256:0123456789abcdef>} : f32[1,1,8,8]
+      %s = const() {value = dense<f32[8] sha256:0123456789abcdef>} : f32[8]
+      %0 = conv2d(%a, %w) : f32[1,2,2,8]
+      %1 = mul(%0, %s) : f32[1,2,2,8]
+      %2 = neg(%w) : f32[1,1,8,8]
+      %3 = relu(%1) : f32[1,2,2,8]
+      return %3 as "y", %2 as "w"
+    }""", "t")
+    run_pipeline(graph, "tflite", verify_each=False)
+    assert graph.op_histogram() == {"const": 2, "conv2d": 1, "mul": 1, "neg": 1}
+    assert next(n for n in graph.nodes if n.op == "mul").attr("activation") == "relu"
+
+
+def test_layout_keeps_per_axis_quantization_on_its_axis():
+    graph = parse("""graph @g(%a: f32[1,2,3,3]) {
+      %0 = max_pool(%a) {data_format = "NCHW", ksize = [1, 1]} : f32[1,2,3,3]
+      %1 = quantize(%0) {axis = 1, dtype = i8, scale = [0.5, 0.25], zero_point = [0, 0]} : i8[1,2,3,3] q(axis=1, [0.5, 0.25], [0, 0])
+      return %1 as "y"
+    }""", "t")
+    run_pipeline(graph, "layout")
+    pool = next(n for n in graph.nodes if n.op == "max_pool")
+    assert pool.attr("data_format") == "NHWC" and pool.result.type.shape == (1, 3, 3, 2)
+
+
+def test_permutation_helpers():
+    perm = (0, 2, 3, 1)
+    assert compose_perms(perm, inverse_perm(perm)) == (0, 1, 2, 3)
+    assert compose_perms((1, 0, 2), (0, 2, 1)) == (1, 2, 0)
+    t = parse("graph @g(%a: i8[2,3,4,5] q(axis=3, [1.0, 1.0, 1.0, 1.0, 1.0], [0, 0, 0, 0, 0])) {\n  return %a as "
+              "\"y\"\n}", "t").inputs[0].type
+    moved = permute_type(t, (0, 3, 1, 2))
+    assert moved.shape == (2, 5, 3, 4) and moved.quant.axis == 1
+
+
+@pytest.mark.parametrize("shape, axis, ok", [
+    ((4,), -1, True), ((1, 1, 1, 4), -1, True), ((), -1, True), ((1,), -1, True),
+    ((4, 1, 1), 1, True), ((4,), 1, False), ((2, 4), -1, False), ((1, 1, 1, 1, 4), -1, False),
+])
+def test_channel_vector(shape, axis, ok):
+    from irc.ir.types import DType, TensorType
+
+    out = TensorType(DType.f32, (1, 4, 5, 5) if axis == 1 else (1, 5, 5, 4))
+    array = np.arange(int(np.prod(shape)), dtype=np.float32).reshape(shape) + 1
+    vector = channel_vector(array, out, axis)
+    assert (vector is not None) == ok
+    if ok:
+        assert vector.shape == (4,)
