@@ -172,3 +172,29 @@ def test_resnet50_svg(zoo_models, tmp_path):
     assert "conv2_block1" in titles and len(titles) <= 60
     full = parse_svg(render(irc.load(model), "svg", collapse="none", max_nodes=1000))
     assert len(boxes(full)) > 250
+
+
+def test_collapsing_never_draws_a_cycle():
+    """Two adds of one layer with another layer between them cannot be one box: the picture would loop."""
+    g = irc.parse('''graph @g(%x: f32[4]) {
+  %0 = add(%x, %x) : f32[4] loc("model/add" in "residual")
+  %1 = relu(%0) : f32[4] loc("model/block/relu" in "block")
+  %2 = add(%1, %0) : f32[4] loc("model/add_1" in "residual")
+  return %2 as "y"
+}''')
+    view = build_view(g, collapse="layer")
+    assert [b.title for b in view.boxes] == ["x", "add", "block", "add", "y"]
+    placed = lay.layout([(b.id, 10.0, 10.0) for b in view.boxes], [(e.src, e.dst) for e in view.edges])
+    ys = [placed.y[b.id] for b in view.boxes]
+    assert ys == sorted(ys)
+    # a layer is split only where it must be: without the direct edge, two connected pieces
+    g2 = irc.parse('''graph @g(%x: f32[4]) {
+  %0 = add(%x, %x) : f32[4] loc("model/add" in "residual")
+  %1 = relu(%0) : f32[4] loc("model/block/relu" in "block")
+  %2 = add(%1, %1) : f32[4] loc("model/add_1" in "residual")
+  %3 = neg(%2) : f32[4] loc("model/neg" in "residual")
+  return %3 as "y"
+}''')
+    view = build_view(g2, collapse="layer")
+    assert [b.title for b in view.boxes] == ["x", "residual", "block", "residual", "y"]
+    assert view.boxes[3].lines[0] == "add, neg"

@@ -104,13 +104,66 @@ def _collapse(order: list[Node], budget: int) -> tuple[dict[Node, str], str]:
     (``conv2_block1_1_conv`` -> ``conv2_block1_1`` -> ``conv2_block1``) until the groups fit."""
     most = max((len(_PARTS.split(key)) for n in order if (key := _layer_key(n, None))), default=1)
     for keep in [None, *range(most - 1, 0, -1)]:
-        groups: dict[Node, str] = {}
-        for i, node in enumerate(order):
-            key = _layer_key(node, keep)
-            groups[node] = f"L:{key}" if key is not None else f"n{i}"
+        groups = _connected_groups(order, keep)
         if len(set(groups.values())) <= budget:
             break
     return groups, "layer" if keep is None else "layer prefix"
+
+
+def _connected_groups(order: list[Node], keep: int | None) -> dict[Node, str]:
+    """Nodes with the same layer key, split into pieces connected within the layer: two residual adds that only
+    share a name scope stay apart, so collapsing does not draw cycles."""
+    keys = {node: _layer_key(node, keep) for node in order}
+    parent = {node: node for node in order}
+
+    def root(node: Node) -> Node:
+        while parent[node] is not node:
+            parent[node] = parent[parent[node]]
+            node = parent[node]
+        return node
+
+    for node in order:
+        for v in node.operands:
+            p = v.producer
+            if p is not None and p in keys and keys[p] is not None and keys[p] == keys[node]:
+                parent[root(node)] = root(p)
+    groups: dict[Node, str] = {}
+    piece: dict[Node, int] = {}
+    count: dict[str, int] = {}
+    for i, node in enumerate(order):
+        key = keys[node]
+        if key is None:
+            groups[node] = f"n{i}"
+            continue
+        r = root(node)
+        if r not in piece:
+            piece[r] = count.get(key, 0)
+            count[key] = piece[r] + 1
+        groups[node] = f"L:{key}#{piece[r]}"
+    return _break_cycles(order, groups)
+
+
+def _break_cycles(order: list[Node], groups: dict[Node, str]) -> dict[Node, str]:
+    """Ungroups the groups that sit on a cycle of the collapsed graph (a path that leaves a layer and comes back),
+    until none is left."""
+    import networkx as nx
+
+    index = {node: i for i, node in enumerate(order)}
+    sizes: dict[str, int] = {}
+    for g in groups.values():
+        sizes[g] = sizes.get(g, 0) + 1
+    while True:
+        quotient = nx.DiGraph()
+        quotient.add_nodes_from(set(groups.values()))
+        for node in order:
+            for v in node.operands:
+                if v.producer in groups and groups[v.producer] != groups[node]:
+                    quotient.add_edge(groups[v.producer], groups[node])
+        cyclic = {g for scc in nx.strongly_connected_components(quotient) if len(scc) > 1 for g in scc
+                  if sizes.get(g, 1) > 1}
+        if not cyclic:
+            return groups
+        groups = {n: (f"n{index[n]}" if g in cyclic else g) for n, g in groups.items()}
 
 
 def _assemble(graph: Graph, order: list[Node], groups: dict[Node, str], mode: str, max_nodes: int) -> View:
@@ -205,7 +258,7 @@ def _group_box(key: str, nodes: list[Node]) -> Box:
     kind = next((k for k in _WEIGHT if k in kinds), "other")
     last = nodes[-1]
     lines = [_cut(ops, 40), ", ".join(format_type(r.type) for r in last.results)]
-    title = key[2:]
+    title = key[2:].rpartition("#")[0]
     detail = f"{title}: {len(nodes)} ops\n" + "\n".join(_node_detail(n).split("\n", 1)[0] for n in nodes[:40])
     if len(nodes) > 40:
         detail += f"\n... {len(nodes) - 40} more"
