@@ -62,14 +62,27 @@ def load(
 
 
 def load_irc(path: Path, weights: str | os.PathLike | None = None) -> Graph:
+    """An .irc file, parsed and verified: IR that breaks an invariant is refused here, naming the file.
+
+    Constants elided from a dump are accepted (the graph can be printed, drawn and counted); running,
+    transforming or emitting it asks for the --weights file.
+    """
+    from irc.errors import VerifyError
     from irc.ir.parser import parse
+    from irc.ir.verify import verify
 
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
         raise InputError(f"not irc text (byte {e.start} is not UTF-8)", where=str(path)) from None
     arrays = load_weights(weights) if weights else None
-    return parse(text, source=str(path), weights=arrays)
+    graph = parse(text, source=str(path), weights=arrays)
+    try:
+        verify(graph, elided_ok=True)
+    except VerifyError as e:
+        e.where = str(path)
+        raise
+    return graph
 
 
 def load_weights(path: str | os.PathLike) -> dict[str, np.ndarray]:

@@ -9,6 +9,7 @@ import base64
 import binascii
 import functools
 import json
+import math
 from importlib import resources
 from typing import Mapping
 
@@ -52,6 +53,16 @@ def _value_name(token: str) -> str:
 
 
 _UNKNOWN_DIM = object()
+_MAX_DIM = 2**63 - 1  # dimensions are int64, as in TensorFlow
+
+
+def _dim(tok) -> int:
+    value = int(tok)
+    if value < 0:
+        raise _Fail(tok, f"dimension {value} is negative (write ? for a dimension not known until run time)")
+    if value > _MAX_DIM:
+        raise _Fail(tok, f"dimension {value} does not fit in 64 bits")
+    return value
 
 
 @v_args(inline=True)
@@ -104,7 +115,7 @@ class _Build(Transformer):
     def dim(self, tok=None):
         if tok is None:
             return _UNKNOWN_DIM
-        return int(tok) if tok.type == "INT" else SymDim(str(tok))
+        return _dim(tok) if tok.type == "INT" else SymDim(str(tok))
 
     def unranked(self):
         return None
@@ -128,7 +139,7 @@ class _Build(Transformer):
     def tensor(self, dtype_tok, *rest):
         *dims, data = rest
         dtype = DType(str(dtype_tok))
-        shape = tuple(int(d) for d in dims if d is not None)
+        shape = tuple(_dim(d) for d in dims if d is not None)
         kind, payload = data
         if kind == "elided":
             if payload in self.weights:
@@ -137,7 +148,7 @@ class _Build(Transformer):
                     raise _Fail(dtype_tok, f"weights entry {payload} has shape {array.shape}, not {shape}")
                 return array
             return ElidedTensor(dtype, shape, payload)
-        size = int(np.prod(shape, dtype=np.int64))
+        size = math.prod(shape)
         if kind == "bytes":
             if dtype is DType.str:
                 raise _Fail(dtype_tok, "string tensors are written as lists")
@@ -214,11 +225,19 @@ def parse(text: str, source: str = "<string>", weights: Mapping[str, np.ndarray]
         raise _error(source, f.token, f.message) from None
     except UnexpectedInput as e:
         raise _syntax_error(source, text, e) from None
+    except RecursionError:
+        raise _too_deep(source) from None
     except Exception as e:  # lark wraps errors raised inside transformer callbacks
         inner = getattr(e, "orig_exc", None)
         if isinstance(inner, _Fail):
             raise _error(source, inner.token, inner.message) from None
+        if isinstance(inner, RecursionError):
+            raise _too_deep(source) from None
         raise
+
+
+def _too_deep(source: str) -> ParseError:
+    return ParseError("nested too deeply to read (lists or attributes hundreds of levels deep)", where=source)
 
 
 def _assemble(name, rest, source) -> Graph:

@@ -6,6 +6,7 @@ All of these are frozen (hashable, comparable) so that types can be shared freel
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass
 from typing import Union
 
@@ -135,7 +136,7 @@ class TensorType:
     def num_elements(self) -> int | None:
         if not self.is_static:
             return None
-        return int(np.prod(self.shape, dtype=np.int64))
+        return math.prod(self.shape)  # exact: numpy's int64 product wraps for huge (hostile) shapes
 
     def with_shape(self, shape) -> TensorType:
         return TensorType(self.dtype, None if shape is None else tuple(shape), self.quant)

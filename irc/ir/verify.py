@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from irc.errors import VerifyError
 from irc.ir.graph import Graph, Node
+from irc.ir.printer import ElidedTensor
 from irc.ir.types import TensorType, shapes_compatible
 
 
@@ -17,8 +18,12 @@ def node_label(node: Node) -> str:
     return f"'{node.op}'{where}"
 
 
-def find_problems(graph: Graph) -> list[str]:
-    """Every invariant the graph breaks, one message each (empty when the graph is valid)."""
+def find_problems(graph: Graph, *, elided_ok: bool = False) -> list[str]:
+    """Every invariant the graph breaks, one message each (empty when the graph is valid).
+
+    A constant elided from a dump (only its type and hash known) is a problem unless ``elided_ok``: such a graph
+    can be printed, drawn and counted, but not run, transformed or emitted.
+    """
     from irc.ops import get_op
 
     problems: list[str] = []
@@ -42,6 +47,9 @@ def find_problems(graph: Graph) -> list[str]:
         if (why := op.check_arity(len(node.operands))) is not None:
             problems.append(f"{label}: {why}")
             continue
+        if node.op == "const" and isinstance(node.attrs.get("value"), ElidedTensor):
+            problems.extend(_elided_problems(node, label, elided_ok))
+            continue
         attr_problems = op.check_attrs(node.attrs)
         problems.extend(f"{label}: {p}" for p in attr_problems)
         if attr_problems or node.is_opaque:
@@ -64,6 +72,17 @@ def find_problems(graph: Graph) -> list[str]:
     return problems
 
 
+def _elided_problems(node: Node, label: str, elided_ok: bool) -> list[str]:
+    value = node.attrs["value"]
+    if not elided_ok:
+        return [f"{label}: constant sha256:{value.digest} was elided from a dump; pass the --weights file written "
+                "by 'irc dump --save-weights', or dump with --full"]
+    if len(node.results) != 1:
+        return [f"{label}: declares {len(node.results)} results, the op gives 1"]
+    why = _type_mismatch(TensorType(value.dtype, tuple(value.shape)), node.results[0].type)
+    return [f"{label}: result 0 {why}"] if why else []
+
+
 def _type_mismatch(inferred: TensorType, declared: TensorType) -> str | None:
     if inferred.dtype != declared.dtype:
         return f"is declared {declared} but the op gives dtype {inferred.dtype.value}"
@@ -82,9 +101,9 @@ def _describe_cycle(graph: Graph) -> str:
     return f"graph has a cycle: {nodes} -> {node_label(cycle[0][0])}"
 
 
-def verify(graph: Graph) -> None:
+def verify(graph: Graph, *, elided_ok: bool = False) -> None:
     """Raises VerifyError naming the first problem (and how many more there are)."""
-    problems = find_problems(graph)
+    problems = find_problems(graph, elided_ok=elided_ok)
     if problems:
         more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
         raise VerifyError(problems[0] + more)
