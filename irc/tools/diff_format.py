@@ -11,6 +11,7 @@ import math
 
 from irc.ir.graph import Node
 from irc.ir.printer import format_type
+from irc.tools.where import strip_wrappers
 
 COLORS = {"-": "red", "+": "green", "~": "yellow"}
 LOC_NAMES_SHOWN = 2  # a fused node's first location names; the rest are counted
@@ -43,7 +44,7 @@ def describe(node: Node, names, other: Node | None = None) -> str:
 
 
 def _loc(loc) -> str:
-    shown = list(loc.names[:LOC_NAMES_SHOWN])
+    shown = [strip_wrappers(name) for name in loc.names[:LOC_NAMES_SHOWN]]
     if len(loc.names) > LOC_NAMES_SHOWN:
         shown.append(f"+{len(loc.names) - LOC_NAMES_SHOWN} more")
     text = ", ".join(shown) or "?"
@@ -56,25 +57,29 @@ def _entries(d) -> list[tuple[tuple, str, Node, Node | None, list]]:
     """(sort key, mark, node, matched node, changes) for every changed, removed and added node, in reading order.
 
     A removed node sits right after the ``b`` node its inputs became (or, failing that, after the last matched
-    node before it in ``a``).
+    node before it in ``a``); a removed constant sits right before its first user.
     """
     m = d.matching
     b_rank = {n: i for i, n in enumerate(m.b_order)}
     changes = {a: (b, c) for a, b, c in d.changed}
-    entries = []
+    keys: dict[Node, tuple] = {}
     last = -1
     for i, node in enumerate(m.a_order):
         other = m.nodes.get(node)
         if other is not None:
             last = b_rank[other]
-            if node in changes:
-                entries.append(((last, 1, i), "~", node, other, changes[node][1]))
-            continue
-        anchors = [b_rank[target.producer] for v in node.operands
-                   if (target := m.values.get(v)) is not None and target.producer in b_rank]
-        entries.append(((max(anchors, default=last), 2, i), "-", node, None, []))
-    for node in d.added:
-        entries.append(((b_rank[node], 0, 0), "+", node, None, []))
+            keys[node] = (last, 1, i)
+        elif node.op != "const" or not node.results[0].uses:
+            anchors = [b_rank[target.producer] for v in node.operands
+                       if (target := m.values.get(v)) is not None and target.producer in b_rank]
+            keys[node] = (max(anchors, default=last), 2, i)
+    for node in m.removed:
+        if node not in keys:  # a constant: just before its first user
+            user_key = keys[node.results[0].uses[0][0]]
+            keys[node] = (*user_key[:2], user_key[2] - 0.5)
+    entries = [(keys[node], "~", node, changes[node][0], changes[node][1]) for node in changes]
+    entries += [(keys[node], "-", node, None, []) for node in m.removed]
+    entries += [((b_rank[node], 0, 0), "+", node, None, []) for node in d.added]
     entries.sort(key=lambda e: e[0])
     return entries
 
