@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 
 import irc
-from tests.test_frontend_support import assert_close, check_graph, make_inputs, max_error
 from irc.ir.interpreter import run
 from irc.ir.types import SymDim
+from tests.test_frontend_support import assert_close, check_graph, make_inputs, max_error
 
 # Small inputs keep the suite quick; MobileNetV2 and ResNet50 also run at 224 (slow).
 ARCHS = {

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import importlib
 from collections import Counter
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 from irc.errors import UnsupportedOpError, UsageError
 from irc.frontends.lowering.context import CannotLower, Lowerer, TensorList, ref_value, tf_dtype

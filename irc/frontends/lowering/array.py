@@ -16,7 +16,7 @@ from irc.frontends.lowering import lowers
 from irc.frontends.lowering.context import CannotLower, Lowerer, tf_dtype
 from irc.frontends.tfgraph import TFNode
 from irc.ir.graph import Value
-from irc.ir.types import DType, Dim, SymDim
+from irc.ir.types import Dim, DType, SymDim
 from irc.ops.shape import strided_index
 
 
@@ -69,7 +69,7 @@ def reshape(cx: Lowerer, node: TFNode, args: list) -> Value:
     if dims is None:
         raise CannotLower("the target shape is computed at run time")
     attr, out = reshape_target(cx.shape(x), dims)
-    if tuple(out) == x.type.shape and all(isinstance(d, int) or isinstance(d, SymDim) for d in out):
+    if tuple(out) == x.type.shape and all(isinstance(d, (int, SymDim)) for d in out):
         return x
     result = cx.op("reshape", x, shape=attr, types=[x.type.with_shape(out)])
     if (known := cx.dims(x)) is not None and len(out) <= 1 and not result.is_constant:

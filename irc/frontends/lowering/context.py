@@ -9,14 +9,15 @@ time), and tracks *partly known* integer vectors: ``Shape`` of a tensor with a s
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
-from irc.ir.graph import Graph, Location, Node, Value
-from irc.ir.types import DType, Dim, SymDim, TensorType
 from irc.frontends.tfgraph import TFGraph, TFNode, split_ref
+from irc.ir.graph import Graph, Location, Node, Value
+from irc.ir.types import Dim, DType, SymDim, TensorType
 
 # Ops that may have constant operands but must not be folded (none of today's ops; kept for clarity).
 NEVER_FOLD: frozenset[str] = frozenset()
@@ -59,6 +60,7 @@ class Lowerer:
         self.loc = Location()
         self.symbolic: dict[Value, tuple[Dim, ...]] = {}  # partly known int vectors (scalars: 1-tuples)
         self.sym_sources: dict[SymDim, tuple[Value, int]] = {}  # a value having the dim, and the axis
+        self._masks: dict[tuple[SymDim, int, int], Value] = {}
 
     # ----- building ---------------------------------------------------------------------------------------------
     def add(self, op: str, operands: Sequence[Value] = (), attrs: dict[str, Any] | None = None,
@@ -175,7 +177,13 @@ class Lowerer:
         return base
 
     def sym_mask(self, dim: SymDim, axis: int, rank: int) -> Value:
-        """A bool tensor of rank ``rank`` that is 1 everywhere except ``dim`` on ``axis``."""
+        """A bool tensor of rank ``rank`` that is 1 everywhere except ``dim`` on ``axis`` (made once per graph)."""
+        key = (dim, axis, rank)
+        if key not in self._masks:
+            self._masks[key] = self._make_mask(dim, axis, rank)
+        return self._masks[key]
+
+    def _make_mask(self, dim: SymDim, axis: int, rank: int) -> Value:
         if dim not in self.sym_sources:
             raise CannotLower(f"no value has the symbolic dim {dim}")
         source, src_axis = self.sym_sources[dim]

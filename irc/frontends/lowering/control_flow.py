@@ -131,7 +131,7 @@ def empty_tensor_list(cx: Lowerer, node: TFNode, args: list) -> TensorList:
 
 @lowers("TensorListFromTensor")
 def tensor_list_from_tensor(cx: Lowerer, node: TFNode, args: list) -> TensorList:
-    tensor, element_shape = args
+    tensor = args[0]
     shape = cx.shape(tensor)
     if not shape or not isinstance(shape[0], int):
         raise CannotLower(f"a TensorList made from {tensor.type}, whose length is known only at run time")

@@ -12,7 +12,7 @@ from irc.frontends.lowering import lowers
 from irc.frontends.lowering.context import CannotLower, Lowerer, tf_dtype
 from irc.frontends.tfgraph import TFNode
 from irc.ir.graph import Value
-from irc.ir.types import DType, Dim
+from irc.ir.types import Dim, DType
 
 # TF binary op -> irc op (same operands, numpy broadcasting).
 BINARY = {
