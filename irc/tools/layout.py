@@ -77,9 +77,9 @@ def layout(boxes: list[tuple[str, float, float]], edges: list[tuple[str, str]]) 
     routes = []
     for src, dst, flipped, chain in chains:
         points = [(x[src], y[src] + size[src][1])]
-        for d in chain[1:-1]:
+        for d in chain[1:-1]:  # straight down through a rank's band, so a long edge never crosses a box
             band_top, band_height = tops[rank[d]]
-            points.append((x[d], band_top + band_height / 2))
+            points += [(x[d], band_top), (x[d], band_top + band_height)]
         points.append((x[dst], y[dst]))
         routes.append((dst, src, points[::-1]) if flipped else (src, dst, points))
     width = max((x[v] + size[v][0] / 2 for v in x), default=0.0) + MARGIN

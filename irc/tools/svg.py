@@ -28,8 +28,11 @@ def _path(points: list[tuple[float, float]]) -> str:
     (x0, y0), rest = points[0], points[1:]
     parts = [f"M{x0:.1f},{y0:.1f}"]
     for x1, y1 in rest:
-        dy = (y1 - y0) / 2
-        parts.append(f"C{x0:.1f},{y0 + dy:.1f} {x1:.1f},{y1 - dy:.1f} {x1:.1f},{y1:.1f}")
+        if x1 == x0:
+            parts.append(f"L{x1:.1f},{y1:.1f}")
+        else:
+            dy = (y1 - y0) / 2
+            parts.append(f"C{x0:.1f},{y0 + dy:.1f} {x1:.1f},{y1 - dy:.1f} {x1:.1f},{y1:.1f}")
         x0, y0 = x1, y1
     return " ".join(parts)
 
