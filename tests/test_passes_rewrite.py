@@ -103,7 +103,6 @@ def test_opaque_ops_are_left_alone():
 
 
 def test_elided_constants_are_not_folded_but_still_transformed():
-    # verify_each=False: the verifier does not take elided constants (yet), though they are valid IR
     graph = parse("""graph @g(%a: f32[1,2,2,8]) {
       %w = const() {value = dense<f32[1,1,8,8] sha256:0123456789abcdef>} : f32[1,1,8,8]
       %s = const() {value = dense<f32[8] sha256:0123456789abcdef>} : f32[8]
@@ -113,7 +112,7 @@ def test_elided_constants_are_not_folded_but_still_transformed():
       %3 = relu(%1) : f32[1,2,2,8]
       return %3 as "y", %2 as "w"
     }""", "t")
-    run_pipeline(graph, "tflite", verify_each=False)
+    run_pipeline(graph, "tflite")
     assert graph.op_histogram() == {"const": 2, "conv2d": 1, "mul": 1, "neg": 1}
     assert next(n for n in graph.nodes if n.op == "mul").attr("activation") == "relu"
 
