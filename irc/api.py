@@ -87,11 +87,14 @@ def load_irc(path: Path, weights: str | os.PathLike | None = None) -> Graph:
 
 def load_weights(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """A weights sidecar written by ``irc dump --save-weights``: an .npz keyed by constant hash (no pickle)."""
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
-    except (OSError, ValueError) as e:
-        raise InputError(f"cannot read weights: {e}", where=str(path)) from None
+    from irc.npfiles import load_arrays
+
+    hint = "give the .npz that 'irc dump --save-weights' wrote"
+    arrays = load_arrays(path, "weights file", hint=hint)
+    if isinstance(arrays, np.ndarray):
+        raise InputError("the weights file holds one array (a .npy), not constants keyed by hash", where=str(path),
+                         hint=hint)
+    return arrays
 
 
 def run(graph: Graph, inputs, observer=None) -> dict[str, np.ndarray]:

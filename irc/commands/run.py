@@ -27,12 +27,13 @@ def read_inputs(specs: tuple[str, ...], graph) -> dict | list:
 
 
 def _read_array(path: str) -> np.ndarray:
-    try:
-        return np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise InputError("no such file", where=path) from None
-    except (OSError, ValueError) as e:
-        raise InputError(f"not a .npy array: {e}", where=path) from None
+    from irc.npfiles import load_arrays
+
+    array = load_arrays(path, "input array", hint="write it with numpy.save(path, array)")
+    if isinstance(array, dict):
+        raise InputError(f"an .npz archive of {len(array)} arrays, not one .npy array", where=path,
+                         hint="give each input as NAME=FILE.npy")
+    return array
 
 
 @click.command("run")

@@ -49,16 +49,10 @@ def load_calibration(source: Any, graph: Graph) -> list[Sample]:
 
 
 def _read_file(path: Path, graph: Graph):
-    if not path.exists():
-        raise QuantizationError("no such calibration file", where=str(path))
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            if isinstance(data, np.ndarray):
-                return data
-            return {key: data[key] for key in data.files}
-    except (OSError, ValueError) as e:
-        raise QuantizationError(f"cannot read calibration data ({e})", where=str(path),
-                                hint="write it with numpy.savez(path, input_name=array, ...)") from None
+    from irc.npfiles import load_arrays
+
+    return load_arrays(path, "calibration data", QuantizationError,
+                       hint="write it with numpy.savez(path, input_name=array, ...)")
 
 
 def _input_names(graph: Graph) -> str:
