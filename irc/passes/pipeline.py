@@ -81,7 +81,10 @@ def parse_pipeline(pipeline: str | Sequence[str | Pass], _seen: tuple[str, ...] 
             passes.extend(parse_pipeline(item, _seen))
             continue
         name, options = split_element(item)
-        if name in PIPELINES and not options:
+        if name in PIPELINES and options:
+            raise PipelineError(f"'{item}': pipeline '{name}' takes no options (give them to its passes: "
+                                f"{PIPELINES[name] or 'it has none'})")
+        if name in PIPELINES:
             if name in _seen:
                 raise PipelineError(f"pipeline '{name}' includes itself")
             passes.extend(parse_pipeline(PIPELINES[name], _seen + (name,)))
