@@ -21,7 +21,7 @@ from irc.passes import register_pass
 from irc.passes.base import Pass, option
 from irc.passes.linear import AddIntoBias
 from irc.passes.rewrite import RewritePattern, apply_patterns, attrs_of
-from irc.passes.util import only_use
+from irc.passes.util import all_equal, only_use, real_array
 
 Activation = Literal["relu", "relu6", "relu_n1_to_1", "tanh", "sigmoid"]
 # activation op -> fused activation attribute value (relu_n1_to_1 comes from clamps, see FuseActivation)
@@ -55,18 +55,16 @@ class FuseActivation(RewritePattern):
 
     @staticmethod
     def _activation(node):
-        """(fused activation name, its input) for an activation node, or (None, None)."""
-        from irc.passes.util import all_equal, const_array
-
+        """(fused activation name, its input) for an activation node, or (None, its first operand)."""
         if node.op in ACTIVATION_OPS:
             return ACTIVATION_OPS[node.op], node.operands[0]
         # minimum(maximum(x, -1), 1): TFLite's relu_n1_to_1
         for i in (0, 1):
-            upper, inner = const_array(node.operands[1 - i]), node.operands[i].producer
+            upper, inner = real_array(node.operands[1 - i]), node.operands[i].producer
             if upper is None or inner is None or inner.op != "maximum" or not all_equal(upper, 1.0):
                 continue
             for j in (0, 1):
-                lower = const_array(inner.operands[1 - j])
+                lower = real_array(inner.operands[1 - j])
                 if lower is not None and all_equal(lower, -1.0) and only_use(node.operands[i]) is not None:
                     return "relu_n1_to_1", inner.operands[j]
         return None, node.operands[0]

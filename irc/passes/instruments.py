@@ -33,7 +33,7 @@ class PrintIR(Instrument):
         stream.flush()
 
     def before_pipeline(self, graph, passes):
-        self._total = len(passes)
+        self._index, self._total = 0, len(passes)
 
     def before_pass(self, p, graph):
         self._index += 1

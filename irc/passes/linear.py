@@ -38,22 +38,26 @@ def linear_producer(value: Value) -> Node | None:
     return node
 
 
+def _channel_shape(node: Node, weights: np.ndarray) -> tuple[int, ...]:
+    """The shape that lays a vector over the output channels along the weights of linear op ``node``."""
+    w = weights.shape
+    if node.op == "conv2d":  # HWIO
+        return (1, 1, 1, w[3])
+    if node.op == "depthwise_conv2d":  # [kh, kw, in, multiplier]: channel c * multiplier + m
+        return (1, 1, w[2], w[3])
+    if node.op == "conv2d_transpose":  # [kh, kw, out, in]
+        return (1, 1, w[2], 1)
+    return (w[0], 1) if node.attr("transpose_b") else (1, w[1])  # matmul b: [n, k] or [k, n]
+
+
 def scale_weights(node: Node, weights: np.ndarray, scale: np.ndarray) -> np.ndarray | None:
     """``weights`` of linear op ``node`` with output channel ``c`` multiplied by ``scale[c]``; None if the shapes
     do not line up."""
-    s = scale.astype(np.float64)
-    w = weights.astype(np.float64)
-    if node.op == "conv2d":  # HWIO
-        ok, out = w.shape[3] == s.size, lambda: w * s
-    elif node.op == "depthwise_conv2d":  # [kh, kw, in, multiplier]; channel c * multiplier + m
-        ok, out = w.shape[2] * w.shape[3] == s.size, lambda: w * s.reshape(w.shape[2], w.shape[3])
-    elif node.op == "conv2d_transpose":  # [kh, kw, out, in]
-        ok, out = w.shape[2] == s.size, lambda: w * s[:, None]
-    elif node.attr("transpose_b"):  # matmul b: [n, k]
-        ok, out = w.shape[0] == s.size, lambda: w * s[:, None]
-    else:  # matmul b: [k, n]
-        ok, out = w.ndim == 2 and w.shape[1] == s.size, lambda: w * s
-    return out().astype(weights.dtype) if ok else None
+    shape = _channel_shape(node, weights)
+    if weights.ndim != len(shape) or int(np.prod(shape)) != scale.size:
+        return None
+    scaled = weights.astype(np.float64) * scale.astype(np.float64).reshape(shape)
+    return scaled.astype(weights.dtype)
 
 
 def bias_of(node: Node, channels: int) -> np.ndarray:

@@ -25,7 +25,7 @@ import numpy as np
 from irc.ir.graph import Location, Node, Value
 from irc.ir.types import TensorType
 from irc.passes.rewrite import RewritePattern, Rewriter, fits
-from irc.passes.util import const_array, only_use
+from irc.passes.util import only_use, real_array
 
 
 class Match:
@@ -89,11 +89,7 @@ class Const(Pattern):
         self.value, self.name = value, name
 
     def match(self, value, m):
-        array = const_array(value)
-        if array is not None and value.type.quant is not None:  # compare real values, not the integers
-            from irc.ir.interpreter import dequantize
-
-            array = dequantize(array, value.type)
+        array = real_array(value)
         if array is None or (self.value is not None and not (array.size and np.all(array == self.value))):
             return False
         if self.name:

@@ -30,16 +30,22 @@ def const_array(value: Value) -> np.ndarray | None:
     return array if isinstance(array, np.ndarray) else None
 
 
+def real_array(value: Value) -> np.ndarray | None:
+    """Like ``const_array``, with a quantized constant's real (dequantized) values instead of its integers."""
+    array = const_array(value)
+    if array is not None and value.type.quant is not None:
+        from irc.ir.interpreter import dequantize
+
+        return dequantize(array, value.type)
+    return array
+
+
 def only_use(value: Value) -> Node | None:
     """The one node that uses ``value`` (once), if that is its only use and it is not a graph output."""
     graph = value.producer.graph if value.producer is not None else None
     if len(value.uses) != 1 or (graph is not None and graph.is_output(value)):
         return None
     return value.uses[0][0]
-
-
-def has_single_use(value: Value) -> bool:
-    return only_use(value) is not None
 
 
 def is_quantized(node: Node) -> bool:
