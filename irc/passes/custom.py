@@ -52,6 +52,8 @@ def load_file(path) -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"--load-pass: no such file: {path}")
+    if path.suffix != ".py":
+        raise UsageError(f"--load-pass takes a Python file ending in .py, not {path}")
     before = dict(passes._REGISTRY)
     digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:8]
     module_name = f"{USER_MODULE_PREFIX}{path.stem}_{digest}"
