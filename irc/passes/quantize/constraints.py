@@ -29,6 +29,7 @@ BIAS_DTYPE = {"int8": DType.i32, "int16x8": DType.i64}
 
 WEIGHT_OPS = frozenset({"conv2d", "depthwise_conv2d", "conv2d_transpose", "matmul", "batch_matmul"})
 BIAS_OPERAND = 2  # conv2d, depthwise_conv2d, conv2d_transpose and matmul take (x, filter, bias?)
+NEEDS_BIAS = ("conv2d", "depthwise_conv2d")  # TFLite's integer kernels fail without one
 
 # ops with int8 TFLite kernels (their emitters write one operator per node, or several that share parameters)
 INT8_OPS = frozenset({
@@ -42,13 +43,13 @@ INT8_OPS = frozenset({
 })
 # TFLite's 16x8 kernels: a smaller set (int16 activations with int8 weights)
 INT16_OPS = frozenset({
-    "conv2d", "depthwise_conv2d", "matmul", "batch_matmul",
+    "conv2d", "depthwise_conv2d", "matmul",
     "add", "sub", "mul", "maximum", "minimum",
-    "relu", "relu6", "leaky_relu", "hard_swish", "sigmoid", "tanh", "softmax",
+    "relu", "relu6", "leaky_relu", "sigmoid", "tanh", "softmax",
     "max_pool", "avg_pool", "mean", "sum", "max", "min",
     "reshape", "squeeze", "transpose", "concat", "split", "pack", "unpack", "slice", "strided_slice",
-    "gather", "pad", "resize", "tile",
-    "shape", "argmax",
+    "gather", "pad", "resize",
+    "shape",
 })
 OPS = {"int8": INT8_OPS, "int16x8": INT16_OPS}
 
@@ -60,6 +61,10 @@ SAME_SCALE: dict[str, tuple[int, ...] | None] = {
     "strided_slice": (0,), "gather": (0,), "pad": (0,), "resize": (0,), "tile": (0,), "broadcast_to": (0,),
     "concat": ALL, "pack": ALL, "maximum": ALL, "minimum": ALL,
 }
+
+# op -> activation operands that must be symmetric (zero point 0): TFLite's BATCH_MATMUL ignores the right-hand
+# side's zero point
+SYMMETRIC: dict[str, tuple[int, ...]] = {"matmul": (1,), "batch_matmul": (1,)}
 
 # (op, activation dtype) -> (scale, zero point) of its result
 FIXED: dict[tuple[str, DType], tuple[float, int]] = {
@@ -99,6 +104,12 @@ def weight_axis(node: Node) -> int | None:
     return None
 
 
+def output_channels(node: Node) -> int:
+    """The output channel count of a conv2d or depthwise_conv2d (from its constant filter)."""
+    shape = node.operands[1].type.shape
+    return int(shape[3]) if node.op == "conv2d" else int(shape[2]) * int(shape[3])
+
+
 def has_weights(node: Node) -> bool:
     """Whether operand 1 is a constant weight tensor of a conv or fully-connected (not a second activation)."""
     return node.op in WEIGHT_OPS and len(node.operands) > 1 and node.operands[1].is_constant
@@ -127,13 +138,13 @@ def integer_kernel(node: Node, mode: str) -> str | None:
 
 
 # ----- parameters ------------------------------------------------------------------------------------------------------
-def activation_params(lo: float, hi: float, dtype: DType) -> QuantParams:
-    """Per-tensor parameters for values in [lo, hi]: asymmetric int8/uint8, symmetric int16."""
+def activation_params(lo: float, hi: float, dtype: DType, symmetric: bool = False) -> QuantParams:
+    """Per-tensor parameters for values in [lo, hi]: asymmetric int8/uint8 (unless ``symmetric``), symmetric int16."""
     lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
     if not (math.isfinite(lo) and math.isfinite(hi)):
         raise ValueError(f"range [{lo}, {hi}] is not finite")
     info = np.iinfo(dtype.numpy)
-    if dtype is DType.i16:
+    if symmetric or dtype is DType.i16:
         bound = max(-lo, hi)
         return QuantParams((_positive(bound / info.max),), (0,))
     scale = _positive((hi - lo) / (info.max - info.min))

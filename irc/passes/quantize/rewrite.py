@@ -121,6 +121,7 @@ class _Classes:
         self.range: dict[Any, tuple[float, float]] = {}
         self.forced: dict[Any, tuple[float, float]] = {}
         self.pinned: dict[Any, QuantParams] = {}
+        self.symmetric: set[Any] = set()
 
     def add(self, key, rng: tuple[float, float], forced: bool = False) -> None:
         if key not in self.parent:
@@ -136,6 +137,9 @@ class _Classes:
         while self.parent[key] != root:  # path compression
             self.parent[key], key = root, self.parent[key]
         return root
+
+    def make_symmetric(self, key) -> None:
+        self.symmetric.add(self.find(key))
 
     def pin(self, key, params: QuantParams) -> None:
         self.pinned[self.find(key)] = params
@@ -155,6 +159,9 @@ class _Classes:
         self.range[ra] = (min(alo, blo), max(ahi, bhi))
         if pa or pb:
             self.pinned[ra] = pa or pb
+        if rb in self.symmetric:
+            self.symmetric.discard(rb)
+            self.symmetric.add(ra)
         fa, fb = self.forced.pop(ra, None), self.forced.pop(rb, None)
         if fa and fb:
             self.forced[ra] = (min(fa[0], fb[0]), max(fa[1], fb[1]))
@@ -164,7 +171,8 @@ class _Classes:
     def params(self, key, dtype: DType) -> QuantParams:
         root = self.find(key)
         pinned = self.pinned.get(root)
-        return pinned or C.activation_params(*self.forced.get(root, self.range[root]), dtype)
+        rng = self.forced.get(root, self.range[root])
+        return pinned or C.activation_params(*rng, dtype, symmetric=root in self.symmetric)
 
 
 def _const_range(array: np.ndarray) -> tuple[float, float]:
@@ -244,6 +252,11 @@ def quantize_integer(graph: Graph, ranges, mode: str, *, io: str | None = None, 
             for r in results:
                 classes.union(key, r)
 
+    for n in qnodes:
+        for i in C.SYMMETRIC.get(n.op, ()):
+            if (n, i) in keys:
+                classes.make_symmetric(keys[(n, i)])
+
     # 3. edits. Uses by float nodes are taken before any edit: those get a dequantize.
     float_uses = {}
     for v in [r for n in qnodes for r in n.results if _is_f32(r)] + io_inputs:
@@ -316,6 +329,10 @@ def _quantize_weights(graph: Graph, node: Node, input_params: QuantParams, bias_
     """Per-channel int8 weights and a bias of ``bias_dtype`` scaled by input_scale * weight_scale."""
     w = node.operands[1]
     bias = node.operands[C.BIAS_OPERAND] if len(node.operands) > C.BIAS_OPERAND else None
+    if bias is None and node.op in C.NEEDS_BIAS:
+        # TFLite's integer convolutions require a bias tensor: give them a zero one
+        bias = _const(graph, np.zeros(C.output_channels(node), np.float32), TensorType(DType.f32, None), node.loc)
+        graph.set_operands(node, [*node.operands, bias])
     axis = C.weight_axis(node)
     in_scale = input_params.scale[0]
     scales = C.weight_scales(w.constant, axis)
