@@ -71,7 +71,7 @@ def test_changed_weights_report_the_largest_difference():
     value[0, 0, 0, 0] += 0.5
     const.attrs["value"] = value
     d = diff_graphs(a, b)
-    (node, other, changes), = d.changed
+    (node, _, changes), = d.changed
     assert node.op == "const" and changes[0].kind == "value" and changes[0].detail == "max |diff| 0.5"
     assert "operand 1 of conv2d" in d.format()
 
@@ -137,9 +137,9 @@ def test_renamed_inputs_and_outputs_are_interface_changes():
 def test_a_rewired_operand_is_a_change():
     a = mini_resnet(blocks=2)
     b = a.copy()
-    add = [n for n in b.walk("add") if n.loc.layers == ("block1_add",)][0]
-    relu_out = [n for n in b.walk("relu") if n.loc.layers == ("block0_out",)][0]
-    conv_in = [n for n in b.walk("relu") if n.loc.layers == ("block1_conv1",)][0]
+    add = next(n for n in b.walk("add") if n.loc.layers == ("block1_add",))
+    relu_out = next(n for n in b.walk("relu") if n.loc.layers == ("block0_out",))
+    conv_in = next(n for n in b.walk("relu") if n.loc.layers == ("block1_conv1",))
     b.set_operand(add, 0, conv_in.result)
     assert relu_out.result.uses  # still used by block1_conv1
     changes = only_change(diff_graphs(a, b))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import xml.etree.ElementTree as ET
 
@@ -143,7 +144,7 @@ def test_layout_keeps_order_and_spacing_in_a_rank():
     boxes_ = [("top", 30.0, 20.0)] + [(f"c{i}", 30.0 + 10 * i, 20.0) for i in range(5)]
     placed = lay.layout(boxes_, [("top", f"c{i}") for i in range(5)])
     xs = sorted((placed.x[f"c{i}"], 30.0 + 10 * i) for i in range(5))
-    for (x1, w1), (x2, w2) in zip(xs, xs[1:]):
+    for (x1, w1), (x2, w2) in itertools.pairwise(xs):
         assert x2 - x1 >= (w1 + w2) / 2 + lay.H_GAP - 1e-6
     centre = sum(x for x, _ in xs) / len(xs)
     assert abs(placed.x["top"] - centre) < 40  # the parent sits over its children

@@ -13,6 +13,7 @@ Everything is deterministic: the same boxes and edges give the same coordinates.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 H_GAP = 18.0  # horizontal space between boxes
@@ -55,7 +56,7 @@ def layout(boxes: list[tuple[str, float, float]], edges: list[tuple[str, str]]) 
             preds[d], succs[d] = [], []
             chain.append(d)
         chain.append(dst)
-        for a, b in zip(chain, chain[1:]):
+        for a, b in itertools.pairwise(chain):
             succs[a].append(b)
             preds[b].append(a)
         chains.append((src, dst, flipped, chain))
@@ -113,13 +114,11 @@ def _order(levels, preds, succs) -> None:
             neighbour = levels[r - 1] if down else levels[r + 1]
             pos = {v: i for i, v in enumerate(neighbour)}
             links = preds if down else succs
-            current = {v: i for i, v in enumerate(levels[r])}
-
-            def barycenter(v):
+            keys = {}
+            for i, v in enumerate(levels[r]):
                 near = [pos[u] for u in links[v] if u in pos]
-                return sum(near) / len(near) if near else current[v]
-
-            levels[r].sort(key=lambda v: (barycenter(v), current[v]))
+                keys[v] = (sum(near) / len(near) if near else i, i)
+            levels[r].sort(key=keys.__getitem__)
         crossings = _crossings(levels, succs)
         if crossings < best_crossings:
             best, best_crossings = [list(level) for level in levels], crossings
@@ -130,7 +129,7 @@ def _order(levels, preds, succs) -> None:
 
 def _crossings(levels, succs) -> int:
     total = 0
-    for upper, lower in zip(levels, levels[1:]):
+    for upper, lower in itertools.pairwise(levels):
         pos = {v: i for i, v in enumerate(lower)}
         ends = sorted((i, pos[w]) for i, v in enumerate(upper) for w in succs[v] if w in pos)
         total += _inversions([b for _, b in ends])
@@ -177,7 +176,7 @@ def _coordinates(levels, preds, succs, size) -> dict[str, float]:
 def _place(level: list[str], desired: list[float], size, x: dict[str, float]) -> None:
     """The positions closest to ``desired`` (least squares) that keep ``level``'s order and spacing."""
     offsets = [0.0]
-    for a, b in zip(level, level[1:]):
+    for a, b in itertools.pairwise(level):
         offsets.append(offsets[-1] + (size[a][0] + size[b][0]) / 2 + H_GAP)
     targets = [d - o for d, o in zip(desired, offsets)]
     blocks: list[list[float]] = []  # [mean, count]

@@ -43,12 +43,12 @@ def draw_svg(view: View) -> str:
     placed = layout([(b.id, *sizes[b.id]) for b in ordered], [(e.src, e.dst) for e in view.edges])
     width, height = placed.width, placed.height
     out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
-        f'viewBox="0 0 {width:.0f} {height:.0f}" font-family="DejaVu Sans Mono, Menlo, Consolas, monospace" '
-        f'font-size="{FONT_SIZE}">',
+        (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
+         f'viewBox="0 0 {width:.0f} {height:.0f}" font-family="DejaVu Sans Mono, Menlo, Consolas, monospace" '
+         f'font-size="{FONT_SIZE}">'),
         f"<title>{escape(view.name)}</title>",
-        "<defs><marker id=\"arrow\" viewBox=\"0 0 8 8\" refX=\"8\" refY=\"4\" markerWidth=\"7\" markerHeight=\"7\" "
-        "orient=\"auto\"><path d=\"M0,0 L8,4 L0,8 z\" fill=\"#888\"/></marker></defs>",
+        ('<defs><marker id="arrow" viewBox="0 0 8 8" refX="8" refY="4" markerWidth="7" markerHeight="7" '
+         'orient="auto"><path d="M0,0 L8,4 L0,8 z" fill="#888"/></marker></defs>'),
         '<rect width="100%" height="100%" fill="#ffffff"/>',
         '<g class="edges" fill="none" stroke="#999" stroke-width="1.2">',
     ]
