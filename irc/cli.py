@@ -64,17 +64,23 @@ def report_error(error: BaseException, debug: bool) -> None:
 
         traceback.print_exception(error)
     if isinstance(error, IrcError):
-        click.echo(f"error: {error}", err=True)
+        click.echo(f"error: {one_line(error)}", err=True)
         sys.exit(error.exit_code)
     if isinstance(error, KeyboardInterrupt):
         click.echo("interrupted", err=True)
         sys.exit(130)
-    if isinstance(error, MemoryError):
-        click.echo("error: out of memory", err=True)
+    if isinstance(error, MemoryError):  # numpy says what it could not allocate: "Unable to allocate 3.6 PiB ..."
+        detail = f": {one_line(error)}" if str(error) else ""
+        click.echo(f"error: out of memory{detail}", err=True)
         sys.exit(1)
     hint = "" if debug else " (run with --debug for the traceback)"
-    click.echo(f"internal error: this is a bug in irc: {type(error).__name__}: {error}{hint}", err=True)
+    click.echo(f"internal error: this is a bug in irc: {type(error).__name__}: {one_line(error)}{hint}", err=True)
     sys.exit(3)
+
+
+def one_line(error: BaseException) -> str:
+    """The error's message on one line: messages quoted from TensorFlow or numpy may span several."""
+    return " ".join(str(error).split())
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
