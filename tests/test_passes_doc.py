@@ -20,7 +20,7 @@ def blocks(language: str) -> list[str]:
 def test_doc_example_runs(tmp_path, monkeypatch):
     source = next(b for b in blocks("python") if b.startswith("# my_passes.py"))
     model, expected = blocks("irc")[:2]
-    command = next(b for b in blocks("sh") if "--load-pass" in b).strip()
+    command = next(b for b in blocks("sh") if b.startswith("irc opt model.irc --load-pass")).strip()
     (tmp_path / "my_passes.py").write_text(source)
     (tmp_path / "model.irc").write_text(model)
     monkeypatch.chdir(tmp_path)
