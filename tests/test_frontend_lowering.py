@@ -220,6 +220,21 @@ def test_shape_ops():
                "Pack", "Unpack", "Slice", "GatherV2", "ReverseV2", "OneHot", "Range", "ZerosLike", "OnesLike"])
 
 
+def test_more_array_ops():
+    def fn(x, m):
+        return {
+            "d2s": tf.nn.depth_to_space(x, 2), "s2d": tf.nn.space_to_depth(tf.nn.depth_to_space(x, 2) * 3.0, 2),
+            "clip": tf.raw_ops.ClipByValue(t=x, clip_value_min=-0.5, clip_value_max=0.5),
+            "band": tf.linalg.band_part(m, -1, 0) + tf.linalg.band_part(m, 1, 2),
+            "select_v1": tf.raw_ops.Select(condition=tf.reduce_sum(m, axis=[1, 2]) > 0, x=m, y=-m),
+            "bmm_v3": tf.raw_ops.BatchMatMulV3(x=m, y=m, Tout=tf.float32, adj_y=True),
+            "shape_n": tf.cast(tf.shape_n([x, m])[1], tf.float32),
+        }
+
+    check(fn, [spec([None, 4, 6, 8]), spec([None, 5, 5])],
+          ops=["DepthToSpace", "SpaceToDepth", "ClipByValue", "MatrixBandPart", "Select", "BatchMatMulV3", "ShapeN"])
+
+
 @pytest.mark.parametrize("index", [
     (slice(None), slice(1, None, 2)), (Ellipsis, 0), (slice(None), None, slice(-2, None)), (1,),
     (slice(None), slice(None, None, -1), slice(None, 2)), (Ellipsis, None, slice(1, 3)), (slice(None), -1, 1)])

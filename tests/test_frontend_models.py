@@ -171,3 +171,28 @@ def test_locations_name_keras_layers(zoo_models):
     assert {"down1", "up2", "skip1", "mask"} <= layers
     convs = [n for n in graph.nodes if n.op == "conv2d_transpose"]
     assert convs and convs[0].loc.layers == ("up2",)
+
+
+def test_fast_and_tf_paths_agree(zoo_models):
+    """The TF-free reader and TensorFlow's loader give the same lowered graph for a SavedModel."""
+    path = zoo_models.saved_model("transformer_encoder")
+    fast = irc.load(path, fast=True)
+    slow = irc.load(path, fast=False)
+    check_graph(slow)
+    assert fast.op_histogram() == slow.op_histogram()
+    assert [v.name for v in fast.inputs] == [v.name for v in slow.inputs] and list(fast.outputs) == list(slow.outputs)
+    inputs = make_inputs(fast, seed=6)
+    assert_close(run(slow, inputs), run(fast, inputs), rel=1e-6)
+
+
+def test_savedmodel_lowering_does_not_import_tensorflow(zoo_models):
+    import subprocess
+    import sys
+
+    path = zoo_models.saved_model("lstm_classifier")
+    code = (f"import sys, irc; g = irc.load({str(path)!r}); "
+            "assert 'tensorflow' not in sys.modules, 'TensorFlow was imported'; print(len(g))")
+    result = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert int(result.stdout.strip()) > 100

@@ -2,12 +2,15 @@
 
 Two steps: a reader gives the neutral flat TF graph (``tfgraph.TFGraph``), then ``lowering.lower_graph``
 turns each TF op into irc ops. A SavedModel directory is read without TensorFlow when the fast reader can
-(``fast=None`` tries it and falls back to TensorFlow's loader; ``fast=True`` insists, ``fast=False`` skips
-it); Keras files and objects, tf.Modules, tf.functions and frozen GraphDefs go through ``tf_loader``.
+(``fast=None`` tries it and falls back to TensorFlow's loader, logging why at INFO, which ``irc -v`` shows;
+``fast=True`` insists, ``fast=False`` skips it); Keras files and objects, tf.Modules, tf.functions and frozen
+GraphDefs go through ``tf_loader``.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import logging
 import os
 import re
 from collections.abc import Mapping
@@ -18,6 +21,8 @@ from irc.errors import UsageError
 from irc.frontends.lowering import lower_graph
 from irc.frontends.tfgraph import TFGraph
 from irc.ir.graph import Graph
+
+log = logging.getLogger(__name__)
 
 
 def lower_tf(model: Any, signature: str = "serving_default", input_shapes: Mapping[str, tuple] | None = None,
@@ -43,9 +48,13 @@ def read_tf(model: Any, signature: str = "serving_default", input_shapes: Mappin
 
             try:
                 return read_savedmodel_fast(path, signature)  # input shapes are applied (and checked) by lowering
-            except FastPathUnsupported:
+            except FastPathUnsupported as e:
                 if fast:
                     raise
+                if not tensorflow_installed():
+                    raise FastPathUnsupported(e.message, where=e.where, hint="TensorFlow reads it: pip install "
+                                              "'irc[tf]'") from None
+                log.info("fast path cannot read %s (%s); using TensorFlow", model, e.message)
         elif fast:
             raise UsageError(f"the TF-free fast path reads SavedModel directories only, not {path}")
         if saved_model:
@@ -53,6 +62,13 @@ def read_tf(model: Any, signature: str = "serving_default", input_shapes: Mappin
     from irc.frontends.tf_loader import load_tf
 
     return load_tf(model, signature=signature, input_shapes=dict(input_shapes or {}), unsafe=unsafe)
+
+
+def tensorflow_installed() -> bool:
+    try:
+        return importlib.util.find_spec("tensorflow") is not None
+    except ImportError:
+        return False
 
 
 def graph_name(tfgraph: TFGraph) -> str:

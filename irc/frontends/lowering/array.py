@@ -363,3 +363,58 @@ def one_hot(cx: Lowerer, node: TFNode, args: list) -> Value:
                  on_value=float(cx.floats(on, "on_value").reshape(())),
                  off_value=float(cx.floats(off, "off_value").reshape(())), dtype=dtype)
 
+
+
+@lowers("ShapeN")
+def shape_n(cx: Lowerer, node: TFNode, args: list) -> list:
+    return [shape(cx, node, [x]) for x in args]
+
+
+@lowers("BroadcastArgs")
+def broadcast_args(cx: Lowerer, node: TFNode, args: list) -> Value:
+    """The broadcast of two shapes, computed while lowering (the shapes must be known but for symbolic dims)."""
+    a, b = (cx.dims(v) for v in args)
+    if a is None or b is None:
+        raise CannotLower("the shapes are computed at run time")
+    from irc.ops.base import broadcast_shapes
+
+    try:
+        dims = broadcast_shapes(tuple(a), tuple(b))
+    except ValueError as e:
+        raise CannotLower(str(e)) from None
+    if not all(isinstance(d, int) for d in dims):
+        raise CannotLower(f"the broadcast shape {_fmt(dims)} is known only at run time")
+    return cx.const(np.asarray(dims, dtype=args[0].type.dtype.numpy))
+
+
+@lowers("DepthToSpace", "SpaceToDepth")
+def depth_to_space(cx: Lowerer, node: TFNode, args: list) -> Value:
+    """NHWC DepthToSpace/SpaceToDepth as reshape -> transpose -> reshape (TF's DCR element order)."""
+    x, b = args[0], int(node.attrs["block_size"])
+    if node.attrs.get("data_format", "NHWC") != "NHWC":
+        raise CannotLower(f"data_format {node.attrs['data_format']}")
+    n, h, w, c = cx.shape(x)
+    if not all(isinstance(d, int) for d in (h, w, c)):
+        raise CannotLower(f"{node.op} of {x.type}, whose spatial size is known only at run time")
+    batch = n if isinstance(n, int) else -1
+    if node.op == "DepthToSpace":  # [n, h, w, (i, j, k)] -> [n, (h, i), (w, j), k]
+        split, out = (batch, h, w, b, b, c // (b * b)), (batch, h * b, w * b, c // (b * b))
+    else:  # [n, (h, i), (w, j), k] -> [n, h, w, (i, j, k)]
+        split, out = (batch, h // b, b, w // b, b, c), (batch, h // b, w // b, c * b * b)
+    x = cx.op("reshape", x, shape=split, types=[x.type.with_shape((n,) + split[1:])])
+    x = cx.op("transpose", x, perm=(0, 1, 3, 2, 4, 5))
+    return cx.op("reshape", x, shape=out, types=[x.type.with_shape((n,) + out[1:])])
+
+
+@lowers("MatrixBandPart")
+def matrix_band_part(cx: Lowerer, node: TFNode, args: list) -> Value:
+    """Keeps the band num_lower below and num_upper above the diagonal (-1: all) of the last two dims."""
+    x, lower_value, upper_value = args
+    rows, cols = cx.shape(x)[-2:]
+    if not isinstance(rows, int) or not isinstance(cols, int):
+        raise CannotLower(f"a band of {x.type}, whose matrix size is known only at run time")
+    lower_, upper = cx.int_scalar(lower_value, "num_lower"), cx.int_scalar(upper_value, "num_upper")
+    i, j = np.arange(rows)[:, None], np.arange(cols)[None, :]
+    keep = ((lower_ < 0) | (i - j <= lower_)) & ((upper < 0) | (j - i <= upper))
+    zero = cx.const(np.zeros((), x.type.dtype.numpy))
+    return cx.op("select", cx.const(keep), x, zero)

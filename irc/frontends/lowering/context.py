@@ -61,6 +61,7 @@ class Lowerer:
         self.symbolic: dict[Value, tuple[Dim, ...]] = {}  # partly known int vectors (scalars: 1-tuples)
         self.sym_sources: dict[SymDim, tuple[Value, int]] = {}  # a value having the dim, and the axis
         self._masks: dict[tuple[SymDim, int, int], Value] = {}
+        self._folded: dict[tuple, list[Value]] = {}  # (op, operands, attrs) -> folded results, reused in loops
 
     # ----- building ---------------------------------------------------------------------------------------------
     def add(self, op: str, operands: Sequence[Value] = (), attrs: dict[str, Any] | None = None,
@@ -92,6 +93,8 @@ class Lowerer:
         return self.graph.const(array, loc=self.loc)
 
     def _fold(self, op: str, operands: Sequence[Value], attrs: dict) -> list[Value] | None:
+        """The op's results as constants, computed with its kernel; the same fold (an unrolled loop body
+        transforming the same weights each iteration) gives the same constants."""
         from irc.ops import get_op, run_kernel
         from irc.ops.base import PURE
 
@@ -99,12 +102,22 @@ class Lowerer:
         if not opdef.has(PURE):
             return None
         try:
+            key = (op, tuple(id(v) for v in operands), tuple(sorted(attrs.items())))
+            hash(key)
+        except TypeError:  # an unhashable attribute (a numpy array): fold without remembering
+            key = None
+        if key is not None and key in self._folded:
+            return self._folded[key]
+        try:
             outs = run_kernel(op, [v.constant for v in operands], attrs)
         except Exception:  # noqa: BLE001 - a kernel that cannot fold leaves the op in place to report properly
             return None
         if sum(np.asarray(o).size for o in outs) > FOLD_LIMIT:
             return None
-        return [self.const(o) for o in outs]
+        results = [self.const(o) for o in outs]
+        if key is not None:
+            self._folded[key] = results
+        return results
 
     # ----- reading operands -------------------------------------------------------------------------------------
     @staticmethod

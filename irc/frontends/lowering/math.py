@@ -227,3 +227,9 @@ def arg_max(cx: Lowerer, node: TFNode, args: list) -> Value:
 
 def _scalar(cx: Lowerer, value, like: Value) -> Value:
     return cx.const(np.asarray(value, dtype=like.type.dtype.numpy))
+
+
+@lowers("ClipByValue")
+def clip_by_value(cx: Lowerer, node: TFNode, args: list) -> Value:
+    x, low, high = args
+    return cx.op("minimum", cx.op("maximum", x, low), high)
