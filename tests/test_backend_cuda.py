@@ -8,6 +8,7 @@ import warnings
 
 import numpy as np
 import pytest
+from test_backend_xla import MODELS, assert_close, model_case  # shared model cases, loaded once per process
 
 from irc.ir.graph import Graph
 from irc.ir.interpreter import random_inputs
@@ -16,25 +17,8 @@ from irc.ir.types import DType, TensorType
 
 tf = pytest.importorskip("tensorflow")
 
-MODELS = {"mobilenet_v2": {"size": 96}, "resnet50": {"size": 96}, "transformer_encoder": {}}
+
 NO_GPU = not tf.config.list_physical_devices("GPU")
-
-
-def assert_close(got: dict, want: dict, rtol: float = 1e-4) -> float:
-    assert set(got) == set(want), (sorted(got), sorted(want))
-    worst = 0.0
-    for name, ref in want.items():
-        out = np.asarray(got[name])
-        assert out.shape == ref.shape, (name, out.shape, ref.shape)
-        err = float(np.max(np.abs(out.astype(np.float64) - ref))) if ref.size else 0.0
-        assert err <= rtol * max(1.0, float(np.max(np.abs(ref)))), f"{name}: max abs error {err}"
-        worst = max(worst, err)
-    return worst
-
-
-def tf_reference(path, inputs: dict) -> dict:
-    fn = tf.saved_model.load(str(path)).signatures["serving_default"]
-    return {k: v.numpy() for k, v in fn(**{k: tf.constant(v) for k, v in inputs.items()}).items()}
 
 
 def import_loader(directory):
@@ -157,34 +141,39 @@ def test_check_reports_cpu_fallback_for_unknown_gpu_kernels():
 # ----- real models ---------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module", params=sorted(MODELS))
 def lowered(request, zoo_models, tmp_path_factory):
-    import irc
+    """One cuda lowering per zoo model, written to disk."""
     from irc.backends import cuda
 
-    name = request.param
-    path = zoo_models.saved_model(name, **MODELS[name])
-    graph = irc.load(path)
-    inputs = random_inputs(graph, seed=0)
-    out = tmp_path_factory.mktemp(name) / "cuda"
-    cuda.emit(graph, output=out)
-    return out, inputs, tf_reference(path, inputs)
+    case = model_case(zoo_models, request.param)
+    out = tmp_path_factory.mktemp(case.name) / "cuda"
+    cuda.emit(case.graph, output=out)
+    return case, out
 
 
 def test_model_through_the_loader_matches_tensorflow(lowered):
-    out, inputs, want = lowered
+    case, out = lowered
     serve, messages = load_quietly(out)
     assert len(messages) == (1 if NO_GPU else 0)
-    assert_close(run_serving(serve, inputs), want)
+    errors = assert_close(run_serving(serve, case.inputs), case.want)
+    print(f"cuda {case.name}: max abs errors {errors}")
+
+
+def test_model_uses_fused_convolutions(lowered):
+    case, out = lowered
+    serve = tf.saved_model.load(str(out)).signatures["serving_default"]
+    ops = {n.op for n in function_nodes(serve)}
+    assert ("_FusedConv2D" in ops) == (case.name != "transformer_encoder")
 
 
 @pytest.mark.slow
 def test_mobilenet_nchw_matches_tensorflow(zoo_models, tmp_path):
-    import irc
     from irc.backends import cuda
+    from irc.backends.tfemit.model import TFModel
 
-    path = zoo_models.saved_model("mobilenet_v2", size=96)
-    graph = irc.load(path)
-    inputs = random_inputs(graph)
-    model = cuda.emit(graph, layout="nchw", output=tmp_path / "out")
+    case = model_case(zoo_models, "mobilenet_v2")
+    model = cuda.emit(case.graph, layout="nchw", output=tmp_path / "out")
+    assert 'data_format="NCHW"' in model.gpu.source.code
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        assert_close(model.run(inputs), tf_reference(path, inputs))
+        assert_close(model.run(case.inputs), case.want)
+    assert_close(TFModel(model.gpu.source, jit_compile=True).run(case.inputs), case.want)

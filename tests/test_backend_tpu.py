@@ -8,20 +8,22 @@ import sys
 
 import numpy as np
 import pytest
+from test_backend_xla import MODELS, model_case  # shared model cases, loaded once per process
 
 from irc.ir.graph import Graph
 from irc.ir.types import DType, TensorType
 
 tf = pytest.importorskip("tensorflow")
 
-MODELS = {"mobilenet_v2": {"size": 96}, "resnet50": {"size": 96}, "transformer_encoder": {}}
+
 EXAMPLES = 3  # with --batch-size 2: one full batch and one padded one
 
 
 def assert_close(got: np.ndarray, want: np.ndarray, rtol: float = 1e-4) -> float:
     assert got.shape == want.shape, (got.shape, want.shape)
     err = float(np.max(np.abs(got.astype(np.float64) - want)))
-    assert err <= rtol * max(1.0, float(np.max(np.abs(want)))), f"max abs error {err}"
+    scale = float(np.max(np.abs(want)))
+    assert err <= rtol * scale or err == 0.0, f"max abs error {err} for values up to {scale}"
     return err
 
 
@@ -55,14 +57,6 @@ def examples(graph: Graph, count: int, seed: int = 0) -> dict:
         else:
             arrays[v.name] = rng.integers(0, 10, shape).astype(v.type.dtype.numpy)
     return arrays
-
-
-def tf_reference(path, inputs: dict) -> dict:
-    """TensorFlow's outputs, one example at a time (models may fix their batch size)."""
-    fn = tf.saved_model.load(str(path)).signatures["serving_default"]
-    count = len(next(iter(inputs.values())))
-    rows = [fn(**{k: tf.constant(v[i: i + 1]) for k, v in inputs.items()}) for i in range(count)]
-    return {k: np.concatenate([r[k].numpy() for r in rows]) for k in rows[0]}
 
 
 def dense_graph() -> Graph:
@@ -119,26 +113,23 @@ def test_unsupported_dtype_is_refused():
 @pytest.fixture(scope="module", params=sorted(MODELS))
 def program_run(request, zoo_models, tmp_path_factory):
     """Each zoo model's program, run once as a subprocess on a few examples."""
-    import irc
     from irc.backends import tpu
 
-    name = request.param
-    path = zoo_models.saved_model(name, **MODELS[name])
-    graph = irc.load(path)
-    out = tmp_path_factory.mktemp(name)
-    tpu.emit(graph, output=out)
-    inputs = examples(graph, EXAMPLES)
+    case = model_case(zoo_models, request.param)
+    out = tmp_path_factory.mktemp(case.name)
+    tpu.emit(case.graph, output=out)
+    inputs = examples(case.graph, EXAMPLES)
     got, log = run_program(out, inputs, "--batch-size", "2")
-    return out, got, log, tf_reference(path, inputs)
+    return case, out, got, log, case.reference(inputs)
 
 
 def test_model_program_matches_tensorflow(program_run):
-    _, got, log, want = program_run
+    case, _, got, log, want = program_run
     assert "no TPU reachable" in log and "default strategy" in log
     assert set(got) == set(want)
-    for name in want:
-        assert_close(got[name], want[name])
+    errors = {name: assert_close(got[name], want[name]) for name in want}
+    print(f"tpu {case.name}: max abs errors {errors}")
 
 
 def test_model_program_passes_ruff(program_run):
-    ruff_check(program_run[0] / "run_tpu.py")
+    ruff_check(program_run[1] / "run_tpu.py")

@@ -14,17 +14,23 @@ from irc.ir.types import DType, TensorType
 
 tf = pytest.importorskip("tensorflow")
 
-MODELS = {  # zoo model, build options, words the HLO must contain (the model's own op names)
-    "mobilenet_v2": ({"size": 96}, ("Conv1", "block_1_depthwise", "predictions")),
-    "resnet50": ({"size": 96}, ("conv1_conv", "conv5_block3", "predictions")),
-    "transformer_encoder": ({}, ("attention", "ff1", "classifier")),
+# zoo model -> build options, Keras layers whose outputs are compared too (the final softmax of a randomly
+# initialized MobileNetV2 is flat, and its deep activations are tiny: errors are measured against each tensor's
+# own scale), and words the HLO must contain (the model's own op names)
+MODELS = {
+    "mobilenet_v2": ({"size": 96}, ("block_6_expand_relu", "out_relu", "global_average_pooling2d"),
+                     ("Conv1", "block_1_depthwise", "predictions")),
+    "resnet50": ({"size": 96}, ("conv3_block1_out", "conv5_block3_out", "avg_pool"),
+                 ("conv1_conv", "conv5_block3", "predictions")),
+    "transformer_encoder": ({}, ("norm1", "pool"), ("attention", "ff1", "classifier")),
 }
+TAP = "layer:"  # prefix of the extra outputs that expose a layer
 
 
-def assert_close(got: dict, want: dict, rtol: float = 1e-4) -> float:
-    """Max abs error of every output <= rtol * max(1, |want|); returns the largest error."""
+def assert_close(got: dict, want: dict, rtol: float = 1e-4) -> dict[str, float]:
+    """Max abs error of every output <= rtol * the output's largest magnitude; returns the errors by name."""
     assert set(got) == set(want), (sorted(got), sorted(want))
-    worst = 0.0
+    errors = {}
     for name, ref in want.items():
         out = np.asarray(got[name])
         assert out.shape == ref.shape, (name, out.shape, ref.shape)
@@ -32,15 +38,66 @@ def assert_close(got: dict, want: dict, rtol: float = 1e-4) -> float:
             np.testing.assert_array_equal(out, ref)
             continue
         err = float(np.max(np.abs(out.astype(np.float64) - ref))) if ref.size else 0.0
-        assert err <= rtol * max(1.0, float(np.max(np.abs(ref)))), f"{name}: max abs error {err}"
-        worst = max(worst, err)
-    return worst
+        scale = float(np.max(np.abs(ref))) if ref.size else 0.0
+        assert err <= rtol * scale or err == 0.0, f"{name}: max abs error {err} for values up to {scale}"
+        errors[name] = err
+    return errors
 
 
 def tf_reference(path, inputs: dict) -> dict:
     """The SavedModel's serving_default outputs, by output name."""
     fn = tf.saved_model.load(str(path)).signatures["serving_default"]
     return {k: v.numpy() for k, v in fn(**{k: tf.constant(v) for k, v in inputs.items()}).items()}
+
+
+def layer_value(graph: Graph, layer: str):
+    """The value Keras layer ``layer`` outputs: made by one of its nodes and used outside it."""
+    for node in reversed(graph.topo_order()):
+        if layer in node.loc.layers:
+            for r in node.results:
+                if graph.is_output(r) or any(layer not in user.loc.layers for user, _ in r.uses):
+                    return r
+    raise KeyError(f"no value leaves layer {layer!r}")
+
+
+class ModelCase:
+    """A zoo model loaded once per process: its SavedModel, its graph with the tapped layers as extra outputs
+    (``layer:NAME``), and TensorFlow's outputs for the graph's inputs."""
+
+    def __init__(self, zoo_models, name: str):
+        import irc
+
+        options, self.layers, self.hlo_words = MODELS[name]
+        self.name = name
+        self.path = zoo_models.saved_model(name, **options)
+        self.keras = zoo_models.keras(name, **options)
+        self.graph = irc.load(self.path)
+        for layer in self.layers:
+            self.graph.set_output(TAP + layer, layer_value(self.graph, layer))
+        self.inputs = random_inputs(self.graph, seed=0)
+        self.want = self.reference(self.inputs)
+
+    def reference(self, inputs: dict) -> dict:
+        """TensorFlow's outputs: the SavedModel's, and the tapped layers' from the same Keras model."""
+        import keras
+
+        want = tf_reference(self.path, inputs)
+        (model_input,) = self.keras.inputs  # every zoo model here has one input
+        taps = keras.Model(model_input, [self.keras.get_layer(name).output for name in self.layers])
+        outs = taps(inputs[self.graph.inputs[0].name])
+        outs = outs if isinstance(outs, (list, tuple)) else [outs]
+        want.update({TAP + name: np.asarray(out) for name, out in zip(self.layers, outs)})
+        return want
+
+
+_CASES: dict[str, ModelCase] = {}
+
+
+def model_case(zoo_models, name: str) -> ModelCase:
+    """The shared ModelCase of zoo model ``name`` (the cuda and tpu tests use it too)."""
+    if name not in _CASES:
+        _CASES[name] = ModelCase(zoo_models, name)
+    return _CASES[name]
 
 
 # ----- hand-built graphs covering the emitter's rules --------------------------------------------------------------
@@ -279,32 +336,33 @@ def test_xla_output_directory(tmp_path):
 # ----- real models ---------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module", params=sorted(MODELS))
 def lowered(request, zoo_models, tmp_path_factory):
-    """One xla lowering per zoo model (written to disk), its inputs and TensorFlow's outputs."""
-    import irc
+    """One xla lowering per zoo model, written to disk."""
     from irc.backends import xla
 
-    name = request.param
-    options, words = MODELS[name]
-    path = zoo_models.saved_model(name, **options)
-    graph = irc.load(path)
-    inputs = random_inputs(graph, seed=0)
-    out = tmp_path_factory.mktemp(name) / "xla"
-    model = xla.emit(graph, output=out)
-    return name, model, out, inputs, tf_reference(path, inputs), words
+    case = model_case(zoo_models, request.param)
+    out = tmp_path_factory.mktemp(case.name) / "xla"
+    return case, xla.emit(case.graph, output=out), out
 
 
 def test_model_matches_tensorflow(lowered):
-    _, model, _, inputs, want, _ = lowered
-    assert_close(model.run(inputs), want)
+    case, model, _ = lowered
+    errors = assert_close(model.run(case.inputs), case.want)
+    print(f"xla {case.name}: max abs errors {errors}")
+
+
+def test_saved_model_matches_tensorflow(lowered):
+    case, _, out = lowered
+    serve = tf.saved_model.load(str(out)).signatures["serving_default"]
+    assert_close({k: v.numpy() for k, v in serve(**case.inputs).items()}, case.want)
 
 
 def test_model_hlo_names_the_model_ops(lowered):
-    name, _, out, _, _, words = lowered
+    case, _, out = lowered
     hlo = (out / "model.hlo.txt").read_text()
     assert hlo.startswith("HloModule") and len(hlo) > 10_000
-    for word in words:
-        assert word in hlo, f"{word} not in {name}'s HLO"
-    assert ("convolution(" in hlo) == (name != "transformer_encoder")
+    for word in case.hlo_words:
+        assert word in hlo, f"{word} not in {case.name}'s HLO"
+    assert ("convolution(" in hlo) == (case.name != "transformer_encoder")
 
 
 @pytest.mark.slow

@@ -190,7 +190,7 @@ class Emitter:
 
     def _emit_const(self, node: Node) -> None:
         value = node.attrs["value"]
-        expr = self.array(value, hint=node.loc.names[0] if node.loc.names else "const")
+        expr = self.array(value, hint=_weight_hint(node, self._live))
         if expr.startswith("w["):
             self._names[node.result] = expr
         else:
@@ -239,7 +239,7 @@ class Emitter:
         """The TF op name for the current node: its TF name, so HLO and traces name the model's layers."""
         node = self.node
         base = node.loc.names[0] if node is not None and node.loc.names else (node.op if node else "op")
-        base = _op_name(base)
+        base = _op_name(_strip_call_scopes(base))
         return base + "/" + suffix if suffix else base
 
     def name(self, suffix: str = "") -> str:
@@ -355,6 +355,30 @@ def _opaque(e: Emitter, node: Node, args: list[str]) -> str | list[str]:
         return f"{call}[0]"
     outputs = e.bind(call, "outputs")
     return [f"{outputs}[{i}]" for i in range(len(node.results))]
+
+
+def _weight_hint(node: Node, live: set[Node]) -> str:
+    """A name for a constant: its user's Keras layer and operand (``Conv1/filter``), else its TF name."""
+    for user, index in node.result.uses:
+        if user in live and not user.is_opaque:
+            layer = (user.loc.layers or node.loc.layers or (None,))[0]
+            operands = user.opdef.operands
+            role = operands[min(index, len(operands) - 1)].rstrip("?*") if operands else f"operand{index}"
+            if layer:
+                return f"{layer}/{role}"
+    name = _strip_call_scopes(node.loc.names[0]) if node.loc.names else ""
+    return name if name and name.rsplit("/", 1)[-1] != "unknown" else "const"
+
+
+_CALL_SCOPE = re.compile(r"^(Stateful)?PartitionedCall(_\d+)?$")
+
+
+def _strip_call_scopes(name: str) -> str:
+    """``StatefulPartitionedCall/model/conv/Conv2D`` without the scopes function calls add in front."""
+    parts = name.split("/")
+    while len(parts) > 1 and _CALL_SCOPE.match(parts[0]):
+        parts = parts[1:]
+    return "/".join(parts)
 
 
 def _live_nodes(graph: Graph) -> set[Node]:

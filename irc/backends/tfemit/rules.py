@@ -147,10 +147,14 @@ def conv2d(e: Emitter, node: Node, args: list[str]) -> str:
     fmt, act = a["data_format"], a["activation"]
     x, used = _in_layout(e, args[0], fmt)
     strides, dilations = _hw4(a["strides"], used), _hw4(a["dilations"], used)
-    fusable = (e.options.fused_kernels and len(args) == 3 and used == "NHWC" and act in ("none", "relu", "relu6")
-               and node.operands[0].type.dtype in (DType.f32, DType.f16) and not node.operands[0].type.quant)
-    if fusable:
-        fused = (f"{e.helper('fused_conv2d')}({x}, {args[1]}, {args[2]}, strides={strides}, "
+    dtype = node.operands[0].type.dtype
+    fusable = (e.options.fused_kernels and used == "NHWC" and act in ("none", "relu", "relu6")
+               and (len(args) == 3 or act != "none") and dtype in (DType.f32, DType.f16)
+               and not node.operands[0].type.quant and node.operands[1].type.is_static)
+    if fusable:  # without a bias, a zero one: the fused kernel adds it for free in its epilogue
+        channels = node.operands[1].type.shape[3]
+        bias = args[2] if len(args) == 3 else f"tf.zeros([{channels}], {lit(dtype)})"
+        fused = (f"{e.helper('fused_conv2d')}({x}, {args[1]}, {bias}, strides={strides}, "
                  f"padding={lit(a['padding'])}, dilations={dilations}, data_format={lit(used)}, "
                  f"activation={lit(act)}, name={lit(e.op_name())})")
         return _out_layout(e, fused, fmt, used)

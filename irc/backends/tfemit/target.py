@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from irc.errors import UsageError
 from irc.ir.graph import Graph
+from irc.ir.verify import require_data
 
 
 def prepare(graph: Graph, passes: str | None, quantize: str | None, default: str) -> Graph:
@@ -15,6 +16,7 @@ def prepare(graph: Graph, passes: str | None, quantize: str | None, default: str
         from irc.passes import run_pipeline
 
         run_pipeline(graph, pipeline)
+    require_data(graph, "emitting a TensorFlow program")
     if quantize:
         from irc.passes import run_pipeline
 
