@@ -130,7 +130,7 @@ def _one_sample(item, graph: Graph, index: int) -> Sample:
     for value in graph.inputs:
         array = np.asarray(arrays[value.name])
         rank = value.type.rank
-        if rank is not None and array.ndim == rank - 1 and _batch_dim(value) is not None:
+        if rank is not None and array.ndim == rank - 1 and _has_batch_dim(value):
             array = array[None]  # a sample without the batch axis
         _check_dtype(value, array, where)
         _check_shape(value, array, where)
@@ -138,10 +138,12 @@ def _one_sample(item, graph: Graph, index: int) -> Sample:
     return sample
 
 
-def _batch_dim(value: Value):
-    """The first dim when it is a batch that one sample may fill (unknown, symbolic or 1), else None."""
-    first = value.type.shape[0] if value.type.shape else None
-    return first if first is None or isinstance(first, SymDim) or first == 1 else None
+def _has_batch_dim(value: Value) -> bool:
+    """Whether the first dim is a batch that one sample may fill (unknown, symbolic or 1)."""
+    if not value.type.shape:
+        return False
+    first = value.type.shape[0]
+    return first is None or isinstance(first, SymDim) or first == 1
 
 
 def _check_dtype(value: Value, array: np.ndarray, where: str | None) -> None:

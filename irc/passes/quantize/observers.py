@@ -2,7 +2,8 @@
 
 - ``minmax``: the smallest and largest value seen (TensorFlow's converter does this).
 - ``percentile[:P]``: the P-th percentile of the values at each end (default 99.99), ignoring rare outliers.
-- ``mse``: the clipping range that minimizes the mean squared quantization error over the values seen.
+- ``mse``: the clipping range that minimizes the mean squared quantization error over the values seen (a search
+  over thresholds on |x|, so an outlier on one side does not cost the other side its resolution).
 
 The last two look at a uniform random sample of every value seen (at most ``SAMPLE_SIZE`` of them, kept by
 halving the acceptance rate whenever the sample fills), so memory stays bounded on any amount of calibration
@@ -103,12 +104,13 @@ class Percentile(_Sampling):
 
 
 class MeanSquaredError(_Sampling):
-    """Searches shrunken ranges [a lo, a hi] for the one with the least quantize-dequantize error."""
+    """Searches clipping thresholds t on |x|: the range [max(lo, -t), min(hi, t)] with the least
+    quantize-dequantize error over the sample (a magnitude threshold trims either side's outliers)."""
 
     name = "mse"
     levels = 255  # int8; the int16 search would pick the full range anyway
 
-    def __init__(self, steps: int = 64, seed: int = 0):
+    def __init__(self, steps: int = 80, seed: int = 0):
         super().__init__(seed)
         self.steps = steps
 
@@ -117,12 +119,15 @@ class MeanSquaredError(_Sampling):
         if not self.seen or sample.size == 0:
             return super().range()
         lo, hi = min(self.lo, 0.0), max(self.hi, 0.0)
+        peak = max(-lo, hi)
+        if peak == 0.0:
+            return super().range()
         best, best_err = (lo, hi), math.inf
-        for a in np.linspace(1.0, 0.2, self.steps):
-            clo, chi = lo * a, hi * a
-            if chi - clo <= 0:
-                continue
+        for t in np.geomspace(peak, peak / 50, self.steps):
+            clo, chi = max(lo, -t), min(hi, t)
             scale = (chi - clo) / self.levels
+            if scale <= 0:
+                continue
             zero = np.round(-clo / scale)
             q = np.clip(np.round(sample / scale) + zero, 0, self.levels)
             err = float(np.mean(((q - zero) * scale - sample) ** 2))
