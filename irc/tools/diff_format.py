@@ -56,8 +56,8 @@ def _loc(loc) -> str:
 def _entries(d) -> list[tuple[tuple, str, Node, Node | None, list]]:
     """(sort key, mark, node, matched node, changes) for every changed, removed and added node, in reading order.
 
-    A removed node sits right after the ``b`` node its inputs became (or, failing that, after the last matched
-    node before it in ``a``); a removed constant sits right before its first user.
+    A matched node sits where ``b`` has it; a removed node right after the ``b`` node its inputs became (or,
+    failing that, after the last matched node before it in ``a``); a constant right before its first user.
     """
     m = d.matching
     b_rank = {n: i for i, n in enumerate(m.b_order)}
@@ -65,16 +65,18 @@ def _entries(d) -> list[tuple[tuple, str, Node, Node | None, list]]:
     keys: dict[Node, tuple] = {}
     last = -1
     for i, node in enumerate(m.a_order):
+        if node.op == "const" and node.results[0].uses:
+            continue
         other = m.nodes.get(node)
         if other is not None:
             last = b_rank[other]
             keys[node] = (last, 1, i)
-        elif node.op != "const" or not node.results[0].uses:
+        else:
             anchors = [b_rank[target.producer] for v in node.operands
                        if (target := m.values.get(v)) is not None and target.producer in b_rank]
             keys[node] = (max(anchors, default=last), 2, i)
-    for node in m.removed:
-        if node not in keys:  # a constant: just before its first user
+    for node in m.a_order:
+        if node not in keys:
             user_key = keys[node.results[0].uses[0][0]]
             keys[node] = (*user_key[:2], user_key[2] - 0.5)
     entries = [(keys[node], "~", node, changes[node][0], changes[node][1]) for node in changes]

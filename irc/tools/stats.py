@@ -2,7 +2,7 @@
 
 Counting rules (also in ``irc stats --help``):
 - parameters: the elements of every constant; size: their bytes as stored (an int8 weight is one byte);
-  a constant belongs to the layer of its first user.
+  a constant counts in the layer of its first user.
 - MACs: multiply-accumulates of convolutions and matrix products. FLOPs: two per MAC, plus one per output
   element for bias adds, fused activations, elementwise ops and activations, one per window element for pools,
   one per input element for reductions, and a few per element for softmax and normalizations. Data movement
@@ -153,7 +153,7 @@ def graph_stats(graph: Graph) -> Stats:
     for node in graph.topo_order():
         if node.op == "const":
             users = node.results[0].users
-            name = layer_name(users[0]) if users and not node.loc.layers else layer_name(node)
+            name = layer_name(users[0]) if users else layer_name(node)
             stats = layers.setdefault(name, LayerStats(name))
             elements, size, dtype = _const_numbers(node)
             stats.parameters += elements
