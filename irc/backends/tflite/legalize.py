@@ -3,7 +3,8 @@
 ``rewrite_idioms`` turns decomposed math back into the single builtins TFLite (and its delegates) run fastest,
 as TensorFlow's converter does: the erf form of GELU into ``gelu``, ``x * relu6(x + 3) / 6`` into ``hard_swish``,
 and a per-channel scale in front of a convolution (Keras' Rescaling) into the filter. These are exact rewrites of
-the same function, so they run even with ``-O0``.
+the same function, so they run even with ``-O0``. A reshape that puts reduced dimensions back becomes the
+reduction's ``keepdims``.
 
 ``check`` gives every node's status: ``native`` (TFLite builtin operators), ``fallback`` (an opaque ``tf.<Op>``
 written as a Flex custom op, which needs the Flex delegate at run time) or ``unsupported`` with the reason.
@@ -20,7 +21,7 @@ import numpy as np
 
 from irc.backends.tflite.ops import rule_for
 from irc.errors import UnsupportedOpError
-from irc.ir.graph import Graph, Node
+from irc.ir.graph import Graph, Location, Node
 from irc.passes.base import Stats
 from irc.passes.rewrite import RewritePattern, apply_patterns
 from irc.passes.rules import Const, Op, Rule, Var
@@ -170,7 +171,32 @@ def _channel_scale(c, x, channels) -> np.ndarray | None:
     return np.broadcast_to(array.reshape(-1), (channels,)).astype(np.float64)
 
 
-IDIOMS: list[RewritePattern] = [*_gelu_rules(), *_hard_swish_rules(), ScaleIntoFilter()]
+class KeepReducedDims(RewritePattern):
+    """reshape(reduce(x) {keepdims=false}) back to the kept shape -> reduce(x) {keepdims=true} (one operator)."""
+
+    ops = ("reshape",)
+    stat = "reshapes into reductions"
+    REDUCTIONS = ("mean", "sum", "max", "min", "prod")
+
+    def rewrite(self, node, rw):
+        reduced = node.operands[0]
+        reduce = reduced.producer
+        if reduce is None or reduce.op not in self.REDUCTIONS or reduce.attr("keepdims") or only_use(reduced) is None:
+            return False
+        x = reduce.operands[0]
+        if x.type.rank is None:
+            return False
+        axes = {a % x.type.rank for a in reduce.attr("axes")}
+        kept = tuple(1 if i in axes else d for i, d in enumerate(x.type.shape))
+        if kept != node.result.type.shape:
+            return False
+        new = rw.create(reduce.op, [x], {**reduce.attrs, "keepdims": True}, types=[node.result.type],
+                        loc=Location.fused([reduce.loc, node.loc]))
+        rw.replace(node, new.results)
+        return True
+
+
+IDIOMS: list[RewritePattern] = [*_gelu_rules(), *_hard_swish_rules(), ScaleIntoFilter(), KeepReducedDims()]
 
 
 def rewrite_idioms(graph: Graph) -> Stats:
