@@ -6,7 +6,7 @@ and each node's declared result types agree with what the op's shape rule infers
 
 from __future__ import annotations
 
-from irc.errors import VerifyError
+from irc.errors import InputError, VerifyError
 from irc.ir.graph import Graph, Node
 from irc.ir.printer import ElidedTensor
 from irc.ir.types import TensorType, shapes_compatible
@@ -70,6 +70,16 @@ def find_problems(graph: Graph, *, elided_ok: bool = False) -> list[str]:
         if v not in defined:
             problems.append(f"output {name!r} is not defined in the graph")
     return problems
+
+
+def require_data(graph: Graph, purpose: str) -> None:
+    """An InputError when a constant was elided from a dump: ``purpose`` (emitting tflite, ...) needs its data."""
+    elided = [n for n in graph.nodes if n.op == "const" and isinstance(n.attrs.get("value"), ElidedTensor)]
+    if elided:
+        more = f" and {len(elided) - 1} more" if len(elided) > 1 else ""
+        raise InputError(f"{purpose} needs the data of constant sha256:{elided[0].attrs['value'].digest} "
+                         f"({node_label(elided[0])}){more}, which was elided from a dump",
+                         hint="pass the --weights file written by 'irc dump --save-weights', or dump with --full")
 
 
 def _elided_problems(node: Node, label: str, elided_ok: bool) -> list[str]:

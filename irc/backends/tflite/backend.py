@@ -39,6 +39,7 @@ from irc.backends.tflite.flatbuffer import (
 from irc.errors import TargetError, UsageError
 from irc.ir.graph import Graph, Node, Value
 from irc.ir.types import DType, QuantParams, TensorType
+from irc.ir.verify import require_data
 
 DEFAULT_PIPELINE = "tflite"
 SIGNATURE_KEY = "serving_default"
@@ -85,6 +86,7 @@ def prepare(graph: Graph, *, passes=None, quantize: str | None = None) -> Graph:
     pipeline = DEFAULT_PIPELINE if passes is None else passes
     if pipeline and pipeline != "O0":
         run_pipeline(graph, pipeline)
+    require_data(graph, "emitting tflite")
     if quantize and quantize not in QUANTIZE_MODES:
         run_pipeline(graph, f"quantize{{mode={quantize}}}")
     return graph
