@@ -47,6 +47,50 @@ class Location:
         return text
 
 
+class UseList:
+    """The (node, operand index) pairs that use a value: a list to read, with O(1) append and remove.
+
+    Backed by an insertion-ordered dict, so erasing many users of one shared value stays linear overall.
+    """
+
+    __slots__ = ("_uses",)
+
+    def __init__(self):
+        self._uses: dict[tuple[Node, int], None] = {}
+
+    def append(self, use: tuple[Node, int]) -> None:
+        self._uses[use] = None
+
+    def remove(self, use: tuple[Node, int]) -> None:
+        del self._uses[use]
+
+    def clear(self) -> None:
+        self._uses.clear()
+
+    def __iter__(self):
+        return iter(self._uses)
+
+    def __len__(self) -> int:
+        return len(self._uses)
+
+    def __bool__(self) -> bool:
+        return bool(self._uses)
+
+    def __contains__(self, use) -> bool:
+        return use in self._uses
+
+    def __getitem__(self, index: int) -> tuple[Node, int]:
+        if index == 0 and self._uses:
+            return next(iter(self._uses))
+        return list(self._uses)[index]
+
+    def __eq__(self, other) -> bool:
+        return list(self._uses) == list(other)
+
+    def __repr__(self) -> str:
+        return repr(list(self._uses))
+
+
 class Value:
     """An SSA value: a graph input or a node result. ``uses`` lists (node, operand index) pairs."""
 
@@ -57,7 +101,7 @@ class Value:
         self.producer = producer
         self.index = index
         self.name = name  # set for graph inputs
-        self.uses: list[tuple[Node, int]] = []
+        self.uses = UseList()
 
     @property
     def users(self) -> list[Node]:
