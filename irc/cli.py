@@ -8,6 +8,7 @@ traceback. Anything else is a bug in irc and says so.
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
 
 import click
@@ -96,6 +97,24 @@ def main(ctx, debug, verbose, quiet):
     """
     ctx.ensure_object(dict)
     ctx.obj.update(debug=debug, verbose=verbose, quiet=quiet)
+    show_library_notes()
+
+
+class NoteHandler(logging.Handler):
+    """The library's INFO records (a fallback it took, say) as ``note:`` lines on stderr, shown with -v."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from irc.commands.common import note
+
+        note(f"note: {record.getMessage()}")
+
+
+def show_library_notes() -> None:
+    """The library stays quiet by default; under the CLI its INFO records become notes."""
+    logger = logging.getLogger("irc")
+    if not any(isinstance(h, NoteHandler) for h in logger.handlers):
+        logger.addHandler(NoteHandler())
+        logger.setLevel(logging.INFO)
 
 
 GLOBAL_FLAGS = {"--debug", "-v", "-vv", "-vvv", "--verbose", "-q", "--quiet"}

@@ -6,6 +6,8 @@ asked, and hand the graph to the backend, which writes its output atomically.
 
 from __future__ import annotations
 
+import gc
+
 import click
 
 from irc.backends import BACKENDS
@@ -56,6 +58,7 @@ def command(model, target, output, quantize, calibration, observer, int8_io, kee
     note(f"loaded {model}: {len(graph)} nodes")
     with progress("optimizing"):
         run_from_options(graph, backend.DEFAULT_PIPELINE, **options)
+    gc.collect()  # erased nodes sit in node <-> value cycles: free the weights passes replaced before emitting
     backend_quantize = None
     if quantize == "float16" and target == "tflite":
         backend_quantize = "float16"  # TFLite's float16 weights + DEQUANTIZE are the backend's own layout

@@ -21,6 +21,7 @@ from irc.frontends import tfattrs, tfproto
 _MAGIC = 0xDB4775248B80FB57  # LevelDB table magic number, the footer's last 8 bytes
 _FOOTER = 48
 _NO_COMPRESSION, _SNAPPY = 0, 1
+_OWN_MAPPING = 1 << 16  # tensors from this many bytes are mapped, smaller ones read
 
 
 def _crc32c_table() -> list[int]:
@@ -163,22 +164,30 @@ class TensorBundle:
         if header.endianness != 0:
             raise InputError("big-endian checkpoints are not supported", where=str(index))
         self.num_shards = header.num_shards
-        self.shards: dict[int, object] = {}
 
     def shard_path(self, shard: int) -> Path:
         return Path(f"{self.prefix}.data-{shard:05d}-of-{self.num_shards:05d}")
 
-    def _shard(self, shard: int):
-        """The shard's bytes, memory-mapped: tensors are read-only views, paged in when first used."""
-        if shard not in self.shards:
-            path = self.shard_path(shard)
-            try:
-                with open(path, "rb") as f:
-                    size = os.fstat(f.fileno()).st_size
-                    self.shards[shard] = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
-            except OSError as e:
-                raise InputError(f"cannot read variables data: {e.strerror}", where=str(path)) from None
-        return self.shards[shard]
+    def _tensor_bytes(self, key: str, shard: int, offset: int, size: int):
+        """One tensor's bytes. A large tensor gets a read-only mapping of its own, paged in when first used and
+        unmapped with the last array that uses it: one mapping of the whole shard would keep every weight
+        resident while any one of them lives (a graph whose passes rewrote the weights would hold both)."""
+        path = self.shard_path(shard)
+        try:
+            with open(path, "rb") as f:
+                if offset + size > os.fstat(f.fileno()).st_size:
+                    raise InputError(f"tensor '{key}' lies past the end of the file (truncated?)", where=str(path))
+                if size < _OWN_MAPPING:
+                    data = os.pread(f.fileno(), size, offset)
+                    if len(data) != size:
+                        raise InputError(f"tensor '{key}' lies past the end of the file (truncated?)",
+                                         where=str(path))
+                    return data
+                start = offset - offset % mmap.ALLOCATIONGRANULARITY
+                mapped = mmap.mmap(f.fileno(), offset + size - start, access=mmap.ACCESS_READ, offset=start)
+                return memoryview(mapped)[offset - start:]
+        except OSError as e:
+            raise InputError(f"cannot read variables data: {e.strerror}", where=str(path)) from None
 
     def __contains__(self, key: str) -> bool:
         return key in self.entries
@@ -190,21 +199,19 @@ class TensorBundle:
         if len(entry.slices):
             raise InputError(f"tensor '{key}' is saved in slices, which irc cannot read",
                              where=f"{self.prefix}.index")
-        data = self._shard(entry.shard_id)
         where = str(self.shard_path(entry.shard_id))
-        if entry.offset + entry.size > len(data):
-            raise InputError(f"tensor '{key}' lies past the end of the file (truncated?)", where=where)
         dims = tfattrs.shape(entry.shape) or ()
         try:
             np_type = tfattrs.numpy_dtype(entry.dtype)
         except ValueError as e:
             raise InputError(f"tensor '{key}': {e}", where=where) from None
-        if np_type == np.dtype(object):
-            return _strings(data[entry.offset:entry.offset + entry.size], dims, key, where)
         count = int(np.prod(dims, dtype=np.int64))
-        if count * np_type.itemsize != entry.size:
+        if np_type != np.dtype(object) and count * np_type.itemsize != entry.size:
             raise InputError(f"tensor '{key}' has {entry.size} bytes for shape {dims}", where=where)
-        return np.frombuffer(data, np_type, count, entry.offset).reshape(dims)
+        data = self._tensor_bytes(key, entry.shard_id, entry.offset, entry.size)
+        if np_type == np.dtype(object):
+            return _strings(bytes(data), dims, key, where)
+        return np.frombuffer(data, np_type, count).reshape(dims)
 
 
 def _strings(data: bytes, dims: tuple, key: str, where: str) -> np.ndarray:

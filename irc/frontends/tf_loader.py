@@ -161,8 +161,17 @@ def _from_savedmodel(path: Path, signature: str, input_shapes: dict) -> TFGraph:
     if signature not in sigs:
         raise InputError(f"no signature '{signature}'; available: {', '.join(sorted(sigs)) or 'none'}",
                          where=str(path))
-    pb = tfproto.parse("SavedModel", (path / "saved_model.pb").read_bytes())
-    return _from_function(sigs[signature], str(path), input_shapes, known_layers=saved_layer_names(pb))
+    return _from_function(sigs[signature], str(path), input_shapes, known_layers=saved_layer_names(_proto(path)))
+
+
+def _proto(path: Path):
+    """The SavedModel message, binary or (which TensorFlow also reads) text format."""
+    if (path / "saved_model.pb").is_file():
+        return tfproto.parse("SavedModel", (path / "saved_model.pb").read_bytes())
+    from google.protobuf import text_format
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    return text_format.Parse((path / "saved_model.pbtxt").read_text(), saved_model_pb2.SavedModel())
 
 
 def _from_module(module, signature: str, source: str, input_shapes: dict) -> TFGraph:
