@@ -181,7 +181,14 @@ class _Failure:
         p = self.passes[index]
         before = [q.name for q in self.passes[:index]]
         after = f" (after {', '.join(before)})" if before else ""
-        message = f"pass '{p.name}' {what}{after}"
+        # A built-in pass that crashes, breaks the verifier or changes the numbers is irc's bug, not the input's;
+        # one that raises an IrcError is telling the user something about their model.
+        from irc.passes import BUILTIN_PASSES
+
+        builtin = BUILTIN_PASSES.get(p.name) == type(p).__module__
+        internal = builtin and not (isinstance(cause, IrcError) and not isinstance(cause, PassError))
+        prefix = "this is a bug in irc: " if internal else ""
+        message = f"{prefix}pass '{p.name}' {what}{after}"
         hint = None
         if self.snapshot is not None:
             from irc.passes.instruments import CheckNumerics
@@ -191,4 +198,6 @@ class _Failure:
             hint = f"reproduce with: {command}"
         error = PassError(message, hint=hint)
         error.pass_name = p.name
+        if internal:
+            error.exit_code = 3  # as the CLI's other internal errors
         raise error from cause
