@@ -375,3 +375,21 @@ def test_full_size_model_matches_tensorflow(name, zoo_models):
     graph = irc.load(path)
     inputs = random_inputs(graph)
     assert_close(xla.emit(graph).run(inputs), tf_reference(path, inputs))
+
+
+def test_irc_lower_command_for_each_target(zoo_models, tmp_path):
+    from click.testing import CliRunner
+
+    from irc.cli import main
+
+    path = str(zoo_models.saved_model("transformer_encoder"))
+    runner = CliRunner()
+    for args in (["--emit", "xla"], ["--emit", "cuda", "--layout", "nchw"], ["--emit", "tpu", "--tpu", "10.9.8.7:8470"]):
+        out = tmp_path / args[1]
+        result = runner.invoke(main, ["lower", path, *args, "-o", str(out)], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+    assert (tmp_path / "xla" / "model.hlo.txt").read_text().startswith("HloModule")
+    assert (tmp_path / "cuda" / "loader.py").exists() and (tmp_path / "cuda" / "saved_model.pb").exists()
+    assert 'default="10.9.8.7:8470"' in (tmp_path / "tpu" / "run_tpu.py").read_text()
+    result = runner.invoke(main, ["check", path, "--target", "xla"], catch_exceptions=False)
+    assert result.exit_code == 0 and "will convert to xla" in result.output
