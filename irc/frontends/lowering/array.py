@@ -418,3 +418,82 @@ def matrix_band_part(cx: Lowerer, node: TFNode, args: list) -> Value:
     keep = ((lower_ < 0) | (i - j <= lower_)) & ((upper < 0) | (j - i <= upper))
     zero = cx.const(np.zeros((), x.type.dtype.numpy))
     return cx.op("select", cx.const(keep), x, zero)
+
+
+# ----- space <-> batch (Keras' dilated convolutions) -------------------------------------------------------------
+def _merged_batch(batch: Dim, factor: int) -> Dim:
+    """The batch dim times ``factor``: an int, or a symbol named after the batch (``batch_x4``)."""
+    if isinstance(batch, int):
+        return batch * factor
+    return SymDim(f"{batch.name}_x{factor}") if isinstance(batch, SymDim) else None
+
+
+def _split_batch(merged: Dim, factor: int) -> Dim:
+    if isinstance(merged, int):
+        return merged // factor
+    suffix = f"_x{factor}"
+    if isinstance(merged, SymDim) and merged.name.endswith(suffix):
+        return SymDim(merged.name[: -len(suffix)])
+    return None
+
+
+def _reshape_to(cx: Lowerer, x: Value, dims: tuple[Dim, ...]) -> Value:
+    """Reshape to ``dims`` (ints and at most one unknown, written -1), typed with ``dims``."""
+    attr = tuple(d if isinstance(d, int) else -1 for d in dims)
+    if attr.count(-1) > 1:
+        raise CannotLower(f"reshape to {_fmt(dims)} leaves more than one dim unknown")
+    return cx.op("reshape", x, shape=attr, types=[x.type.with_shape(dims)])
+
+
+@lowers("SpaceToBatchND")
+def space_to_batch(cx: Lowerer, node: TFNode, args: list) -> Value:
+    """pad -> reshape [B, p1/b1, b1, ...] -> transpose [b1, ..., B, p1/b1, ...] -> reshape [b1*...*B, ...]."""
+    x, block_value, pad_value = args
+    block = cx.ints(block_value, "the block shape")
+    pads = cx.floats(pad_value, "the paddings").astype(np.int64).reshape(-1, 2).tolist()
+    shape_ = cx.shape(x)
+    m, rest = len(block), list(shape_[1 + len(block):])
+    if any(p for pair in pads for p in pair):
+        x = cx.op("pad", x, paddings=((0, 0),) + tuple((int(a), int(b)) for a, b in pads) + ((0, 0),) * len(rest))
+    spatial = cx.shape(x)[1:1 + m]
+    if not all(isinstance(d, int) for d in spatial + tuple(rest)):
+        raise CannotLower(f"space-to-batch of {x.type}, whose spatial size is known only at run time")
+    batch = shape_[0]
+    split: list[Dim] = [batch]
+    for d, b in zip(spatial, block):
+        split += [d // b, b]
+    x = _reshape_to(cx, x, tuple(split + rest))
+    perm = [2 + 2 * i for i in range(m)] + [0] + [1 + 2 * i for i in range(m)]
+    perm += list(range(1 + 2 * m, 1 + 2 * m + len(rest)))
+    x = cx.op("transpose", x, perm=tuple(perm))
+    factor = int(np.prod(block))
+    return _reshape_to(cx, x, (_merged_batch(batch, factor),) + tuple(d // b for d, b in zip(spatial, block))
+                       + tuple(rest))
+
+
+@lowers("BatchToSpaceND")
+def batch_to_space(cx: Lowerer, node: TFNode, args: list) -> Value:
+    """reshape [b1, ..., B, s1, ...] -> transpose [B, s1, b1, ...] -> reshape [B, s1*b1, ...] -> crop."""
+    x, block_value, crop_value = args
+    block = cx.ints(block_value, "the block shape")
+    crops = cx.floats(crop_value, "the crops").astype(np.int64).reshape(-1, 2).tolist()
+    shape_ = cx.shape(x)
+    m, rest = len(block), list(shape_[1 + len(block):])
+    spatial = shape_[1:1 + m]
+    if not all(isinstance(d, int) for d in tuple(spatial) + tuple(rest)):
+        raise CannotLower(f"batch-to-space of {x.type}, whose spatial size is known only at run time")
+    factor = int(np.prod(block))
+    batch = _split_batch(shape_[0], factor)
+    x = _reshape_to(cx, x, tuple(block) + (batch,) + tuple(spatial) + tuple(rest))
+    perm = [m]
+    for i in range(m):
+        perm += [m + 1 + i, i]
+    perm += list(range(2 * m + 1, 2 * m + 1 + len(rest)))
+    x = cx.op("transpose", x, perm=tuple(perm))
+    full = tuple(d * b for d, b in zip(spatial, block))
+    x = _reshape_to(cx, x, (batch,) + full + tuple(rest))
+    if any(c for pair in crops for c in pair):
+        begin = (0,) + tuple(int(a) for a, _ in crops) + (0,) * len(rest)
+        size_ = (-1,) + tuple(int(d - a - b) for d, (a, b) in zip(full, crops)) + (-1,) * len(rest)
+        x = cx.op("slice", x, begin=begin, size=size_)
+    return x
