@@ -27,7 +27,14 @@ from pathlib import Path
 import numpy as np
 
 from irc.backends.tflite import schema
-from irc.backends.tflite.flatbuffer import FLEX_PREFIX, Operator, TFLModel, parse_flex_options, read_model
+from irc.backends.tflite.flatbuffer import (
+    FLEX_PREFIX,
+    Operator,
+    TFLModel,
+    options,
+    parse_flex_options,
+    read_model,
+)
 from irc.errors import InputError, UnsupportedOpError
 from irc.ir.graph import Graph, Location, Node, Value
 from irc.ir.types import DType, QuantParams, SymDim, TensorType
@@ -104,6 +111,8 @@ class Reader:
             code = self._code_name(op)
             self.op = op
             self.loc = Location(tuple(self._name(op.outputs[0]).split(";"))) if op.outputs else Location()
+            if op.builtin_options is None and code != "CUSTOM" and schema.options_table(code) is not None:
+                op.builtin_options = options(code)  # an absent table means every option at its default
             try:
                 importer = IMPORTERS.get(self._importer_key(op))
                 if importer is None:
@@ -111,15 +120,22 @@ class Reader:
                 results = importer(self, op)
                 self._bind(op, [results] if isinstance(results, Value) else results)
             except CannotRead as e:
-                failures.setdefault(code, []).append(f"{e} (operator {k}, {self._name(op.outputs[0]) if op.outputs else '?'})")
+                where = self._name(op.outputs[0]) if op.outputs else "?"
+                failures.setdefault(code, []).append(f"{e} (operator {k}, {where})")
                 self._bind_unknown(op)
-            except (ValueError, KeyError, IndexError) as e:
+            except InputError:
+                raise
+            except (ValueError, KeyError, IndexError, TypeError, AttributeError, ArithmeticError) as e:
+                # a well-formed flatbuffer whose operators make no sense: say which one
                 raise InputError(f"operator {k} ({code}): {e}", where=self.source) from None
         if failures:
             parts = [f"{code} x{len(items)}: {items[0]}" for code, items in sorted(failures.items())]
             raise UnsupportedOpError(f"cannot read {len(failures)} TFLite operator type(s): " + "; ".join(parts),
                                      where=self.source)
-        self._outputs()
+        try:
+            self._outputs()
+        except ValueError as e:
+            raise InputError(f"graph output: {e}", where=self.source) from None
         _drop_dead(self.graph)
         return self.graph
 
@@ -146,6 +162,8 @@ class Reader:
             t = self.sg.tensors[index]
             type_ = self._file_type(index, batch=True)
             name = names.get(index) or t.name or f"input_{index}"
+            if any(v.name == name for v in self.graph.inputs):
+                name = f"{name}_{index}"
             self.values[index] = self.graph.add_input(name, type_)
             self.stored[self.values[index]] = t.shape
 
