@@ -114,8 +114,8 @@ def cnn_graph() -> Graph:
     def w(*shape):
         return g.const(r.standard_normal(shape).astype(np.float32))
 
-    y = g.op("conv2d", x, w(3, 3, 3, 8), w(8), padding="SAME", activation="relu6")
-    y = g.op("depthwise_conv2d", y, w(3, 3, 8, 1), w(8), strides=(2, 2), padding="SAME", activation="relu")
+    y = g.op("conv2d", x, w(3, 3, 3, 8), w(8), padding="SAME", activation="relu")
+    y = g.op("depthwise_conv2d", y, w(3, 3, 8, 1), w(8), strides=(2, 2), padding="SAME", activation="relu6")
     y = g.op("batch_norm", y, w(8), w(8), w(8), g.const(r.uniform(0.5, 2, 8).astype(np.float32)), epsilon=1e-3)
     a, b = g.add("split", [y], {"axis": 3, "sizes": (4, 4)}).results
     y = g.op("concat", g.op("hard_swish", a), g.op("sigmoid", b), axis=3)

@@ -2,7 +2,8 @@
 
 ``irc lower MODEL --emit cuda -o out/`` writes ``out/`` as a SavedModel plus ``out/loader.py``, which turns on GPU
 memory growth, loads the model and, on a machine without a GPU, says so once and runs it on the CPU. Convolutions
-with a bias (and relu or relu6) become TensorFlow's ``_FusedConv2D``, as cuDNN runs them in one kernel.
+followed by relu (with their bias, or a zero one) become TensorFlow's ``_FusedConv2D``, cuDNN's fused
+convolution-bias-activation; other combinations stay separate ops for TensorFlow's grappler to fuse.
 
 ``layout="nchw"`` runs irc's layout pass first (GPU convolutions prefer channels-first). TensorFlow's CPU
 convolutions take only NHWC, so a model with NCHW ops also carries an NHWC ``serving_cpu`` signature for the

@@ -60,7 +60,7 @@ def has_emitter(op: str) -> bool:
 
 @dataclass(frozen=True)
 class EmitOptions:
-    fused_kernels: bool = False  # conv2d + bias (+ relu/relu6) as TensorFlow's _FusedConv2D (cuda)
+    fused_kernels: bool = False  # conv2d + bias + relu as TensorFlow's _FusedConv2D (cuda)
     nchw_as_nhwc: bool = False  # NCHW convolutions and pools as NHWC between transposes (TF's CPU kernels need it)
     quant_float64: bool = True  # quantization arithmetic in float64, as the interpreter (TPUs have no float64)
     weight_threshold: int = 16  # constants with more elements become weights; smaller ones stay literals

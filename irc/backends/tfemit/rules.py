@@ -148,8 +148,9 @@ def conv2d(e: Emitter, node: Node, args: list[str]) -> str:
     x, used = _in_layout(e, args[0], fmt)
     strides, dilations = _hw4(a["strides"], used), _hw4(a["dilations"], used)
     dtype = node.operands[0].type.dtype
-    fusable = (e.options.fused_kernels and used == "NHWC" and act in ("none", "relu", "relu6")
-               and (len(args) == 3 or act != "none") and dtype in (DType.f32, DType.f16)
+    # conv + bias + relu is cuDNN's fused convolution (TF's GPU _FusedConv2D runs it on every CUDA version);
+    # other combinations stay separate ops, which TF's grappler fuses where the device supports it
+    fusable = (e.options.fused_kernels and used == "NHWC" and act == "relu" and dtype in (DType.f32, DType.f16)
                and not node.operands[0].type.quant and node.operands[1].type.is_static)
     if fusable:  # without a bias, a zero one: the fused kernel adds it for free in its epilogue
         channels = node.operands[1].type.shape[3]

@@ -38,7 +38,7 @@ def tf_op(node_def, inputs, name, library=""):
 
 
 def fused_conv2d(x, filter, bias, strides, padding, dilations, data_format, activation, name):
-    """TensorFlow's ``_FusedConv2D``: conv2d + bias (+ relu or relu6) in one kernel (CPU and GPU)."""
+    """TensorFlow's ``_FusedConv2D``: conv2d + bias (+ relu or relu6) in one kernel (cuDNN's on a GPU)."""
     import tensorflow as tf
     from tensorflow.core.framework import attr_value_pb2
 
