@@ -15,8 +15,8 @@ from irc.errors import InputError
 from irc.frontends import tfattrs, tfproto
 from irc.frontends.tensor_bundle import TensorBundle
 from irc.frontends.tfbuild import build_graph, constant, placeholder
-from irc.frontends.tfdecode import Library, RefError, decode_graph_def, decode_node
-from irc.frontends.tfflatten import CALL_OPS, GraphError
+from irc.frontends.tfdecode import DanglingRef, Library, RefError, decode_graph_def, decode_node
+from irc.frontends.tfflatten import CALL_OPS, CorruptGraph, GraphError
 from irc.frontends.tfgraph import TFGraph, split_ref
 
 
@@ -74,6 +74,8 @@ def read_savedmodel_fast(path, signature: str = "serving_default",
     reader = _Reader(root, pb, model)
     try:
         return reader.read(signature, input_shapes or {})
+    except (CorruptGraph, DanglingRef) as e:
+        raise InputError(f"damaged graph: {e}", where=str(pb)) from None
     except (GraphError, RefError) as e:
         raise FastPathUnsupported(str(e), where=str(pb)) from None
     except (KeyError, IndexError, ValueError) as e:  # a proto that parsed but does not hang together
@@ -98,10 +100,15 @@ class _Reader:
             raise InputError(f"no signature '{signature}'; available: {', '.join(names) or 'none'}",
                              where=str(self.root))
         sig = sigs[signature]
+        self._check_layout(sig, f"signature '{signature}'")
         graph_nodes = {n.name: n for n in self.meta.graph_def.node}
         out_infos = sorted(tfproto.entries(sig.outputs).items())
         in_infos = tfproto.entries(sig.inputs)
+        if not all(in_infos) or not all(key for key, _ in out_infos):
+            raise InputError(f"signature '{signature}' has an input or output without a name (damaged file?)",
+                             where=self.where)
         call = self._call_node(signature, out_infos, graph_nodes)
+        self._check_layout(call, f"node '{call.name}'")
         fname = decode_node(call).attrs["f"].name
         library = Library(self.meta.graph_def.library)
         if fname not in library:
@@ -131,8 +138,17 @@ class _Reader:
             variables[f"{arg}:0"] = (dtype, value.shape)
         body += wrapper.nodes
         outputs = [(key, wrapper.outputs[split_ref(info.name)[1]][1]) for key, info in out_infos]
-        return build_graph(body, library, args, outputs, inputs, variables, str(self.root),
-                           saved_layer_names(self.meta))
+        graph = build_graph(body, library, args, outputs, inputs, variables, str(self.root),
+                            saved_layer_names(self.meta))
+        for name in library.decoded:  # every function the graph uses, now that it is flat
+            self._check_layout(library.protos[name], f"function {name}")
+        return graph
+
+    def _check_layout(self, message, what: str) -> None:
+        try:
+            tfproto.check_layout(message, what)
+        except ValueError as e:
+            raise InputError(f"unreadable saved_model.pb: {e} (a damaged file?)", where=self.where) from None
 
     def _call_node(self, signature, out_infos, graph_nodes):
         names = {split_ref(info.name)[0] for _, info in out_infos}
@@ -149,6 +165,7 @@ class _Reader:
     def _capture(self, node_id: int, graph_nodes):
         """The value of a captured object: a variable from the checkpoint or a saved constant."""
         obj = self.objects.nodes[node_id]
+        self._check_layout(obj, f"saved object {node_id}")
         kind = obj.WhichOneof("kind")
         if kind == "variable":
             key = self._checkpoint_keys().get(node_id)
@@ -175,7 +192,11 @@ class _Reader:
         if "_CHECKPOINTABLE_OBJECT_GRAPH" not in bundle:
             raise FastPathUnsupported("the checkpoint has no object graph (a TF1 checkpoint?)",
                                       where=str(bundle.prefix) + ".index")
-        ckpt = tfproto.parse("TrackableObjectGraph", bundle.read("_CHECKPOINTABLE_OBJECT_GRAPH")[()])
+        try:
+            ckpt = tfproto.parse("TrackableObjectGraph", bundle.read("_CHECKPOINTABLE_OBJECT_GRAPH")[()])
+            tfproto.check_layout(ckpt, "the object graph")
+        except ValueError as e:
+            raise InputError(f"unreadable checkpoint: {e}", where=str(bundle.prefix)) from None
         self._keys, seen, todo = {}, set(), [(0, 0)]
         while todo:
             saved_id, ckpt_id = todo.pop()

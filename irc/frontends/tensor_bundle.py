@@ -157,6 +157,8 @@ class TensorBundle:
             table = read_table(index.read_bytes())
             header = tfproto.parse("BundleHeaderProto", table.pop(b""))
             self.entries = {k.decode(): tfproto.parse("BundleEntryProto", v) for k, v in table.items()}
+            for key, entry in self.entries.items():
+                tfproto.check_layout(entry, f"entry '{key}'")
         except FileNotFoundError:
             raise InputError("variables index file is missing", where=str(index)) from None
         except (ValueError, KeyError, struct.error) as e:

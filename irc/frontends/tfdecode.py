@@ -66,6 +66,10 @@ class RefError(ValueError):
     """A FunctionDef reference irc cannot map to an output index."""
 
 
+class DanglingRef(RefError):
+    """A reference to no node, output or return value: a damaged file, which TensorFlow cannot load either."""
+
+
 def decode_node(proto, ref=None) -> TFNode:
     """NodeDef -> TFNode; ``ref`` rewrites each data input (FunctionDef bodies), control inputs dropped."""
     inputs = [i if ref is None else ref(i) for i in proto.input if not i.startswith("^")]
@@ -100,11 +104,11 @@ class RefResolver:
     def index(self, node_name: str, arg: str, i: int) -> int:
         node = self.nodes.get(node_name)
         if node is None:
-            raise RefError(f"{self.where}: input refers to unknown node '{node_name}'")
+            raise DanglingRef(f"{self.where}: input refers to unknown node '{node_name}'")
         if node.op in self.func_outputs:  # a direct call of a library function: one tensor per arg
             names = self.func_outputs[node.op]
             if arg not in names:
-                raise RefError(f"{self.where}: function '{node.op}' has no output '{arg}'")
+                raise DanglingRef(f"{self.where}: function '{node.op}' has no output '{arg}'")
             return names.index(arg) + i
         specs = OUTPUT_ARGS.get(node.op)
         if specs is None:
@@ -127,7 +131,7 @@ class RefResolver:
             return ref
         if len(parts) == 3 and parts[2].isdigit():
             return input_ref(parts[0], self.index(parts[0], parts[1], int(parts[2])))
-        raise RefError(f"{self.where}: malformed reference '{ref}'")
+        raise DanglingRef(f"{self.where}: malformed reference '{ref}'")
 
 
 def decode_function(proto, func_outputs: dict[str, list[str]]) -> TFFunction:
@@ -145,7 +149,7 @@ def decode_function(proto, func_outputs: dict[str, list[str]]) -> TFFunction:
     outputs = []
     for arg in sig.output_arg:
         if arg.name not in ret:
-            raise RefError(f"{where}: output '{arg.name}' has no return value")
+            raise DanglingRef(f"{where}: output '{arg.name}' has no return value")
         name, idx = split_ref(resolver(ret[arg.name]))
         outputs.append((arg.name, f"{name}:{idx}"))
     inputs = [(a.name, tfattrs.dtype_name(a.type)) for a in sig.input_arg]

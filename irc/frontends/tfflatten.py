@@ -26,6 +26,11 @@ class GraphError(ValueError):
     """A graph irc cannot flatten; the message names the node."""
 
 
+class CorruptGraph(GraphError):
+    """A graph that contradicts itself (a read of no node, a call of no function): a damaged file, which
+    TensorFlow cannot load either."""
+
+
 class Flattener:
     def __init__(self, library):
         self.library = library  # name -> TFFunction (Mapping-like)
@@ -67,11 +72,11 @@ class Flattener:
 
     def _inline_call(self, node, full, fname, inputs, out, depth):
         if fname not in self.library:
-            raise GraphError(f"node '{full}' calls function '{fname}', which is not in the library")
+            raise CorruptGraph(f"node '{full}' calls function '{fname}', which is not in the library")
         fn = self.library[fname]
         if len(fn.inputs) != len(inputs):
-            raise GraphError(f"node '{full}' passes {len(inputs)} inputs to '{fname}', "
-                             f"which takes {len(fn.inputs)}")
+            raise CorruptGraph(f"node '{full}' passes {len(inputs)} inputs to '{fname}', "
+                               f"which takes {len(fn.inputs)}")
         inner = {arg: ref for (arg, _), ref in zip(fn.inputs, inputs)}
         self.inline(fn.nodes, inner, full + "/", out, depth + 1)
         for k, (_, ref) in enumerate(fn.outputs):
@@ -191,7 +196,7 @@ def flatten_library(flattener: Flattener, nodes: list[TFNode], bindings: dict) -
                 raise GraphError(f"function '{name}' is used with different variables bound")
             continue
         if name not in flattener.library:
-            raise GraphError(f"function '{name}' is referenced but not in the library")
+            raise CorruptGraph(f"function '{name}' is referenced but not in the library")
         patterns[name] = pattern
         fn, inner = flattener.flatten_function(flattener.library[name], pattern)
         done[name] = fn
@@ -219,10 +224,10 @@ def _check_refs(nodes: list[TFNode], outputs: list[str], args: set[str]) -> None
     for node in nodes:
         for ref in node.inputs:
             if split_ref(ref)[0] not in known:
-                raise GraphError(f"node '{node.name}' reads '{ref}', which no node of the graph produces")
+                raise CorruptGraph(f"node '{node.name}' reads '{ref}', which no node of the graph produces")
     for ref in outputs:
         if split_ref(ref)[0] not in known:
-            raise GraphError(f"output '{ref}' is not produced by any node of the graph")
+            raise CorruptGraph(f"output '{ref}' is not produced by any node of the graph")
 
 
 def topo_sort(nodes: list[TFNode]) -> list[TFNode]:

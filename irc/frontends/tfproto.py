@@ -131,6 +131,30 @@ def parse(message: str, data: bytes):
     return msg
 
 
+_WIRE_TYPES = {0: "varint", 1: "fixed64", 2: "length-delimited", 3: "group", 5: "fixed32"}
+
+
+def check_layout(msg, what: str) -> None:
+    """Raises ValueError if a field irc declares arrived with another wire type. Protobuf keeps such a field
+    as an unknown field and reads the default in its place, so a damaged file (or a layout irc does not
+    know) would otherwise become a wrong model. Fields irc does not declare are skipped as usual."""
+    from google.protobuf import unknown_fields
+
+    stack = [(msg, what)]
+    while stack:
+        msg, what = stack.pop()
+        fields = msg.DESCRIPTOR.fields_by_number
+        for unknown in unknown_fields.UnknownFieldSet(msg):
+            if unknown.field_number in fields:
+                name = fields[unknown.field_number].name
+                wire = _WIRE_TYPES.get(unknown.wire_type, unknown.wire_type)
+                raise ValueError(f"{what}: field '{name}' of {msg.DESCRIPTOR.name} is stored as {wire}, "
+                                 "which is not its declared type")
+        for field, value in msg.ListFields():
+            if field.message_type is not None:
+                stack += [(v, what) for v in value] if field.is_repeated else [(value, what)]
+
+
 def entries(repeated_entries) -> dict:
     """A map field declared as repeated (key, value) entries -> dict (last one wins, as in protobuf)."""
     return {e.key: e.value for e in repeated_entries}
