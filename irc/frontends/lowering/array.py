@@ -26,6 +26,12 @@ def const(cx: Lowerer, node: TFNode, args: list) -> Value:
     return cx.const(value, tf_dtype(node.attrs.get("dtype", value.dtype.name)))
 
 
+@lowers("Placeholder")
+def placeholder(cx: Lowerer, node: TFNode, args: list) -> Value:
+    """Signature inputs are bound by the driver; any other Placeholder has no value to lower."""
+    raise CannotLower("it is not an input of the signature, so nothing feeds it")
+
+
 @lowers("PlaceholderWithDefault")
 def placeholder_with_default(cx: Lowerer, node: TFNode, args: list) -> Value:
     return args[0]

@@ -16,11 +16,9 @@ from typing import Any
 import numpy as np
 
 from irc.frontends.tfgraph import TFGraph, TFNode, split_ref
-from irc.ir.graph import Graph, Location, Node, Value
+from irc.ir.graph import Graph, Location, Value
 from irc.ir.types import Dim, DType, SymDim, TensorType
 
-# Ops that may have constant operands but must not be folded (none of today's ops; kept for clarity).
-NEVER_FOLD: frozenset[str] = frozenset()
 # Folding a result bigger than this many elements would bloat the graph with a constant; leave it as an op.
 FOLD_LIMIT = 1 << 24
 
@@ -65,10 +63,10 @@ class Lowerer:
 
     # ----- building ---------------------------------------------------------------------------------------------
     def add(self, op: str, operands: Sequence[Value] = (), attrs: dict[str, Any] | None = None,
-            types: Sequence[TensorType] | None = None) -> Node | list[Value]:
+            types: Sequence[TensorType] | None = None) -> list[Value]:
         """Adds an irc node at the current location; returns its results (folded to constants when possible)."""
         attrs = attrs or {}
-        if op not in NEVER_FOLD and operands and all(v.is_constant for v in operands):
+        if operands and all(v.is_constant for v in operands):
             folded = self._fold(op, operands, attrs)
             if folded is not None:
                 return folded
