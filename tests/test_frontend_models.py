@@ -196,3 +196,16 @@ def test_savedmodel_lowering_does_not_import_tensorflow(zoo_models):
                             timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert int(result.stdout.strip()) > 100
+
+
+def test_cli_input_shape_and_errors(zoo_models):
+    from click.testing import CliRunner
+
+    from irc.cli import main
+
+    path = str(zoo_models.saved_model("small_cnn"))
+    result = CliRunner().invoke(main, ["dump", path, "--input-shape", "image=1,8,8,1"])
+    assert result.exit_code == 0, result.output
+    assert "graph @small_cnn(%image: f32[1,8,8,1])" in result.output
+    result = CliRunner().invoke(main, ["dump", path, "--input-shape", "img=1,8,8,1"])
+    assert result.exit_code == 2 and "not an input of the model (inputs: image)" in result.output
