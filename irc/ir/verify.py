@@ -85,8 +85,8 @@ def require_data(graph: Graph, purpose: str) -> None:
 def _elided_problems(node: Node, label: str, elided_ok: bool) -> list[str]:
     value = node.attrs["value"]
     if not elided_ok:
-        return [f"{label}: constant sha256:{value.digest} was elided from a dump; pass the --weights file written "
-                "by 'irc dump --save-weights', or dump with --full"]
+        return [(f"{label}: constant sha256:{value.digest} was elided from a dump; pass the --weights file written "
+                 "by 'irc dump --save-weights', or dump with --full")]
     if len(node.results) != 1:
         return [f"{label}: declares {len(node.results)} results, the op gives 1"]
     why = _type_mismatch(TensorType(value.dtype, tuple(value.shape)), node.results[0].type)
