@@ -77,6 +77,8 @@ FIXED: dict[tuple[str, DType], tuple[float, int]] = {
     ("tanh", DType.i16): (1.0 / 32768, 0),
 }
 
+MIN_RANGE = 2e-6  # narrower calibrated ranges are widened to this (TF's converter does the same)
+
 # activations the TFLite emitter cannot fuse into a quantized operator (it writes them as separate operators,
 # which need parameters of their own): the quantize pass splits them off before calibrating
 UNFUSABLE = ("tanh", "sigmoid")
@@ -140,21 +142,21 @@ def integer_kernel(node: Node, mode: str) -> str | None:
 # ----- parameters ------------------------------------------------------------------------------------------------------
 def activation_params(lo: float, hi: float, dtype: DType, symmetric: bool = False) -> QuantParams:
     """Per-tensor parameters for values in [lo, hi]: asymmetric int8/uint8 (unless ``symmetric``), symmetric int16."""
-    lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
+    lo, hi = float(lo), float(hi)
     if not (math.isfinite(lo) and math.isfinite(hi)):
         raise ValueError(f"range [{lo}, {hi}] is not finite")
+    if hi - lo < MIN_RANGE:
+        # a (nearly) constant tensor: widen it as TF's converter does, so that its scale stays close to its
+        # neighbours' (a scale far from theirs breaks TFLite's multiplier checks in ADD and the like)
+        mid = (lo + hi) / 2
+        lo, hi = mid - MIN_RANGE / 2, mid + MIN_RANGE / 2
+    lo, hi = min(lo, 0.0), max(hi, 0.0)
     info = np.iinfo(dtype.numpy)
     if symmetric or dtype is DType.i16:
-        bound = max(-lo, hi)
-        return QuantParams((_positive(bound / info.max),), (0,))
-    scale = _positive((hi - lo) / (info.max - info.min))
+        return QuantParams((max(-lo, hi) / info.max,), (0,))
+    scale = (hi - lo) / (info.max - info.min)
     zero = int(np.clip(round(info.min - lo / scale), info.min, info.max))
     return QuantParams((scale,), (zero,))
-
-
-def _positive(scale: float) -> float:
-    # a tensor that was always 0: any scale represents it; keep multipliers in TFLite's range
-    return scale if scale > 1e-9 else 1.0 / 255
 
 
 def weight_scales(w: np.ndarray, axis: int | None) -> np.ndarray:

@@ -1,0 +1,238 @@
+"""irc's quantized TFLite models beside TensorFlow's converter's, side by side in one run.
+
+    .venv/bin/python benchmarks/quantize.py                     # MobileNetV2 224x224 and the digits CNN
+    .venv/bin/python benchmarks/quantize.py --size 96 --runs 20  # a quick look
+    .venv/bin/python benchmarks/quantize.py --json out.json
+
+MobileNetV2 (irc.zoo, seeded random weights) is converted six ways: float, dynamic-range and full int8, each by
+irc (load, ``tflite`` pipeline, ``quantize_graph``, TFLite backend) and by ``tf.lite.TFLiteConverter``, with the
+same calibration inputs. For each file the table gives its size and its TFLite interpreter latency (median and
+90th percentile of ``--runs`` invokes, the irc and TF models of a mode timed in alternation so both see the same
+machine state). With random weights MobileNetV2's activations fade to ~1e-8 and its softmax output is uniform, so
+it has no accuracy to measure: the accuracies come from the digits model.
+
+The digits CNN (``irc.zoo.small_cnn`` trained for seconds on ``sklearn.datasets.load_digits``) gives the
+accuracies: float, and irc vs TF for int8 and dynamic-int8, on the 397 held-out digits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+MODES = ("float", "dynamic-int8", "int8")
+
+
+# ----- conversion ------------------------------------------------------------------------------------------------------
+def irc_convert(path: Path, mode: str, calibration: list[dict]) -> tuple[bytes, float]:
+    from irc.api import load
+    from irc.backends.tflite.backend import emit
+    from irc.passes import run_pipeline
+    from irc.passes.quantize import quantize_graph
+
+    start = time.perf_counter()
+    graph = load(path)
+    run_pipeline(graph, "tflite")
+    if mode != "float":
+        quantize_graph(graph, mode, calibration=calibration if mode == "int8" else None)
+    return emit(graph, passes="O0"), time.perf_counter() - start
+
+
+def tf_convert(path: Path, mode: str, calibration: list[dict]) -> tuple[bytes, float]:
+    import tensorflow as tf
+
+    start = time.perf_counter()
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(path))
+    if mode != "float":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if mode == "int8":
+        converter.representative_dataset = lambda: iter(calibration)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    return converter.convert(), time.perf_counter() - start
+
+
+def note(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+# ----- running ---------------------------------------------------------------------------------------------------------
+class Runner:
+    """One TFLite interpreter, allocated once; ``__call__`` runs a float batch (integer I/O converted)."""
+
+    def __init__(self, model: bytes, threads: int):
+        import tensorflow as tf
+
+        self.interpreter = tf.lite.Interpreter(model_content=model, num_threads=threads)
+        self.interpreter.allocate_tensors()
+        self.inp = self.interpreter.get_input_details()[0]
+        self.out = self.interpreter.get_output_details()[0]
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        if tuple(self.inp["shape"]) != x.shape:
+            self.interpreter.resize_tensor_input(self.inp["index"], list(x.shape))
+            self.interpreter.allocate_tensors()
+            self.inp = self.interpreter.get_input_details()[0]
+            self.out = self.interpreter.get_output_details()[0]
+        self.interpreter.set_tensor(self.inp["index"], x)
+        self.interpreter.invoke()
+        return self.interpreter.get_tensor(self.out["index"])
+
+    def invoke(self) -> float:
+        start = time.perf_counter()
+        self.interpreter.invoke()
+        return time.perf_counter() - start
+
+
+def time_pair(a: Runner, b: Runner, x: np.ndarray, warmup: int, runs: int) -> tuple[list[float], list[float]]:
+    """Per-invoke seconds of two runners, alternating calls so that both see the same machine state."""
+    a(x), b(x)
+    for _ in range(warmup):
+        a.invoke(), b.invoke()
+    times_a, times_b = [], []
+    for i in range(runs):
+        first, second = (a, b) if i % 2 == 0 else (b, a)
+        t1, t2 = first.invoke(), second.invoke()
+        times_a.append(t1 if first is a else t2)
+        times_b.append(t2 if first is a else t1)
+    return times_a, times_b
+
+
+def p90(times: list[float]) -> float:
+    return sorted(times)[int(0.9 * (len(times) - 1))]
+
+
+def mobilenet(size: int, calibration_count: int, warmup: int, runs: int, threads: int, workdir: Path) -> list[dict]:
+    from irc import zoo
+
+    model = zoo.build("mobilenet_v2", size=size)
+    path = zoo.export(model, workdir / f"mobilenet_v2-{size}")
+    from irc.api import load
+
+    rng = np.random.default_rng(0)
+    name = load(path).inputs[0].name  # the SavedModel signature's input name, which both converters take
+    calibration = [{name: rng.uniform(-1, 1, (1, size, size, 3)).astype(np.float32)}
+                   for _ in range(calibration_count)]
+    one = rng.uniform(-1, 1, (1, size, size, 3)).astype(np.float32)
+    rows = []
+    for mode in MODES:
+        converted = {}
+        for who, convert in (("irc", irc_convert), ("TF", tf_convert)):
+            note(f"mobilenet_v2 {size}: {who} {mode}")
+            data, seconds = convert(path, mode, calibration)
+            converted[who] = (data, seconds)
+        runners = {who: Runner(data, threads) for who, (data, _) in converted.items()}
+        times = dict(zip(runners, time_pair(runners["irc"], runners["TF"], one, warmup, runs)))
+        for who, (data, seconds) in converted.items():
+            rows.append({
+                "model": f"mobilenet_v2 {size}", "mode": mode, "by": who, "bytes": len(data),
+                "median_ms": 1e3 * statistics.median(times[who]), "p90_ms": 1e3 * p90(times[who]),
+                "convert_s": seconds,
+            })
+    return rows
+
+
+def digits(workdir: Path, epochs: int = 8) -> list[dict]:
+    from sklearn.datasets import load_digits
+
+    from irc import zoo
+
+    data = load_digits()
+    x = (data.images / 16.0).astype(np.float32)[..., None]
+    order = np.random.default_rng(0).permutation(len(x))
+    train, test = order[:1400], order[1400:]
+    model = zoo.build("small_cnn")
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.fit(x[train], data.target[train], epochs=epochs, batch_size=32, verbose=0)
+    path = zoo.export(model, workdir / "digits")
+    calibration = [{"image": x[i:i + 1]} for i in train[:200]]
+    rows = [{"model": "digits cnn", "mode": "float", "by": "keras",
+             "accuracy": float(np.mean(model.predict(x[test], verbose=0).argmax(1) == data.target[test]))}]
+    for mode in MODES:
+        for who, convert in (("irc", irc_convert), ("TF", tf_convert)):
+            blob, _ = convert(path, mode, calibration)
+            out = Runner(blob, 1)(x[test])
+            if out.dtype != np.float32:
+                raise SystemExit("digits: expected float outputs")
+            rows.append({"model": "digits cnn", "mode": mode, "by": who, "bytes": len(blob),
+                         "accuracy": float(np.mean(out.argmax(1) == data.target[test]))})
+    return rows
+
+
+# ----- report ------------------------------------------------------------------------------------------------------
+def table(rows: list[dict]) -> str:
+    head = f"{'model':<18} {'mode':<13} {'by':<5} {'size KB':>9} {'x float':>8} {'median ms':>10} {'p90 ms':>8} " \
+           f"{'x TF':>6} {'convert s':>9} {'accuracy':>9}"
+    lines = [head, "-" * len(head)]
+    base = {(r["model"], r["by"]): r["bytes"] for r in rows if r["mode"] == "float" and "bytes" in r}
+    tf_ms = {(r["model"], r["mode"]): r["median_ms"] for r in rows if r["by"] == "TF" and "median_ms" in r}
+    for r in rows:
+        size = f"{r['bytes'] / 1024:9.1f}" if "bytes" in r else f"{'':>9}"
+        ratio = f"{r['bytes'] / base[(r['model'], r['by'])]:8.2f}" if (r["model"], r["by"]) in base else f"{'':>8}"
+        if "median_ms" in r:
+            timing = f"{r['median_ms']:10.2f} {r['p90_ms']:8.2f} {r['median_ms'] / tf_ms[(r['model'], r['mode'])]:6.2f}"
+            timing += f" {r['convert_s']:9.1f}"
+        else:
+            timing = f"{'':>10} {'':>8} {'':>6} {'':>9}"
+        acc = f"{r['accuracy']:9.2%}" if "accuracy" in r else f"{'':>9}"
+        lines.append(f"{r['model']:<18} {r['mode']:<13} {r['by']:<5} {size} {ratio} {timing} {acc}")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", type=int, default=224, help="MobileNetV2 input size")
+    parser.add_argument("--calibration", type=int, default=16, help="calibration samples")
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--threads", type=int, default=1, help="TFLite interpreter threads")
+    parser.add_argument("--no-digits", action="store_true", help="skip the digits accuracy table")
+    parser.add_argument("--json", type=Path, default=None, help="also write the rows as JSON")
+    args = parser.parse_args(argv)
+    import tensorflow as tf
+
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = mobilenet(args.size, args.calibration, args.warmup, args.runs, args.threads, Path(tmp))
+        if not args.no_digits:
+            rows += digits(Path(tmp))
+    print(f"TFLite interpreter, {args.threads} thread(s); TensorFlow {tf.__version__}; {platform.processor() or ''} "
+          f"{os.cpu_count()} CPUs; MobileNetV2 calibrated on {args.calibration} inputs")
+    print(table(rows))
+    failures = check(rows)
+    for line in failures:
+        print(f"FAIL {line}")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+    return 1 if failures else 0
+
+
+def check(rows: list[dict]) -> list[str]:
+    """The issue's bars: int8 file <= 0.3x float, int8 latency <= 1.05x TF's; digits accuracy within bounds."""
+    by = {(r["model"], r["mode"], r["by"]): r for r in rows}
+    failures = []
+    for (model, mode, who), r in by.items():
+        if model.startswith("mobilenet") and mode == "int8" and who == "irc":
+            if r["bytes"] > 0.3 * by[(model, "float", "irc")]["bytes"]:
+                failures.append(f"{model}: int8 file is {r['bytes'] / by[(model, 'float', 'irc')]['bytes']:.2f}x float")
+            if r["median_ms"] > 1.05 * by[(model, "int8", "TF")]["median_ms"]:
+                failures.append(f"{model}: int8 latency {r['median_ms'] / by[(model, 'int8', 'TF')]['median_ms']:.2f}x TF")
+    if ("digits cnn", "float", "keras") in by:
+        base = by[("digits cnn", "float", "keras")]["accuracy"]
+        for mode in ("int8", "dynamic-int8"):
+            ours, theirs = by[("digits cnn", mode, "irc")]["accuracy"], by[("digits cnn", mode, "TF")]["accuracy"]
+            if ours < base - 0.01 or ours < theirs - 0.005:
+                failures.append(f"digits {mode}: irc {ours:.2%}, TF {theirs:.2%}, float {base:.2%}")
+    return failures
+
+
+if __name__ == "__main__":
+    sys.exit(main())
