@@ -45,7 +45,7 @@ def opaque_node(g: Graph, op: str, x, name: str):
 
 def test_registered_as_the_tflite_target():
     backend = get_backend("tflite")
-    assert backend.emit is emit and backend.DEFAULT_PIPELINE == DEFAULT_PIPELINE == "tflite"
+    assert backend.emit is emit and backend.DEFAULT_PIPELINE == DEFAULT_PIPELINE == "tflite,tflite-idioms"
 
 
 def test_signature_metadata_and_producer():
@@ -202,3 +202,26 @@ def test_irc_lower_cli(tmp_path):
                                        "-o", str(tmp_path / "half.tflite")])
     assert result.exit_code == 0, result.output
     assert "DEQUANTIZE" in ops_of((tmp_path / "half.tflite").read_bytes())
+
+
+@pytest.mark.parametrize("mode, tolerance", [("dynamic-int8", 0.01), ("int8", 0.05), ("int16x8", 0.01)])
+def test_quantized_models_emit_and_run(zoo_models, mode, tolerance):
+    """irc's quantizer, then the same emitters: int8/int16 tensors carry their parameters, versions fit TFLite."""
+    import irc
+
+    graph = irc.load(zoo_models.saved_model("small_cnn"))
+    calibration = {"calibration": "random:16"} if mode != "dynamic-int8" else {}
+    data = emit(graph, quantize=mode, **calibration)
+    x = np.random.default_rng(3).standard_normal((1, 8, 8, 1)).astype(np.float32)
+    got = run_tflite(data, {"image": x})
+    want = interpret(graph, {"image": x})
+    for name in want:
+        assert np.max(np.abs(got[name] - want[name])) <= tolerance
+    model = read_model(data)
+    types = {t.type for t in model.subgraphs[0].tensors}
+    assert {"dynamic-int8": "INT8", "int8": "INT8", "int16x8": "INT16"}[mode] in types
+
+
+def test_quantize_options_need_an_integer_mode():
+    with pytest.raises(UsageError, match="calibration go with"):
+        emit(small_graph(), quantize="float16", calibration="random:4")

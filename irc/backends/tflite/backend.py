@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from irc import __version__
+from irc.backends.tflite import legalize as _legalize  # noqa: F401  (registers the tflite-idioms pass)
 from irc.backends.tflite import schema
 from irc.backends.tflite.flatbuffer import (
     Buffer,
@@ -41,9 +42,11 @@ from irc.ir.graph import Graph, Node, Value
 from irc.ir.types import DType, QuantParams, TensorType
 from irc.ir.verify import require_data
 
-DEFAULT_PIPELINE = "tflite"
+# The tflite pipeline (folding, batch-norm folding, NHWC layout, fusion, cleanup), then TFLite's idioms (legalize.py)
+DEFAULT_PIPELINE = "tflite,tflite-idioms"
 SIGNATURE_KEY = "serving_default"
-QUANTIZE_MODES = ("float16",)  # handled here; any other mode goes to the quantize pass
+QUANTIZE_MODES = ("float16",)  # handled here; the integer modes go to irc's quantizer
+QUANTIZE_OPTIONS = ("calibration", "observer", "int8_io", "keep_float")
 
 TFL_TYPES = {
     DType.f32: "FLOAT32", DType.f16: "FLOAT16", DType.bf16: "BFLOAT16", DType.f64: "FLOAT64",
@@ -55,16 +58,20 @@ _SHARE_LIMIT = 256  # constants up to this many bytes are shared by content (axe
 
 def emit(graph: Graph, *, output=None, passes=None, quantize: str | None = None, allow_tf_ops: bool = False,
          signature_key: str = SIGNATURE_KEY, **options) -> bytes:
-    """The .tflite bytes of ``graph`` after the ``tflite`` pipeline (or ``passes``; ``"O0"`` runs none).
+    """The .tflite bytes of ``graph`` after the backend's pipeline (or ``passes``; ``"O0"`` runs none).
 
-    ``quantize="float16"`` stores float weights as float16; other modes run irc's quantize pass first.
-    ``allow_tf_ops`` writes opaque ``tf.<Op>`` nodes as Flex custom ops. ``output``, when given, is written
-    atomically. The caller's graph is not changed.
+    ``quantize="float16"`` stores float weights as float16; ``dynamic-int8``, ``int8`` and ``int16x8`` run irc's
+    quantizer first, which takes ``calibration``, ``observer``, ``int8_io`` and ``keep_float`` (see
+    ``irc.passes.quantize.quantize_graph``). ``allow_tf_ops`` writes opaque ``tf.<Op>`` nodes as Flex custom ops.
+    ``output``, when given, is written atomically. The caller's graph is not changed.
     """
-    if options:
-        raise UsageError(f"the tflite target has no option {min(options)!r}",
-                         hint="options: passes, quantize, allow_tf_ops, signature_key")
-    graph = prepare(graph, passes=passes, quantize=quantize)
+    unknown = sorted(set(options) - set(QUANTIZE_OPTIONS))
+    if unknown:
+        raise UsageError(f"the tflite target has no option {unknown[0]!r}",
+                         hint="options: passes, quantize, allow_tf_ops, signature_key, " + ", ".join(QUANTIZE_OPTIONS))
+    if options and quantize in (None, *QUANTIZE_MODES):
+        raise UsageError(f"{', '.join(sorted(options))} go with quantize='dynamic-int8', 'int8' or 'int16x8'")
+    graph = prepare(graph, passes=passes, quantize=quantize, **options)
     from irc.backends.tflite.legalize import legalize, rewrite_idioms
 
     rewrite_idioms(graph)
@@ -78,8 +85,8 @@ def emit(graph: Graph, *, output=None, passes=None, quantize: str | None = None,
     return data
 
 
-def prepare(graph: Graph, *, passes=None, quantize: str | None = None) -> Graph:
-    """A copy of ``graph`` after the backend's pipeline (or ``passes``) and any quantize pass."""
+def prepare(graph: Graph, *, passes=None, quantize: str | None = None, **quantize_options) -> Graph:
+    """A copy of ``graph`` after the backend's pipeline (or ``passes``) and irc's quantizer (integer modes)."""
     from irc.passes import run_pipeline
 
     graph = graph.copy()
@@ -88,7 +95,9 @@ def prepare(graph: Graph, *, passes=None, quantize: str | None = None) -> Graph:
         run_pipeline(graph, pipeline)
     require_data(graph, "emitting tflite")
     if quantize and quantize not in QUANTIZE_MODES:
-        run_pipeline(graph, f"quantize{{mode={quantize}}}")
+        from irc.passes.quantize import quantize_graph
+
+        quantize_graph(graph, quantize, **quantize_options)
     return graph
 
 

@@ -3,7 +3,8 @@
 ``rewrite_idioms`` turns decomposed math back into the single builtins TFLite (and its delegates) run fastest,
 as TensorFlow's converter does: the erf form of GELU into ``gelu``, ``x * relu6(x + 3) / 6`` into ``hard_swish``,
 and a per-channel scale in front of a convolution (Keras' Rescaling) into the filter. These are exact rewrites of
-the same function, so they run even with ``-O0``. A reshape that puts reduced dimensions back becomes the
+the same function, so ``emit`` runs them even with ``-O0``; as the pass ``tflite-idioms`` they end the backend's
+default pipeline, so that they come before any quantization. A reshape that puts reduced dimensions back becomes the
 reduction's ``keepdims``.
 
 ``check`` gives every node's status: ``native`` (TFLite builtin operators), ``fallback`` (an opaque ``tf.<Op>``
@@ -15,6 +16,7 @@ anything is emitted, so a user sees the whole list at once.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
@@ -22,7 +24,8 @@ import numpy as np
 from irc.backends.tflite.ops import rule_for
 from irc.errors import UnsupportedOpError
 from irc.ir.graph import Graph, Location, Node
-from irc.passes.base import Stats
+from irc.passes import register_pass
+from irc.passes.base import Pass, Stats
 from irc.passes.rewrite import RewritePattern, apply_patterns
 from irc.passes.rules import Const, Op, Rule, Var
 from irc.passes.util import only_use
@@ -204,3 +207,14 @@ def rewrite_idioms(graph: Graph) -> Stats:
     stats = Stats()
     apply_patterns(graph, IDIOMS, stats)
     return stats
+
+
+@register_pass
+@dataclass(frozen=True)
+class TFLiteIdioms(Pass):
+    """Rewrites decomposed math into the builtins TFLite runs best (gelu, hard_swish, scales into filters)."""
+
+    name = "tflite-idioms"
+
+    def apply(self, graph: Graph, stats: Stats) -> None:
+        apply_patterns(graph, IDIOMS, stats)

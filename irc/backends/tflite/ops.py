@@ -330,48 +330,75 @@ emits("log_softmax", check=lambda n: needs_rank(0)(n) or no_wide_floats(n))(
 
 
 # ----- operator versions and the oldest runtime that runs them ------------------------------------------------------
-# Ops whose quantized kernels came in steps: int8 is version 2, int16 version 3 (TFLite's versioning rules, for the
-# common cases; the float kernels are all version 1).
-_INT16_V3 = frozenset({
-    "ADD", "SUB", "MUL", "CONCATENATION", "MAX_POOL_2D", "AVERAGE_POOL_2D", "RESHAPE", "SOFTMAX", "LOGISTIC",
-    "TANH", "MEAN", "PAD", "TRANSPOSE", "STRIDED_SLICE", "SLICE", "GATHER", "QUANTIZE", "DEQUANTIZE", "SPLIT",
-    "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR", "MAXIMUM", "MINIMUM", "LEAKY_RELU", "RELU", "RELU6",
-    "HARD_SWISH", "PACK", "UNPACK", "SUM", "REDUCE_MAX", "REDUCE_MIN", "SQUEEZE", "TILE",
-})
+# The newest version of each builtin that TFLite's interpreter (2.21) registers: a version is never written above
+# it. RESHAPE, SHAPE and friends have only version 1; BROADCAST_TO starts at 2.
+MAX_VERSION = {
+    "ADD": 5, "SUB": 5, "MUL": 7, "DIV": 2, "MAXIMUM": 4, "MINIMUM": 4, "POW": 1, "SQUARED_DIFFERENCE": 2,
+    "FLOOR_DIV": 3, "FLOOR_MOD": 2, "EQUAL": 5, "NOT_EQUAL": 4, "LESS": 3, "LESS_EQUAL": 2, "GREATER": 2,
+    "GREATER_EQUAL": 3, "LOGICAL_AND": 1, "LOGICAL_OR": 1, "SELECT_V2": 2, "NEG": 1, "ABS": 5, "SQRT": 2, "RSQRT": 3,
+    "EXP": 2, "LOG": 2, "SQUARE": 1, "SIN": 1, "COS": 1, "FLOOR": 1, "CEIL": 1, "ROUND": 1, "SIGN": 2,
+    "LOGICAL_NOT": 1, "RELU": 3, "RELU6": 3, "RELU_N1_TO_1": 1, "LOGISTIC": 3, "TANH": 3, "HARD_SWISH": 1, "ELU": 1,
+    "LEAKY_RELU": 2, "GELU": 2, "SOFTMAX": 3, "LOG_SOFTMAX": 2, "CAST": 8, "DEQUANTIZE": 7, "QUANTIZE": 4,
+    "CONV_2D": 8, "DEPTHWISE_CONV_2D": 7, "TRANSPOSE_CONV": 5, "FULLY_CONNECTED": 13, "BATCH_MATMUL": 4,
+    "MAX_POOL_2D": 3, "AVERAGE_POOL_2D": 3, "RESIZE_BILINEAR": 4, "RESIZE_NEAREST_NEIGHBOR": 4, "PAD": 5, "PADV2": 5,
+    "MIRROR_PAD": 3, "RESHAPE": 1, "TRANSPOSE": 7, "SQUEEZE": 2, "EXPAND_DIMS": 1, "CONCATENATION": 5, "SPLIT": 4,
+    "SPLIT_V": 2, "PACK": 4, "UNPACK": 4, "SLICE": 7, "STRIDED_SLICE": 8, "GATHER": 7, "TILE": 3, "BROADCAST_TO": 3,
+    "SHAPE": 1, "ARG_MAX": 3, "ONE_HOT": 1, "MEAN": 3, "SUM": 2, "REDUCE_MAX": 3, "REDUCE_MIN": 3,
+    "REDUCE_PROD": 2, "CUSTOM": 1,
+}
+# Versions TensorFlow's converter writes for quantized kernels, where they are not the usual int8 -> 2, int16 -> 3.
+_INT8 = {"HARD_SWISH": 1, "LEAKY_RELU": 1, "QUANTIZE": 1, "CONV_2D": 3, "DEPTHWISE_CONV_2D": 3,
+         "FULLY_CONNECTED": 4, "TRANSPOSE_CONV": 2}
+_INT16 = {"CONV_2D": 4, "DEPTHWISE_CONV_2D": 5, "FULLY_CONNECTED": 7, "TRANSPOSE_CONV": 3, "LEAKY_RELU": 2,
+          "QUANTIZE": 3, "DEQUANTIZE": 4, "MAXIMUM": 4, "MINIMUM": 4, "ADD": 3, "SUB": 3}
 
 
 def op_version(code: str, inputs, outputs, opts) -> int:
-    """The operator version TFLite's converter would write, for the features irc uses.
+    """The operator version TensorFlow's converter writes for what irc uses, within what TFLite registers.
 
-    ``inputs`` and ``outputs`` are flatbuffer Tensors (None for an omitted input).
+    ``inputs`` and ``outputs`` are flatbuffer Tensors (None for an omitted input). The interpreter accepts any
+    registered version; the version tells older runtimes which kernel features the operator needs.
     """
+    return max(1 if code != "BROADCAST_TO" else 2, min(_version(code, inputs, outputs, opts), MAX_VERSION.get(code, 1)))
+
+
+def _version(code: str, inputs, outputs, opts) -> int:
     first = inputs[0] if inputs and inputs[0] is not None else (outputs[0] if outputs else None)
     dtype = first.type if first is not None else "FLOAT32"
+    out = outputs[0].type if outputs else dtype
+    weights = inputs[1].type if len(inputs) > 1 and inputs[1] is not None else None
     if code == "DEQUANTIZE":
         return {"FLOAT16": 3, "INT8": 2, "INT16": 4}.get(dtype, 1)
+    if code == "QUANTIZE":
+        if out == "INT16" or dtype == "INT16":
+            return 3 if dtype.startswith("FLOAT") else 4
+        return 1 if dtype.startswith("FLOAT") else 2
+    if code in ("RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR"):
+        if dtype == "INT16":
+            return 4
+        return 3 if opts is not None and opts.half_pixel_centers else (2 if dtype == "INT8" else 1)
+    hybrid = dtype == "FLOAT32" and weights in ("INT8", "UINT8")  # float activations, integer weights
     if code == "FULLY_CONNECTED":
         if dtype == "INT16":
             return 7
         if opts is not None and opts.keep_num_dims:
             return 5
+        if hybrid:
+            per_channel = inputs[1].quantization is not None and len(inputs[1].quantization.scale) > 1
+            return 12 if per_channel else 3
         return 4 if dtype == "INT8" else 1
-    if code in ("CONV_2D", "DEPTHWISE_CONV_2D"):
-        weights = inputs[1]
-        if dtype == "INT16":
-            return 4
-        if dtype == "INT8" or (weights is not None and weights.type == "INT8" and dtype == "FLOAT32"):
-            return 3
-        return 2 if code == "DEPTHWISE_CONV_2D" and opts is not None and opts.dilation_w_factor != 1 else 1
-    if code == "TRANSPOSE_CONV":
-        return 3 if len(inputs) > 3 and inputs[3] is not None else (2 if dtype == "INT8" else 1)
-    if code == "BROADCAST_TO":
-        return 2  # version 1 was taken by a custom op of the same name; TFLite registers it from 2
-    if code == "BATCH_MATMUL":
-        return {"INT8": 2, "INT16": 3}.get(dtype, 1)
-    if dtype == "INT8":
+    if code in ("CONV_2D", "DEPTHWISE_CONV_2D") and hybrid:
+        return 5 if code == "CONV_2D" else 6
+    if code == "DEPTHWISE_CONV_2D" and dtype == "FLOAT32" and opts is not None and opts.dilation_w_factor != 1:
         return 2
-    if dtype == "INT16" and code in _INT16_V3:
-        return 3
+    if code == "TRANSPOSE_CONV" and len(inputs) > 3 and inputs[3] is not None:
+        return max(3, _INT16.get(code, 1) if dtype == "INT16" else 1)
+    if code == "BATCH_MATMUL" and hybrid:
+        return 4
+    if dtype == "INT8":
+        return _INT8.get(code, 2)
+    if dtype == "INT16":
+        return _INT16.get(code, 3)
     return 1
 
 

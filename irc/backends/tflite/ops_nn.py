@@ -81,6 +81,15 @@ def bias_or_zeros(b, node: Node, channels) -> int:
     return -1
 
 
+def bias_type(b, bias: int, x: int) -> dict:
+    """``quantized_bias_type`` for an integer bias, and for int16 kernels (which insist on it), else nothing."""
+    if bias >= 0 and b.type_of(bias) in ("INT32", "INT64"):
+        return {"quantized_bias_type": b.type_of(bias)}
+    if b.type_of(x) == "INT16":
+        return {"quantized_bias_type": "INT64"}
+    return {}
+
+
 def conv_check(node: Node) -> str | None:
     return needs_rank(0, 1)(node) or no_wide_floats(node)
 
@@ -94,8 +103,8 @@ def conv2d(b, node):
     else:
         weights = transposed(b, b.tensor(f), f.type, (3, 0, 1, 2), "filter_ohwi")
     (dh, dw) = node.attr("dilations")
-    fields = {**window_fields(node), "dilation_h_factor": dh, "dilation_w_factor": dw}
     bias = bias_or_zeros(b, node, f.type.shape[3])
+    fields = {**window_fields(node), "dilation_h_factor": dh, "dilation_w_factor": dw, **bias_type(b, bias, b.tensor(x))}
     spatial(b, node, "CONV_2D", [b.tensor(x), weights, bias], fields)
 
 
@@ -147,7 +156,8 @@ def conv2d_transpose(b, node):
     inputs = [output_shape, weights, b.tensor(x)]
     if len(node.operands) > 2:
         inputs.append(b.tensor(node.operands[2]))
-    spatial(b, node, "TRANSPOSE_CONV", inputs, window_fields(node))
+    bias = inputs[3] if len(inputs) > 3 else -1
+    spatial(b, node, "TRANSPOSE_CONV", inputs, {**window_fields(node), **bias_type(b, bias, inputs[2])})
 
 
 # ----- matmul ----------------------------------------------------------------------------------------------------------
@@ -160,7 +170,7 @@ def matmul(b, node):
     bias = b.tensor(node.operands[2]) if len(node.operands) > 2 else -1
     if w.is_constant:
         weights = b.tensor(w) if node.attr("transpose_b") else rewritten_constant(b, w, perm=(1, 0))
-        activated(b, node, "FULLY_CONNECTED", [ai, weights, bias])
+        activated(b, node, "FULLY_CONNECTED", [ai, weights, bias], bias_type(b, bias, ai))
         return
     _batch_matmul(b, node, ai, b.tensor(w), adj_x=False, adj_y=node.attr("transpose_b"), bias=bias)
 
