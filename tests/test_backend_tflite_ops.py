@@ -355,3 +355,22 @@ def test_quantized_graph_emits_generically():
     got = run_tflite(data, {"x": x})["y"]
     want = interpret(g, {"x": x})["y"]
     assert np.max(np.abs(got - want)) <= 0.2 + 1e-6  # one quantization step of the output
+
+
+def test_version_table_matches_the_interpreter():
+    """MAX_VERSION is what this TFLite registers: the listed version loads, the next one does not."""
+    from irc.backends.tflite.flatbuffer import Operator, OperatorCode, SubGraph, Tensor, TFLModel, write_model
+
+    def loads(op: str, version: int) -> bool:
+        model = TFLModel(operator_codes=[OperatorCode(op, version=version)],
+                         subgraphs=[SubGraph(tensors=[Tensor("x", [1]), Tensor("y", [1])], inputs=[0], outputs=[1],
+                                             operators=[Operator(0, [0], [1])])])
+        try:
+            tf.lite.Interpreter(model_content=write_model(model))
+        except (ValueError, RuntimeError) as e:
+            return "Didn't find op" not in str(e)
+        return True
+
+    wrong = [op for op, top in tfl_ops.MAX_VERSION.items()
+             if op != "CUSTOM" and (not loads(op, top) or loads(op, top + 1))]
+    assert not wrong
