@@ -314,6 +314,27 @@ def test_matmul_of_two_activations_has_a_symmetric_right_side():
     assert mm.operands[1].type.quant.zero_point == (0,) and mm.operands[0].type.quant.zero_point != (0,)
 
 
+def cancelling_add() -> Graph:
+    """x + (-x): inputs of range ~100, an output that is always 0."""
+    g = Graph("cancel")
+    x = g.add_input("x", TensorType(DType.f32, (1, 16)))
+    g.set_output("y", g.op("add", x, g.op("mul", x, g.const(np.asarray(-1.0, np.float32)))))
+    return g
+
+
+@pytest.mark.parametrize("mode, shift", [("int8", 20), ("int16x8", 15)])
+def test_add_output_scale_stays_within_tflite_rescaling(mode, shift):
+    g = cancelling_add()
+    stats = Counter()
+    prepare_for_quantization(g, mode)
+    apply_quantization(g, mode, calibrate(g, [{"x": RNG.uniform(-100, 100, (1, 16)).astype(np.float32)}]),
+                       stats=stats)
+    add = next(n for n in g.nodes if n.op == "add")
+    biggest = max(v.type.quant.scale[0] for v in add.operands)
+    assert add.result.type.quant.scale[0] > 2 * biggest / 2**shift
+    assert stats["add outputs widened"] == 1
+
+
 def test_range_override_decides_the_shared_parameters():
     g = cnn()
     data = images(8)

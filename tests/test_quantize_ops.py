@@ -107,6 +107,12 @@ def batch_matmul():
     return g
 
 
+def cancelling_add():
+    g, (x,) = _graph(SHAPE)
+    g.set_output("y", g.op("add", x, g.op("mul", x, g.const(np.asarray(-1.0, np.float32)))))
+    return g
+
+
 def gather():
     g, (x,) = _graph(SHAPE)
     g.set_output("y", g.op("gather", x, g.const(np.array([3, 0, 5], np.int32)), axis=3))
@@ -119,6 +125,7 @@ CASES = {
     "softmax": unary("softmax", axis=-1), "log_softmax": unary("log_softmax", axis=-1),
     "add": binary("add"), "sub": binary("sub"), "mul": binary("mul"), "add_const": binary("add", const=True),
     "mul_const": binary("mul", const=True), "maximum": binary("maximum"), "minimum": binary("minimum"),
+    "add_cancelling": cancelling_add,
     "max_pool": unary("max_pool", ksize=(2, 2), strides=(2, 2), padding="VALID"),
     "avg_pool": unary("avg_pool", ksize=(2, 2), strides=(2, 2), padding="VALID"),
     "mean": unary("mean", axes=(1, 2)), "sum": unary("sum", axes=(1, 2), keepdims=True),

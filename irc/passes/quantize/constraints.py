@@ -79,6 +79,11 @@ FIXED: dict[tuple[str, DType], tuple[float, int]] = {
 
 MIN_RANGE = 2e-6  # narrower calibrated ranges are widened to this (TF's converter does the same)
 
+# TFLite's integer ADD/SUB rescale both inputs to 2 * max(input scales) / 2**shift and need the output multiplier
+# below 1: the output scale must exceed 2 * max(input scales) / 2**shift (shift 20 for int8, 15 for int16)
+RESCALED_ADD = ("add", "sub")
+ADD_SHIFT = {DType.i8: 20, DType.i16: 15}
+
 # activations the TFLite emitter cannot fuse into a quantized operator (it writes them as separate operators,
 # which need parameters of their own): the quantize pass splits them off before calibrating
 UNFUSABLE = ("tanh", "sigmoid")

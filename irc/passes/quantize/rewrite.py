@@ -256,6 +256,7 @@ def quantize_integer(graph: Graph, ranges, mode: str, *, io: str | None = None, 
         for i in C.SYMMETRIC.get(n.op, ()):
             if (n, i) in keys:
                 classes.make_symmetric(keys[(n, i)])
+    _widen_add_outputs(classes, qnodes, keys, act, stats)
 
     # 3. edits. Uses by float nodes are taken before any edit: those get a dequantize.
     float_uses = {}
@@ -323,6 +324,29 @@ def quantize_integer(graph: Graph, ranges, mode: str, *, io: str | None = None, 
     stats["nodes quantized"] += len(qnodes)
     stats["nodes left float"] += sum(1 for n in graph.nodes if n not in qset and n.op not in _BORDER
                                      and any(_is_f32(v) for v in (*n.operands, *n.results)))
+
+
+def _widen_add_outputs(classes: _Classes, qnodes: list[Node], keys: dict, act: DType, stats: Counter) -> None:
+    """Output ranges of integer ADD/SUB widened where TFLite's rescaling would need a multiplier above 1."""
+    for n in qnodes:
+        if n.op not in C.RESCALED_ADD or n.results[0] not in classes.parent:
+            continue
+        inputs = [keys[(n, i)] for i in range(len(n.operands)) if (n, i) in keys]
+        out = n.results[0]
+        if not inputs or classes.pinned_params(out) is not None:
+            continue
+        floor = 2 * max(classes.params(k, act).scale[0] for k in inputs) / 2 ** C.ADD_SHIFT[act] * 1.01
+        q = classes.params(out, act)
+        if q.scale[0] < floor:
+            root = classes.find(out)
+            info = np.iinfo(act.numpy)  # the range the parameters cover, scaled up
+            grow = floor / q.scale[0]
+            lo = (info.min - q.zero_point[0]) * q.scale[0] * grow
+            hi = (info.max - q.zero_point[0]) * q.scale[0] * grow
+            classes.range[root] = (lo, hi)
+            if root in classes.forced:
+                classes.forced[root] = (lo, hi)
+            stats["add outputs widened"] += 1
 
 
 def _quantize_weights(graph: Graph, node: Node, input_params: QuantParams, bias_dtype: DType) -> list[Value]:
