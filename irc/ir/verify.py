@@ -6,6 +6,8 @@ and each node's declared result types agree with what the op's shape rule infers
 
 from __future__ import annotations
 
+import numpy as np
+
 from irc.errors import InputError, VerifyError
 from irc.ir.graph import Graph, Node
 from irc.ir.printer import ElidedTensor
@@ -56,7 +58,7 @@ def find_problems(graph: Graph, *, elided_ok: bool = False) -> list[str]:
             continue
         try:
             inferred = op.infer([v.type for v in node.operands], op.with_defaults(node.attrs),
-                                [v.constant for v in node.operands])
+                                [_constant(v) for v in node.operands])
         except (ValueError, TypeError, IndexError) as e:
             problems.append(f"{label}: {e}")
             continue
@@ -70,6 +72,12 @@ def find_problems(graph: Graph, *, elided_ok: bool = False) -> list[str]:
         if v not in defined:
             problems.append(f"output {name!r} is not defined in the graph")
     return problems
+
+
+def _constant(value) -> np.ndarray | None:
+    """The operand's array when it is a constant whose value the shape rules can read (a broken const: None)."""
+    array = value.producer.attrs.get("value") if value.is_constant else None
+    return array if isinstance(array, np.ndarray) else None
 
 
 def require_data(graph: Graph, purpose: str) -> None:

@@ -68,11 +68,11 @@ def _flip(data: bytes, *positions: int) -> bytes:
 
 
 # ---- .tflite ------------------------------------------------------------------------------------------------
-def _good_tflite() -> bytes:
+def _good_tflite(source: Path = GOOD) -> bytes:
     from irc.backends import get_backend
     from irc.ir.parser import parse
 
-    graph = parse(GOOD.read_text(), source=str(GOOD))
+    graph = parse(source.read_text(), source=str(source))
     return get_backend("tflite").emit(graph, output=None)
 
 
@@ -89,6 +89,8 @@ def make_tflite() -> None:
     from irc.backends.tflite import flatbuffer
 
     good = _good_tflite()
+    _write("good/tiny.tflite", good)  # seeds of the fuzz tests
+    _write("good/cnn.tflite", _good_tflite(HERE / "good" / "cnn.irc"))
     _write("tflite/empty.tflite", b"")
     _write("tflite/truncated_header.tflite", good[:6])
     _write("tflite/truncated_half.tflite", good[: len(good) // 2])
@@ -166,13 +168,15 @@ def make_savedmodels(tmp: Path) -> None:
     pb = (good / "saved_model.pb").read_bytes()
     out = HERE / "savedmodel"
 
-    def copy(name: str) -> Path:
-        shutil.copytree(good, out / name)
-        shutil.rmtree(out / name / "assets", ignore_errors=True)
-        for path in (out / name).rglob("fingerprint.pb"):
+    def copy(name: str, root: Path = out) -> Path:
+        shutil.copytree(good, root / name)
+        shutil.rmtree(root / name / "assets", ignore_errors=True)
+        for path in (root / name).rglob("fingerprint.pb"):
             path.unlink()
-        return out / name
+        return root / name
 
+    shutil.rmtree(HERE / "good" / "tiny_savedmodel", ignore_errors=True)
+    copy("tiny_savedmodel", HERE / "good")  # a seed of the fuzz tests
     (copy("truncated_pb") / "saved_model.pb").write_bytes(pb[: len(pb) // 3])
     (copy("garbage_pb") / "saved_model.pb").write_bytes(bytes(range(256)) * 4)
     (copy("bitflip_pb") / "saved_model.pb").write_bytes(_flip(pb, 2, 3, 40, 41))
@@ -223,6 +227,7 @@ def make_graphdefs() -> None:
     fn = tf.function(lambda x: model(x)).get_concrete_function(tf.TensorSpec([1, 4], tf.float32, name="x"))
     frozen = convert_variables_to_constants_v2(fn).graph.as_graph_def()
     data = frozen.SerializeToString(deterministic=True)
+    _write("good/tiny.pb", data)  # a seed of the fuzz tests
     _write("pb/truncated.pb", data[: len(data) // 2])
     _write("pb/garbage.pb", b"\xff" * 64)
     _write("pb/empty.pb", b"")
