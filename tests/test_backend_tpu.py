@@ -38,9 +38,7 @@ def run_program(directory, inputs: dict, *args: str, timeout: int = 300) -> tupl
 
 
 def ruff_check(path):
-    ruff = [sys.executable, "-m", "ruff"]
-    if subprocess.run([*ruff, "--version"], check=False, capture_output=True).returncode != 0:
-        pytest.skip("ruff is not installed")
+    ruff = [sys.executable, "-m", "ruff"]  # a dev dependency: the generated program must pass it
     done = subprocess.run([*ruff, "check", "--isolated", "--no-cache", str(path)], check=False, capture_output=True,
                           text=True)
     assert done.returncode == 0, done.stdout + done.stderr
