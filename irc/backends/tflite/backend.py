@@ -216,6 +216,14 @@ class ModelBuilder:
         """An intermediate tensor of the node being emitted."""
         return self.new_tensor(type, f"{self.name_of(self.node)}/{suffix}")
 
+    def like(self, index: int, suffix: str) -> int:
+        """A new intermediate tensor with the type, shape and quantization of tensor ``index``."""
+        source = self.tensors[index]
+        self.tensors.append(Tensor(f"{self.name_of(self.node)}/{suffix}", list(source.shape), source.type, 0,
+                                   shape_signature=source.shape_signature, quantization=source.quantization,
+                                   has_rank=source.has_rank))
+        return len(self.tensors) - 1
+
     def constant(self, array, *, type: TensorType | None = None, name: str | None = None) -> int:
         """A constant tensor holding ``array`` (its type from ``type`` or from the array)."""
         array = np.asarray(array)

@@ -100,7 +100,7 @@ def activated(b: ModelBuilder, node: Node, code: str, inputs: list[int], fields:
     elif fusable and act in FUSED:
         b.op(code, inputs, [out], {**fields, "fused_activation_function": FUSED[act]})
     else:
-        pre = b.temp(node.result.type, "pre_activation")
+        pre = b.like(out, "pre_activation")
         b.op(code, inputs, [pre], fields or None)
         b.op(ACTIVATION_OPS[act], [pre], [out])
     return out
