@@ -162,7 +162,7 @@ class Reader:
             t = self.sg.tensors[index]
             type_ = self._file_type(index, batch=True)
             name = names.get(index) or t.name or f"input_{index}"
-            if any(v.name == name for v in self.graph.inputs):
+            while any(v.name == name for v in self.graph.inputs):  # a hostile file may repeat any name
                 name = f"{name}_{index}"
             self.values[index] = self.graph.add_input(name, type_)
             self.stored[self.values[index]] = t.shape
@@ -172,7 +172,7 @@ class Reader:
         names = {i: name for name, i in sig.outputs.items()} if sig else {}
         for index in self.sg.outputs:
             name = names.get(index) or self.sg.tensors[index].name or f"output_{index}"
-            if name in self.graph.outputs:
+            while name in self.graph.outputs:
                 name = f"{name}_{index}"
             self.graph.set_output(name, self.value(index))
 

@@ -83,6 +83,8 @@ def _subgraph_problems(model, s: int, sg, ops: list[str | None], out: list[str])
         for index in indices:
             if bad(index):
                 out.append(f"{prefix}{kind} {index} is not a tensor of the subgraph ({n} tensors)")
+    for index in sorted({i for i in sg.inputs if sg.inputs.count(i) > 1}):
+        out.append(f"{prefix}tensor {index} is listed as an input more than once")
     for k, op in enumerate(sg.operators):
         what = f"{prefix}operator {k}"
         if not 0 <= op.opcode_index < len(ops):
