@@ -34,7 +34,7 @@ def load_calibration(source: Any, graph: Graph) -> list[Sample]:
     where = None
     if isinstance(source, (str, os.PathLike)):
         where = str(source)
-        source = _read_file(Path(source), graph)
+        source = _read_file(Path(source))
     if isinstance(source, (np.ndarray, Mapping)):
         samples = _split_stacked(_by_name(source, graph, where), graph, where)
     elif isinstance(source, Iterable):
@@ -48,7 +48,7 @@ def load_calibration(source: Any, graph: Graph) -> list[Sample]:
     return samples
 
 
-def _read_file(path: Path, graph: Graph):
+def _read_file(path: Path):
     from irc.npfiles import load_arrays
 
     return load_arrays(path, "calibration data", QuantizationError,
@@ -60,7 +60,7 @@ def _input_names(graph: Graph) -> str:
 
 
 def _by_name(source, graph: Graph, where: str | None) -> dict[str, np.ndarray]:
-    """Arrays keyed by graph input name; a lone array (or lone npz entry) goes to a one-input model's input."""
+    """Arrays keyed by graph input name; a lone array (or an unnamed ``arr_0``) goes to a one-input model's input."""
     if isinstance(source, np.ndarray):
         if len(graph.inputs) != 1:
             raise QuantizationError(f"a single calibration array fits a model with one input; this one has "

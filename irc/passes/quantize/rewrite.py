@@ -191,139 +191,159 @@ def _uint8(q: QuantParams) -> QuantParams:
 def quantize_integer(graph: Graph, ranges, mode: str, *, io: str | None = None, keep: set[Node] = frozenset(),
                      stats: Counter | None = None) -> None:
     """Full-integer quantization of ``graph`` in place (``io``: None, "int8" or "uint8" graph inputs/outputs)."""
-    stats = Counter() if stats is None else stats
-    act = C.ACTIVATION_DTYPE[mode]
-    bias_dtype = C.BIAS_DTYPE[mode]
-    qnodes = [n for n in graph.topo_order() if n not in keep and C.integer_kernel(n, mode) is None]
-    qset = set(qnodes)
-    io_inputs = [v for v in graph.inputs if io and _is_f32(v)]
-    direct_io = io is not None and io != "uint8"  # graph inputs that become the quantized tensor itself
+    _IntegerRewrite(graph, ranges, mode, io, keep, Counter() if stats is None else stats).run()
 
-    forced = getattr(ranges, "forced", set())
 
-    def range_of(v: Value) -> tuple[float, float]:
-        if v not in ranges:
+class _IntegerRewrite:
+    """One full-integer rewrite: class keys, same-scale groups, parameters, then the edits (module docstring)."""
+
+    def __init__(self, graph: Graph, ranges, mode: str, io: str | None, keep: set[Node], stats: Counter):
+        self.graph, self.ranges, self.io, self.stats = graph, ranges, io, stats
+        self.act, self.bias_dtype = C.ACTIVATION_DTYPE[mode], C.BIAS_DTYPE[mode]
+        self.qnodes = [n for n in graph.topo_order() if n not in keep and C.integer_kernel(n, mode) is None]
+        self.qset = set(self.qnodes)
+        self.io_inputs = [v for v in graph.inputs if io and _is_f32(v)]
+        self.direct_io = io is not None and io != "uint8"  # graph inputs that become the quantized tensor itself
+        self.forced = getattr(ranges, "forced", set())
+        self.classes = _Classes()
+        self.keys: dict[tuple[Node, int], Any] = {}  # (quantized node, operand index) -> class key
+        self.made: dict[Any, Value] = {}  # class key -> the value made for it
+
+    def run(self) -> None:
+        self.assign_keys()
+        self.join_same_scale()
+        for n in self.qnodes:
+            for i in C.SYMMETRIC.get(n.op, ()):
+                if (n, i) in self.keys:
+                    self.classes.make_symmetric(self.keys[(n, i)])
+        _widen_add_outputs(self.classes, self.qnodes, self.keys, self.act, self.stats)
+        self.edit()
+
+    def params(self, key) -> QuantParams:
+        return self.classes.params(key, self.act)
+
+    def range_of(self, v: Value) -> tuple[float, float]:
+        if v not in self.ranges:
             where = str(v.producer.loc) if v.producer is not None else f"input {v.name!r}"
             raise QuantizationError(f"no calibrated range for a value at {where}",
                                     hint="calibrate the graph after prepare_for_quantization, as quantize_graph does")
-        return ranges[v]
+        return self.ranges[v]
 
-    # 1. class keys: what each quantized operand and result becomes
-    classes = _Classes()
-    keys: dict[tuple[Node, int], Any] = {}
-    for v in io_inputs:
-        classes.add(v if direct_io else ("entry", v), range_of(v), v in forced)
-    for n in qnodes:
-        weighted = C.has_weights(n)
-        for i, v in enumerate(n.operands):
-            if not _is_f32(v) or (weighted and i in (1, C.BIAS_OPERAND)):
-                continue
-            if v.is_constant:
-                key = ("const", n, i)
-                classes.add(key, _const_range(v.constant))
-            elif v.producer in qset or (direct_io and v in io_inputs):
-                key = v
-            else:
-                key = ("entry", v)
-                classes.add(key, range_of(v), v in forced)
-            keys[(n, i)] = key
-        for r in n.results:
-            if _is_f32(r):
-                classes.add(r, range_of(r), r in forced)
-                fixed = C.FIXED.get((n.op, act))
-                if fixed is not None:
-                    classes.pin(r, QuantParams((fixed[0],), (fixed[1],)))
+    # ----- 1. class keys: what each quantized operand and result becomes ------------------------------------------
+    def assign_keys(self) -> None:
+        classes = self.classes
+        for v in self.io_inputs:
+            classes.add(v if self.direct_io else ("entry", v), self.range_of(v), v in self.forced)
+        for n in self.qnodes:
+            weighted = C.has_weights(n)
+            for i, v in enumerate(n.operands):
+                if not _is_f32(v) or (weighted and i in (1, C.BIAS_OPERAND)):
+                    continue
+                if v.is_constant:
+                    key = ("const", n, i)
+                    classes.add(key, _const_range(v.constant))
+                elif v.producer in self.qset or (self.direct_io and v in self.io_inputs):
+                    key = v
+                else:
+                    key = ("entry", v)
+                    classes.add(key, self.range_of(v), v in self.forced)
+                self.keys[(n, i)] = key
+            for r in n.results:
+                if _is_f32(r):
+                    classes.add(r, self.range_of(r), r in self.forced)
+                    fixed = C.FIXED.get((n.op, self.act))
+                    if fixed is not None:
+                        classes.pin(r, QuantParams((fixed[0],), (fixed[1],)))
 
-    # 2. same-scale groups: single-operand ops first, so pinned classes are complete before concat and the like
-    shared_ops = [n for n in qnodes if C.same_scale_operands(n)]
-    for n in sorted(shared_ops, key=lambda n: len(C.same_scale_operands(n)) > 1):
-        shared = C.same_scale_operands(n)
-        results = [r for r in n.results if _is_f32(r)]
-        for i in shared:
-            key = keys.get((n, i))
-            if key is None:
-                continue
-            if len(shared) > 1 and classes.pinned_params(key) is not None:
-                source = key
-                key = ("requant", n, i, source)
-                classes.add(key, classes.range[classes.find(source)])
-                keys[(n, i)] = key
-                stats["requantize nodes"] += 1
-            for r in results:
-                classes.union(key, r)
+    # ----- 2. same-scale groups: single-operand ops first, so pinned classes are whole before concat -------------
+    def join_same_scale(self) -> None:
+        shared_ops = [n for n in self.qnodes if C.same_scale_operands(n)]
+        for n in sorted(shared_ops, key=lambda n: len(C.same_scale_operands(n)) > 1):
+            shared = C.same_scale_operands(n)
+            results = [r for r in n.results if _is_f32(r)]
+            for i in shared:
+                key = self.keys.get((n, i))
+                if key is None:
+                    continue
+                if len(shared) > 1 and self.classes.pinned_params(key) is not None:
+                    source = key
+                    key = ("requant", n, i, source)
+                    self.classes.add(key, self.classes.range[self.classes.find(source)])
+                    self.keys[(n, i)] = key
+                    self.stats["requantize nodes"] += 1
+                for r in results:
+                    self.classes.union(key, r)
 
-    for n in qnodes:
-        for i in C.SYMMETRIC.get(n.op, ()):
-            if (n, i) in keys:
-                classes.make_symmetric(keys[(n, i)])
-    _widen_add_outputs(classes, qnodes, keys, act, stats)
+    # ----- 3. edits ---------------------------------------------------------------------------------------------------
+    def edit(self) -> None:
+        graph, act = self.graph, self.act
+        # uses by float nodes, taken before any edit: those get a dequantize
+        float_uses = {}
+        for v in [r for n in self.qnodes for r in n.results if _is_f32(r)] + self.io_inputs:
+            float_uses[v] = [(u, i) for u, i in v.uses if u not in self.qset]
+        for n in self.qnodes:
+            for r in n.results:
+                if _is_f32(r):
+                    _set_type(graph, r, TensorType(act, r.type.shape, self.params(r)))
+        for v in self.io_inputs:
+            q = self.params(v if self.direct_io else ("entry", v))
+            dtype, q = (DType.u8, _uint8(q)) if self.io == "uint8" else (act, q)
+            _set_type(graph, v, TensorType(dtype, v.type.shape, q))
+        replaced: list[Value] = []
+        for (n, i), key in self.keys.items():
+            new = self.value_of(key)
+            if new is not n.operands[i]:
+                replaced.append(n.operands[i])
+                graph.set_operand(n, i, new)
+        for n in self.qnodes:
+            if C.has_weights(n):
+                replaced += _quantize_weights(graph, n, self.params(self.keys[(n, 0)]), self.bias_dtype)
+                self.stats["weights quantized"] += 1
+        self.dequantize_float_uses(float_uses)
+        _drop_unused_constants(graph, [v for v in replaced if v.is_constant])
+        self.stats["nodes quantized"] += len(self.qnodes)
+        self.stats["nodes left float"] += sum(1 for n in graph.nodes if n not in self.qset and n.op not in _BORDER
+                                              and any(_is_f32(v) for v in (*n.operands, *n.results)))
 
-    # 3. edits. Uses by float nodes are taken before any edit: those get a dequantize.
-    float_uses = {}
-    for v in [r for n in qnodes for r in n.results if _is_f32(r)] + io_inputs:
-        float_uses[v] = [(u, i) for u, i in v.uses if u not in qset]
-    for n in qnodes:
-        for r in n.results:
-            if _is_f32(r):
-                _set_type(graph, r, TensorType(act, r.type.shape, classes.params(r, act)))
-    for v in io_inputs:
-        q = classes.params(v if direct_io else ("entry", v), act)
-        dtype, q = (DType.u8, _uint8(q)) if io == "uint8" else (act, q)
-        _set_type(graph, v, TensorType(dtype, v.type.shape, q))
-
-    made: dict[Any, Value] = {}
-
-    def value_of(key) -> Value:
+    def value_of(self, key) -> Value:
+        """The quantized value of a class key, made on first use."""
         if isinstance(key, Value):
             return key
-        if key in made:
-            return made[key]
-        q = classes.params(key, act)
+        if key in self.made:
+            return self.made[key]
+        q, graph = self.params(key), self.graph
         kind = key[0]
         if kind == "entry":
             v = key[1]
             op = "requantize" if v.type.quant is not None else "quantize"
-            made[key] = graph.add(op, [v], _attrs(act, q), loc=_loc(v, "quantize")).result
-            stats["quantize nodes"] += 1
+            self.made[key] = graph.add(op, [v], _attrs(self.act, q), loc=_loc(v, "quantize")).result
+            self.stats["quantize nodes"] += 1
         elif kind == "const":
-            n, i = key[1], key[2]
-            src = n.operands[i]
-            made[key] = _const(graph, quantize_array(src.constant, act, q), TensorType(act, None, q),
-                               _loc(src, "quantized"))
+            src = key[1].operands[key[2]]
+            self.made[key] = _const(graph, quantize_array(src.constant, self.act, q), TensorType(self.act, None, q),
+                                    _loc(src, "quantized"))
         else:  # requant
-            src = value_of(key[3])
-            made[key] = graph.add("requantize", [src], _attrs(act, q), loc=_loc(src, "requantize")).result
-        return made[key]
+            src = self.value_of(key[3])
+            self.made[key] = graph.add("requantize", [src], _attrs(self.act, q), loc=_loc(src, "requantize")).result
+        return self.made[key]
 
-    replaced: list[Value] = []
-    for (n, i), key in keys.items():
-        new = value_of(key)
-        if new is not n.operands[i]:
-            replaced.append(n.operands[i])
-            graph.set_operand(n, i, new)
-    for n in qnodes:
-        if C.has_weights(n):
-            replaced += _quantize_weights(graph, n, classes.params(keys[(n, 0)], act), bias_dtype)
-            stats["weights quantized"] += 1
-    for v, uses in float_uses.items():
-        outputs = [] if io else [name for name, o in graph.outputs.items() if o is v]
-        if not uses and not outputs:
-            continue
-        dq = graph.add("dequantize", [v], loc=_loc(v, "dequantize")).result
-        stats["dequantize nodes"] += 1
-        for user, i in uses:
-            graph.set_operand(user, i, dq)
-        for name in outputs:
-            graph.set_output(name, dq)
-    if io == "uint8":
-        for name, v in list(graph.outputs.items()):
-            if v.type.dtype is act and v.type.quant is not None:
-                graph.set_output(name, graph.add("requantize", [v], _attrs(DType.u8, _uint8(v.type.quant)),
-                                                 loc=_loc(v, "uint8")).result)
-    _drop_unused_constants(graph, [v for v in replaced if v.is_constant])
-    stats["nodes quantized"] += len(qnodes)
-    stats["nodes left float"] += sum(1 for n in graph.nodes if n not in qset and n.op not in _BORDER
-                                     and any(_is_f32(v) for v in (*n.operands, *n.results)))
+    def dequantize_float_uses(self, float_uses: dict[Value, list]) -> None:
+        graph = self.graph
+        for v, uses in float_uses.items():
+            outputs = [] if self.io else [name for name, o in graph.outputs.items() if o is v]
+            if not uses and not outputs:
+                continue
+            dq = graph.add("dequantize", [v], loc=_loc(v, "dequantize")).result
+            self.stats["dequantize nodes"] += 1
+            for user, i in uses:
+                graph.set_operand(user, i, dq)
+            for name in outputs:
+                graph.set_output(name, dq)
+        if self.io == "uint8":
+            for name, v in list(graph.outputs.items()):
+                if v.type.dtype is self.act and v.type.quant is not None:
+                    graph.set_output(name, graph.add("requantize", [v], _attrs(DType.u8, _uint8(v.type.quant)),
+                                                     loc=_loc(v, "uint8")).result)
 
 
 def _widen_add_outputs(classes: _Classes, qnodes: list[Node], keys: dict, act: DType, stats: Counter) -> None:
