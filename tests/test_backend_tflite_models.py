@@ -121,6 +121,26 @@ def test_float16_matches_tensorflow(lowered, name):
     assert weight_bytes(model.tflite("float16")) < 0.51 * weight_bytes(model.tflite())
 
 
+CLASSIFIERS = ["mobilenet_v2", "mobilenet_v3_small", "resnet50", "efficientnet_b0", "densenet121", "inception_v3"]
+
+
+@pytest.mark.parametrize("name", CLASSIFIERS)
+def test_logits_match_the_reference_interpreter(lowered, name):
+    """With random weights these classifiers' softmax outputs are nearly uniform (their logits are tiny), so the
+    logits themselves are compared too, relative to their own scale: irc's .tflite against irc's interpreter
+    running the graph as loaded (which the frontend's tests hold to TensorFlow)."""
+    import irc
+    from irc.ir.interpreter import run as interpret
+
+    model = lowered(name, **MODELS[name])
+    graph = irc.load(model.path)
+    softmax = [n for n in graph.nodes if n.op == "softmax"][-1]
+    graph.set_output("logits", softmax.operands[0])
+    want = interpret(graph, model.inputs)["logits"].astype(np.float64)
+    got = tf.lite.Interpreter(model_content=emit(graph)).get_signature_runner()(**model.inputs)["logits"]
+    assert float(np.max(np.abs(got - want))) <= 1e-4 * float(np.max(np.abs(want)))
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", FULL_SIZE)
 def test_full_size_matches_tensorflow(lowered, name):
