@@ -137,8 +137,10 @@ def test_logits_match_the_reference_interpreter(lowered, name):
     softmax = [n for n in graph.nodes if n.op == "softmax"][-1]
     graph.set_output("logits", softmax.operands[0])
     want = interpret(graph, model.inputs)["logits"].astype(np.float64)
-    got = tf.lite.Interpreter(model_content=emit(graph)).get_signature_runner()(**model.inputs)["logits"]
-    assert float(np.max(np.abs(got - want))) <= 1e-4 * float(np.max(np.abs(want)))
+    for quantize, tolerance in [(None, 1e-4), ("float16", 1e-2)]:
+        data = emit(graph, quantize=quantize)
+        got = tf.lite.Interpreter(model_content=data).get_signature_runner()(**model.inputs)["logits"]
+        assert float(np.max(np.abs(got - want))) <= tolerance * float(np.max(np.abs(want))), quantize
 
 
 @pytest.mark.slow
