@@ -6,9 +6,10 @@ irc never asks, and refuses such files before numpy sees them, with one InputErr
 
 from __future__ import annotations
 
+import functools
+import math
 import os
 import zipfile
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -37,16 +38,57 @@ def load_arrays(path: str | os.PathLike, what: str, error: type[InputError] = In
         found = "it is empty" if not head else f"it starts with {head!r}"
         raise error(f"the {what} is not a .npy or .npz file ({found})", where=where, hint=hint)
     try:
+        _check_declared_sizes(Path(path), head)
         data = np.load(Path(path), allow_pickle=False)
         if isinstance(data, np.ndarray):
             return data
         with data:
             return {key: data[key] for key in data.files}
+    except InputError as e:
+        raise error(f"the {what} {e.message}", where=where, hint=hint) from None
     except MemoryError:
         raise error(f"the {what} declares an array larger than memory (a corrupt header?)", where=where,
                     hint=hint) from None
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error, NotImplementedError) as e:
+    except Exception as e:  # noqa: BLE001 - only numpy runs here; a corrupt header alone raises SyntaxError,
+        # tokenize.TokenError, ValueError or EOFError, a corrupt zip BadZipFile, zlib.error or KeyError
         raise error(f"cannot read the {what}: {_reason(e)}", where=where, hint=hint) from None
+
+
+def _check_declared_sizes(path: Path, head: bytes) -> None:
+    """Compare each array's header with the bytes that follow it, before numpy allocates what the header says:
+    a 100-byte file must not make irc allocate gigabytes."""
+    if head.startswith(NPY_MAGIC):
+        _check_header(functools.partial(path.open, "rb"), path.stat().st_size, "")
+        return
+    with zipfile.ZipFile(path) as zf:
+        for info in zf.infolist():
+            _check_header(functools.partial(zf.open, info), info.file_size, f" (array {info.filename!r})")
+
+
+def _check_header(open_stream, size: int, which: str) -> None:
+    with open_stream() as f:
+        prefix = f.read(len(NPY_MAGIC) + 6)
+    if len(prefix) < len(NPY_MAGIC) + 4 or not prefix.startswith(NPY_MAGIC):
+        return  # numpy says what is wrong
+    major = prefix[len(NPY_MAGIC)]
+    width = 2 if major == 1 else 4
+    header = int.from_bytes(prefix[len(NPY_MAGIC) + 2:len(NPY_MAGIC) + 2 + width], "little")
+    start = len(NPY_MAGIC) + 2 + width
+    if start + header > size:
+        raise InputError(f"declares a header of {header} bytes{which}, but holds only {size} (truncated or corrupt)")
+    readers = {1: np.lib.format.read_array_header_1_0, 2: np.lib.format.read_array_header_2_0}
+    if major not in readers:
+        return
+    with open_stream() as f:
+        np.lib.format.read_magic(f)
+        shape, _, dtype = readers[major](f)
+        data_start = f.tell()
+    if dtype.hasobject:
+        return  # refused by allow_pickle=False
+    declared = math.prod(shape) * dtype.itemsize
+    if declared > size - data_start:
+        raise InputError(f"declares a {dtype} array of shape {shape}{which}, {declared} bytes, but holds only "
+                         f"{max(size - data_start, 0)} (truncated or corrupt)")
 
 
 def _reason(e: Exception) -> str:
