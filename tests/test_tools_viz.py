@@ -94,6 +94,7 @@ def test_dot_text():
 
 
 @pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot program is not installed")
+@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot program is not installed on this machine")
 def test_dot_engine_and_png():
     g = mini_resnet(blocks=1)
     assert render(g, "png").startswith(b"\x89PNG")
