@@ -17,7 +17,7 @@ import importlib
 from collections import Counter
 from collections.abc import Callable, Mapping
 
-from irc.errors import UnsupportedOpError, UsageError
+from irc.errors import InputError, UnsupportedOpError, UsageError
 from irc.frontends.lowering.context import CannotLower, Lowerer, TensorList, ref_value, tf_dtype
 from irc.frontends.tfgraph import TFGraph, TFNode
 from irc.ir.graph import Graph, Location, Value
@@ -163,6 +163,12 @@ def lower_node(cx: Lowerer, node: TFNode, args: list) -> list:
             outs = lower_opaque(cx, node, args)
         except CannotLower as e2:
             raise _cannot_lower(cx, node, f"{e}, and it cannot be kept as a TensorFlow op: {e2}") from None
+    except KeyError as e:
+        if not e.args or e.args[0] in node.attrs:
+            raise
+        # A NodeDef without an attribute its op always has: a corrupt or hand-made file.
+        raise InputError(f"TensorFlow op {node.op} ({node.name}) has no attribute {e.args[0]!r}",
+                         where=cx.tfgraph.source) from None
     return outs if isinstance(outs, list) else [outs]
 
 
