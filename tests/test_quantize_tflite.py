@@ -181,3 +181,35 @@ def test_mobilenet_v2_int8_runs_and_is_small(zoo_models):
     want = next(iter(run(graph, calibration[0]).values()))
     assert got.shape == want.shape == (1, 1000)
     assert np.abs(got - want).max() <= 3 / 256  # TFLite's integer kernels agree with irc's reference interpreter
+
+
+@pytest.mark.slow
+def test_mobilenet_v2_full_size_int8_matches_tensorflow_structure(zoo_models):
+    """At 224x224: the int8 file is <= 0.3x the float one and has TF's operators in TF's order, with the same
+    tensor types (latency parity itself is measured by benchmarks/quantize.py)."""
+    from irc.backends.tflite.flatbuffer import read_model
+
+    path = zoo_models.saved_model("mobilenet_v2", size=224)
+    graph = load(path)
+    run_pipeline(graph, "tflite")
+    float_model = emit(graph, passes="O0")
+    rng = np.random.default_rng(0)
+    name = graph.inputs[0].name
+    calibration = [{name: rng.uniform(-1, 1, (1, 224, 224, 3)).astype(np.float32)} for _ in range(8)]
+    quantize_graph(graph, "int8", calibration=calibration)
+    ours = emit(graph, passes="O0")
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(path))
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: iter(calibration)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    theirs = converter.convert()
+    assert len(ours) <= 0.3 * len(float_model)
+
+    def signature(data):
+        model = read_model(data)
+        sub = model.subgraphs[0]
+        return [(model.operator_codes[op.opcode_index].builtin_code,
+                 tuple(sub.tensors[i].type for i in op.inputs if i >= 0)) for op in sub.operators]
+
+    assert signature(ours) == signature(theirs)
+    assert predict(ours, calibration[0][name]).shape == (1, 1000)
