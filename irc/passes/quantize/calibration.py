@@ -250,8 +250,7 @@ def calibrate(graph: Graph, samples, observer: str = "minmax", *, progress: bool
     from irc.passes.quantize.observers import make_observer
 
     factory = make_observer(observer)
-    if not isinstance(samples, list) or not all(isinstance(s, dict) for s in samples):
-        samples = load_calibration(samples, graph)
+    samples = load_calibration(samples, graph)  # cheap for checked samples; catches unchecked ones
     observers: dict[Value, Any] = {}
 
     def watch(value: Value, array: np.ndarray) -> None:
