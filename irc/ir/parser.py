@@ -8,8 +8,10 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+import gc
 import json
 import math
+from contextvars import ContextVar
 from importlib import resources
 from typing import Mapping
 
@@ -24,8 +26,13 @@ from irc.ir.types import DType, QuantParams, SymDim, TensorType
 
 @functools.cache
 def _lark() -> Lark:
+    # The transformer runs inside the LALR parser, as each rule is reduced: no parse tree is built.
     grammar = resources.files("irc.ir").joinpath("grammar.lark").read_text()
-    return Lark(grammar, parser="lalr", propagate_positions=False, maybe_placeholders=True)
+    return Lark(grammar, parser="lalr", propagate_positions=False, maybe_placeholders=True, transformer=_Build())
+
+
+# Named weights for elided constants, for the parse under way (set by parse()).
+_weights: ContextVar[Mapping[str, np.ndarray]] = ContextVar("irc_parse_weights", default={})
 
 
 class _Fail(Exception):
@@ -67,11 +74,7 @@ def _dim(tok) -> int:
 
 @v_args(inline=True)
 class _Build(Transformer):
-    """Turns the parse tree into a Graph, checking names as it goes."""
-
-    def __init__(self, weights: Mapping[str, np.ndarray] | None):
-        super().__init__()
-        self.weights = weights or {}
+    """Turns each rule into plain data as it is parsed, checking literals; ``_assemble`` builds the Graph."""
 
     # -- scalars, types and attributes --
     def name(self, tok):
@@ -142,8 +145,9 @@ class _Build(Transformer):
         shape = tuple(_dim(d) for d in dims if d is not None)
         kind, payload = data
         if kind == "elided":
-            if payload in self.weights:
-                array = np.asarray(self.weights[payload])
+            weights = _weights.get()
+            if payload in weights:
+                array = np.asarray(weights[payload])
                 if array.shape != shape:
                     raise _Fail(dtype_tok, f"weights entry {payload} has shape {array.shape}, not {shape}")
                 return array
@@ -217,9 +221,11 @@ class _Build(Transformer):
 
 def parse(text: str, source: str = "<string>", weights: Mapping[str, np.ndarray] | None = None) -> Graph:
     """Parses irc text into a Graph. ``weights`` resolves elided constants by hash (from a ``--weights`` file)."""
+    reset = _weights.set(weights or {})
+    collecting = gc.isenabled()
+    gc.disable()  # parsing allocates millions of objects and no cycles: collecting as it goes doubles the time
     try:
-        tree = _lark().parse(text)
-        name, rest = _Build(weights).transform(tree)
+        name, rest = _lark().parse(text)
         return _assemble(name, rest, source)
     except _Fail as f:
         raise _error(source, f.token, f.message) from None
@@ -234,6 +240,10 @@ def parse(text: str, source: str = "<string>", weights: Mapping[str, np.ndarray]
         if isinstance(inner, RecursionError):
             raise _too_deep(source) from None
         raise
+    finally:
+        _weights.reset(reset)
+        if collecting:
+            gc.enable()
 
 
 def _too_deep(source: str) -> ParseError:
