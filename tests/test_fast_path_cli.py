@@ -233,6 +233,31 @@ def test_field_with_another_wire_type_is_refused(zoo_models, tmp_path):
     assert_refused(model, tmp_path, "field 'op' of NodeDef is stored as varint")
 
 
+def flip_inside(model: Path, keys) -> Path:
+    """One bit flipped in the middle of each tensor whose key ``keys`` accepts; every size stays right."""
+    from irc.frontends.tensor_bundle import TensorBundle
+
+    bundle = TensorBundle(model / "variables" / "variables")
+    shard = data_shard(model)
+    for key, entry in bundle.entries.items():
+        if keys(key):
+            flip(shard, entry.offset + entry.size // 2, 3)
+    return shard
+
+
+@pytest.mark.parametrize("what, keys", [
+    ("weights", lambda key: key != "_CHECKPOINTABLE_OBJECT_GRAPH"),
+    ("object graph (a string tensor)", lambda key: key == "_CHECKPOINTABLE_OBJECT_GRAPH"),
+])
+def test_bit_flip_inside_the_variables_data(zoo_models, tmp_path, what, keys):
+    """The tensor's CRC32C in the index catches it, as TensorFlow's restore does."""
+    model = copy_model(zoo_models, tmp_path)
+    shard = flip_inside(model, keys)
+    with pytest.raises(Exception, match="(?i)checksum"):
+        tf.saved_model.load(str(model))
+    assert_refused(model, tmp_path, shard.name, "fails its checksum")
+
+
 def test_random_bit_flips_never_crash_or_leave_files(zoo_models, tmp_path):
     """Any single bit flip in saved_model.pb: either a model or one `error:` line with exit 1, no traceback.
 

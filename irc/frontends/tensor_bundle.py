@@ -1,9 +1,9 @@
 """Read a TF tensor bundle (a checkpoint: ``prefix.index`` + ``prefix.data-NNNNN-of-NNNNN``) without TF.
 
 The index is a LevelDB-format table: key "" holds a BundleHeaderProto, every other key a
-BundleEntryProto saying where the tensor's bytes lie in which data shard. Index blocks are
-checked against their CRC32C; tensor bytes are only checked for size (a pure-Python CRC over
-hundreds of megabytes would cost more than the whole read).
+BundleEntryProto saying where the tensor's bytes lie in which data shard. Index blocks and every
+numeric tensor are checked against their CRC32C, as TensorFlow checks them (tensors with
+google-crc32c's C implementation: ~40 ms for ResNet50's 100 MB).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import os
 import struct
 from pathlib import Path
 
+import google_crc32c
 import numpy as np
 
 from irc.errors import InputError
@@ -43,6 +44,18 @@ def crc32c(data: bytes) -> int:
     for b in data:
         crc = table[(crc ^ b) & 0xFF] ^ (crc >> 8)
     return crc ^ 0xFFFFFFFF
+
+
+def data_crc32c(data) -> int:
+    """CRC32C of a large bytes-like object (an mmap view included), fed to the C implementation in chunks."""
+    view = memoryview(data).cast("B")
+    checksum = google_crc32c.Checksum()
+    for start in range(0, len(view), _CRC_CHUNK):
+        checksum.update(bytes(view[start:start + _CRC_CHUNK]))  # google_crc32c takes bytes only
+    return int.from_bytes(checksum.digest(), "big")
+
+
+_CRC_CHUNK = 1 << 22
 
 
 def unmask_crc(masked: int) -> int:
@@ -212,19 +225,27 @@ class TensorBundle:
             raise InputError(f"tensor '{key}' has {entry.size} bytes for shape {dims}", where=where)
         data = self._tensor_bytes(key, entry.shard_id, entry.offset, entry.size)
         if np_type == np.dtype(object):
-            return _strings(bytes(data), dims, key, where)
-        return np.frombuffer(data, np_type, count).reshape(dims)
+            values, checked = _strings(bytes(data), dims, key, where)
+        else:
+            values, checked = np.frombuffer(data, np_type, count).reshape(dims), data
+        if data_crc32c(checked) != unmask_crc(entry.crc32c):
+            raise InputError(f"tensor '{key}' fails its checksum: the variables data is corrupt", where=where)
+        return values
 
 
-def _strings(data: bytes, dims: tuple, key: str, where: str) -> np.ndarray:
-    """A string tensor: varint lengths, a masked CRC32C of the lengths, then the bytes."""
+def _strings(data: bytes, dims: tuple, key: str, where: str) -> tuple[np.ndarray, bytes]:
+    """A string tensor (varint lengths, a masked CRC32C of the lengths, then the bytes), and the bytes its
+    checksum covers: TensorFlow sums each length as a 4-byte integer (8 bytes past 4 GiB), not as its varint."""
     count = int(np.prod(dims, dtype=np.int64))
     try:
         lengths, pos = [], 0
         for _ in range(count):
             n, pos = _varint(data, pos)
             lengths.append(n)
-        pos += 4 if count else 0
+        checked = [struct.pack("<I" if n < 2**32 else "<Q", n) for n in lengths]
+        if count:
+            checked.append(data[pos:pos + 4])
+            pos += 4
         values = []
         for n in lengths:
             values.append(data[pos:pos + n])
@@ -235,4 +256,4 @@ def _strings(data: bytes, dims: tuple, key: str, where: str) -> np.ndarray:
         raise InputError(f"string tensor '{key}' has the wrong size", where=where)
     out = np.empty(count, dtype=object)
     out[:] = values
-    return out.reshape(dims)
+    return out.reshape(dims), b"".join(checked) + data[len(data) - sum(lengths):]

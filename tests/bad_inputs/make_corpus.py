@@ -183,6 +183,7 @@ def make_savedmodels(tmp: Path) -> None:
     shutil.rmtree(copy("missing_variables") / "variables")
     data = next((copy("truncated_variables") / "variables").glob("variables.data-*"))
     data.write_bytes(data.read_bytes()[:5])
+    _flip_a_weight(copy("bitflip_weights") / "variables" / "variables")
     index = copy("garbage_variables_index") / "variables" / "variables.index"
     index.write_bytes(b"not a tensor bundle index" * 8)
     garbage_text = copy("garbage_pbtxt")
@@ -191,6 +192,19 @@ def make_savedmodels(tmp: Path) -> None:
     no_pb = out / "no_saved_model_pb"
     (no_pb / "variables").mkdir(parents=True)
     (no_pb / "variables" / "README").write_text("a directory with variables but no saved_model.pb\n")
+
+
+def _flip_a_weight(prefix: Path) -> None:
+    """One bit flipped in the middle of each float tensor (whichever copy the model reads): sizes all stay right."""
+    from irc.frontends.tensor_bundle import TensorBundle
+
+    bundle = TensorBundle(prefix)
+    path = bundle.shard_path(0)
+    data = bytearray(path.read_bytes())
+    for entry in bundle.entries.values():
+        if entry.dtype == 1:  # DT_FLOAT
+            data[entry.offset + entry.size // 2] ^= 0x10
+    path.write_bytes(bytes(data))
 
 
 def make_keras_files(tmp: Path) -> None:
