@@ -97,7 +97,7 @@ def text_or_bytes(data: bytes) -> str | bytes:
 
 
 def attr_map(entries) -> dict[str, object]:
-    return {e.key: attr_value(e.value) for e in entries}
+    return {e.key: attr_value(e.value) for e in entries if e.value.WhichOneof("value") is not None}
 
 
 def attr_value(value) -> object:

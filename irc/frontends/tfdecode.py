@@ -77,7 +77,9 @@ def decode_node(proto, ref=None) -> TFNode:
         inputs = [input_ref(*split_ref(i)) for i in inputs]
     # "_" attrs are TF-internal notes (_output_shapes, _read_only_resource_inputs...) that differ
     # between a SavedModel and a frozen graph of the same model; irc infers shapes itself.
-    attrs = {e.key: tfattrs.attr_value(e.value) for e in proto.attr if not e.key.startswith("_")}
+    # An AttrValue with nothing set (a damaged file) counts as missing, so the lowering names the attribute.
+    attrs = {e.key: tfattrs.attr_value(e.value) for e in proto.attr
+             if not e.key.startswith("_") and e.value.WhichOneof("value") is not None}
     for key, value in DEFAULTS.get(proto.op, {}).items():
         if key not in attrs:
             attrs[key] = list(value) if isinstance(value, list) else value
