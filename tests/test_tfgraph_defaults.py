@@ -6,10 +6,15 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
+import tensorflow as tf
+from google.protobuf import text_format
 from tensorflow.python.framework import op_def_registry
 
 from irc.frontends import tfproto
 from irc.frontends.tfattrs import attr_value
+from irc.frontends.lowering import supported_ops
+from irc.frontends.tfattr_kinds import ATTR_KINDS
+from irc.frontends.tfdecode import BadAttr, decode_node
 from irc.frontends.tfdefaults import DEFAULTS
 
 
@@ -20,3 +25,41 @@ def test_defaults_match_tensorflow():
         registered = {a.name: attr_value(tfproto.parse("AttrValue", a.default_value.SerializeToString()))
                       for a in op_def.attr if a.HasField("default_value")}
         assert defaults == registered, op
+
+
+def test_attribute_kinds_match_tensorflow():
+    """Every attribute of every op irc lowers is in ATTR_KINDS, and across all of TF's ops, every attribute with a
+    name in the table has a kind the table lists (so checking by name never refuses a valid node of any op)."""
+    lowered = set()
+    for op in supported_ops():
+        op_def = op_def_registry.get(op)
+        assert op_def is not None, op
+        lowered |= {attr.name for attr in op_def.attr}
+    assert set(ATTR_KINDS) == lowered
+    for op in dir(tf.raw_ops):
+        op_def = op_def_registry.get(op)
+        for attr in op_def.attr if op_def else ():
+            assert attr.type in ATTR_KINDS.get(attr.name, (attr.type,)), f"{op}.{attr.name}: {attr.type}"
+
+
+def node_with(op: str, name: str, value: str):
+    """A NodeDef written by TensorFlow's own protobuf classes, read back as irc reads files."""
+    text = f'name: "n" op: "{op}" attr {{ key: "{name}" value {{ {value} }} }}'
+    written = text_format.Parse(text, tf.compat.v1.NodeDef()).SerializeToString()
+    return tfproto.parse("NodeDef", written)
+
+
+@pytest.mark.parametrize("op, name, value, held", [
+    ("Const", "value", 's: "abc"', "s value"),
+    ("Conv2D", "strides", "list { f: 1.0 f: 2.0 }", "list of f value"),
+    ("Conv2D", "padding", "i: 3", "i value"),
+    ("MatMul", "transpose_a", 'type: DT_FLOAT', "type value"),
+])
+def test_an_attribute_of_the_wrong_kind_is_refused_by_name(op, name, value, held):
+    with pytest.raises(BadAttr, match=f"{op} node 'n': attribute '{name}' holds a {held}"):
+        decode_node(node_with(op, name, value))
+
+
+def test_placeholders_and_empty_lists_are_any_kind():
+    assert decode_node(node_with("Conv2D", "strides", "list { }")).attrs["strides"] == []
+    decode_node(node_with("Conv2D", "strides", 'placeholder: "s"'))

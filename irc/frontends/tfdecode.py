@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from irc.frontends import tfattrs
+from irc.frontends.tfattr_kinds import kind_problem
 from irc.frontends.tfdefaults import DEFAULTS
 from irc.frontends.tfgraph import TFFunction, TFNode, input_ref, split_ref
 
@@ -70,6 +71,10 @@ class DanglingRef(RefError):
     """A reference to no node, output or return value: a damaged file, which TensorFlow cannot load either."""
 
 
+class BadAttr(ValueError):
+    """An attribute holding another kind of value than TensorFlow declares for it: a damaged file."""
+
+
 def decode_node(proto, ref=None) -> TFNode:
     """NodeDef -> TFNode; ``ref`` rewrites each data input (FunctionDef bodies), control inputs dropped."""
     inputs = [i if ref is None else ref(i) for i in proto.input if not i.startswith("^")]
@@ -77,9 +82,15 @@ def decode_node(proto, ref=None) -> TFNode:
         inputs = [input_ref(*split_ref(i)) for i in inputs]
     # "_" attrs are TF-internal notes (_output_shapes, _read_only_resource_inputs...) that differ
     # between a SavedModel and a frozen graph of the same model; irc infers shapes itself.
-    # An AttrValue with nothing set (a damaged file) counts as missing, so the lowering names the attribute.
-    attrs = {e.key: tfattrs.attr_value(e.value) for e in proto.attr
-             if not e.key.startswith("_") and e.value.WhichOneof("value") is not None}
+    attrs = {}
+    for entry in proto.attr:
+        # An AttrValue with nothing set (a damaged file) counts as missing, so the lowering names the attribute.
+        if entry.key.startswith("_") or entry.value.WhichOneof("value") is None:
+            continue
+        problem = kind_problem(entry.key, entry.value)
+        if problem:
+            raise BadAttr(f"{proto.op} node '{proto.name}': {problem}")
+        attrs[entry.key] = tfattrs.attr_value(entry.value)
     for key, value in DEFAULTS.get(proto.op, {}).items():
         if key not in attrs:
             attrs[key] = list(value) if isinstance(value, list) else value
