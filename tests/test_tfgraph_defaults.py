@@ -50,10 +50,10 @@ def node_with(op: str, name: str, value: str):
 
 
 @pytest.mark.parametrize("op, name, value, held", [
-    ("Const", "value", 's: "abc"', "s value"),
-    ("Conv2D", "strides", "list { f: 1.0 f: 2.0 }", "list of f value"),
-    ("Conv2D", "padding", "i: 3", "i value"),
-    ("MatMul", "transpose_a", 'type: DT_FLOAT', "type value"),
+    ("Const", "value", 's: "abc"', r"string, where TensorFlow expects tensor"),
+    ("Conv2D", "strides", "list { f: 1.0 f: 2.0 }", r"list\(float\), where TensorFlow expects list\(int\)"),
+    ("Conv2D", "padding", "i: 3", "int, where TensorFlow expects string"),
+    ("MatMul", "transpose_a", 'type: DT_FLOAT', "type, where TensorFlow expects bool"),
 ])
 def test_an_attribute_of_the_wrong_kind_is_refused_by_name(op, name, value, held):
     with pytest.raises(BadAttr, match=f"{op} node 'n': attribute '{name}' holds a {held}"):

@@ -15,7 +15,7 @@ from irc.errors import InputError
 from irc.frontends import tfattrs, tfproto
 from irc.frontends.tensor_bundle import TensorBundle
 from irc.frontends.tfbuild import build_graph, constant, placeholder
-from irc.frontends.tfdecode import BadAttr, DanglingRef, Library, RefError, decode_graph_def, decode_node
+from irc.frontends.tfdecode import Damaged, Library, RefError, decode_graph_def, decode_node
 from irc.frontends.tfflatten import CALL_OPS, CorruptGraph, GraphError
 from irc.frontends.tfgraph import TFGraph, split_ref
 
@@ -44,7 +44,7 @@ def read_graphdef_bytes(data: bytes, source: str, outputs: list[str] | None = No
     try:
         named = [(ref if split_ref(ref)[1] else split_ref(ref)[0], ref) for ref in outputs]
         return build_graph(body, library, {}, named, inputs, {}, source, set())
-    except (GraphError, RefError, BadAttr) as e:
+    except (GraphError, RefError, Damaged) as e:
         raise InputError(str(e), where=source) from None
 
 
@@ -74,7 +74,7 @@ def read_savedmodel_fast(path, signature: str = "serving_default",
     reader = _Reader(root, pb, model)
     try:
         return reader.read(signature, input_shapes or {})
-    except (CorruptGraph, DanglingRef, BadAttr) as e:
+    except (CorruptGraph, Damaged) as e:
         raise InputError(f"damaged graph: {e}", where=str(pb)) from None
     except (GraphError, RefError) as e:
         raise FastPathUnsupported(str(e), where=str(pb)) from None

@@ -20,7 +20,7 @@ from irc.frontends import tfproto
 from irc.frontends.savedmodel_reader import read_graphdef_bytes, saved_layer_names
 from irc.frontends.tfattrs import attr_value
 from irc.frontends.tfbuild import build_graph, placeholder
-from irc.frontends.tfdecode import BadAttr, RefError, decode_graph_def
+from irc.frontends.tfdecode import Damaged, RefError, decode_graph_def
 from irc.frontends.tfdefaults import DEFAULTS
 from irc.frontends.tfflatten import GraphError
 from irc.frontends.tfgraph import FuncRef, TFGraph, split_ref
@@ -229,7 +229,7 @@ def _from_function(concrete, source: str, input_shapes: dict, output_names=(), k
     outputs = [(name, t.name) for name, t in zip(names, frozen.outputs)]
     try:
         graph = build_graph(body, library, args, outputs, inputs, {}, source, set(known_layers))
-    except (GraphError, RefError, BadAttr) as e:
+    except (GraphError, RefError, Damaged) as e:
         raise InputError(str(e), where=source) from None
     _restore_function_names(graph)
     _strip_defaults(graph)

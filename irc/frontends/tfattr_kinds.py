@@ -55,7 +55,10 @@ def kind_problem(name: str, value) -> str | None:
                 return None
         elif held == _FIELDS[kind]:
             return None
+    words = {field: kind for kind, field in _FIELDS.items()}
     if held == "list":
-        inside = sorted(f.name for f, _ in value.list.ListFields())
-        held = f"list of {', '.join(inside)}" if inside else "list"
-    return f"attribute '{name}' holds a {held} value, where TensorFlow expects {' or '.join(kinds)}"
+        inside = sorted(words[f.name] for f, _ in value.list.ListFields())
+        held = f"list({', '.join(inside)})" if inside else "list"
+    else:
+        held = words.get(held, held)
+    return f"attribute '{name}' holds a {held}, where TensorFlow expects {' or '.join(kinds)}"

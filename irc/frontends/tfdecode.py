@@ -67,12 +67,25 @@ class RefError(ValueError):
     """A FunctionDef reference irc cannot map to an output index."""
 
 
-class DanglingRef(RefError):
-    """A reference to no node, output or return value: a damaged file, which TensorFlow cannot load either."""
+class Damaged(ValueError):
+    """A graph no TensorFlow loader accepts either: a damaged or hand-made file."""
 
 
-class BadAttr(ValueError):
-    """An attribute holding another kind of value than TensorFlow declares for it: a damaged file."""
+class DanglingRef(RefError, Damaged):
+    """A reference to no node, output or return value."""
+
+
+class BadAttr(Damaged):
+    """An attribute holding another kind of value than TensorFlow declares for it."""
+
+
+def _unique_names(nodes: list[TFNode], where: str) -> list[TFNode]:
+    names = set()
+    for node in nodes:
+        if node.name in names:
+            raise Damaged(f"{where}: two nodes are named '{node.name}'")
+        names.add(node.name)
+    return nodes
 
 
 def decode_node(proto, ref=None) -> TFNode:
@@ -154,7 +167,7 @@ def decode_function(proto, func_outputs: dict[str, list[str]]) -> TFFunction:
         if arg.number_attr or arg.type_list_attr:
             raise RefError(f"{where}: list argument '{arg.name}' is not supported")
     # Decode the nodes first (without inputs) so refs can look up each producer's op and attrs.
-    nodes = [decode_node(n, ref=lambda r: r) for n in proto.node_def]
+    nodes = _unique_names([decode_node(n, ref=lambda r: r) for n in proto.node_def], where)
     resolver = RefResolver({n.name: n for n in nodes}, func_outputs, where)
     for node in nodes:
         node.inputs = [resolver(i) for i in node.inputs]
@@ -187,4 +200,4 @@ class Library:
 
 
 def decode_graph_def(graph_def) -> tuple[list[TFNode], Library]:
-    return [decode_node(n) for n in graph_def.node], Library(graph_def.library)
+    return _unique_names([decode_node(n) for n in graph_def.node], "graph"), Library(graph_def.library)
