@@ -78,6 +78,10 @@ FIXED: dict[tuple[str, DType], tuple[float, int]] = {
 }
 
 MIN_RANGE = 2e-6  # narrower calibrated ranges are widened to this (TF's converter does the same)
+# TFLite quantizes a fused activation's bounds (up to 6 for RELU6) with the output scale into int32: a scale
+# below 6 / 2**31 fails its overflow check. int8's MIN_RANGE gives 7.8e-9; int16 (symmetric, 32767 steps) gets
+# the same floor rather than 3e-11.
+MIN_SCALE = MIN_RANGE / 255
 
 # TFLite's integer ADD/SUB rescale both inputs to 2 * max(input scales) / 2**shift and need the output multiplier
 # below 1: the output scale must exceed 2 * max(input scales) / 2**shift (shift 20 for int8, 15 for int16)
@@ -158,7 +162,7 @@ def activation_params(lo: float, hi: float, dtype: DType, symmetric: bool = Fals
     lo, hi = min(lo, 0.0), max(hi, 0.0)
     info = np.iinfo(dtype.numpy)
     if symmetric or dtype is DType.i16:
-        return QuantParams((max(-lo, hi) / info.max,), (0,))
+        return QuantParams((max(max(-lo, hi) / info.max, MIN_SCALE),), (0,))
     scale = (hi - lo) / (info.max - info.min)
     zero = int(np.clip(round(info.min - lo / scale), info.min, info.max))
     return QuantParams((scale,), (zero,))
