@@ -14,17 +14,13 @@ import pytest
 from irc.backends.tflite.backend import emit, prepare
 from irc.backends.tflite.flatbuffer import read_model
 from irc.outputs import atomic_file
+from tests.zoo_params import TEST_SIZES, VOCAB
 
 tf = pytest.importorskip("tensorflow")
 
-MODELS = {  # zoo name -> build options for the normal suite
-    "mobilenet_v2": {"size": 96}, "mobilenet_v3_small": {"size": 96}, "resnet50": {"size": 96},
-    "efficientnet_b0": {"size": 96}, "densenet121": {"size": 96}, "inception_v3": {"size": 75},
-    "transformer_encoder": {}, "lstm_classifier": {}, "gru_classifier": {}, "unet": {},
-}
+MODELS = {name: kwargs for name, kwargs in TEST_SIZES.items() if name != "small_cnn"}  # small_cnn: quantize tests
 FULL_SIZE = ["mobilenet_v2", "mobilenet_v3_small", "resnet50", "efficientnet_b0", "densenet121", "inception_v3",
              "unet"]
-VOCAB = {"transformer_encoder": 1000, "lstm_classifier": 500, "gru_classifier": 500}
 SEED = 7
 
 

@@ -16,36 +16,15 @@ import pytest
 import irc
 from irc.frontends.tensorflow import lower_tf
 from irc.ir.printer import print_graph
+from tests.zoo_params import VOCAB, arch_params
 
 tf = pytest.importorskip("tensorflow")
-
-ARCHS = {  # small inputs keep the suite quick; the full-size models run in the benchmark
-    "mobilenet_v2": {"size": 96},
-    "mobilenet_v3_small": {"size": 96},
-    "resnet50": {"size": 96},
-    "efficientnet_b0": {"size": 96},
-    "densenet121": {"size": 96},
-    "inception_v3": {"size": 75},
-    "transformer_encoder": {},
-    "lstm_classifier": {},
-    "gru_classifier": {},
-    "unet": {},
-    "small_cnn": {},
-}
-SLOW = {"resnet50", "efficientnet_b0", "densenet121", "inception_v3"}
-VOCAB = {"transformer_encoder": 1000, "lstm_classifier": 500, "gru_classifier": 500}
-
-
-def archs() -> list:
-    return [pytest.param(name, kwargs, id=name, marks=[pytest.mark.slow] if name in SLOW else [])
-            for name, kwargs in ARCHS.items()]
-
 
 def ir_diff(a: str, b: str) -> str:
     return "".join(difflib.unified_diff(a.splitlines(True), b.splitlines(True), "fast path", "TF path", n=1))[:4000]
 
 
-@pytest.mark.parametrize("name, kwargs", archs())
+@pytest.mark.parametrize("name, kwargs", arch_params())
 def test_fast_and_tensorflow_paths_print_identical_ir(zoo_models, name, kwargs):
     path = zoo_models.saved_model(name, **kwargs)
     fast = print_graph(lower_tf(path, fast=True))
@@ -80,7 +59,7 @@ def max_relative_error(got: dict, want: dict) -> float:
     return worst
 
 
-@pytest.mark.parametrize("name, kwargs", archs())
+@pytest.mark.parametrize("name, kwargs", arch_params())
 def test_fast_path_tflite_matches_tensorflow(zoo_models, name, kwargs):
     path = zoo_models.saved_model(name, **kwargs)
     graph = irc.load(path, fast=True)  # fast=True: an error here rather than a silent fallback

@@ -20,31 +20,10 @@ import irc
 from irc.ir.interpreter import run
 from irc.ir.types import SymDim
 from tests.test_frontend_support import assert_close, check_graph, make_inputs, max_error
+from tests.zoo_params import arch_params
 
-# Small inputs keep the suite quick; MobileNetV2 and ResNet50 also run at 224 (slow).
-ARCHS = {
-    "mobilenet_v2": {"size": 96},
-    "mobilenet_v3_small": {"size": 96},
-    "resnet50": {"size": 96},
-    "efficientnet_b0": {"size": 96},
-    "densenet121": {"size": 96},
-    "inception_v3": {"size": 75},
-    "transformer_encoder": {},
-    "lstm_classifier": {},
-    "gru_classifier": {},
-    "unet": {},
-    "small_cnn": {},
-}
+# MobileNetV2 and ResNet50 also run at 224 (slow).
 FULL_SIZE = ["mobilenet_v2", "resnet50"]
-SLOW = {"densenet121", "inception_v3", "efficientnet_b0", "resnet50"}
-
-
-def _params():
-    for name, kwargs in ARCHS.items():
-        marks = [pytest.mark.slow] if name in SLOW else []
-        yield pytest.param(name, kwargs, id=name, marks=marks)
-    for name in FULL_SIZE:
-        yield pytest.param(name, {}, id=f"{name}-224", marks=[pytest.mark.slow])
 
 
 def signature_runner(path):
@@ -54,7 +33,7 @@ def signature_runner(path):
     return lambda inputs: {k: v.numpy() for k, v in fn(**{k: tf.constant(v) for k, v in inputs.items()}).items()}
 
 
-@pytest.mark.parametrize("name, kwargs", _params())
+@pytest.mark.parametrize("name, kwargs", arch_params())
 def test_savedmodel_matches_tensorflow(zoo_models, name, kwargs):
     path = zoo_models.saved_model(name, **kwargs)
     graph = irc.load(path)
@@ -96,7 +75,7 @@ def with_features(model):
     return keras.Model(model.inputs, {"probs": model.output, "features": pools[-1].output}), "features"
 
 
-@pytest.mark.parametrize("name, kwargs", _params())
+@pytest.mark.parametrize("name, kwargs", arch_params())
 def test_keras_model_matches_tensorflow(zoo_models, name, kwargs):
     model, features = with_features(calibrated(zoo_models.keras(name, **kwargs)))
     graph = irc.load(model)

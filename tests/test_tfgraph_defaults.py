@@ -11,9 +11,9 @@ from google.protobuf import text_format
 from tensorflow.python.framework import op_def_registry
 
 from irc.frontends import tfproto
-from irc.frontends.tfattrs import attr_value
 from irc.frontends.lowering import supported_ops
 from irc.frontends.tfattr_kinds import ATTR_KINDS
+from irc.frontends.tfattrs import attr_value
 from irc.frontends.tfdecode import BadAttr, decode_node
 from irc.frontends.tfdefaults import DEFAULTS
 
