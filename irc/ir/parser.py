@@ -11,9 +11,9 @@ import functools
 import gc
 import json
 import math
+from collections.abc import Mapping
 from contextvars import ContextVar
 from importlib import resources
-from typing import Mapping
 
 import numpy as np
 from lark import Lark, Token, Transformer, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, v_args
@@ -32,7 +32,7 @@ def _lark() -> Lark:
 
 
 # Named weights for elided constants, for the parse under way (set by parse()).
-_weights: ContextVar[Mapping[str, np.ndarray]] = ContextVar("irc_parse_weights", default={})
+_weights: ContextVar[Mapping[str, np.ndarray] | None] = ContextVar("irc_parse_weights", default=None)
 
 
 class _Fail(Exception):
@@ -145,7 +145,7 @@ class _Build(Transformer):
         shape = tuple(_dim(d) for d in dims if d is not None)
         kind, payload = data
         if kind == "elided":
-            weights = _weights.get()
+            weights = _weights.get() or {}
             if payload in weights:
                 array = np.asarray(weights[payload])
                 if array.shape != shape:
@@ -221,7 +221,7 @@ class _Build(Transformer):
 
 def parse(text: str, source: str = "<string>", weights: Mapping[str, np.ndarray] | None = None) -> Graph:
     """Parses irc text into a Graph. ``weights`` resolves elided constants by hash (from a ``--weights`` file)."""
-    reset = _weights.set(weights or {})
+    reset = _weights.set(weights)
     collecting = gc.isenabled()
     gc.disable()  # parsing allocates millions of objects and no cycles: collecting as it goes doubles the time
     try:
