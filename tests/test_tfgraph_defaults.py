@@ -12,10 +12,10 @@ from tensorflow.python.framework import op_def_registry
 
 from irc.frontends import tfproto
 from irc.frontends.lowering import supported_ops
-from irc.frontends.tfattr_kinds import ATTR_KINDS
 from irc.frontends.tfattrs import attr_value
-from irc.frontends.tfdecode import BadAttr, decode_node
+from irc.frontends.tfdecode import BadNode, decode_node
 from irc.frontends.tfdefaults import DEFAULTS
+from irc.frontends.tfopdefs import ATTR_KINDS, INPUT_ARGS
 
 
 def test_defaults_match_tensorflow():
@@ -42,9 +42,17 @@ def test_attribute_kinds_match_tensorflow():
             assert attr.type in ATTR_KINDS.get(attr.name, (attr.type,)), f"{op}.{attr.name}: {attr.type}"
 
 
-def node_with(op: str, name: str, value: str):
+def test_input_arguments_match_tensorflow():
+    assert set(INPUT_ARGS) == set(supported_ops())
+    for op, specs in INPUT_ARGS.items():
+        declared = [f"{a.name}*{a.number_attr or a.type_list_attr}" if a.number_attr or a.type_list_attr else a.name
+                    for a in op_def_registry.get(op).input_arg]
+        assert specs == declared, op
+
+
+def node_with(op: str, name: str, value: str, inputs: str = ""):
     """A NodeDef written by TensorFlow's own protobuf classes, read back as irc reads files."""
-    text = f'name: "n" op: "{op}" attr {{ key: "{name}" value {{ {value} }} }}'
+    text = f'name: "n" op: "{op}" {inputs} attr {{ key: "{name}" value {{ {value} }} }}'
     written = text_format.Parse(text, tf.compat.v1.NodeDef()).SerializeToString()
     return tfproto.parse("NodeDef", written)
 
@@ -56,10 +64,23 @@ def node_with(op: str, name: str, value: str):
     ("MatMul", "transpose_a", 'type: DT_FLOAT', "type, where TensorFlow expects bool"),
 ])
 def test_an_attribute_of_the_wrong_kind_is_refused_by_name(op, name, value, held):
-    with pytest.raises(BadAttr, match=f"{op} node 'n': attribute '{name}' holds a {held}"):
+    with pytest.raises(BadNode, match=f"{op} node 'n': attribute '{name}' holds a {held}"):
         decode_node(node_with(op, name, value))
 
 
+@pytest.mark.parametrize("op, inputs, attrs, count", [
+    ("Relu", [], "", 1), ("AddV2", ["a"], "", 2), ("ConcatV2", ["a", "b"], 'attr { key: "N" value { i: 2 } }', 3),
+    ("IdentityN", ["a"], 'attr { key: "T" value { list { type: DT_FLOAT type: DT_INT32 } } }', 2),
+])
+def test_a_node_with_the_wrong_number_of_inputs_is_refused_by_name(op, inputs, attrs, count):
+    text = f'name: "n" op: "{op}" ' + " ".join(f'input: "{i}"' for i in inputs) + ' input: "^control" ' + attrs
+    node = tfproto.parse("NodeDef", text_format.Parse(text, tf.compat.v1.NodeDef()).SerializeToString())
+    has = f"{len(inputs)} input" + ("" if len(inputs) == 1 else "s")
+    with pytest.raises(BadNode, match=f"{op} node 'n' has {has}; TensorFlow's {op} takes {count}"):
+        decode_node(node)
+
+
 def test_placeholders_and_empty_lists_are_any_kind():
-    assert decode_node(node_with("Conv2D", "strides", "list { }")).attrs["strides"] == []
-    decode_node(node_with("Conv2D", "strides", 'placeholder: "s"'))
+    two = 'input: "x" input: "w"'
+    assert decode_node(node_with("Conv2D", "strides", "list { }", two)).attrs["strides"] == []
+    decode_node(node_with("Conv2D", "strides", 'placeholder: "s"', two))

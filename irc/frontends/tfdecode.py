@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from irc.frontends import tfattrs
-from irc.frontends.tfattr_kinds import kind_problem
 from irc.frontends.tfdefaults import DEFAULTS
 from irc.frontends.tfgraph import TFFunction, TFNode, input_ref, split_ref
+from irc.frontends.tfopdefs import input_count, kind_problem
 
 # Output args of ops with more than one output arg, in order: "name" is one tensor, "name*attr" is a
 # list whose length is the int attr (or the length of the type-list attr). An op not listed here is
@@ -75,8 +75,8 @@ class DanglingRef(RefError, Damaged):
     """A reference to no node, output or return value."""
 
 
-class BadAttr(Damaged):
-    """An attribute holding another kind of value than TensorFlow declares for it."""
+class BadNode(Damaged):
+    """A node TensorFlow's op registry rules out: an attribute of the wrong kind, the wrong number of inputs."""
 
 
 def _unique_names(nodes: list[TFNode], where: str) -> list[TFNode]:
@@ -102,8 +102,12 @@ def decode_node(proto, ref=None) -> TFNode:
             continue
         problem = kind_problem(entry.key, entry.value)
         if problem:
-            raise BadAttr(f"{proto.op} node '{proto.name}': {problem}")
+            raise BadNode(f"{proto.op} node '{proto.name}': {problem}")
         attrs[entry.key] = tfattrs.attr_value(entry.value)
+    expected = input_count(proto.op, attrs)
+    if expected is not None and expected != len(inputs):
+        has = f"{len(inputs)} input" + ("" if len(inputs) == 1 else "s")
+        raise BadNode(f"{proto.op} node '{proto.name}' has {has}; TensorFlow's {proto.op} takes {expected}")
     for key, value in DEFAULTS.get(proto.op, {}).items():
         if key not in attrs:
             attrs[key] = list(value) if isinstance(value, list) else value

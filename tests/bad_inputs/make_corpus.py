@@ -270,6 +270,7 @@ def make_graphdefs() -> None:
                                               shape=(10**6, 10**6, 10**6)))
     _write("pb/duplicate_node_names.pb", graph_def([("x", "Placeholder", []), ("y", "Relu", ["x"]),
                                                     ("y", "Tanh", ["x"])]))
+    _write("pb/wrong_input_count.pb", graph_def([("x", "Placeholder", []), ("y", "AddV2", ["x"])]))
     wrong_kind = tf.compat.v1.GraphDef.FromString(graph_def([("x", "Placeholder", []), ("y", "Relu", ["x"])]))
     wrong_kind.node[1].attr["T"].s = b"float32"  # a string where TensorFlow declares a type
     _write("pb/attribute_of_the_wrong_kind.pb", wrong_kind.SerializeToString(deterministic=True))
