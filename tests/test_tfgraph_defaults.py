@@ -15,7 +15,7 @@ from irc.frontends.lowering import supported_ops
 from irc.frontends.tfattrs import attr_value
 from irc.frontends.tfdecode import BadNode, decode_node
 from irc.frontends.tfdefaults import DEFAULTS
-from irc.frontends.tfopdefs import ATTR_KINDS, INPUT_ARGS
+from irc.frontends.tfopdefs import ATTR_KINDS, ATTR_MINIMUMS, INPUT_ARGS
 
 
 def test_defaults_match_tensorflow():
@@ -50,6 +50,17 @@ def test_input_arguments_match_tensorflow():
         assert specs == declared, op
 
 
+def test_attribute_minimums_match_tensorflow():
+    """Every lower bound TF sets on a lowered op's attributes is in the table, except lists' trivial 0."""
+    registered = {}
+    for op in INPUT_ARGS:
+        bounds = {a.name: a.minimum for a in op_def_registry.get(op).attr
+                  if a.has_minimum and not (a.type.startswith("list(") and a.minimum == 0)}
+        if bounds:
+            registered[op] = bounds
+    assert registered == ATTR_MINIMUMS
+
+
 def node_with(op: str, name: str, value: str, inputs: str = ""):
     """A NodeDef written by TensorFlow's own protobuf classes, read back as irc reads files."""
     text = f'name: "n" op: "{op}" {inputs} attr {{ key: "{name}" value {{ {value} }} }}'
@@ -77,6 +88,18 @@ def test_a_node_with_the_wrong_number_of_inputs_is_refused_by_name(op, inputs, a
     node = tfproto.parse("NodeDef", text_format.Parse(text, tf.compat.v1.NodeDef()).SerializeToString())
     has = f"{len(inputs)} input" + ("" if len(inputs) == 1 else "s")
     with pytest.raises(BadNode, match=f"{op} node 'n' has {has}; TensorFlow's {op} takes {count}"):
+        decode_node(node)
+
+
+@pytest.mark.parametrize("op, inputs, attr, message", [
+    ("AddN", "", 'key: "N" value { i: 0 }', "attribute 'N' is 0; TensorFlow's AddN needs at least 1"),
+    ("MaxPool", 'input: "x"', 'key: "ksize" value { list { i: 1 i: 2 } }',
+     "attribute 'ksize' has 2 items; TensorFlow's MaxPool needs at least 4"),
+])
+def test_an_attribute_below_its_minimum_is_refused_by_name(op, inputs, attr, message):
+    text = f'name: "n" op: "{op}" {inputs} attr {{ {attr} }}'
+    node = tfproto.parse("NodeDef", text_format.Parse(text, tf.compat.v1.NodeDef()).SerializeToString())
+    with pytest.raises(BadNode, match=f"{op} node 'n': {message}"):
         decode_node(node)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from irc.frontends import tfattrs
 from irc.frontends.tfdefaults import DEFAULTS
 from irc.frontends.tfgraph import TFFunction, TFNode, input_ref, split_ref
-from irc.frontends.tfopdefs import input_count, kind_problem
+from irc.frontends.tfopdefs import input_count, kind_problem, minimum_problem
 
 # Output args of ops with more than one output arg, in order: "name" is one tensor, "name*attr" is a
 # list whose length is the int attr (or the length of the type-list attr). An op not listed here is
@@ -104,7 +104,14 @@ def decode_node(proto, ref=None) -> TFNode:
         if problem:
             raise BadNode(f"{proto.op} node '{proto.name}': {problem}")
         attrs[entry.key] = tfattrs.attr_value(entry.value)
-    expected = input_count(proto.op, attrs)
+    problem = minimum_problem(proto.op, attrs)
+    if problem:
+        raise BadNode(f"{proto.op} node '{proto.name}': {problem}")
+    try:
+        expected = input_count(proto.op, attrs)
+    except KeyError as missing:
+        raise BadNode(f"{proto.op} node '{proto.name}' has no attribute {missing}, which gives its number of "
+                      "inputs") from None
     if expected is not None and expected != len(inputs):
         has = f"{len(inputs)} input" + ("" if len(inputs) == 1 else "s")
         raise BadNode(f"{proto.op} node '{proto.name}' has {has}; TensorFlow's {proto.op} takes {expected}")

@@ -115,6 +115,14 @@ _INPUT_GROUPS: list[tuple[list[str], list[str]]] = [
 ]
 INPUT_ARGS: dict[str, list[str]] = {op: spec for spec, ops in _INPUT_GROUPS for op in ops}
 
+# Lower bounds TF's registry sets on attributes of lowered ops: an int's value, a list's length.
+ATTR_MINIMUMS: dict[str, dict[str, int]] = {
+    "AddN": {"N": 1}, "Concat": {"N": 2}, "ConcatV2": {"N": 2}, "Einsum": {"N": 1}, "IdentityN": {"T": 1},
+    "Pack": {"N": 1}, "ShapeN": {"N": 1}, "Split": {"num_split": 1}, "SplitV": {"num_split": 1},
+    "Unpack": {"num": 0}, "AvgPool": {"ksize": 4, "strides": 4}, "MaxPool": {"ksize": 4, "strides": 4},
+    "DepthToSpace": {"block_size": 2}, "SpaceToDepth": {"block_size": 2},
+}
+
 # OpDef attribute type -> the AttrValue field that holds it (lists: the field inside ``list``)
 _FIELDS = {"type": "type", "bool": "b", "int": "i", "float": "f", "string": "s", "func": "func", "shape": "shape",
            "tensor": "tensor"}
@@ -143,7 +151,8 @@ def kind_problem(name: str, value) -> str | None:
 
 
 def input_count(op: str, attrs: dict) -> int | None:
-    """How many data inputs a node of ``op`` with ``attrs`` has in TensorFlow (None: not known here)."""
+    """How many data inputs a node of ``op`` with ``attrs`` has in TensorFlow (None: not known here).
+    KeyError names a missing attribute that gives the count."""
     specs = INPUT_ARGS.get(op)
     if specs is None:
         return None
@@ -157,5 +166,17 @@ def input_count(op: str, attrs: dict) -> int | None:
         elif isinstance(attrs.get(count_attr), int):
             total += attrs[count_attr]
         else:
-            return None  # the count attribute is missing: the lowering names it
+            raise KeyError(count_attr)  # TensorFlow requires it: without it the node's inputs are unknown
     return total
+
+
+def minimum_problem(op: str, attrs: dict) -> str | None:
+    """Which attribute of a node of ``op`` is below TF's lower bound for it (None: none is)."""
+    for name, least in ATTR_MINIMUMS.get(op, {}).items():
+        value = attrs.get(name)
+        size = len(value) if isinstance(value, list) else value
+        if isinstance(size, int) and size < least:
+            what = "has" if isinstance(value, list) else "is"
+            amount = f"{size} items" if isinstance(value, list) else str(size)
+            return f"attribute '{name}' {what} {amount}; TensorFlow's {op} needs at least {least}"
+    return None

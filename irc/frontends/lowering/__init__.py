@@ -74,7 +74,10 @@ def lower_graph(tfgraph: TFGraph, input_shapes: Mapping[str, tuple] | None = Non
     _bind_inputs(cx, tfgraph, dict(input_shapes or {}), env)
     lower_nodes(cx, tfgraph.nodes, env)
     for out_name, ref in tfgraph.outputs:
-        value = ref_value(env, ref)
+        try:
+            value = ref_value(env, ref)
+        except CannotLower as e:
+            raise InputError(f"output {out_name!r} cannot be read: {e}", where=tfgraph.source) from None
         if not isinstance(value, Value):
             raise UnsupportedOpError(f"output {out_name!r} is a TensorList, which irc cannot return",
                                      where=tfgraph.source)
@@ -142,9 +145,17 @@ def lower_nodes(cx: Lowerer, nodes: list[TFNode], env: dict[str, list]) -> None:
         for node in nodes:
             if node.op in _DRIVER_OPS and node.name in env:
                 continue
-            env[node.name] = lower_node(cx, node, [ref_value(env, ref) for ref in node.inputs])
+            env[node.name] = lower_node(cx, node, _read_inputs(cx, node, env))
     finally:
         cx.node, cx.loc = saved
+
+
+def _read_inputs(cx: Lowerer, node: TFNode, env: dict[str, list]) -> list:
+    try:
+        return [ref_value(env, ref) for ref in node.inputs]
+    except CannotLower as e:  # an output its producer does not have (a damaged file) or that irc did not make
+        raise InputError(f"{node.op} node '{node.name}' cannot read its inputs: {e}", where=cx.tfgraph.source) \
+            from None
 
 
 def lower_node(cx: Lowerer, node: TFNode, args: list) -> list:
