@@ -258,8 +258,8 @@ class Unpack(ShapeOp):
     attrs = {"axis": Attr("int", 0)}
 
     def shapes(self, shape, attrs):
-        if shape is None:
-            raise ValueError("unpack needs an operand of known rank")
+        if shape is None or not shape:
+            raise ValueError("unpack needs an operand of known rank, 1 or more")
         axis = normalize_axis(attrs["axis"], len(shape))
         if not isinstance(shape[axis], int):
             raise ValueError(f"unpack needs a known size along axis {axis}, got {shape[axis]}")

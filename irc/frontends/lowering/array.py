@@ -7,6 +7,7 @@ carried as a partly known vector (``Lowerer.symbolic``) until a Reshape, Fill or
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from math import prod
 
@@ -164,6 +165,10 @@ def concat(cx: Lowerer, node: TFNode, args: list) -> Value:
     axis_value, values = (args[-1], args[:-1]) if node.op == "ConcatV2" else (args[0], args[1:])
     axis = cx.int_scalar(axis_value, "the axis")
     rank = cx.rank(values[0])
+    if any(cx.rank(v) != rank for v in values):
+        raise CannotLower(f"its values have ranks {[cx.rank(v) for v in values]}; they must all be the same")
+    if not -rank <= axis < max(rank, 1):
+        raise CannotLower(f"axis {axis} is outside rank {rank}")
     axis = axis % rank if rank else 0
     nonempty = [v for v in values if v.type.shape is None or v.type.shape[axis] != 0]
     values = nonempty or values[:1]
@@ -272,6 +277,8 @@ def gather(cx: Lowerer, node: TFNode, args: list) -> Value:
     out = cx.op("gather", params, indices, axis=axis, batch_dims=batch_dims)
     dims = cx.dims(params)
     if not out.is_constant and dims is not None and cx.rank(params) == 1 and indices.is_constant:
+        if indices.constant.size and not (0 <= indices.constant.min() and indices.constant.max() < len(dims)):
+            raise CannotLower(f"indices {indices.constant.reshape(-1).tolist()} lie outside {len(dims)} entries")
         picked = np.array(dims, dtype=object)[indices.constant.astype(np.int64)]
         entries = tuple(np.asarray(picked, dtype=object).reshape(-1).tolist())
         return cx.dims_value(entries, out, out.type.dtype, scalar=np.ndim(picked) == 0)
@@ -283,7 +290,10 @@ def reverse(cx: Lowerer, node: TFNode, args: list) -> Value:
     """A strided slice with stride -1 on the reversed axes."""
     x, axes = args
     rank_ = cx.rank(x)
-    axes = {a % rank_ for a in cx.ints(axes, "the axes")}
+    axes = cx.ints(axes, "the axes")
+    if any(not -rank_ <= a < rank_ for a in axes):
+        raise CannotLower(f"axes {axes} lie outside rank {rank_}")
+    axes = {a % rank_ for a in axes}
     if not axes:
         return x
     full = (1 << rank_) - 1
@@ -330,6 +340,8 @@ def fill(cx: Lowerer, node: TFNode, args: list) -> Value:
     dims = cx.dims(dims_value)
     if dims is None:
         raise CannotLower("the shape is computed at run time")
+    if value.type.shape != ():
+        raise CannotLower(f"the fill value has shape {value.type.shape}, where Fill needs a scalar")
     if value.is_constant:
         return cx.full(dims, value.constant.reshape(()), value.type.dtype)
     return broadcast(cx, value, dims)
@@ -343,10 +355,9 @@ def zeros_like(cx: Lowerer, node: TFNode, args: list) -> Value:
 
 @lowers("Range")
 def range_(cx: Lowerer, node: TFNode, args: list) -> Value:
-    values = [cx.constant(v) for v in args]
-    if any(v is None for v in values):
-        raise CannotLower("a range whose bounds are computed at run time")
-    start, limit, delta = (v.reshape(()).item() for v in values)
+    start, limit, delta = cx.scalars(args, "the range's start, limit and delta")
+    if delta == 0 or math.ceil((limit - start) / delta) > 2**31:
+        raise CannotLower(f"a range from {start} to {limit} by {delta}")
     dtype = tf_dtype(node.attrs.get("Tidx", "int32"))
     return cx.const(np.arange(start, limit, delta).astype(dtype.numpy))
 
@@ -365,9 +376,9 @@ def select(cx: Lowerer, node: TFNode, args: list) -> Value:
 def one_hot(cx: Lowerer, node: TFNode, args: list) -> Value:
     indices, depth, on, off = args
     dtype = tf_dtype(node.attrs.get("T", on.type.dtype.numpy.name))
+    on_value, off_value = cx.scalars([on, off], "on_value and off_value")
     return cx.op("one_hot", indices, depth=cx.int_scalar(depth, "the depth"), axis=int(node.attrs.get("axis", -1)),
-                 on_value=float(cx.floats(on, "on_value").reshape(())),
-                 off_value=float(cx.floats(off, "off_value").reshape(())), dtype=dtype)
+                 on_value=float(on_value), off_value=float(off_value), dtype=dtype)
 
 
 
@@ -399,7 +410,7 @@ def depth_to_space(cx: Lowerer, node: TFNode, args: list) -> Value:
     x, b = args[0], int(node.attrs["block_size"])
     if node.attrs.get("data_format", "NHWC") != "NHWC":
         raise CannotLower(f"data_format {node.attrs['data_format']}")
-    n, h, w, c = cx.shape(x)
+    n, h, w, c = cx.shape(x, rank=4)
     if not all(isinstance(d, int) for d in (h, w, c)):
         raise CannotLower(f"{node.op} of {x.type}, whose spatial size is known only at run time")
     batch = n if isinstance(n, int) else -1
@@ -416,7 +427,7 @@ def depth_to_space(cx: Lowerer, node: TFNode, args: list) -> Value:
 def matrix_band_part(cx: Lowerer, node: TFNode, args: list) -> Value:
     """Keeps the band num_lower below and num_upper above the diagonal (-1: all) of the last two dims."""
     x, lower_value, upper_value = args
-    rows, cols = cx.shape(x)[-2:]
+    rows, cols = cx.shape(x, min_rank=2)[-2:]
     if not isinstance(rows, int) or not isinstance(cols, int):
         raise CannotLower(f"a band of {x.type}, whose matrix size is known only at run time")
     lower_, upper = cx.int_scalar(lower_value, "num_lower"), cx.int_scalar(upper_value, "num_upper")
@@ -456,7 +467,10 @@ def space_to_batch(cx: Lowerer, node: TFNode, args: list) -> Value:
     """pad -> reshape [B, p1/b1, b1, ...] -> transpose [b1, ..., B, p1/b1, ...] -> reshape [b1*...*B, ...]."""
     x, block_value, pad_value = args
     block = cx.ints(block_value, "the block shape")
-    pads = cx.floats(pad_value, "the paddings").astype(np.int64).reshape(-1, 2).tolist()
+    pads = cx.floats(pad_value, "the paddings").astype(np.int64)
+    if pads.size != 2 * len(block):
+        raise CannotLower(f"{pads.size} padding values for {len(block)} block dimensions (it needs two each)")
+    pads = pads.reshape(-1, 2).tolist()
     shape_ = cx.shape(x)
     m, rest = len(block), list(shape_[1 + len(block):])
     if any(p for pair in pads for p in pair):
@@ -482,7 +496,10 @@ def batch_to_space(cx: Lowerer, node: TFNode, args: list) -> Value:
     """reshape [b1, ..., B, s1, ...] -> transpose [B, s1, b1, ...] -> reshape [B, s1*b1, ...] -> crop."""
     x, block_value, crop_value = args
     block = cx.ints(block_value, "the block shape")
-    crops = cx.floats(crop_value, "the crops").astype(np.int64).reshape(-1, 2).tolist()
+    crops = cx.floats(crop_value, "the crops").astype(np.int64)
+    if crops.size != 2 * len(block):
+        raise CannotLower(f"{crops.size} crop values for {len(block)} block dimensions (it needs two each)")
+    crops = crops.reshape(-1, 2).tolist()
     shape_ = cx.shape(x)
     m, rest = len(block), list(shape_[1 + len(block):])
     spatial = shape_[1:1 + m]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+import math
 from typing import Any
 
 import numpy as np
@@ -107,6 +108,11 @@ class Lowerer:
         if key is not None and key in self._folded:
             return self._folded[key]
         try:
+            from irc.ops import infer_types
+
+            types = infer_types(op, [v.type for v in operands], attrs, [v.constant for v in operands])
+            if any(t.num_elements is None or t.num_elements > FOLD_LIMIT for t in types):
+                return None  # decided before computing: a huge result would exhaust memory
             outs = run_kernel(op, [v.constant for v in operands], attrs)
         except Exception:  # noqa: BLE001 - a kernel that cannot fold leaves the op in place to report properly
             return None
@@ -151,10 +157,24 @@ class Lowerer:
             return tuple(int(x) for x in value.reshape(-1))
         return self.symbolic.get(v)
 
-    def shape(self, v: Value) -> tuple[Dim, ...]:
+    def shape(self, v: Value, rank: int | None = None, min_rank: int = 0, what: str = "the input") -> tuple[Dim, ...]:
+        """``v``'s shape; CannotLower when its rank is unknown or not ``rank`` (or below ``min_rank``)."""
         if v.type.shape is None:
             raise CannotLower("an operand has an unknown rank")
-        return v.type.shape
+        shape = v.type.shape
+        if (rank is not None and len(shape) != rank) or len(shape) < min_rank:
+            need = f"rank {rank}" if rank is not None else f"rank {min_rank} or more"
+            raise CannotLower(f"{what} has rank {len(shape)}, where the op needs {need}")
+        return shape
+
+    def scalars(self, values: Sequence[Value], what: str) -> list:
+        """The constant scalars ``values`` hold; CannotLower when one is computed at run time or not a scalar."""
+        arrays = [self.constant(v) for v in values]
+        if any(a is None for a in arrays):
+            raise CannotLower(f"{what} are computed at run time; irc needs them constant")
+        if any(a.size != 1 for a in arrays):
+            raise CannotLower(f"{what} must be scalars, got shapes {[list(a.shape) for a in arrays]}")
+        return [a.reshape(()).item() for a in arrays]
 
     def rank(self, v: Value) -> int:
         return len(self.shape(v))
@@ -175,10 +195,12 @@ class Lowerer:
     def full(self, dims: Sequence[Dim], value, dtype: DType) -> Value:
         """A tensor of shape ``dims`` filled with ``value``; symbolic dims are taken from a value having them."""
         dims = tuple(dims)
-        if all(isinstance(d, int) for d in dims):
-            return self.const(np.full(dims, value, dtype=dtype.numpy))
         if any(d is None or (isinstance(d, int) and d < 0) for d in dims):
-            raise CannotLower(f"cannot make a tensor of shape {_fmt_dims(dims)} (unknown dims)")
+            raise CannotLower(f"cannot make a tensor of shape {_fmt_dims(dims)} (unknown or negative dims)")
+        if all(isinstance(d, int) for d in dims):
+            if math.prod(dims) <= FOLD_LIMIT:
+                return self.const(np.full(dims, value, dtype=dtype.numpy))
+            return self.op("broadcast_to", self.const(np.asarray(value, dtype.numpy)), shape=dims)
         base = self.const(np.full([d if isinstance(d, int) else 1 for d in dims], value, dtype=dtype.numpy))
         # select(mask, base, base) broadcasts base to the mask's shape, whatever the mask's values are.
         for axis, d in enumerate(dims):
