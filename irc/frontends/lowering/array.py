@@ -123,7 +123,7 @@ def _fmt(dims) -> str:
 def squeeze(cx: Lowerer, node: TFNode, args: list) -> Value:
     x = args[0]
     shape_ = cx.shape(x)
-    axes = [a % len(shape_) for a in node.attrs.get("squeeze_dims", [])] if shape_ else []
+    axes = cx.axes(node.attrs.get("squeeze_dims", []), len(shape_), "squeeze_dims") if shape_ else []
     if not axes:
         if not all(isinstance(d, int) for d in shape_):
             raise CannotLower(f"squeezing every size-1 dim of {x.type}: which are 1 is known only at run time")
@@ -164,12 +164,10 @@ def concat(cx: Lowerer, node: TFNode, args: list) -> Value:
     """ConcatV2(values..., axis); Concat(axis, values...)."""
     axis_value, values = (args[-1], args[:-1]) if node.op == "ConcatV2" else (args[0], args[1:])
     axis = cx.int_scalar(axis_value, "the axis")
-    rank = cx.rank(values[0])
+    rank = len(cx.shape(values[0], min_rank=1, what="a value"))  # TensorFlow cannot concatenate scalars
     if any(cx.rank(v) != rank for v in values):
         raise CannotLower(f"its values have ranks {[cx.rank(v) for v in values]}; they must all be the same")
-    if not -rank <= axis < max(rank, 1):
-        raise CannotLower(f"axis {axis} is outside rank {rank}")
-    axis = axis % rank if rank else 0
+    (axis,) = cx.axes([axis], rank)
     nonempty = [v for v in values if v.type.shape is None or v.type.shape[axis] != 0]
     values = nonempty or values[:1]
     if len(values) == 1:
@@ -209,7 +207,7 @@ def split(cx: Lowerer, node: TFNode, args: list) -> list:
     """Split(axis, value) into num_split equal pieces."""
     axis_value, x = args
     shape_ = cx.shape(x)
-    axis = cx.int_scalar(axis_value, "the axis") % len(shape_)
+    (axis,) = cx.axes([cx.int_scalar(axis_value, "the axis")], len(shape_))
     n = int(node.attrs["num_split"])
     if n == 1:
         return [x]
@@ -223,7 +221,7 @@ def split(cx: Lowerer, node: TFNode, args: list) -> list:
 def split_v(cx: Lowerer, node: TFNode, args: list) -> list:
     """SplitV(value, size_splits, axis); one size may be -1."""
     x, sizes, axis_value = args
-    axis = cx.int_scalar(axis_value, "the axis") % cx.rank(x)
+    (axis,) = cx.axes([cx.int_scalar(axis_value, "the axis")], cx.rank(x))
     sizes = tuple(cx.ints(sizes, "the split sizes"))
     if len(sizes) == 1:
         return [x]
@@ -290,10 +288,7 @@ def reverse(cx: Lowerer, node: TFNode, args: list) -> Value:
     """A strided slice with stride -1 on the reversed axes."""
     x, axes = args
     rank_ = cx.rank(x)
-    axes = cx.ints(axes, "the axes")
-    if any(not -rank_ <= a < rank_ for a in axes):
-        raise CannotLower(f"axes {axes} lie outside rank {rank_}")
-    axes = {a % rank_ for a in axes}
+    axes = set(cx.axes(cx.ints(axes, "the axes"), rank_, "the axes"))
     if not axes:
         return x
     full = (1 << rank_) - 1
@@ -462,6 +457,13 @@ def _reshape_to(cx: Lowerer, x: Value, dims: tuple[Dim, ...]) -> Value:
     return cx.op("reshape", x, shape=attr, types=[x.type.with_shape(dims)])
 
 
+def _block_input_shape(cx: Lowerer, x: Value, block: list[int], pairs: list, what: str) -> tuple[Dim, ...]:
+    """x's shape, after the checks TF's shape function makes on SpaceToBatchND and BatchToSpaceND."""
+    if any(b < 1 for b in block) or any(p < 0 for pair in pairs for p in pair):
+        raise CannotLower(f"block shape {block} and {what} {pairs} must be positive")
+    return cx.shape(x, min_rank=1 + len(block))
+
+
 @lowers("SpaceToBatchND")
 def space_to_batch(cx: Lowerer, node: TFNode, args: list) -> Value:
     """pad -> reshape [B, p1/b1, b1, ...] -> transpose [b1, ..., B, p1/b1, ...] -> reshape [b1*...*B, ...]."""
@@ -471,7 +473,7 @@ def space_to_batch(cx: Lowerer, node: TFNode, args: list) -> Value:
     if pads.size != 2 * len(block):
         raise CannotLower(f"{pads.size} padding values for {len(block)} block dimensions (it needs two each)")
     pads = pads.reshape(-1, 2).tolist()
-    shape_ = cx.shape(x)
+    shape_ = _block_input_shape(cx, x, block, pads, "paddings")
     m, rest = len(block), list(shape_[1 + len(block):])
     if any(p for pair in pads for p in pair):
         x = cx.op("pad", x, paddings=((0, 0),) + tuple((int(a), int(b)) for a, b in pads) + ((0, 0),) * len(rest))
@@ -500,7 +502,7 @@ def batch_to_space(cx: Lowerer, node: TFNode, args: list) -> Value:
     if crops.size != 2 * len(block):
         raise CannotLower(f"{crops.size} crop values for {len(block)} block dimensions (it needs two each)")
     crops = crops.reshape(-1, 2).tolist()
-    shape_ = cx.shape(x)
+    shape_ = _block_input_shape(cx, x, block, crops, "crops")
     m, rest = len(block), list(shape_[1 + len(block):])
     spatial = shape_[1:1 + m]
     if not all(isinstance(d, int) for d in tuple(spatial) + tuple(rest)):

@@ -167,6 +167,14 @@ class Lowerer:
             raise CannotLower(f"{what} has rank {len(shape)}, where the op needs {need}")
         return shape
 
+    @staticmethod
+    def axes(values, rank: int, what: str = "the axis") -> list[int]:
+        """Axes normalized to 0..rank-1 (a scalar, rank 0, takes 0 or -1); CannotLower when one lies outside."""
+        values = [int(a) for a in values]
+        if any(not -max(rank, 1) <= a < max(rank, 1) for a in values):
+            raise CannotLower(f"{what} {values} lie outside rank {rank}")
+        return [a % rank if rank else 0 for a in values]
+
     def scalars(self, values: Sequence[Value], what: str) -> list:
         """The constant scalars ``values`` hold; CannotLower when one is computed at run time or not a scalar."""
         arrays = [self.constant(v) for v in values]

@@ -171,7 +171,10 @@ def tensor_list_stack(cx: Lowerer, node: TFNode, args: list) -> Value:
 def tensor_list_gather(cx: Lowerer, node: TFNode, args: list) -> Value:
     lst, indices, element_shape = _list(args[0]), args[1], args[2]
     hint = _element_shape(cx, element_shape)
-    picked = [_item(cx, lst, i % len(lst.items), hint) for i in cx.ints(indices, "the indices")]
+    count, wanted = len(lst.items), cx.ints(indices, "the indices")
+    if any(not -count <= i < count for i in wanted):
+        raise CannotLower(f"the indices {wanted} are out of range for a list of {count}")
+    picked = [_item(cx, lst, i % count, hint) for i in wanted]
     return cx.op("pack", *picked, axis=0)
 
 

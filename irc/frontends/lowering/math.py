@@ -187,7 +187,7 @@ def reduce(cx: Lowerer, node: TFNode, args: list) -> Value:
     axes = cx.ints(axes_value, "the reduction axes")
     keep = bool(node.attrs.get("keep_dims", False))
     rank = cx.rank(x)
-    axes = tuple(sorted({a % rank if rank else 0 for a in axes}))
+    axes = tuple(sorted(set(cx.axes(axes, rank, "the reduction axes"))))
     if not axes:
         return x
     out = cx.op(REDUCE[node.op], x, axes=axes, keepdims=keep)
@@ -205,7 +205,7 @@ def all_any(cx: Lowerer, node: TFNode, args: list) -> Value:
     x, axes_value = args
     axes = cx.ints(axes_value, "the reduction axes")
     rank = cx.rank(x)
-    axes = tuple(sorted({a % rank if rank else 0 for a in axes}))
+    axes = tuple(sorted(set(cx.axes(axes, rank, "the reduction axes"))))
     if not axes:
         return x
     as_int = cx.op("cast", x, to=DType.i32)

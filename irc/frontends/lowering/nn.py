@@ -41,9 +41,9 @@ def _padding(cx: Lowerer, node: TFNode, x: Value, fmt: str) -> tuple[Value, str]
     if padding != "EXPLICIT":
         raise CannotLower(f"padding {padding}")
     flat = [int(p) for p in node.attrs.get("explicit_paddings", [])]
+    if len(flat) != 8 or min(flat) < 0:
+        raise CannotLower(f"explicit_paddings {flat} is not 4 pairs of sizes")
     pairs = tuple((flat[i], flat[i + 1]) for i in range(0, len(flat), 2))
-    if len(pairs) != 4:
-        raise CannotLower(f"explicit_paddings {flat} is not 4 pairs")
     return cx.op("pad", x, paddings=pairs), "VALID"
 
 
