@@ -1,4 +1,5 @@
-"""The pass manager: runs a pipeline, verifying after each pass, and calls instruments around every pass.
+"""The pass manager: runs a pipeline, verifying after each pass that changed the graph (``graph.version``),
+and calls instruments around every pass.
 
 Instruments (``irc.passes.instruments``) are the one hook for printing IR, checking numerics and anything a user
 wants: ``before_pipeline``, ``before_pass``, ``after_pass`` and ``after_pipeline``. A pass that raises, breaks the
@@ -144,7 +145,7 @@ def run_pipeline(graph: Graph, pipeline: str | Sequence[str | Pass], *, verify_e
         except Exception as error:
             failure.raise_for(index, f"failed: {_describe(error)}", error)
         seconds = time.perf_counter() - started
-        if verify_each:
+        if verify_each and graph.version != version:  # an unchanged graph is still the graph verified before
             started = time.perf_counter()
             problems = find_problems(graph, elided_ok=True)  # elided constants: valid IR that cannot run
             report.verify_seconds += time.perf_counter() - started
