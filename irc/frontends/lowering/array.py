@@ -457,23 +457,24 @@ def _reshape_to(cx: Lowerer, x: Value, dims: tuple[Dim, ...]) -> Value:
     return cx.op("reshape", x, shape=attr, types=[x.type.with_shape(dims)])
 
 
-def _block_input_shape(cx: Lowerer, x: Value, block: list[int], pairs: list, what: str) -> tuple[Dim, ...]:
-    """x's shape, after the checks TF's shape function makes on SpaceToBatchND and BatchToSpaceND."""
+def _block_args(cx: Lowerer, x: Value, block_value: Value, pairs_value: Value, what: str):
+    """SpaceToBatchND's and BatchToSpaceND's block shape, (before, after) pairs (paddings or crops) and x's
+    shape, after the checks TF's shape functions make on them."""
+    block = cx.ints(block_value, "the block shape")
+    flat = cx.floats(pairs_value, f"the {what}").astype(np.int64)
+    if flat.size != 2 * len(block):
+        raise CannotLower(f"{flat.size} {what} values for {len(block)} block dimensions (it needs two each)")
+    pairs = flat.reshape(-1, 2).tolist()
     if any(b < 1 for b in block) or any(p < 0 for pair in pairs for p in pair):
         raise CannotLower(f"block shape {block} and {what} {pairs} must be positive")
-    return cx.shape(x, min_rank=1 + len(block))
+    return block, pairs, cx.shape(x, min_rank=1 + len(block))
 
 
 @lowers("SpaceToBatchND")
 def space_to_batch(cx: Lowerer, node: TFNode, args: list) -> Value:
     """pad -> reshape [B, p1/b1, b1, ...] -> transpose [b1, ..., B, p1/b1, ...] -> reshape [b1*...*B, ...]."""
     x, block_value, pad_value = args
-    block = cx.ints(block_value, "the block shape")
-    pads = cx.floats(pad_value, "the paddings").astype(np.int64)
-    if pads.size != 2 * len(block):
-        raise CannotLower(f"{pads.size} padding values for {len(block)} block dimensions (it needs two each)")
-    pads = pads.reshape(-1, 2).tolist()
-    shape_ = _block_input_shape(cx, x, block, pads, "paddings")
+    block, pads, shape_ = _block_args(cx, x, block_value, pad_value, "paddings")
     m, rest = len(block), list(shape_[1 + len(block):])
     if any(p for pair in pads for p in pair):
         x = cx.op("pad", x, paddings=((0, 0),) + tuple((int(a), int(b)) for a, b in pads) + ((0, 0),) * len(rest))
@@ -497,12 +498,7 @@ def space_to_batch(cx: Lowerer, node: TFNode, args: list) -> Value:
 def batch_to_space(cx: Lowerer, node: TFNode, args: list) -> Value:
     """reshape [b1, ..., B, s1, ...] -> transpose [B, s1, b1, ...] -> reshape [B, s1*b1, ...] -> crop."""
     x, block_value, crop_value = args
-    block = cx.ints(block_value, "the block shape")
-    crops = cx.floats(crop_value, "the crops").astype(np.int64)
-    if crops.size != 2 * len(block):
-        raise CannotLower(f"{crops.size} crop values for {len(block)} block dimensions (it needs two each)")
-    crops = crops.reshape(-1, 2).tolist()
-    shape_ = _block_input_shape(cx, x, block, crops, "crops")
+    block, crops, shape_ = _block_args(cx, x, block_value, crop_value, "crops")
     m, rest = len(block), list(shape_[1 + len(block):])
     spatial = shape_[1:1 + m]
     if not all(isinstance(d, int) for d in tuple(spatial) + tuple(rest)):
