@@ -1,13 +1,12 @@
 """What irc knows of TensorFlow's op registry without TensorFlow: the kind of value each attribute name holds,
-and the input arguments of each op irc lowers.
+the input arguments of each op irc lowers, and the lower bounds on their attributes.
 
-A damaged file can store any kind under any name (a ``value`` that is a string, ``strides`` that are floats);
-``decode_node`` checks the attributes of every node against this table, so such a node is refused by name
-or a Relu with no input; ``decode_node`` checks every node against these tables, so such a node is refused by
-name instead of failing somewhere inside its lowering. Kinds are OpDef attribute types; a name TF uses with two
-kinds lists both. ``tests/test_tfgraph_defaults.py`` checks both tables against TF's registry: every attribute of
-the ops irc lowers is listed, no TF op declares a listed name with a kind the table does not list, and each
-lowered op's inputs are TF's.
+A damaged file can store any kind under any name (a ``value`` that is a string, ``strides`` that are floats), or
+give a Relu no input; ``decode_node`` checks every node against these tables, so such a node is refused by name
+instead of failing somewhere inside its lowering. Kinds are OpDef attribute types; a name TF uses with two kinds
+lists both. ``tests/test_tfgraph_defaults.py`` checks the tables against TF's registry: every attribute of the
+ops irc lowers is listed, no TF op declares a listed name with a kind the table does not list, and each lowered
+op's inputs and attribute minimums are TF's.
 """
 
 from __future__ import annotations
