@@ -152,29 +152,20 @@ def mobilenet(size: int, calibration_count: int, warmup: int, runs: int, threads
 
 
 def digits(workdir: Path, epochs: int = 8) -> list[dict]:
-    from sklearn.datasets import load_digits
-
     from irc import zoo
 
-    data = load_digits()
-    x = (data.images / 16.0).astype(np.float32)[..., None]
-    order = np.random.default_rng(0).permutation(len(x))
-    train, test = order[:1400], order[1400:]
-    model = zoo.build("small_cnn")
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
-    model.fit(x[train], data.target[train], epochs=epochs, batch_size=32, verbose=0)
-    path = zoo.export(model, workdir / "digits")
-    calibration = [{"image": x[i:i + 1]} for i in train[:200]]
-    rows = [{"model": "digits cnn", "mode": "float", "by": "keras",
-             "accuracy": float(np.mean(model.predict(x[test], verbose=0).argmax(1) == data.target[test]))}]
+    trained = zoo.trained_digits(epochs)
+    path = zoo.export(trained.model, workdir / "digits")
+    calibration = [{"image": trained.x_train[i:i + 1]} for i in range(200)]
+    rows = [{"model": "digits cnn", "mode": "float", "by": "keras", "accuracy": trained.accuracy}]
     for mode in MODES:
         for who, convert in (("irc", irc_convert), ("TF", tf_convert)):
             blob, _ = convert(path, mode, calibration)
-            out = Runner(blob, 1)(x[test])
+            out = Runner(blob, 1)(trained.x_test)
             if out.dtype != np.float32:
                 raise SystemExit("digits: expected float outputs")
             rows.append({"model": "digits cnn", "mode": mode, "by": who, "bytes": len(blob),
-                         "accuracy": float(np.mean(out.argmax(1) == data.target[test]))})
+                         "accuracy": float(np.mean(out.argmax(1) == trained.y_test))})
     return rows
 
 

@@ -36,20 +36,11 @@ class Digits:
 
 @pytest.fixture(scope="session")
 def digits(tmp_path_factory) -> Digits:
-    from sklearn.datasets import load_digits
-
     from irc import zoo
 
-    data = load_digits()
-    x = (data.images / 16.0).astype(np.float32)[..., None]
-    order = np.random.default_rng(0).permutation(len(x))
-    train, test = order[:1400], order[1400:]
-    model = zoo.build("small_cnn")
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
-    model.fit(x[train], data.target[train], epochs=8, batch_size=32, verbose=0)
-    path = zoo.export(model, tmp_path_factory.mktemp("digits") / "small_cnn")
-    accuracy = float(np.mean(model.predict(x[test], verbose=0).argmax(1) == data.target[test]))
-    return Digits(path, x[train][:CALIBRATION], x[test], data.target[test], accuracy)
+    trained = zoo.trained_digits()
+    path = zoo.export(trained.model, tmp_path_factory.mktemp("digits") / "small_cnn")
+    return Digits(path, trained.x_train[:CALIBRATION], trained.x_test, trained.y_test, trained.accuracy)
 
 
 def predict(model: bytes, x: np.ndarray) -> np.ndarray:
