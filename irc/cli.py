@@ -89,15 +89,31 @@ def one_line(error: BaseException) -> str:
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 @click.option("-v", "--verbose", count=True, help="Say more about what irc is doing.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or notes; errors only.")
+@click.option("--max-memory", metavar="SIZE", envvar="IRC_MAX_MEMORY",
+              help="Largest array, string or inflated member an input may make irc build (default 256M).")
+@click.option("--max-nodes", metavar="N", envvar="IRC_MAX_NODES",
+              help="Most graph nodes a reader may make, function inlining included (default 2000000).")
 @click.pass_context
-def main(ctx, debug, verbose, quiet):
+def main(ctx, debug, verbose, quiet, max_memory, max_nodes):
     """irc: compile TensorFlow models to TFLite, XLA, CUDA and TPU programs.
 
     Example: irc lower model/ --emit tflite -o model.tflite
     """
     ctx.ensure_object(dict)
     ctx.obj.update(debug=debug, verbose=verbose, quiet=quiet)
+    set_limits(ctx, max_memory, max_nodes)
     show_library_notes()
+
+
+def set_limits(ctx, max_memory, max_nodes) -> None:
+    from irc import limits
+    from irc.errors import UsageError
+
+    try:
+        limits.set_global(max_memory=max_memory and limits.parse_size(max_memory),
+                          max_nodes=max_nodes and limits.parse_count(max_nodes, "--max-nodes"))
+    except UsageError as error:
+        raise click.UsageError(str(error), ctx=ctx) from None
 
 
 class NoteHandler(logging.Handler):
@@ -118,6 +134,7 @@ def show_library_notes() -> None:
 
 
 GLOBAL_FLAGS = {"--debug", "-v", "-vv", "-vvv", "--verbose", "-q", "--quiet"}
+GLOBAL_OPTIONS = {"--max-memory", "--max-nodes"}  # global options that take a value
 
 
 def run(argv: list[str] | None = None) -> None:
@@ -128,8 +145,15 @@ def run(argv: list[str] | None = None) -> None:
         head, tail = args[:cut], args[cut:]
     else:
         head, tail = args, []
-    flags = [a for a in head if a in GLOBAL_FLAGS]
-    rest = [a for a in head if a not in GLOBAL_FLAGS]
+    flags, rest = [], []
+    items = iter(head)
+    for arg in items:
+        if arg in GLOBAL_OPTIONS:  # "--max-memory 4G": the value travels with it
+            flags += [arg, next(items, "")]
+        elif arg in GLOBAL_FLAGS or arg.split("=", 1)[0] in GLOBAL_OPTIONS:
+            flags.append(arg)
+        else:
+            rest.append(arg)
     main.main(args=flags + rest + tail, prog_name="irc")
 
 
