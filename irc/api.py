@@ -105,16 +105,17 @@ def run(graph: Graph, inputs, observer=None) -> dict[str, np.ndarray]:
 
 
 def lower(model: Any, emit: str = "tflite", *, output: str | os.PathLike | None = None, passes: str | None = None,
-          quantize: str | None = None, **load_options):
+          quantize: str | None = None, force: bool = False, **load_options):
     """Loads ``model``, runs the target's default pipeline (or ``passes``) and emits it.
 
-    Returns the emitted artifact: bytes for tflite, the Graph for ir, a callable for xla.
+    Returns the emitted artifact: bytes for tflite, the Graph for ir, a callable for xla. ``output`` never
+    replaces a non-empty directory, or a directory with a file, unless ``force`` (see irc/outputs.py).
     """
     from irc.backends import get_backend
 
     backend = get_backend(emit)
     graph = load(model, **load_options)
-    return backend.emit(graph, output=output, passes=passes, quantize=quantize)
+    return backend.emit(graph, output=output, passes=passes, quantize=quantize, force=force)
 
 
 def diff(a: Any, b: Any, **options):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import signal
 import sys
 
 import click
@@ -53,8 +54,18 @@ class LazyGroup(click.Group):
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
-        except Exception as error:  # every failure ends here: one line, the right exit code
+        except (Exception, KeyboardInterrupt) as error:  # every failure ends here: one line, the right exit code
             report_error(error, debug=ctx.obj.get("debug", False) if ctx.obj else "--debug" in sys.argv)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so that it unwinds as Ctrl-C does: temporary outputs are removed on the
+    way out (irc/outputs.py)."""
+
+
+def raise_terminated(signum, frame) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the process at once
+    raise Terminated()
 
 
 def report_error(error: BaseException, debug: bool) -> None:
@@ -67,6 +78,9 @@ def report_error(error: BaseException, debug: bool) -> None:
     if isinstance(error, IrcError):
         click.echo(f"error: {one_line(error)}", err=True)
         sys.exit(error.exit_code)
+    if isinstance(error, Terminated):
+        click.echo("error: terminated by SIGTERM", err=True)
+        sys.exit(128 + signal.SIGTERM)
     if isinstance(error, KeyboardInterrupt):
         click.echo("interrupted", err=True)
         sys.exit(130)
@@ -139,6 +153,8 @@ GLOBAL_OPTIONS = {"--max-memory", "--max-nodes"}  # global options that take a v
 
 def run(argv: list[str] | None = None) -> None:
     """The console entry point: global flags may also follow the subcommand (``irc lower m/ -v``)."""
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:  # not where an embedding program chose otherwise
+        signal.signal(signal.SIGTERM, raise_terminated)
     args = list(sys.argv[1:] if argv is None else argv)
     if "--" in args:
         cut = args.index("--")

@@ -61,3 +61,7 @@ class QuantizationError(InputError):
 
 class TargetError(IrcError):
     """A backend cannot emit the graph (size limit, unsupported op on a target)."""
+
+
+class OutputError(IrcError):
+    """An output the operating system will not let irc write: permissions, a read-only or full file system."""

@@ -25,6 +25,7 @@ from irc.backends.tfemit.support import legalize
 from irc.backends.tfemit.target import prepare, reject_options
 from irc.errors import UsageError
 from irc.ir.graph import Graph
+from irc.outputs import DIRECTORY, atomic_dir, check_output
 
 DEFAULT_PIPELINE = "cuda"
 LAYOUT_PIPELINE = "layout{target=nchw},canonicalize,fold-constants,cse,dce"
@@ -33,9 +34,12 @@ LAYOUTS = ("nhwc", "nchw")
 
 
 def emit(graph: Graph, *, output: str | os.PathLike | None = None, passes: str | None = None,
-         quantize: str | None = None, layout: str = "nhwc", **options) -> CudaModel:
-    """Lowers ``graph`` to a GPU-placed TensorFlow function; writes a SavedModel and its loader to ``output``."""
+         quantize: str | None = None, layout: str = "nhwc", force: bool = False, **options) -> CudaModel:
+    """Lowers ``graph`` to a GPU-placed TensorFlow function; writes a SavedModel and its loader to ``output``
+    (``force``: replacing what is there, see irc/outputs.py)."""
     reject_options("cuda", options)
+    if output is not None:
+        check_output(output, DIRECTORY, force)
     layout = (layout or "nhwc").lower()
     if layout not in LAYOUTS:
         raise UsageError(f"unknown layout {layout!r} for the cuda target (layouts: {', '.join(LAYOUTS)})")
@@ -43,7 +47,7 @@ def emit(graph: Graph, *, output: str | os.PathLike | None = None, passes: str |
     legalize(graph, "cuda")
     model = build(graph, layout)
     if output is not None:
-        save(model, output)
+        save(model, output, force)
     return model
 
 
@@ -74,11 +78,9 @@ def has_nchw(graph: Graph) -> bool:
     return any(node.attrs.get("data_format") == "NCHW" for node in graph.nodes)
 
 
-def save(model: CudaModel, output: str | os.PathLike) -> Path:
+def save(model: CudaModel, output: str | os.PathLike, force: bool = False) -> Path:
     """Writes the SavedModel (``serving_default`` on the GPU, ``serving_cpu`` for NCHW models) and ``loader.py``."""
-    from irc.outputs import atomic_dir
-
-    with atomic_dir(output) as tmp:
+    with atomic_dir(output, force=force) as tmp:
         extra = {}
         if model.cpu is not None:
             model.gpu.module.cpu = model.cpu.module

@@ -8,7 +8,8 @@ from irc.ir.printer import print_graph
 DEFAULT_PIPELINE = "O0"
 
 
-def emit(graph: Graph, *, output=None, passes=None, quantize=None, full: bool = False, **_options) -> Graph:
+def emit(graph: Graph, *, output=None, passes=None, quantize=None, full: bool = False, force: bool = False,
+         **_options) -> Graph:
     if passes:
         from irc.passes import run_pipeline
 
@@ -20,7 +21,7 @@ def emit(graph: Graph, *, output=None, passes=None, quantize=None, full: bool = 
     if output is not None:
         from irc.commands.common import write_output
 
-        write_output(output, print_graph(graph, full=full))
+        write_output(output, print_graph(graph, full=full), force=force)
     return graph
 
 

@@ -18,22 +18,24 @@ from irc.backends.tfemit.support import legalize
 from irc.backends.tfemit.target import prepare, reject_options
 from irc.errors import TargetError
 from irc.ir.graph import Graph
+from irc.outputs import DIRECTORY, atomic_dir, check_output
 
 DEFAULT_PIPELINE = "xla"
 
 
 def emit(graph: Graph, *, output: str | os.PathLike | None = None, passes: str | None = None,
-         quantize: str | None = None, **options):
-    """Lowers ``graph`` to an XLA-compiled TensorFlow function; writes a SavedModel + HLO to ``output`` if given."""
+         quantize: str | None = None, force: bool = False, **options):
+    """Lowers ``graph`` to an XLA-compiled TensorFlow function; writes a SavedModel + HLO to ``output`` if given
+    (``force``: replacing what is there, see irc/outputs.py)."""
     reject_options("xla", options)
+    if output is not None:
+        check_output(output, DIRECTORY, force)
     graph = prepare(graph, passes, quantize, DEFAULT_PIPELINE)
     legalize(graph, "xla")
     model = build(graph, EmitOptions(), jit_compile=True)
     hlo = compile_hlo(model)
     if output is not None:
-        from irc.outputs import atomic_dir
-
-        with atomic_dir(output) as tmp:
+        with atomic_dir(output, force=force) as tmp:
             model.save(tmp)
             (tmp / "model.hlo.txt").write_text(hlo, encoding="utf-8")
             (tmp / "model.py").write_text(model_module_source(model), encoding="utf-8")

@@ -69,7 +69,22 @@ def note(message: str, level: int = 1) -> None:
         click.echo(message, err=True)
 
 
-def write_output(path, data) -> None:
+def force_option(func):
+    """``--force``: let an output replace what is in its way (see irc/outputs.py for what never is)."""
+    return click.option("--force", is_flag=True,
+                         help="Replace an existing output that is in the way: a non-empty directory, or a directory "
+                              "where a file goes (never a link or a device).")(func)
+
+
+def check_output(path, kind: str = "file", force: bool = False) -> None:
+    """Refuses an output path before the work that produces it starts; ``-`` (stdout) and no path pass."""
+    if path not in (None, "-"):
+        from irc.outputs import check_output as check
+
+        check(path, kind, force)
+
+
+def write_output(path, data, force: bool = False) -> None:
     """Writes a command's output file atomically; ``-`` writes to stdout."""
     if path in (None, "-"):
         if isinstance(data, bytes):
@@ -79,5 +94,5 @@ def write_output(path, data) -> None:
         return
     from irc.outputs import write_atomic
 
-    write_atomic(path, data)
+    write_atomic(path, data, force=force)
 

@@ -27,7 +27,7 @@ def command(model, full, weights_out, output, stop_after, **options):
 
     graph = load_model(model, **options)
     run_from_options(graph, "O0", stop_after=stop_after, **options)
-    if weights_out:
+    if weights_out is not None:  # "" too: refused as an output path, not skipped
         buffer = io.BytesIO()
         np.savez(buffer, **collect_weights(graph))
         write_output(weights_out, buffer.getvalue())

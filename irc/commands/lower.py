@@ -11,7 +11,15 @@ import gc
 import click
 
 from irc.backends import BACKENDS
-from irc.commands.common import load_model, load_options, note, progress, write_output
+from irc.commands.common import (
+    check_output,
+    force_option,
+    load_model,
+    load_options,
+    note,
+    progress,
+    write_output,
+)
 from irc.errors import UsageError
 from irc.passes.cli_options import pipeline_options
 
@@ -23,7 +31,8 @@ QUANTIZE_MODES = ("float16", "dynamic-int8", "int8", "int16x8")
 @click.option("--emit", "target", type=click.Choice(list(BACKENDS)), default="tflite", show_default=True,
               help="What to produce.")
 @click.option("-o", "--output", type=click.Path(), default=None,
-              help="Output file (tflite, ir) or directory (xla, cuda, tpu). IR goes to stdout without it.")
+              help="Output file (tflite, ir; '-' for stdout) or directory (xla, cuda, tpu). IR goes to stdout "
+                   "without it. An existing file is replaced; an existing non-empty directory only with --force.")
 @click.option("--quantize", type=click.Choice(QUANTIZE_MODES), default=None, help="Quantize before emitting.")
 @click.option("--calibration", type=click.Path(dir_okay=False), default=None, metavar="DATA.npz",
               help="Calibration inputs for int8/int16x8: arrays keyed by input name, or one array.")
@@ -36,23 +45,28 @@ QUANTIZE_MODES = ("float16", "dynamic-int8", "int8", "int16x8")
 @click.option("--tpu", "tpu_address", default=None, metavar="ADDRESS", help="tpu: the TPU to connect to.")
 @click.option("--fast/--no-fast", default=None,
               help="Read SavedModels without TensorFlow (default: when the model allows, else fall back).")
+@force_option
 @load_options
 @pipeline_options
 def command(model, target, output, quantize, calibration, observer, int8_io, keep_float, layout, tpu_address, fast,
-            **options):
+            force, **options):
     """Lower MODEL (SavedModel dir, .keras, .h5, .pb, .tflite or .irc) to a target."""
     from irc.backends import get_backend
     from irc.ir.printer import print_graph
     from irc.passes.cli_options import run_from_options
 
-    if target not in ("ir", "tflite") and output is None:
+    writes_file = target in ("ir", "tflite")
+    if not writes_file and output is None:
         raise UsageError(f"--emit {target} writes a directory: give it with -o")
+    if not writes_file and output == "-":
+        raise UsageError(f"--emit {target} writes a directory, which cannot go to stdout: give one with -o")
     if target == "tflite" and output is None:
         raise UsageError("--emit tflite writes a file: give it with -o model.tflite")
     if (calibration or int8_io or keep_float) and quantize not in ("int8", "int16x8", "dynamic-int8"):
         raise UsageError("--calibration, --int8-io and --keep-float go with --quantize int8, int16x8 or dynamic-int8")
     if quantize in ("int8", "int16x8") and not calibration:
         raise UsageError(f"--quantize {quantize} needs calibration data: --calibration DATA.npz")
+    check_output(output, "file" if writes_file else "directory", force)  # before hours of work, not after
     backend = get_backend(target)
     graph = load_model(model, fast=fast, **options)
     note(f"loaded {model}: {len(graph)} nodes")
@@ -79,8 +93,10 @@ def command(model, target, output, quantize, calibration, observer, int8_io, kee
     with progress(f"writing {target}"):
         if target == "ir":
             backend.emit(graph, passes="O0")
-            write_output(output, print_graph(graph))
+            write_output(output, print_graph(graph), force)
+        elif target == "tflite":
+            write_output(output, backend.emit(graph, passes="O0", quantize=backend_quantize, **target_options), force)
         else:
-            backend.emit(graph, output=output, passes="O0", quantize=backend_quantize, **target_options)
-    if output:
+            backend.emit(graph, output=output, passes="O0", quantize=backend_quantize, force=force, **target_options)
+    if output not in (None, "-"):
         note(f"wrote {output}")

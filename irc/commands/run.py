@@ -55,7 +55,7 @@ def command(model, inputs, random_seed, output, **options):
         raise UsageError("give the model's inputs with --input NAME=FILE.npy (or --random SEED)")
     feed = random_inputs(graph, random_seed) if random_seed is not None else read_inputs(inputs, graph)
     outputs = run(graph, feed)
-    if output:
+    if output is not None:  # "" too: refused as an output path, not skipped
         buffer = io.BytesIO()
         np.savez(buffer, **outputs)
         write_output(output, buffer.getvalue())

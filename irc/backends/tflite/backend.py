@@ -57,13 +57,14 @@ _SHARE_LIMIT = 256  # constants up to this many bytes are shared by content (axe
 
 
 def emit(graph: Graph, *, output=None, passes=None, quantize: str | None = None, allow_tf_ops: bool = False,
-         signature_key: str = SIGNATURE_KEY, **options) -> bytes:
+         signature_key: str = SIGNATURE_KEY, force: bool = False, **options) -> bytes:
     """The .tflite bytes of ``graph`` after the backend's pipeline (or ``passes``; ``"O0"`` runs none).
 
     ``quantize="float16"`` stores float weights as float16; ``dynamic-int8``, ``int8`` and ``int16x8`` run irc's
     quantizer first, which takes ``calibration``, ``observer``, ``int8_io`` and ``keep_float`` (see
     ``irc.passes.quantize.quantize_graph``). ``allow_tf_ops`` writes opaque ``tf.<Op>`` nodes as Flex custom ops.
-    ``output``, when given, is written atomically. The caller's graph is not changed.
+    ``output``, when given, is written atomically (``force`` lets it replace a directory; see irc/outputs.py).
+    The caller's graph is not changed.
     """
     unknown = sorted(set(options) - set(QUANTIZE_OPTIONS))
     if unknown:
@@ -81,7 +82,7 @@ def emit(graph: Graph, *, output=None, passes=None, quantize: str | None = None,
     if output is not None:
         from irc.outputs import write_atomic
 
-        write_atomic(output, data)
+        write_atomic(output, data, force=force)
     return data
 
 

@@ -25,6 +25,7 @@ from irc.backends.tfemit.target import prepare, reject_options
 from irc.errors import UsageError
 from irc.ir.graph import Graph
 from irc.ir.types import DType
+from irc.outputs import DIRECTORY, atomic_dir, check_output
 
 DEFAULT_PIPELINE = "xla"  # TPUs run everything through XLA
 PROGRAM = "run_tpu.py"
@@ -40,11 +41,10 @@ class TpuProgram:
     weights: dict[str, np.ndarray]
     model: ModelSource
 
-    def write(self, output: str | os.PathLike) -> Path:
-        """Writes ``run_tpu.py`` and ``weights.npz`` into the directory ``output`` (atomically)."""
-        from irc.outputs import atomic_dir
-
-        with atomic_dir(output) as tmp:
+    def write(self, output: str | os.PathLike, force: bool = False) -> Path:
+        """Writes ``run_tpu.py`` and ``weights.npz`` as the directory ``output`` (atomically; ``force``: replacing
+        what is there, see irc/outputs.py)."""
+        with atomic_dir(output, force=force) as tmp:
             (tmp / PROGRAM).write_text(self.source, encoding="utf-8")
             (tmp / PROGRAM).chmod(0o755)
             np.savez(tmp / WEIGHTS, **self.weights)
@@ -53,16 +53,18 @@ class TpuProgram:
 
 def emit(graph: Graph, *, output: str | os.PathLike | None = None, passes: str | None = None,
          quantize: str | None = None, tpu: str | None = None, batch_size: int | None = None,
-         **options) -> TpuProgram:
+         force: bool = False, **options) -> TpuProgram:
     """Renders the TPU program for ``graph``; writes it with its weights into ``output`` if given."""
     reject_options("tpu", options)
+    if output is not None:
+        check_output(output, DIRECTORY, force)
     if batch_size is not None and batch_size < 1:
         raise UsageError(f"batch_size must be positive, got {batch_size}")
     graph = prepare(graph, passes, quantize, DEFAULT_PIPELINE)
     legalize(graph, "tpu")
     program = render(generate(graph, EmitOptions(quant_float64=False)), tpu=tpu, batch_size=batch_size or 8, origin=graph.name)
     if output is not None:
-        program.write(output)
+        program.write(output, force)
     return program
 
 
