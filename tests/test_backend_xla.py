@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from irc.errors import TargetError
+from irc.errors import TargetError, UsageError
 from irc.ir.graph import Graph
 from irc.ir.interpreter import random_inputs
 from irc.ir.interpreter import run as interpret
@@ -327,9 +327,12 @@ def test_xla_output_directory(tmp_path):
     assert_close({k: v.numpy() for k, v in serve(image=tf.constant(inputs["image"])).items()}, want)
     fdefs = serve.graph.as_graph_def().library.function
     assert any(f.attr["_XlaMustCompile"].b for f in fdefs)
-    # a second lowering replaces the first one whole
+    # a second lowering is refused without force, and with it replaces the first one whole
     (out / "stray.txt").write_text("left from before")
-    xla.emit(g, passes="", output=out)
+    with pytest.raises(UsageError, match="directory exists and is not empty"):
+        xla.emit(g, passes="", output=out)
+    assert (out / "stray.txt").exists()
+    xla.emit(g, passes="", output=out, force=True)
     assert not (out / "stray.txt").exists() and (out / "model.hlo.txt").read_text().startswith("HloModule")
 
 
