@@ -300,3 +300,14 @@ def test_after_sigkill_the_next_run_removes_the_stale_temporary(tmp_path):
     result = CliRunner().invoke(main, ["lower", str(TINY), "--emit", "ir", "-o", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
     assert leftovers(tmp_path) == [] and (tmp_path / "out").is_file()
+
+
+def test_diff_reports_an_unwritable_output_as_trouble_not_as_a_difference(tmp_path, monkeypatch):
+    import tempfile
+
+    def refuse(**_kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    result = CliRunner().invoke(main, ["diff", str(TINY), str(TINY), "-o", str(tmp_path / "d.txt")])
+    assert result.exit_code == 2 and "cannot write the output: Permission denied" in result.stderr

@@ -47,14 +47,14 @@ def command(ctx, a, b, stat, as_json, numeric, seed, atol, rtol, color, output, 
 
             with progress("running both models on the same random inputs"):
                 result.numeric = numeric_diff(result.matching, seed=seed, atol=atol, rtol=rtol)
+        if as_json:
+            text = json.dumps(result.to_json(), indent=2) + "\n"
+        else:
+            use_color = color if color is not None else (output in (None, "-") and sys.stdout.isatty())
+            text = result.format_stat(use_color) if stat else result.format(use_color)
+        write_output(output, text)  # an output irc cannot write is trouble too
     except IrcError as error:
         error.exit_code = 2  # diff's convention: 2 means trouble, 1 means different
         raise
-    if as_json:
-        text = json.dumps(result.to_json(), indent=2) + "\n"
-    else:
-        use_color = color if color is not None else (output in (None, "-") and sys.stdout.isatty())
-        text = result.format_stat(use_color) if stat else result.format(use_color)
-    write_output(output, text)
     same = result.numeric_ok if numeric else result.equal
     ctx.exit(0 if same else 1)

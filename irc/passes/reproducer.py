@@ -7,6 +7,7 @@ paid for when nothing fails. Large constants go to an ``.npz`` beside the ``.irc
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import shlex
@@ -18,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from irc.ir.graph import Graph
+from irc.outputs import write_atomic
 from irc.passes.base import Pass, Stats
 
 FULL_BYTES_AT_MOST = 16 << 20  # above this, constants are written to an .npz sidecar instead of inline
@@ -64,7 +66,9 @@ def write_reproducer(snapshot: Graph, passes: Sequence[Pass], index: int, messag
     command = ["irc", "opt", str(path)]
     if not full:
         weights_path = path.with_suffix(".npz")
-        np.savez(weights_path, **weights)
+        buffer = io.BytesIO()
+        np.savez(buffer, **weights)
+        write_atomic(weights_path, buffer.getvalue())  # never through a link planted at that name
         command += ["--weights", str(weights_path)]
     for source in dict.fromkeys(_user_file(p) for p in passes[start:]):
         if source:
@@ -72,5 +76,5 @@ def write_reproducer(snapshot: Graph, passes: Sequence[Pass], index: int, messag
     command += ["--passes", remaining] + (["--check-numerics"] if check_numerics else [])
     line = " ".join(shlex.quote(c) for c in command)
     header = f"// irc crash reproducer: {message}\n// replay: {line}\n"
-    path.write_text(header + print_graph(graph, full=full), encoding="utf-8")
+    write_atomic(path, header + print_graph(graph, full=full))
     return line
