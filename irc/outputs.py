@@ -73,7 +73,7 @@ def check_output(path: str | os.PathLike, kind: str = FILE, force: bool = False)
     if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
         raise UsageError(f"{text}: is a {_kind_of(mode)}, not a {kind} irc can replace")
     if force:
-        if stat.S_ISDIR(mode) and (os.path.ismount(target) or _holds(real, os.getcwd())):
+        if stat.S_ISDIR(mode) and (os.path.ismount(target) or _holds(real, _cwd())):
             raise UsageError(f"{text}: irc does not replace a mount point or a directory holding the current one")
         return target
     if kind == FILE and stat.S_ISDIR(mode):
@@ -102,6 +102,13 @@ def _check_ancestors(text: str, parent: Path) -> None:
 
 def _holds(directory: str, path: str) -> bool:
     return path == directory or path.startswith(directory.rstrip(os.sep) + os.sep)
+
+
+def _cwd() -> str:
+    try:
+        return os.getcwd()
+    except OSError:  # the current directory was removed: nothing can hold it
+        return ""
 
 
 def _kind_of(mode: int) -> str:
@@ -220,12 +227,12 @@ def clean_stale(target: Path) -> bool:
         if not match or _running(int(match.group(2))):
             continue
         leftover = Path(entry.path)
-        if match.group(1) == "old" and not os.path.lexists(target):
-            with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError):  # another user's, in a shared directory: not ours to move or remove
+            if match.group(1) == "old" and not os.path.lexists(target):
                 os.rename(leftover, target)
                 restored = True
-                continue
-        _remove(leftover)
+            else:
+                _remove(leftover)
     return restored
 
 

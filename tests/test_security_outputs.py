@@ -279,14 +279,16 @@ def start_and_wait_for_temporary(args, cwd: Path, prefix: str) -> subprocess.Pop
     return process
 
 
-def test_sigterm_removes_the_temporary_and_keeps_the_old_output(tmp_path):
+@pytest.mark.parametrize(("signum", "code", "line"), [(signal.SIGTERM, 143, "error: terminated by SIGTERM"),
+                                                      (signal.SIGINT, 130, "interrupted")], ids=["TERM", "INT"])
+def test_a_signal_removes_the_temporary_and_keeps_the_old_output(signum, code, line, tmp_path):
     out = precious_directory(tmp_path / "out")
     process = start_and_wait_for_temporary(["lower", TINY, "--emit", "xla", "-o", "out", "--force"], tmp_path,
                                            ".out.irc-tmp-")
-    process.send_signal(signal.SIGTERM)
+    process.send_signal(signum)
     _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 128 + signal.SIGTERM, stderr
-    assert stderr.splitlines() == ["error: terminated by SIGTERM"]
+    assert process.returncode == code, stderr
+    assert stderr.splitlines() == [line]
     assert leftovers(tmp_path) == []
     assert_intact(out)
 
