@@ -2,8 +2,8 @@
 
 Every file or directory irc writes to a path a user named goes through this module:
 
-- The new output is built beside the target under a temporary name, ``.NAME.irc-tmp-PID-XXXXXXXX``, and renamed
-  into place only when complete. A failure (an exception, Ctrl-C, SIGTERM under the CLI) removes it.
+- The new output is built beside the target under a temporary name, ``.NAME.irc-tmp-PID-XXXXXXXX.tmp``, and
+  renamed into place only when complete. A failure (an exception, Ctrl-C, SIGTERM under the CLI) removes it.
 - A file output (``.tflite``, ``.irc``, ``.npz``, a picture, a report) replaces an existing regular file, as
   ``cc -o`` does. A directory output (a SavedModel, a TPU program) replaces only an empty directory.
   Anything else in the way (a non-empty directory, a directory where a file goes, a file where a directory
@@ -51,7 +51,7 @@ def check_output(path: str | os.PathLike, kind: str = FILE, force: bool = False)
     if text == "":
         raise UsageError("the output path is empty")
     target = Path(text)
-    if target.name in ("", ".", ".."):
+    if os.path.basename(text.rstrip(os.sep)) in ("", ".", ".."):  # the raw text: Path("out/.") is "out"
         raise UsageError(f"{text}: not a name irc can write an output to", hint="name a new file or directory")
     if kind == FILE and text.endswith(os.sep):
         raise UsageError(f"{text}: names a directory, but this output is a file", hint="name a file")
@@ -175,7 +175,8 @@ def _writing(path, kind: str, force: bool):
             check_output(path, kind, force)  # the old output put back is in the way now
 
         def make_temporary(maker):
-            return maker(prefix=f".{target.name[:_NAME_IN_TEMP]}.irc-tmp-{os.getpid()}-", dir=target.parent)
+            return maker(prefix=f".{target.name[:_NAME_IN_TEMP]}.irc-tmp-{os.getpid()}-", suffix=".tmp",
+                         dir=target.parent)
 
         yield target, make_temporary
     except OSError as e:

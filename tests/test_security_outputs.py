@@ -99,6 +99,8 @@ def test_special_files_are_refused_and_left_alone(emit, tmp_path):
 @pytest.mark.parametrize(("output", "fragment"), [
     ("", "the output path is empty"),
     (".", ".: not a name irc can write an output to"),
+    ("sub/.", "sub/.: not a name irc can write an output to"),
+    ("/", "/: not a name irc can write an output to"),
     ("..", "..: not a name irc can write an output to"),
     ("sub/", "sub/: names a directory, but this output is a file"),
     ("/proc/irc-test.tflite", "irc does not write outputs under /proc"),
