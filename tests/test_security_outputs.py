@@ -126,6 +126,8 @@ def test_paths_that_cannot_be_outputs_are_one_line_usage_errors(output, fragment
     ["run", str(TINY), "--random", "0", "-o", "{path}"],
     ["viz", str(TINY), "--format", "dot", "-o", "{path}"],
     ["stats", str(TINY), "-o", "{path}"],
+    ["check", str(TINY), "-o", "{path}"],
+    ["diff", str(TINY), str(TINY), "-o", "{path}"],
     ["quant-report", str(TINY), "--calibration", str(GOOD / "calibration.npz"), "-o", "{path}"],
 ], ids=lambda args: args[0] + ("-save-weights" if "--save-weights" in args else ""))
 def test_every_command_refuses_the_same_outputs(args, tmp_path):
