@@ -10,11 +10,11 @@ from click.testing import CliRunner
 
 from irc import __version__
 from irc.backends import get_backend
-from irc.backends.tflite import schema
 from irc.backends.tflite.backend import DEFAULT_PIPELINE, check, emit
-from irc.backends.tflite.flatbuffer import parse_flex_options, read_model
 from irc.backends.tflite.legalize import rewrite_idioms
 from irc.errors import UnsupportedOpError, UsageError
+from irc.formats.tflite import schema
+from irc.formats.tflite.flatbuffer import parse_flex_options, read_model
 from irc.ir.graph import Graph
 from irc.ir.interpreter import run as interpret
 from irc.ir.types import DType, TensorType
@@ -178,7 +178,7 @@ def test_input_scale_folds_into_the_filter():
 
 # ----- large models, the command line --------------------------------------------------------------------------------
 def test_weights_past_the_flatbuffer_limit_go_after_it(monkeypatch):
-    import irc.backends.tflite.flatbuffer as fb
+    import irc.formats.tflite.flatbuffer as fb
 
     monkeypatch.setattr(fb, "FLATBUFFER_LIMIT", 0)  # pretend the weights pass 2 GiB
     g = small_graph()

@@ -15,7 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from irc.backends.tflite.backend import emit
-from irc.backends.tflite.flatbuffer import (
+from irc.errors import InputError, UnsupportedOpError
+from irc.formats.tflite.flatbuffer import (
     Buffer,
     Operator,
     OperatorCode,
@@ -28,7 +29,6 @@ from irc.backends.tflite.flatbuffer import (
     read_model,
     write_model,
 )
-from irc.errors import InputError, UnsupportedOpError
 from irc.frontends.tflite import read_tflite
 from irc.ir.interpreter import random_inputs
 from irc.outputs import atomic_file
@@ -221,7 +221,7 @@ class _SameIndex(list):
 
 def _unchecked_write(model: TFLModel) -> bytes:
     """Writes a model that breaks validation, its indices as they are (the writer refuses such models)."""
-    import irc.backends.tflite.flatbuffer as fb
+    import irc.formats.tflite.flatbuffer as fb
 
     plan_of, problems = fb._Plan.of, fb.validate.problems
 

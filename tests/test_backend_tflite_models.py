@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from irc.backends.tflite.backend import emit, prepare
-from irc.backends.tflite.flatbuffer import read_model
+from irc.formats.tflite.flatbuffer import read_model
 from irc.outputs import atomic_file
 from tests.zoo_params import TEST_SIZES, VOCAB
 

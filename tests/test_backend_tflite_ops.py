@@ -8,7 +8,7 @@ import pytest
 
 from irc.backends.tflite import ops as tfl_ops
 from irc.backends.tflite.backend import emit
-from irc.backends.tflite.flatbuffer import read_model
+from irc.formats.tflite.flatbuffer import read_model
 from irc.ir.graph import Graph
 from irc.ir.interpreter import random_inputs
 from irc.ir.interpreter import run as interpret
@@ -359,7 +359,7 @@ def test_quantized_graph_emits_generically():
 
 def test_version_table_matches_the_interpreter():
     """MAX_VERSION is what this TFLite registers: the listed version loads, the next one does not."""
-    from irc.backends.tflite.flatbuffer import Operator, OperatorCode, SubGraph, Tensor, TFLModel, write_model
+    from irc.formats.tflite.flatbuffer import Operator, OperatorCode, SubGraph, Tensor, TFLModel, write_model
 
     def loads(op: str, version: int) -> bool:
         model = TFLModel(operator_codes=[OperatorCode(op, version=version)],

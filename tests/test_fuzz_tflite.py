@@ -14,8 +14,8 @@ import copy
 from hypothesis import given
 from hypothesis import strategies as st
 
-from irc.backends.tflite import flatbuffer, schema
 from irc.errors import IrcError
+from irc.formats.tflite import flatbuffer, schema
 from irc.frontends.tflite import graph_of
 from irc.ir.graph import Graph
 from irc.ir.printer import print_graph

@@ -115,7 +115,7 @@ def test_float16_via_the_backend_matches_tensorflow_size(digits):
 
 
 def test_dynamic_int8_weights_are_int8_without_dequantize(digits):
-    from irc.backends.tflite.flatbuffer import read_model
+    from irc.formats.tflite.flatbuffer import read_model
 
     model = read_model(irc_tflite(digits.path, "dynamic-int8"))
     graph = model.subgraphs[0]
@@ -181,7 +181,7 @@ def test_mobilenet_v2_quantized_runs_and_is_small(zoo_models, mode, steps):
 def test_mobilenet_v2_full_size_int8_matches_tensorflow_structure(zoo_models):
     """At 224x224: the int8 file is <= 0.3x the float one and has TF's operators in TF's order, with the same
     tensor types (latency parity itself is measured by benchmarks/quantize.py)."""
-    from irc.backends.tflite.flatbuffer import read_model
+    from irc.formats.tflite.flatbuffer import read_model
 
     path = zoo_models.saved_model("mobilenet_v2", size=224)
     graph = load(path)

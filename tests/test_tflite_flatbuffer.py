@@ -10,9 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from irc.backends.tflite import flatbuffer as fb
-from irc.backends.tflite import schema, validate
-from irc.backends.tflite.flatbuffer import (
+from irc.errors import InputError, TargetError
+from irc.formats.tflite import flatbuffer as fb
+from irc.formats.tflite import schema, validate
+from irc.formats.tflite.flatbuffer import (
     Buffer,
     Operator,
     OperatorCode,
@@ -25,7 +26,6 @@ from irc.backends.tflite.flatbuffer import (
     read_model,
     write_model,
 )
-from irc.errors import InputError, TargetError
 
 RNG = np.random.default_rng(0)
 

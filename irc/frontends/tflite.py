@@ -26,8 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from irc.backends.tflite import schema
-from irc.backends.tflite.flatbuffer import (
+from irc.errors import InputError, UnsupportedOpError
+from irc.formats.tflite import opnames, schema
+from irc.formats.tflite.flatbuffer import (
     FLEX_PREFIX,
     Operator,
     TFLModel,
@@ -35,7 +36,6 @@ from irc.backends.tflite.flatbuffer import (
     parse_flex_options,
     read_model,
 )
-from irc.errors import InputError, UnsupportedOpError
 from irc.ir.graph import Graph, Location, Node, Value
 from irc.ir.types import DType, QuantParams, SymDim, TensorType
 
@@ -45,7 +45,8 @@ DTYPES = {
     "UINT8": DType.u8, "INT16": DType.i16, "INT32": DType.i32, "INT64": DType.i64, "BOOL": DType.bool,
     "STRING": DType.str,
 }
-ACTIVATIONS = {"NONE": "none", "RELU": "relu", "RELU6": "relu6", "RELU_N1_TO_1": "relu_n1_to_1", "TANH": "tanh"}
+# What the writer fuses, and TANH, which TensorFlow's converter also fuses.
+ACTIVATIONS = {**opnames.inverse(opnames.FUSED), "TANH": "tanh"}
 
 Importer = Callable[["Reader", Operator], "list[Value] | Value"]
 IMPORTERS: dict[str, Importer] = {}
@@ -380,20 +381,10 @@ def _opts(op: Operator):
     return op.builtin_options
 
 
-_ARITHMETIC = {"ADD": "add", "SUB": "sub", "MUL": "mul", "DIV": "div"}
-_BINARY = {
-    "MAXIMUM": "maximum", "MINIMUM": "minimum", "POW": "pow", "SQUARED_DIFFERENCE": "squared_difference",
-    "FLOOR_DIV": "floor_div", "FLOOR_MOD": "floor_mod", "EQUAL": "equal", "NOT_EQUAL": "not_equal",
-    "LESS": "less", "LESS_EQUAL": "less_equal", "GREATER": "greater", "GREATER_EQUAL": "greater_equal",
-    "LOGICAL_AND": "logical_and", "LOGICAL_OR": "logical_or",
-}
-_UNARY = {
-    "NEG": "neg", "ABS": "abs", "SQRT": "sqrt", "RSQRT": "rsqrt", "EXP": "exp", "LOG": "log", "SQUARE": "square",
-    "SIN": "sin", "COS": "cos", "FLOOR": "floor", "CEIL": "ceil", "ROUND": "round", "SIGN": "sign",
-    "LOGICAL_NOT": "logical_not", "RELU": "relu", "RELU6": "relu6", "LOGISTIC": "sigmoid", "TANH": "tanh",
-    "HARD_SWISH": "hard_swish", "ELU": "elu",
-}
-_REDUCE = {"MEAN": "mean", "SUM": "sum", "REDUCE_MAX": "max", "REDUCE_MIN": "min", "REDUCE_PROD": "prod"}
+_ARITHMETIC = opnames.inverse(opnames.ARITHMETIC)
+_BINARY = opnames.inverse(opnames.BINARY)
+_UNARY = opnames.inverse(opnames.UNARY)
+_REDUCE = opnames.inverse(opnames.REDUCE)
 
 
 @reads(*_ARITHMETIC)

@@ -3,29 +3,17 @@
 Families: core (const), elementwise (add, mul, relu, ...), nn (conv2d, pools, batch_norm, softmax, ...),
 shape (reshape, transpose, concat, slice, ...), reduce (mean, sum, ...), quant (quantize, dequantize),
 control (call/while, when present) and tf_opaque (``tf.<OpName>`` nodes kept from TensorFlow).
+The registry (``OPS``, see ``irc/registry.py``) loads these families and the ``irc.ops`` plugins before its first
+lookup; ``@register`` adds an op from anywhere (``docs/extending.md``).
 """
 
 from __future__ import annotations
 
-import importlib
-
-from irc.ops.base import OpDef, lookup, registered_ops
-
-FAMILIES = ("core", "elementwise", "activation", "nn", "shape", "reduce", "quant")
-_loaded = False
-
-
-def _load_families() -> None:
-    global _loaded
-    if not _loaded:
-        _loaded = True
-        for family in FAMILIES:
-            importlib.import_module(f"irc.ops.{family}")
+from irc.ops.base import FAMILIES, OPS, OpDef, lookup, register, registered_ops
 
 
 def get_op(name: str) -> OpDef:
     """The declaration of op ``name``; ``tf.<OpName>`` gives the opaque TensorFlow op."""
-    _load_families()
     if name.startswith("tf."):
         from irc.ops.tf_opaque import OPAQUE
 
@@ -37,7 +25,6 @@ def get_op(name: str) -> OpDef:
 
 
 def all_ops() -> dict[str, OpDef]:
-    _load_families()
     return registered_ops()
 
 
@@ -57,3 +44,6 @@ def run_kernel(name, inputs, attrs):
     """Runs op ``name``'s numpy reference kernel; returns a list of arrays."""
     op = get_op(name)
     return op.kernel(list(inputs), op.with_defaults(attrs))
+
+
+__all__ = ["FAMILIES", "OPS", "OpDef", "all_ops", "get_op", "infer_types", "register", "run_kernel"]

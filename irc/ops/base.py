@@ -7,12 +7,14 @@ op's semantics live in exactly one place. Look an op up by name with ``irc.ops.g
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 
-from irc.ir.types import DType, Dim, SymDim, TensorType
+from irc.ir.types import Dim, DType, SymDim, TensorType
+from irc.registry import Registry, owner_of
 
 # ----- traits: properties of an op, as plain strings collected in a set ---------------------------------------------
 PURE = "pure"  # no side effects: may be folded, deduplicated and removed when unused
@@ -125,23 +127,36 @@ class OpDef:
         return trait in self.traits
 
 
-_REGISTRY: dict[str, OpDef] = {}
+FAMILIES = ("core", "elementwise", "activation", "nn", "shape", "reduce", "quant")
+
+
+def _adopt(name: str, obj) -> None:
+    """An ``irc.ops`` entry point naming an OpDef subclass."""
+    if not (isinstance(obj, type) and issubclass(obj, OpDef)):
+        raise TypeError(f"expected an OpDef subclass or a module, got {obj!r}")
+    register(obj)
+
+
+OPS: Registry[OpDef] = Registry("op", [f"irc.ops.{family}" for family in FAMILIES], "irc.ops", _adopt)
 
 
 def register(cls: type[OpDef]) -> type[OpDef]:
-    """Class decorator that adds an op declaration to the registry."""
-    if cls.name in _REGISTRY:
-        raise ValueError(f"op {cls.name!r} is declared twice")
-    _REGISTRY[cls.name] = cls()
+    """Class decorator that adds an op declaration to the registry (irc's own ops and installed plugins' are
+    loaded first, so an op whose name is taken is refused at once, naming both)."""
+    if not (isinstance(cls, type) and issubclass(cls, OpDef)):
+        raise TypeError(f"register takes an OpDef subclass, got {cls!r}")
+    if not isinstance(getattr(cls, "name", None), str) or not cls.name:
+        raise TypeError(f"op class {cls.__qualname__} has no name")
+    OPS.add(cls.name, cls(), owner_of(cls))
     return cls
 
 
 def registered_ops() -> dict[str, OpDef]:
-    return dict(sorted(_REGISTRY.items()))
+    return OPS.items()
 
 
 def lookup(name: str) -> OpDef | None:
-    return _REGISTRY.get(name)
+    return OPS.get(name)
 
 
 # ----- shape helpers shared by the op families ---------------------------------------------------------------------

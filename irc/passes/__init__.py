@@ -4,18 +4,18 @@
     report = run_pipeline(graph, "canonicalize,fold-constants,fuse{activations=relu,relu6},dce")
     print(report.timing_table())
 
-The registry maps a pass name to the module that defines it, imported on first use. Passes written outside irc
-register themselves with ``@register_pass`` (on a Pass dataclass, a function over the graph, or a rewrite-rule
-pass), and are found through ``--load-pass FILE.py`` or the ``irc.passes`` entry point group of an installed package.
+The registry (``PASSES``, an ``irc.registry.Registry``) imports the modules of the built-in passes and the
+``irc.passes`` plugins before its first lookup. Passes written outside irc register themselves with
+``@register_pass`` (on a Pass dataclass, a function over the graph, or a rewrite-rule pass), and are found through
+``irc --load FILE.py`` or the ``irc.passes`` entry point group of an installed package (docs/extending.md).
 """
 
 from __future__ import annotations
 
-import importlib
-
 from irc.errors import PipelineError
-from irc.passes.base import Pass, Stats, option
+from irc.passes.base import Pass, Stats, check_pass_class, option
 from irc.passes.manager import PipelineReport, run_pipeline
+from irc.registry import Registry, load_file, owner_of
 
 # Built-in passes: name -> module that registers it (imported lazily).
 BUILTIN_PASSES = {
@@ -27,6 +27,8 @@ BUILTIN_PASSES = {
     "fuse": "irc.passes.fuse",
     "layout": "irc.passes.layout",
     "quantize": "irc.passes.quantize",
+    # Passes a backend brings (its ``passes``); they run in its default pipeline and, by name, anywhere.
+    "tflite-idioms": "irc.backends.tflite.legalize",
 }
 
 _SIMPLIFY = "canonicalize,fold-constants"
@@ -47,8 +49,19 @@ PIPELINES = {
             f"{_CLEANUP}",
 }
 
-_REGISTRY: dict[str, type[Pass]] = {}
-_plugins_loaded = False
+
+
+def _adopt(name: str, obj) -> None:
+    """An ``irc.passes`` entry point naming a Pass subclass or a pass function (named as the entry point)."""
+    if isinstance(obj, type) and issubclass(obj, Pass):
+        register_pass(obj)
+    elif callable(obj):
+        register_pass(obj, name=name)
+    else:
+        raise TypeError(f"expected a Pass subclass, a pass function or a module, got {obj!r}")
+
+
+PASSES: Registry[type[Pass]] = Registry("pass", BUILTIN_PASSES.values(), "irc.passes", _adopt)
 
 
 def register_pass(target=None, *, name: str | None = None):
@@ -59,13 +72,19 @@ def register_pass(target=None, *, name: str | None = None):
 
         @register_pass(name="drop-softmax")
         def drop_softmax(graph, *, keep_last: bool = False) -> dict: ...
+
+    A name that is taken (by irc or a plugin) is refused, naming both definitions.
     """
 
     def decorate(obj):
-        if isinstance(obj, type) and issubclass(obj, Pass):
+        if isinstance(obj, type):
+            if not issubclass(obj, Pass):
+                raise TypeError(f"register_pass: class {obj.__qualname__} is not a Pass: derive it from "
+                                "irc.passes.Pass (and make it a @dataclass(frozen=True))")
             cls = obj
             if name:
                 cls.name = name
+            check_pass_class(cls)
         elif callable(obj):
             from irc.passes.custom import function_pass
 
@@ -73,13 +92,10 @@ def register_pass(target=None, *, name: str | None = None):
         else:
             raise TypeError(f"register_pass takes a Pass subclass or a function, got {obj!r}")
         if not cls.name:
-            raise TypeError(f"pass {cls.__qualname__} has no name")
+            raise TypeError(f"pass {cls.__qualname__} has no name: set name = \"my-pass\" in the class")
         if cls.name in PIPELINES:
             raise ValueError(f"'{cls.name}' is the name of a pipeline")
-        owner = BUILTIN_PASSES.get(cls.name)
-        if owner is not None and owner != cls.__module__:
-            raise ValueError(f"'{cls.name}' is a built-in pass; choose another name")
-        _REGISTRY[cls.name] = cls  # a later registration of a user pass replaces an earlier one (reloads)
+        PASSES.add(cls.name, cls, owner_of(obj))
         return obj
 
     if target is not None:
@@ -89,43 +105,27 @@ def register_pass(target=None, *, name: str | None = None):
 
 def get_pass(name: str) -> type[Pass]:
     """The pass class registered as ``name``; a PipelineError listing the valid names when there is none."""
-    if name not in _REGISTRY and name in BUILTIN_PASSES:
-        importlib.import_module(BUILTIN_PASSES[name])
-    if name not in _REGISTRY:
-        load_plugins()
-    if name not in _REGISTRY:
+    cls = PASSES.get(name)
+    if cls is None:
         from irc.passes.pipeline import unknown_pass_error
 
-        raise unknown_pass_error(name, sorted(available_passes()), list(PIPELINES))
-    return _REGISTRY[name]
+        raise unknown_pass_error(name, PASSES.names(), list(PIPELINES))
+    return cls
 
 
 def available_passes() -> dict[str, type[Pass]]:
-    """Every pass irc knows: built-ins, passes registered so far, and installed plugins'."""
-    for module in BUILTIN_PASSES.values():
-        importlib.import_module(module)
-    load_plugins()
-    return dict(sorted(_REGISTRY.items()))
+    """Every pass irc knows: built-ins (backends' included), installed plugins' and those registered since."""
+    return PASSES.items()
 
 
-def load_plugins() -> None:
-    """Imports the ``irc.passes`` entry points of installed packages (once)."""
-    global _plugins_loaded
-    if not _plugins_loaded:
-        _plugins_loaded = True
-        from irc.passes.custom import load_entry_points
-
-        load_entry_points()
-
-
-def load_pass_file(path) -> list[str]:
-    """Imports a Python file that registers passes (``--load-pass``); returns the names it registered."""
-    from irc.passes.custom import load_file
-
-    return load_file(path)
+def load_pass_file(path, option: str = "--load-pass") -> list[str]:
+    """Imports a Python file that registers passes (and anything else); returns the pass names it registered."""
+    before = PASSES.items()
+    load_file(path, option)
+    return [n for n, cls in PASSES.items().items() if before.get(n) is not cls]
 
 
 __all__ = [
-    "BUILTIN_PASSES", "PIPELINES", "Pass", "PipelineError", "PipelineReport", "Stats", "available_passes",
-    "get_pass", "load_pass_file", "load_plugins", "option", "register_pass", "run_pipeline",
+    "BUILTIN_PASSES", "PASSES", "PIPELINES", "Pass", "PipelineError", "PipelineReport", "Stats", "available_passes",
+    "get_pass", "load_pass_file", "option", "register_pass", "run_pipeline",
 ]

@@ -17,6 +17,7 @@ those) and checked, so a bad option is an error that names the pass and lists wh
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import typing
 from collections import Counter
 from dataclasses import dataclass
@@ -57,7 +58,8 @@ class Pass:
 
     def apply(self, graph: Graph, stats: Stats) -> None:
         """Transforms ``graph`` in place through Graph methods, counting what it did in ``stats``."""
-        raise NotImplementedError
+        raise NotImplementedError(f"pass '{self.name}' ({type(self).__qualname__}) defines no "
+                                  "apply(self, graph, stats) method")
 
     # ----- description -----------------------------------------------------------------------------------------
     @classmethod
@@ -102,6 +104,18 @@ class Pass:
             if value != spec.default:
                 parts.append(f"{spec.name}={format_value(value)}")
         return f"{self.name}{{{' '.join(parts)}}}" if parts else self.name
+
+
+def check_pass_class(cls: type[Pass]) -> None:
+    """Refuses, with a message saying what to write, a Pass class that cannot run (``register_pass`` calls it)."""
+    if cls.apply is Pass.apply:
+        raise TypeError(f"pass {cls.__qualname__} defines no apply(self, graph, stats) method")
+    if not dataclasses.is_dataclass(cls) or "__dataclass_fields__" not in cls.__dict__:
+        annotations = inspect.get_annotations(cls)
+        fields = [n for n, a in annotations.items() if not n.startswith("_") and "ClassVar" not in str(a)]
+        if fields:
+            raise TypeError(f"pass {cls.__qualname__} has options ({', '.join(fields)}) but is not a dataclass: "
+                            "decorate it with @dataclass(frozen=True) below @register_pass")
 
 
 # ----- option values ----------------------------------------------------------------------------------------------

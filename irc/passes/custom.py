@@ -1,23 +1,16 @@
-"""Passes written outside irc: functions turned into passes, ``--load-pass FILE.py`` and ``irc.passes`` entry points."""
+"""Functions turned into passes: ``@register_pass`` on ``fn(graph, *, option=default, ...)``.
+
+Files and installed plugins that register passes are loaded by ``irc.registry`` (``--load FILE.py``, the
+``irc.passes`` entry point group)."""
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import importlib.util
 import inspect
-import sys
 import typing
-import warnings
 from collections.abc import Callable
-from importlib import metadata
-from pathlib import Path
 
-from irc.errors import InputError, UsageError
 from irc.passes.base import Pass, Stats, option
-
-ENTRY_POINT_GROUP = "irc.passes"
-USER_MODULE_PREFIX = "irc_user_passes_"  # modules imported by load_file
 
 
 def function_pass(fn: Callable, name: str | None = None) -> type[Pass]:
@@ -43,45 +36,3 @@ def function_pass(fn: Callable, name: str | None = None) -> type[Pass]:
         class_name, fields, bases=(Pass,), frozen=True,
         namespace={"apply": apply, "name": pass_name, "__doc__": fn.__doc__, "__module__": fn.__module__},
     )
-
-
-def load_file(path) -> list[str]:
-    """Imports ``path`` (a Python file whose decorators register passes); returns the pass names it registered."""
-    from irc import passes
-
-    path = Path(path)
-    if not path.is_file():
-        raise UsageError(f"--load-pass: no such file: {path}")
-    if path.suffix != ".py":
-        raise UsageError(f"--load-pass takes a Python file ending in .py, not {path}")
-    before = dict(passes._REGISTRY)
-    digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:8]
-    module_name = f"{USER_MODULE_PREFIX}{path.stem}_{digest}"
-    spec = importlib.util.spec_from_file_location(module_name, path.resolve())
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    try:
-        spec.loader.exec_module(module)
-    except Exception as e:
-        del sys.modules[module_name]
-        raise InputError(f"loading passes failed: {type(e).__name__}: {e}", where=str(path)) from e
-    return [n for n, cls in passes._REGISTRY.items() if before.get(n) is not cls]
-
-
-def load_entry_points() -> None:
-    """Imports every ``irc.passes`` entry point: a module whose decorators register passes, or a pass itself."""
-    from irc.passes import _REGISTRY, register_pass
-
-    for entry in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            obj = entry.load()
-        except Exception as e:  # a broken plugin must not break irc
-            warnings.warn(f"irc: cannot load pass plugin '{entry.name}' ({entry.value}): {e}", stacklevel=2)
-            continue
-        if inspect.ismodule(obj):
-            continue
-        if isinstance(obj, type) and issubclass(obj, Pass):
-            if _REGISTRY.get(obj.name) is not obj:
-                register_pass(obj)
-        elif callable(obj):
-            register_pass(obj, name=entry.name)

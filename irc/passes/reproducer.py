@@ -38,8 +38,8 @@ def replay(snapshot: Graph, passes: Sequence[Pass]) -> tuple[Graph, int]:
 
 
 def _user_file(p: Pass) -> str | None:
-    """The file a pass loaded with --load-pass came from (the replay must load it too)."""
-    from irc.passes.custom import USER_MODULE_PREFIX
+    """The file a pass loaded with --load came from (the replay must load it too)."""
+    from irc.registry import USER_MODULE_PREFIX
 
     module = sys.modules.get(type(p).__module__)
     if module is None or not module.__name__.startswith(USER_MODULE_PREFIX):
@@ -72,7 +72,7 @@ def write_reproducer(snapshot: Graph, passes: Sequence[Pass], index: int, messag
         command += ["--weights", str(weights_path)]
     for source in dict.fromkeys(_user_file(p) for p in passes[start:]):
         if source:
-            command += ["--load-pass", source]
+            command += ["--load", source]
     command += ["--passes", remaining] + (["--check-numerics"] if check_numerics else [])
     line = " ".join(shlex.quote(c) for c in command)
     header = f"// irc crash reproducer: {message}\n// replay: {line}\n"

@@ -5,11 +5,17 @@ True from ``rewrite`` when it changed the graph, False (early) when it does not 
 ``Rewriter``, which keeps the worklist right: new nodes and the users of replaced values are revisited, and nodes
 left without users (when pure) are erased at once. The driver starts from the graph in dependency order, so a
 pattern sees its operands already rewritten; the whole run is linear in the graph size plus the rewrites done.
+
+Patterns on the same op are tried by ``benefit``, highest first (equal benefits keep their order); the first that
+rewrites wins. ``trace_rewrites(callback)`` reports every rewrite that fired and every rule that matched but
+declined (``irc opt --debug-rewrites``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import contextlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextvars import ContextVar
 from typing import Any, ClassVar
 
 import numpy as np
@@ -25,9 +31,40 @@ class RewritePattern:
 
     ops: ClassVar[tuple[str, ...]] = ("*",)
     stat: ClassVar[str] = "rewrites"  # the statistic a successful rewrite counts
+    benefit: ClassVar[int] = 1  # patterns on the same op are tried highest benefit first
 
     def rewrite(self, node: Node, rw: Rewriter) -> bool:
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__qualname__} defines no rewrite(self, node, rw) method")
+
+    def check_ops(self) -> None:
+        """A ValueError naming the pattern when one of its ``ops`` is not a registered op."""
+        from irc.ops import get_op
+
+        for op in self.ops:
+            if op == "*" or op.startswith("tf."):
+                continue
+            try:
+                get_op(op)
+            except KeyError:
+                raise ValueError(f"pattern {self!r}: unknown op {op!r}") from None
+
+    def __repr__(self) -> str:
+        return type(self).__qualname__
+
+
+# A rewrite's trace: callback(event, pattern, node, detail), event "fired" or "declined".
+RewriteTrace = Callable[[str, RewritePattern, Node, str], None]
+_TRACE: ContextVar[RewriteTrace | None] = ContextVar("irc_rewrite_trace", default=None)
+
+
+@contextlib.contextmanager
+def trace_rewrites(callback: RewriteTrace) -> Iterator[None]:
+    """Calls ``callback`` for every pattern that fires, and every rule that matches but declines, inside."""
+    token = _TRACE.set(callback)
+    try:
+        yield
+    finally:
+        _TRACE.reset(token)
 
 
 class Rewriter:
@@ -40,6 +77,12 @@ class Rewriter:
         self._queued: set[Node] = set()
         self.created: list[Node] = []
         self.erased = 0
+        self.trace = _TRACE.get()
+
+    def declined(self, pattern: RewritePattern, node: Node, why: str) -> None:
+        """A pattern that matched ``node`` but did not rewrite it says why (shown by ``--debug-rewrites``)."""
+        if self.trace is not None:
+            self.trace("declined", pattern, node, why)
 
     # ----- worklist ---------------------------------------------------------------------------------------------
     def push(self, node: Node) -> None:
@@ -138,9 +181,13 @@ def apply_patterns(graph: Graph, patterns: Iterable[RewritePattern], stats: Stat
     done = 0
     while (node := rw.pop()) is not None:
         if node.op not in candidates:
-            candidates[node.op] = by_op.get(node.op, []) + anywhere
+            # sorted is stable: equal benefits keep their order
+            candidates[node.op] = sorted(by_op.get(node.op, []) + anywhere, key=lambda p: -p.benefit)
         for pattern in candidates[node.op]:
+            label = _label(node) if rw.trace is not None else ""
             if pattern.rewrite(node, rw):
+                if rw.trace is not None:
+                    rw.trace("fired", pattern, node, label)
                 stats[pattern.stat] += 1
                 done += 1
                 break
@@ -151,13 +198,33 @@ def apply_patterns(graph: Graph, patterns: Iterable[RewritePattern], stats: Stat
     return done
 
 
+def _label(node: Node) -> str:
+    from irc.ir.verify import node_label
+
+    return node_label(node)
+
+
 class PatternPass(Pass):
     """A pass that applies its ``patterns`` (typed patterns and rules) until none matches.
 
-    Subclass it as a frozen dataclass, set ``name`` and ``patterns``, and register it.
+    Subclass it as a frozen dataclass, set ``name`` and ``patterns``, and register it. A subclass without
+    ``patterns`` (or with ``rules`` instead) is refused when the class is created, and so is a pattern whose ops
+    are not registered.
     """
 
     patterns: ClassVar[Sequence[RewritePattern]] = ()
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "rules" in cls.__dict__:
+            raise TypeError(f"PatternPass {cls.__qualname__}: put its rules in 'patterns', not 'rules'")
+        if cls.apply is PatternPass.apply and not cls.patterns:
+            raise TypeError(f"PatternPass {cls.__qualname__} has no patterns: set patterns = [Rule(...), ...]")
+        for pattern in cls.patterns:
+            if not isinstance(pattern, RewritePattern):
+                raise TypeError(f"PatternPass {cls.__qualname__}: {pattern!r} in patterns is not a Rule or a "
+                                "RewritePattern")
+            pattern.check_ops()
 
     def apply(self, graph: Graph, stats: Stats) -> None:
         apply_patterns(graph, self.patterns, stats)

@@ -78,7 +78,7 @@ def _good_tflite(source: Path = GOOD) -> bytes:
 
 def _unchecked(model) -> bytes:
     """The bytes of a model the writer would refuse (it validates): the malformed files the reader must catch."""
-    from irc.backends.tflite import flatbuffer
+    from irc.formats.tflite import flatbuffer
 
     plan = flatbuffer._Plan.of(model)
     plan.buffer_of += range(len(plan.buffer_of), 1000)  # a tensor may name a buffer that does not exist
@@ -86,7 +86,7 @@ def _unchecked(model) -> bytes:
 
 
 def make_tflite() -> None:
-    from irc.backends.tflite import flatbuffer
+    from irc.formats.tflite import flatbuffer
 
     good = _good_tflite()
     _write("good/tiny.tflite", good)  # seeds of the fuzz tests

@@ -23,8 +23,9 @@ import numpy as np
 
 from irc import __version__
 from irc.backends.tflite import legalize as _legalize  # noqa: F401  (registers the tflite-idioms pass)
-from irc.backends.tflite import schema
-from irc.backends.tflite.flatbuffer import (
+from irc.errors import TargetError, UsageError
+from irc.formats.tflite import schema
+from irc.formats.tflite.flatbuffer import (
     Buffer,
     Operator,
     OperatorCode,
@@ -37,7 +38,6 @@ from irc.backends.tflite.flatbuffer import (
     options,
     write_model,
 )
-from irc.errors import TargetError, UsageError
 from irc.ir.graph import Graph, Node, Value
 from irc.ir.types import DType, QuantParams, TensorType
 from irc.ir.verify import require_data

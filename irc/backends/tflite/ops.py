@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
+from irc.formats.tflite.opnames import ACTIVATION_OPS, ARITHMETIC, BINARY, FUSED, UNARY
 from irc.ir.graph import Node, Value
 from irc.ir.types import DType, QuantParams, TensorType
 
@@ -81,9 +82,6 @@ def emitter_for(node: Node) -> Emit:
 
 
 # ----- helpers shared by the emitters --------------------------------------------------------------------------------
-FUSED = {"none": "NONE", "relu": "RELU", "relu6": "RELU6", "relu_n1_to_1": "RELU_N1_TO_1"}
-SEPARATE = {"tanh": "TANH", "sigmoid": "LOGISTIC"}
-ACTIVATION_OPS = {"relu": "RELU", "relu6": "RELU6", "relu_n1_to_1": "RELU_N1_TO_1", **SEPARATE}
 
 
 def activated(b: ModelBuilder, node: Node, code: str, inputs: list[int], fields: dict | None = None,
@@ -169,22 +167,6 @@ def no_wide_floats(node: Node) -> str | None:
 
 
 # ----- elementwise -----------------------------------------------------------------------------------------------------
-ARITHMETIC = {"add": "ADD", "sub": "SUB", "mul": "MUL", "div": "DIV"}  # with a fused activation
-
-BINARY = {
-    "maximum": "MAXIMUM", "minimum": "MINIMUM", "pow": "POW", "squared_difference": "SQUARED_DIFFERENCE",
-    "floor_div": "FLOOR_DIV", "floor_mod": "FLOOR_MOD", "equal": "EQUAL", "not_equal": "NOT_EQUAL",
-    "less": "LESS", "less_equal": "LESS_EQUAL", "greater": "GREATER", "greater_equal": "GREATER_EQUAL",
-    "logical_and": "LOGICAL_AND", "logical_or": "LOGICAL_OR",
-}
-
-UNARY = {
-    "neg": "NEG", "abs": "ABS", "sqrt": "SQRT", "rsqrt": "RSQRT", "exp": "EXP", "log": "LOG", "square": "SQUARE",
-    "sin": "SIN", "cos": "COS", "floor": "FLOOR", "ceil": "CEIL", "round": "ROUND", "sign": "SIGN",
-    "logical_not": "LOGICAL_NOT",
-    "relu": "RELU", "relu6": "RELU6", "sigmoid": "LOGISTIC", "tanh": "TANH", "hard_swish": "HARD_SWISH",
-    "elu": "ELU",
-}
 
 
 @emits(*ARITHMETIC, check=no_wide_floats)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from irc.backends.tflite.ops import emits, needs_rank, no_wide_floats, normal_axis, rank_of
+from irc.formats.tflite.opnames import REDUCE
 from irc.ir.graph import Node
 from irc.ir.types import DType
 
@@ -177,7 +178,6 @@ def one_hot(b, node):
 
 
 # ----- reductions ------------------------------------------------------------------------------------------------------
-REDUCE = {"mean": "MEAN", "sum": "SUM", "max": "REDUCE_MAX", "min": "REDUCE_MIN", "prod": "REDUCE_PROD"}
 
 
 @emits(*REDUCE, check=lambda node: needs_rank(0)(node) or no_wide_floats(node))
@@ -215,7 +215,7 @@ def _flex_check(node: Node) -> str | None:
 
 @emits("tf.*", check=_flex_check)
 def flex(b, node):
-    from irc.backends.tflite.flatbuffer import FLEX_PREFIX, flex_options
+    from irc.formats.tflite.flatbuffer import FLEX_PREFIX, flex_options
 
     name = node.op.removeprefix("tf.")
     b.op("CUSTOM", [b.tensor(v) for v in node.operands], [b.result(r) for r in node.results],

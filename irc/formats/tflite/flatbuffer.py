@@ -27,8 +27,8 @@ import flatbuffers
 import numpy as np
 from flatbuffers import number_types
 
-from irc.backends.tflite import schema, validate
 from irc.errors import InputError, TargetError
+from irc.formats.tflite import schema, validate
 
 # Beyond this many bytes of tensor data the data goes after the flatbuffer, located by Buffer.offset/size:
 # a flatbuffer cannot exceed 2 GiB, and this leaves 64 MiB for everything that is not weights.

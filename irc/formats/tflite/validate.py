@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import math
 
-from irc.backends.tflite import schema
 from irc.errors import InputError
+from irc.formats.tflite import schema
 
 
 def check(model, source: str) -> None:
