@@ -64,9 +64,11 @@ class Registry(Generic[T]):
         self._state = "new"  # -> "builtins" (importing irc's modules) -> "plugins" -> "ready"
 
     # ----- registering ----------------------------------------------------------------------------------------------
-    def add(self, name: str, item: T, owner: str | None = None) -> None:
-        """Registers ``item`` as ``name``; a ValueError naming both owners when the name is taken."""
-        if self._state == "new":
+    def add(self, name: str, item: T, owner: str | None = None, module: str | None = None) -> None:
+        """Registers ``item`` (defined in ``module``, by default its ``__module__``) as ``name``; a ValueError
+        naming both owners when the name is taken."""
+        module = module or getattr(item, "__module__", None)
+        if self._state == "new" and module not in self.modules:
             self.load()  # irc's own first: a plugin that takes a built-in name fails now, not on a later lookup
         owner = owner or owner_of(item)
         previous = self._owners.get(name)

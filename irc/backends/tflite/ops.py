@@ -24,6 +24,7 @@ import numpy as np
 from irc.formats.tflite.opnames import ACTIVATION_OPS, ARITHMETIC, BINARY, FUSED, UNARY
 from irc.ir.graph import Node, Value
 from irc.ir.types import DType, QuantParams, TensorType
+from irc.registry import Registry, owner_of
 
 if TYPE_CHECKING:
     from irc.backends.tflite.backend import ModelBuilder
@@ -37,39 +38,30 @@ class Rule(NamedTuple):
     check: Check | None
 
 
-EMITTERS: dict[str, Rule] = {}
-_FAMILIES = ("irc.backends.tflite.ops_nn", "irc.backends.tflite.ops_array")
-_loaded = False
+# irc op -> emitter rule: this module's and its families', then the ``irc.tflite_emitters`` plugins (irc/registry.py).
+_MODULES = ("irc.backends.tflite.ops", "irc.backends.tflite.ops_nn", "irc.backends.tflite.ops_array")
+EMITTERS: Registry[Rule] = Registry("TFLite emitter for op", _MODULES, "irc.tflite_emitters")
 
 
 def emits(*ops: str, check: Check | None = None):
-    """Registers an emitter for irc ops ``ops``; ``check(node)`` returns why a node cannot be written, or None."""
+    """Registers an emitter for irc ops ``ops``; ``check(node)`` returns why a node cannot be written, or None.
+    ``"tf.*"`` stands for every opaque TensorFlow op. An op emitted twice is an error naming both emitters."""
 
     def register(fn: Emit) -> Emit:
         for op in ops:
-            if op in EMITTERS:
-                raise ValueError(f"two TFLite emitters for {op!r}")
-            EMITTERS[op] = Rule(fn, check)
+            EMITTERS.add(op, Rule(fn, check), owner_of(fn), fn.__module__)
         return fn
 
     return register
 
 
 def rules() -> dict[str, Rule]:
-    """The full table (the op families load on first use)."""
-    global _loaded
-    if not _loaded:
-        _loaded = True
-        import importlib
-
-        for module in _FAMILIES:
-            importlib.import_module(module)
-    return EMITTERS
+    """The full table (the op families and plugins load on first use)."""
+    return EMITTERS.items()
 
 
 def rule_for(node: Node) -> Rule | None:
-    table = rules()
-    return table.get("tf.*" if node.is_opaque else node.op)
+    return EMITTERS.get("tf.*" if node.is_opaque else node.op)
 
 
 def emitter_for(node: Node) -> Emit:

@@ -13,7 +13,6 @@ Find a lowering by grepping its TF op name: ``grep -rn '"Conv2D"' irc/frontends/
 
 from __future__ import annotations
 
-import importlib
 from collections import Counter
 from collections.abc import Callable, Mapping
 
@@ -22,10 +21,13 @@ from irc.frontends.lowering.context import CannotLower, Lowerer, TensorList, ref
 from irc.frontends.tfgraph import TFGraph, TFNode
 from irc.ir.graph import Graph, Location, Value
 from irc.ir.types import SymDim, TensorType
+from irc.registry import Registry
 
 Lowering = Callable[[Lowerer, TFNode, list], object]
-LOWERINGS: dict[str, Lowering] = {}
 FAMILIES = ("math", "nn", "array", "einsum", "control_flow")
+# TF op type -> lowering: the families above, then the ``irc.lowerings`` plugins (irc/registry.py).
+LOWERINGS: Registry[Lowering] = Registry("lowering of TF op", [f"irc.frontends.lowering.{f}" for f in FAMILIES],
+                                         "irc.lowerings")
 BATCH = SymDim("batch")
 # Ops that can never be kept as opaque TF nodes (they need TF functions or TensorList values irc drops).
 NEVER_OPAQUE = frozenset({"While", "StatelessWhile", "If", "StatelessIf"})
@@ -34,27 +36,19 @@ _DRIVER_OPS = frozenset({"Placeholder"})
 
 
 def lowers(*tf_ops: str):
-    """Registers a lowering for the given TF op types: ``@lowers("Relu")``."""
+    """Registers a lowering for the given TF op types: ``@lowers("Relu")`` (a type lowered twice is an error)."""
 
     def register(fn: Lowering) -> Lowering:
         for name in tf_ops:
-            if name in LOWERINGS:
-                raise ValueError(f"TF op {name} has two lowerings")
-            LOWERINGS[name] = fn
+            LOWERINGS.add(name, fn)
         return fn
 
     return register
 
 
-def _load_families() -> None:
-    for family in FAMILIES:
-        importlib.import_module(f"irc.frontends.lowering.{family}")
-
-
 def supported_ops() -> list[str]:
     """The TF op types irc lowers."""
-    _load_families()
-    return sorted(LOWERINGS)
+    return LOWERINGS.names()
 
 
 def lower_graph(tfgraph: TFGraph, input_shapes: Mapping[str, tuple] | None = None,
@@ -65,7 +59,7 @@ def lower_graph(tfgraph: TFGraph, input_shapes: Mapping[str, tuple] | None = Non
     ``batch``. Ops irc cannot lower raise one UnsupportedOpError listing them all, unless ``allow_tf_ops``
     keeps them as opaque ``tf.<Op>`` nodes.
     """
-    _load_families()
+    LOWERINGS.load()
     graph = Graph(name)
     cx = Lowerer(tfgraph, graph, allow_tf_ops)
     if not allow_tf_ops:
