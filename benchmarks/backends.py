@@ -47,10 +47,10 @@ def build_variants(name: str, size: int, workdir: Path) -> tuple[dict, str]:
     path = zoo.export(model, workdir / f"{name}-{size}")
     graph = load(path)
     input_name = graph.inputs[0].name
-    xla = get_backend("xla").emit(graph)
+    xla = get_backend("xla").emit(graph, {})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # the no-GPU note, when benchmarking on a CPU
-        cuda = get_backend("cuda").emit(graph)
+        cuda = get_backend("cuda").emit(graph, {})
         cuda_fn = cuda.target
     plain = tf.function(lambda x: model(x, training=False))
     jit = tf.function(lambda x: model(x, training=False), jit_compile=True)

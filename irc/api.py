@@ -106,7 +106,8 @@ def run(graph: Graph, inputs, observer=None) -> dict[str, np.ndarray]:
 
 def lower(model: Any, emit: str = "tflite", *, output: str | os.PathLike | None = None, passes: str | None = None,
           quantize: str | None = None, force: bool = False, **load_options):
-    """Loads ``model``, runs the target's default pipeline (or ``passes``) and emits it.
+    """Loads ``model``, runs the target's default pipeline (or ``passes``) and emits it; writes it to ``output``
+    when given. A Graph given as ``model`` is left unchanged.
 
     Returns the emitted artifact: bytes for tflite, the Graph for ir, a callable for xla. ``output`` never
     replaces a non-empty directory, or a directory with a file, unless ``force`` (see irc/outputs.py).
@@ -114,8 +115,15 @@ def lower(model: Any, emit: str = "tflite", *, output: str | os.PathLike | None 
     from irc.backends import get_backend
 
     backend = get_backend(emit)
+    if output is not None:
+        from irc.outputs import check_output
+
+        check_output(output, backend.writes, force)  # before the work, not after
     graph = load(model, **load_options)
-    return backend.emit(graph, output=output, passes=passes, quantize=quantize, force=force)
+    artifact = backend.emit(graph, {"passes": passes, "quantize": quantize})
+    if output is not None:
+        backend.write(artifact, output, force=force)
+    return artifact
 
 
 def diff(a: Any, b: Any, **options):

@@ -49,6 +49,9 @@ class LazyGroup(click.Group):
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
+    def parse_args(self, ctx, args):
+        return super().parse_args(ctx, hoist_global_options(args))
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
@@ -107,8 +110,10 @@ def one_line(error: BaseException) -> str:
               help="Largest array, string or inflated member an input may make irc build (default 256M).")
 @click.option("--max-nodes", metavar="N", envvar="IRC_MAX_NODES",
               help="Most graph nodes a reader may make, function inlining included (default 2000000).")
+@click.option("--load", "--load-pass", "load", multiple=True, metavar="FILE.py",
+              help="Load a Python file that adds ops, lowerings, emitters, passes or targets (repeatable).")
 @click.pass_context
-def main(ctx, debug, verbose, quiet, max_memory, max_nodes):
+def main(ctx, debug, verbose, quiet, max_memory, max_nodes, load):
     """irc: compile TensorFlow models to TFLite, XLA, CUDA and TPU programs.
 
     Example: irc lower model/ --emit tflite -o model.tflite
@@ -116,7 +121,12 @@ def main(ctx, debug, verbose, quiet, max_memory, max_nodes):
     ctx.ensure_object(dict)
     ctx.obj.update(debug=debug, verbose=verbose, quiet=quiet)
     set_limits(ctx, max_memory, max_nodes)
-    show_library_notes()
+    show_library_notes(quiet)
+    if load:
+        from irc.registry import load_file
+
+        for path in load:  # before the subcommand parses its options: a plugin's target is a valid --emit
+            load_file(path)
 
 
 def set_limits(ctx, max_memory, max_nodes) -> None:
@@ -139,23 +149,22 @@ class NoteHandler(logging.Handler):
         note(f"note: {record.getMessage()}")
 
 
-def show_library_notes() -> None:
-    """The library stays quiet by default; under the CLI its INFO records become notes."""
+def show_library_notes(quiet: bool = False) -> None:
+    """The library stays quiet by default; under the CLI its INFO records become notes (none with -q, which also
+    hides the library's progress bars)."""
     logger = logging.getLogger("irc")
     if not any(isinstance(h, NoteHandler) for h in logger.handlers):
         logger.addHandler(NoteHandler())
-        logger.setLevel(logging.INFO)
+    logger.setLevel(logging.WARNING if quiet else logging.INFO)
 
 
 GLOBAL_FLAGS = {"--debug", "-v", "-vv", "-vvv", "--verbose", "-q", "--quiet"}
-GLOBAL_OPTIONS = {"--max-memory", "--max-nodes"}  # global options that take a value
+GLOBAL_OPTIONS = {"--max-memory", "--max-nodes", "--load", "--load-pass"}  # global options that take a value
 
 
-def run(argv: list[str] | None = None) -> None:
-    """The console entry point: global flags may also follow the subcommand (``irc lower m/ -v``)."""
-    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:  # not where an embedding program chose otherwise
-        signal.signal(signal.SIGTERM, raise_terminated)
-    args = list(sys.argv[1:] if argv is None else argv)
+def hoist_global_options(args: list[str]) -> list[str]:
+    """Global flags and options may also follow the subcommand (``irc lower m/ -v``): moved to the front."""
+    args = list(args)
     if "--" in args:
         cut = args.index("--")
         head, tail = args[:cut], args[cut:]
@@ -170,7 +179,14 @@ def run(argv: list[str] | None = None) -> None:
             flags.append(arg)
         else:
             rest.append(arg)
-    main.main(args=flags + rest + tail, prog_name="irc")
+    return flags + rest + tail
+
+
+def run(argv: list[str] | None = None) -> None:
+    """The console entry point."""
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:  # not where an embedding program chose otherwise
+        signal.signal(signal.SIGTERM, raise_terminated)
+    main.main(args=list(sys.argv[1:] if argv is None else argv), prog_name="irc")
 
 
 if __name__ == "__main__":

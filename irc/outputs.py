@@ -29,6 +29,7 @@ import os
 import re
 import shutil
 import stat
+import sys
 import tempfile
 from pathlib import Path
 
@@ -124,6 +125,17 @@ def _kind_of(mode: int) -> str:
 def _has_entries(directory: Path) -> bool:
     with os.scandir(directory) as entries:
         return any(True for _ in entries)
+
+
+def write_output(path, data: bytes | str, force: bool = False) -> None:
+    """Writes a command's or a backend's output file atomically; ``-`` (or None) writes to stdout."""
+    if path in (None, "-"):
+        if isinstance(data, bytes):
+            sys.stdout.buffer.write(data)
+        else:
+            sys.stdout.write(data)
+        return
+    write_atomic(path, data, force=force)
 
 
 def write_atomic(path: str | os.PathLike, data: bytes | str, force: bool = False) -> None:

@@ -45,7 +45,8 @@ def opaque_node(g: Graph, op: str, x, name: str):
 
 def test_registered_as_the_tflite_target():
     backend = get_backend("tflite")
-    assert backend.emit is emit and backend.DEFAULT_PIPELINE == DEFAULT_PIPELINE == "tflite,tflite-idioms"
+    assert backend.default_pipeline == DEFAULT_PIPELINE == "tflite,tflite-idioms"
+    assert backend.emit(small_graph(), {}) == emit(small_graph())
 
 
 def test_signature_metadata_and_producer():

@@ -324,7 +324,7 @@ def test_dump_after_a_pass(tmp_path):
 
 def test_usage_error_for_missing_pass_file():
     result = invoke("opt", "-", "--load-pass", "nowhere.py", "--passes", "dce", input=SMALL)
-    assert result.exit_code == 2 and "--load-pass: no such file: nowhere.py" in result.stderr
+    assert result.exit_code == 2 and "--load: no such file: nowhere.py" in result.stderr
     with pytest.raises(UsageError):
         from irc.passes import load_pass_file
 

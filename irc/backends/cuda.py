@@ -19,6 +19,8 @@ import shutil
 import warnings
 from pathlib import Path
 
+from irc.backends import register_backend
+from irc.backends.base import Backend
 from irc.backends.tfemit import EmitOptions, generate
 from irc.backends.tfemit.support import check as _check
 from irc.backends.tfemit.support import legalize
@@ -54,6 +56,24 @@ def emit(graph: Graph, *, output: str | os.PathLike | None = None, passes: str |
 def check(graph: Graph):
     """(node, status, reason) for every node: native on the GPU, CPU fallback, or unsupported."""
     return _check(graph, "cuda")
+
+
+@register_backend
+class CudaBackend(Backend):
+    """A GPU-placed TensorFlow SavedModel with fused kernels, and its loader."""
+
+    name = "cuda"
+    default_pipeline = DEFAULT_PIPELINE
+    writes = "directory"
+
+    def emit(self, graph: Graph, options) -> CudaModel:
+        return emit(graph, **options)
+
+    def write(self, artifact: CudaModel, path, force: bool = False) -> None:
+        save(artifact, path, force)
+
+    def check(self, graph: Graph):
+        return check(graph)
 
 
 def build(graph: Graph, layout: str = "nhwc") -> CudaModel:

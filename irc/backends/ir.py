@@ -2,29 +2,29 @@
 
 from __future__ import annotations
 
+from irc.backends import register_backend
+from irc.backends.base import Backend
+from irc.errors import UsageError
 from irc.ir.graph import Graph
 from irc.ir.printer import print_graph
 
-DEFAULT_PIPELINE = "O0"
 
+@register_backend
+class IRBackend(Backend):
+    """irc's own text form (.irc), after the requested passes."""
 
-def emit(graph: Graph, *, output=None, passes=None, quantize=None, full: bool = False, force: bool = False,
-         **_options) -> Graph:
-    if passes:
-        from irc.passes import run_pipeline
+    name = "ir"
+    default_pipeline = "O0"
 
-        run_pipeline(graph, passes)
-    if quantize:
-        from irc.passes import run_pipeline
+    def emit(self, graph: Graph, options) -> Graph:
+        """A copy of ``graph`` after ``passes`` and ``quantize``; ``graph`` itself is left as it was."""
+        unknown = sorted(k for k, v in options.items() if v is not None and k not in ("passes", "quantize"))
+        if unknown:
+            raise UsageError(f"the ir target takes no option {', '.join(unknown)}")
+        return self.prepare(graph, options)
 
-        run_pipeline(graph, f"quantize{{mode={quantize}}}")
-    if output is not None:
-        from irc.commands.common import write_output
+    def write(self, artifact: Graph, path, force: bool = False) -> None:
+        """The text form to ``path`` (``-``: stdout), large constants elided as in ``irc dump``."""
+        from irc.outputs import write_output
 
-        write_output(output, print_graph(graph, full=full), force=force)
-    return graph
-
-
-def check(graph: Graph):
-    """Every node can be written as IR."""
-    return [(node, "native", "") for node in graph.nodes]
+        write_output(path, print_graph(artifact), force=force)

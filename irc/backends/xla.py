@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import os
 
+from irc.backends import register_backend
+from irc.backends.base import Backend
 from irc.backends.tfemit import EmitOptions, build
 from irc.backends.tfemit.support import check as _check
 from irc.backends.tfemit.support import legalize
@@ -33,13 +35,38 @@ def emit(graph: Graph, *, output: str | os.PathLike | None = None, passes: str |
     graph = prepare(graph, passes, quantize, DEFAULT_PIPELINE)
     legalize(graph, "xla")
     model = build(graph, EmitOptions(), jit_compile=True)
-    hlo = compile_hlo(model)
+    hlo = compile_hlo(model)  # an op XLA cannot compile fails here, before anything is written
     if output is not None:
-        with atomic_dir(output, force=force) as tmp:
-            model.save(tmp)
-            (tmp / "model.hlo.txt").write_text(hlo, encoding="utf-8")
-            (tmp / "model.py").write_text(model_module_source(model), encoding="utf-8")
+        save(model, output, hlo, force)
     return model
+
+
+def save(model, output: str | os.PathLike, hlo: str | None = None, force: bool = False) -> None:
+    """Writes the SavedModel, ``model.hlo.txt`` and ``model.py`` as the directory ``output`` (atomically;
+    ``force``: replacing what is there, see irc/outputs.py)."""
+    hlo = compile_hlo(model) if hlo is None else hlo
+    with atomic_dir(output, force=force) as tmp:
+        model.save(tmp)
+        (tmp / "model.hlo.txt").write_text(hlo, encoding="utf-8")
+        (tmp / "model.py").write_text(model_module_source(model), encoding="utf-8")
+
+
+@register_backend
+class XLABackend(Backend):
+    """A TensorFlow SavedModel compiled with XLA, with its HLO text and generated source."""
+
+    name = "xla"
+    default_pipeline = DEFAULT_PIPELINE
+    writes = "directory"
+
+    def emit(self, graph: Graph, options):
+        return emit(graph, **options)
+
+    def write(self, artifact, path, force: bool = False) -> None:
+        save(artifact, path, force=force)
+
+    def check(self, graph: Graph):
+        return check(graph)
 
 
 def check(graph: Graph):

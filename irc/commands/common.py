@@ -7,6 +7,8 @@ import sys
 
 import click
 
+from irc.outputs import write_output  # noqa: F401 (the commands write through it; it lives with the library)
+
 
 def load_options(func):
     """The options every command that reads a model takes."""
@@ -82,17 +84,3 @@ def check_output(path, kind: str = "file", force: bool = False) -> None:
         from irc.outputs import check_output as check
 
         check(path, kind, force)
-
-
-def write_output(path, data, force: bool = False) -> None:
-    """Writes a command's output file atomically; ``-`` writes to stdout."""
-    if path in (None, "-"):
-        if isinstance(data, bytes):
-            sys.stdout.buffer.write(data)
-        else:
-            sys.stdout.write(data)
-        return
-    from irc.outputs import write_atomic
-
-    write_atomic(path, data, force=force)
-

@@ -8,7 +8,8 @@ import click
 import numpy as np
 
 from irc.commands.common import load_model, load_options, write_output
-from irc.passes.cli_options import pipeline_options, run_from_options
+from irc.commands.pipeline import pipeline_options
+from irc.passes.cli_options import run_from_options
 
 
 @click.command("dump")

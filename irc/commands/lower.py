@@ -10,26 +10,18 @@ import gc
 
 import click
 
-from irc.backends import BACKENDS
-from irc.commands.common import (
-    check_output,
-    force_option,
-    load_model,
-    load_options,
-    note,
-    progress,
-    write_output,
-)
+from irc.backends import BUILTIN_BACKENDS
+from irc.commands.common import check_output, force_option, load_model, load_options, note, progress
+from irc.commands.pipeline import pipeline_options
 from irc.errors import UsageError
-from irc.passes.cli_options import pipeline_options
 
 QUANTIZE_MODES = ("float16", "dynamic-int8", "int8", "int16x8")
 
 
 @click.command("lower")
 @click.argument("model", type=click.Path())
-@click.option("--emit", "target", type=click.Choice(list(BACKENDS)), default="tflite", show_default=True,
-              help="What to produce.")
+@click.option("--emit", "target", default="tflite", show_default=True, metavar="TARGET",
+              help=f"What to produce: {', '.join(BUILTIN_BACKENDS)}, or a plugin's target (see --load).")
 @click.option("-o", "--output", type=click.Path(), default=None,
               help="Output file (tflite, ir; '-' for stdout) or directory (xla, cuda, tpu). IR goes to stdout "
                    "without it. An existing file is replaced; an existing non-empty directory only with --force.")
@@ -52,26 +44,23 @@ def command(model, target, output, quantize, calibration, observer, int8_io, kee
             force, **options):
     """Lower MODEL (SavedModel dir, .keras, .h5, .pb, .tflite or .irc) to a target."""
     from irc.backends import get_backend
-    from irc.ir.printer import print_graph
     from irc.passes.cli_options import run_from_options
 
-    writes_file = target in ("ir", "tflite")
-    if not writes_file and output is None:
-        raise UsageError(f"--emit {target} writes a directory: give it with -o")
-    if not writes_file and output == "-":
+    backend = get_backend(target)
+    if output is None and target != "ir":
+        example = "" if backend.writes == "directory" else f" model.{target}"
+        raise UsageError(f"--emit {target} writes a {backend.writes}: give it with -o{example}")
+    if backend.writes == "directory" and output == "-":
         raise UsageError(f"--emit {target} writes a directory, which cannot go to stdout: give one with -o")
-    if target == "tflite" and output is None:
-        raise UsageError("--emit tflite writes a file: give it with -o model.tflite")
     if (calibration or int8_io or keep_float) and quantize not in ("int8", "int16x8", "dynamic-int8"):
         raise UsageError("--calibration, --int8-io and --keep-float go with --quantize int8, int16x8 or dynamic-int8")
     if quantize in ("int8", "int16x8") and not calibration:
         raise UsageError(f"--quantize {quantize} needs calibration data: --calibration DATA.npz")
-    check_output(output, "file" if writes_file else "directory", force)  # before hours of work, not after
-    backend = get_backend(target)
+    check_output(output, backend.writes, force)  # before hours of work, not after
     graph = load_model(model, fast=fast, **options)
     note(f"loaded {model}: {len(graph)} nodes")
     with progress("optimizing"):
-        run_from_options(graph, backend.DEFAULT_PIPELINE, **options)
+        run_from_options(graph, backend.default_pipeline, **options)
     gc.collect()  # erased nodes sit in node <-> value cycles: free the weights passes replaced before emitting
     backend_quantize = None
     if quantize == "float16" and target == "tflite":
@@ -83,7 +72,7 @@ def command(model, target, output, quantize, calibration, observer, int8_io, kee
         samples = load_calibration(calibration, graph) if calibration else None
         quantize_graph(graph, quantize, calibration=samples, observer=observer, int8_io=int8_io,
                        keep_float=keep_float)
-    target_options = {}
+    target_options = {"passes": "O0", "quantize": backend_quantize}  # the pipeline ran above
     if layout is not None:
         target_options["layout"] = layout
     if tpu_address is not None:
@@ -91,12 +80,6 @@ def command(model, target, output, quantize, calibration, observer, int8_io, kee
     if target == "tflite":
         target_options["allow_tf_ops"] = options.get("allow_tf_ops", False)
     with progress(f"writing {target}"):
-        if target == "ir":
-            backend.emit(graph, passes="O0")
-            write_output(output, print_graph(graph), force)
-        elif target == "tflite":
-            write_output(output, backend.emit(graph, passes="O0", quantize=backend_quantize, **target_options), force)
-        else:
-            backend.emit(graph, output=output, passes="O0", quantize=backend_quantize, force=force, **target_options)
+        backend.write(backend.emit(graph, target_options), "-" if output is None else output, force=force)
     if output not in (None, "-"):
         note(f"wrote {output}")

@@ -7,7 +7,8 @@ import sys
 import click
 
 from irc.commands.common import write_output
-from irc.passes.cli_options import pipeline_options, run_from_options
+from irc.commands.pipeline import pipeline_options
+from irc.passes.cli_options import run_from_options
 
 
 def read_graph(path: str, weights: str | None):

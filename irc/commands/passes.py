@@ -1,4 +1,4 @@
-"""irc passes: every pass with its options and a one-line description, and the named pipelines."""
+"""irc passes: every pass with its options and a one-line description, the named pipelines and the targets."""
 
 from __future__ import annotations
 
@@ -6,9 +6,11 @@ import click
 
 
 def describe_passes() -> str:
+    from irc.backends import available_backends
     from irc.passes import PIPELINES, available_passes
     from irc.passes.base import format_value
 
+    backends = available_backends()  # first: a backend's module registers the passes it brings
     registry = available_passes()
     width = max(len(name) for name in registry)
     lines = ["Passes:"]
@@ -23,16 +25,17 @@ def describe_passes() -> str:
     width = max(len(name) for name in PIPELINES)
     for name, text in PIPELINES.items():
         lines.append(f"  {name:<{width}}  {text or '(no passes)'}")
+    lines.append("")
+    lines.append("Targets (irc lower --emit NAME): default pipeline, and the passes each brings:")
+    width = max(len(name) for name in backends)
+    for name, backend in backends.items():
+        brings = f"; brings {', '.join(backend.passes)}" if backend.passes else ""
+        lines.append(f"  {name:<{width}}  {backend.default_pipeline}{brings}  {backend.description}")
     return "\n".join(lines)
 
 
 @click.command("passes")
-@click.option("--load-pass", multiple=True, type=click.Path(dir_okay=False), metavar="FILE.py",
-              help="Also list the passes a Python file registers (repeatable).")
-def command(load_pass):
-    """List every pass with its options, and the named pipelines."""
-    from irc.passes import load_pass_file
-
-    for path in load_pass:
-        load_pass_file(path)
+def command():
+    """List every pass with its options, the named pipelines and the targets (with irc --load FILE.py: a plugin's
+    too)."""
     click.echo(describe_passes())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from irc.commands.common import load_options, load_model
+from irc.commands.common import load_model, load_options
 
 
 @click.command("verify")

@@ -28,6 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from irc.ir.graph import Graph, Node
+from irc.tools import ansi
 from irc.tools.where import layer_name
 
 NATIVE, FALLBACK, UNSUPPORTED = "native", "fallback", "unsupported"
@@ -132,12 +133,10 @@ def _row(cells, widths, color: bool, status: str | None = None, bold: bool = Fal
     layer, op, state, note = cells
     text_status = f"{state:<{widths[2]}}"
     if color:
-        import click
-
         if status in COLORS:
-            text_status = click.style(text_status, fg=COLORS[status])
+            text_status = ansi.style(text_status, fg=COLORS[status])
         elif bold:
-            return click.style(_row(cells, widths, False), bold=True)
+            return ansi.style(_row(cells, widths, False), bold=True)
     return f"{layer:<{widths[0]}}  {op:<{widths[1]}}  {text_status}  {note}".rstrip()
 
 

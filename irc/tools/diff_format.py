@@ -11,6 +11,7 @@ import math
 
 from irc.ir.graph import Node
 from irc.ir.printer import format_type
+from irc.tools import ansi
 from irc.tools.where import strip_wrappers
 
 COLORS = {"-": "red", "+": "green", "~": "yellow"}
@@ -18,11 +19,7 @@ LOC_NAMES_SHOWN = 2  # a fused node's first location names; the rest are counted
 
 
 def _style(text: str, color: bool, **style) -> str:
-    if not color:
-        return text
-    import click
-
-    return click.style(text, **style)
+    return ansi.style(text, **style) if color else text
 
 
 def describe(node: Node, names, other: Node | None = None) -> str:

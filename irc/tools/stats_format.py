@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from irc.tools import ansi
+
 BAR = 30  # width of the longest histogram bar
 
 
@@ -22,11 +24,7 @@ def human_bytes(n: int) -> str:
 
 def format_stats(s, top: int | None = None, color: bool = False) -> str:
     def bold(text: str) -> str:
-        if not color:
-            return text
-        import click
-
-        return click.style(text, bold=True)
+        return ansi.style(text, bold=True) if color else text
 
     per = " per example (unknown dimensions counted as 1)" if s.dynamic else ""
     dtypes = ", ".join(f"{human(n)} {d}" for d, n in s.dtypes.items())

@@ -73,7 +73,7 @@ def _good_tflite(source: Path = GOOD) -> bytes:
     from irc.ir.parser import parse
 
     graph = parse(source.read_text(), source=str(source))
-    return get_backend("tflite").emit(graph, output=None)
+    return get_backend("tflite").emit(graph, {})
 
 
 def _unchecked(model) -> bytes:

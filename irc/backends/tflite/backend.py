@@ -22,6 +22,8 @@ from __future__ import annotations
 import numpy as np
 
 from irc import __version__
+from irc.backends import register_backend
+from irc.backends.base import Backend
 from irc.backends.tflite import legalize as _legalize  # noqa: F401  (registers the tflite-idioms pass)
 from irc.errors import TargetError, UsageError
 from irc.formats.tflite import schema
@@ -338,3 +340,23 @@ class ModelBuilder:
             self.op("SHAPE", [index], [shape], {"out_type": "INT32"})
         self.op("RESHAPE", [index, shape], [out])
         return out
+
+
+@register_backend
+class TFLiteBackend(Backend):
+    """TFLite flatbuffers (.tflite) written by irc, float, float16 or integer-quantized."""
+
+    name = "tflite"
+    default_pipeline = DEFAULT_PIPELINE
+    passes = ("tflite-idioms",)
+
+    def emit(self, graph: Graph, options) -> bytes:
+        return emit(graph, **options)
+
+    def write(self, artifact: bytes, path, force: bool = False) -> None:
+        from irc.outputs import write_output
+
+        write_output(path, artifact, force=force)
+
+    def check(self, graph: Graph) -> list:
+        return check(graph)

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from irc.backends import register_backend
+from irc.backends.base import Backend
 from irc.backends.tfemit import EmitOptions, ModelSource, generate
 from irc.backends.tfemit.support import check as _check
 from irc.backends.tfemit.support import legalize
@@ -71,6 +73,24 @@ def emit(graph: Graph, *, output: str | os.PathLike | None = None, passes: str |
 def check(graph: Graph):
     """(node, status, reason) for every node: native, fallback or unsupported on a TPU."""
     return _check(graph, "tpu")
+
+
+@register_backend
+class TPUBackend(Backend):
+    """A Python program that runs the model on Cloud TPU, with its weights."""
+
+    name = "tpu"
+    default_pipeline = DEFAULT_PIPELINE
+    writes = "directory"
+
+    def emit(self, graph: Graph, options) -> TpuProgram:
+        return emit(graph, **options)
+
+    def write(self, artifact: TpuProgram, path, force: bool = False) -> None:
+        artifact.write(path, force)
+
+    def check(self, graph: Graph):
+        return check(graph)
 
 
 def render(model: ModelSource, *, tpu: str | None = None, batch_size: int = 8, origin: str = "") -> TpuProgram:

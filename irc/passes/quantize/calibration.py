@@ -12,6 +12,7 @@ observer on every float value, and returns ``Ranges``: the range of every graph 
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Iterable, Mapping
@@ -300,12 +301,5 @@ class progress_bar:
 
 
 def _show_progress() -> bool:
-    if not sys.stderr.isatty():
-        return False
-    click = sys.modules.get("click")
-    ctx = click.get_current_context(silent=True) if click is not None else None
-    while ctx is not None:
-        if ctx.obj and ctx.obj.get("quiet"):
-            return False
-        ctx = ctx.parent
-    return True
+    """On a terminal, unless the "irc" logger is set above INFO (``irc -q`` does that)."""
+    return sys.stderr.isatty() and logging.getLogger("irc").level <= logging.INFO
