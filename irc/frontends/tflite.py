@@ -37,6 +37,7 @@ from irc.formats.tflite.flatbuffer import (
     read_model,
 )
 from irc.ir.graph import Graph, Location, Node, Value
+from irc.ir.liveness import remove_dead
 from irc.ir.types import DType, QuantParams, SymDim, TensorType
 
 BATCH = SymDim("batch")
@@ -137,7 +138,7 @@ class Reader:
             self._outputs()
         except ValueError as e:
             raise InputError(f"graph output: {e}", where=self.source) from None
-        _drop_dead(self.graph)
+        remove_dead(self.graph, keep=lambda node: node.is_opaque)  # the shape arithmetic now in attributes
         return self.graph
 
     def _code_name(self, op: Operator) -> str:
@@ -360,18 +361,6 @@ def _strings(raw: np.ndarray, name: str) -> np.ndarray:
     if np.any(np.diff(offsets) < 0) or offsets[-1] > len(data) or offsets[0] < 4 * (count + 2):
         raise ValueError(f"string tensor {name!r} has offsets outside its data")
     return np.array([data[offsets[i]:offsets[i + 1]] for i in range(count)], dtype=object)
-
-
-def _drop_dead(graph: Graph) -> None:
-    """Removes nodes nothing uses (the shape arithmetic whose results became attributes)."""
-    outputs = set(graph.outputs.values())
-    changed = True
-    while changed:
-        changed = False
-        for node in reversed(graph.topo_order()):
-            if not node.is_opaque and all(not r.uses and r not in outputs for r in node.results):
-                graph.erase(node)
-                changed = True
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import numpy as np
 from irc.errors import InputError, IrcError
 from irc.ir.graph import Graph, Node, Value
 from irc.ir.printer import ElidedTensor
-from irc.ir.types import DType, QuantParams, SymDim, TensorType
+from irc.ir.types import DType, SymDim, TensorType
 from irc.ir.verify import node_label
 
 # Called after each node runs with the node and its outputs (calibration, numeric checks, quant reports).
@@ -118,31 +118,19 @@ def run_node(node: Node, args: list[np.ndarray]) -> list[np.ndarray]:
 
 
 def dequantize(array: np.ndarray, type: TensorType) -> np.ndarray:
-    q = type.quant
-    if q is None:
-        return array
-    scale, zp = _broadcast_params(q, array.ndim)
-    return ((array.astype(np.float32) - zp) * scale).astype(np.float32)
+    """The real values of a quantized array (unchanged when ``type`` is not quantized)."""
+    from irc.ops.quant import dequantize_array
+
+    return array if type.quant is None else dequantize_array(array, type.quant)
 
 
 def quantize(array: np.ndarray, type: TensorType) -> np.ndarray:
-    q = type.quant
-    if q is None:
+    """Real values quantized to ``type`` (a plain cast when it is not quantized)."""
+    from irc.ops.quant import quantize_array
+
+    if type.quant is None:
         return array.astype(type.dtype.numpy, copy=False)
-    scale, zp = _broadcast_params(q, array.ndim)
-    info = np.iinfo(type.dtype.numpy)
-    out = np.rint(array.astype(np.float64) / scale) + zp
-    return np.clip(out, info.min, info.max).astype(type.dtype.numpy)
-
-
-def _broadcast_params(q: QuantParams, ndim: int):
-    scale = np.asarray(q.scale, dtype=np.float64)
-    zp = np.asarray(q.zero_point, dtype=np.float64)
-    if q.axis is not None and ndim:
-        shape = [1] * ndim
-        shape[q.axis] = -1
-        scale, zp = scale.reshape(shape), zp.reshape(shape)
-    return scale, zp
+    return quantize_array(array, type.dtype, type.quant)
 
 
 def random_inputs(graph: Graph, seed: int = 0, batch: int = 1) -> dict[str, np.ndarray]:

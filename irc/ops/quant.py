@@ -22,6 +22,8 @@ QUANT_DTYPES = (DType.i8, DType.u8, DType.i16, DType.i32)
 
 
 def _param_arrays(q: QuantParams, ndim: int) -> tuple[np.ndarray, np.ndarray]:
+    """Scale and zero point as float64 arrays that broadcast against an array of rank ``ndim`` (per axis: along
+    ``q.axis``). The one place that does this: the kernels here and the interpreter's quantized nodes use it."""
     scale = np.asarray(q.scale, dtype=np.float64)
     zp = np.asarray(q.zero_point, dtype=np.float64)
     if q.axis is not None and ndim:

@@ -1,16 +1,17 @@
 """dce: removes pure nodes whose results nothing uses (graph outputs count as uses).
 
-A worklist over nodes without users: erasing one may leave its operands' producers unused, and they go next.
-Impure nodes (opaque TensorFlow ops, ops without the PURE trait) stay, and so does what they use.
+Impure nodes (opaque TensorFlow ops, ops without the PURE trait) stay, and so does what they use: the liveness
+walk of ``irc.ir.liveness`` with impure nodes as roots, linear in the graph.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from irc.ir.liveness import remove_dead
 from irc.passes import register_pass
 from irc.passes.base import Pass
-from irc.passes.rewrite import Rewriter
+from irc.passes.util import is_pure
 
 
 @register_pass
@@ -21,9 +22,6 @@ class DeadCodeElimination(Pass):
     name = "dce"
 
     def apply(self, graph, stats):
-        rw = Rewriter(graph, stats)
-        for node in graph.nodes:
-            if not any(r.uses for r in node.results):
-                rw.erase_dead(node)
-        if rw.erased:
-            stats["nodes removed"] += rw.erased
+        removed = remove_dead(graph, keep=lambda node: not is_pure(node))
+        if removed:
+            stats["nodes removed"] += removed

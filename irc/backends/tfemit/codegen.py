@@ -22,6 +22,7 @@ import numpy as np
 
 from irc.errors import TargetError
 from irc.ir.graph import Graph, Node, Value
+from irc.ir.liveness import live_nodes
 from irc.ir.types import DType, TensorType
 
 # op name -> emitter(e, node, args) returning a TF expression (one result; a tuple-valued one for several results)
@@ -155,7 +156,7 @@ class Emitter:
             arg = self._fresh(_identifier(v.name), numbered=False)
             self._names[v] = arg
             inputs.append(InputSpec(v.name, arg, v.type))
-        self._live = _live_nodes(graph)
+        self._live = live_nodes(graph)
         layer = None
         count = 0
         layers: dict[str, None] = {}
@@ -381,16 +382,6 @@ def _strip_call_scopes(name: str) -> str:
     return "/".join(parts)
 
 
-def _live_nodes(graph: Graph) -> set[Node]:
-    """The nodes some graph output depends on."""
-    live: set[Node] = set()
-    stack = [v.producer for v in graph.outputs.values() if v.producer is not None]
-    while stack:
-        node = stack.pop()
-        if node not in live:
-            live.add(node)
-            stack.extend(v.producer for v in node.operands if v.producer is not None)
-    return live
 
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

@@ -41,6 +41,7 @@ from irc.formats.tflite.flatbuffer import (
     write_model,
 )
 from irc.ir.graph import Graph, Node, Value
+from irc.ir.liveness import live_nodes
 from irc.ir.types import DType, QuantParams, TensorType
 from irc.ir.verify import require_data
 
@@ -118,25 +119,14 @@ def build_model(graph: Graph, *, float16: bool = False, signature_key: str = SIG
     builder = ModelBuilder(graph, float16=float16)
     for value in graph.inputs:
         builder.bind(value, builder.new_tensor(value.type, value.name))
-    for node in live_nodes(graph):
+    live = live_nodes(graph)
+    for node in (node for node in graph.topo_order() if node in live):
         if node.op == "const":
             continue
         builder.node = node
         emitter_for(node)(builder, node)
     builder.node = None
     return builder.finish(signature_key)
-
-
-def live_nodes(graph: Graph) -> list[Node]:
-    """The nodes some graph output depends on, in topological order."""
-    live: set[Node] = set()
-    stack = [v.producer for v in graph.outputs.values() if v.producer is not None]
-    while stack:
-        node = stack.pop()
-        if node not in live:
-            live.add(node)
-            stack.extend(v.producer for v in node.operands if v.producer is not None)
-    return [node for node in graph.topo_order() if node in live]
 
 
 def tensor_shape(t: TensorType) -> tuple[list[int], list[int] | None, bool]:

@@ -63,9 +63,9 @@ def status(node: Node, allow_tf_ops: bool = True) -> tuple[str, str]:
 
 def legalize(graph: Graph, *, allow_tf_ops: bool = False) -> list[Support]:
     """``check``, raising one UnsupportedOpError that names every op type TFLite cannot be given."""
-    from irc.backends.tflite.backend import live_nodes
+    from irc.ir.liveness import live_nodes
 
-    live = set(live_nodes(graph))
+    live = live_nodes(graph)
     report = check(graph, allow_tf_ops=allow_tf_ops)
     bad: dict[str, list[Support]] = {}
     for item in report:

@@ -20,6 +20,7 @@ from irc.errors import InputError, UnsupportedOpError, UsageError
 from irc.frontends.lowering.context import CannotLower, Lowerer, TensorList, ref_value, tf_dtype
 from irc.frontends.tfgraph import TFGraph, TFNode
 from irc.ir.graph import Graph, Location, Value
+from irc.ir.liveness import remove_dead
 from irc.ir.types import SymDim, TensorType
 from irc.registry import Registry
 
@@ -76,7 +77,7 @@ def lower_graph(tfgraph: TFGraph, input_shapes: Mapping[str, tuple] | None = Non
             raise UnsupportedOpError(f"output {out_name!r} is a TensorList, which irc cannot return",
                                      where=tfgraph.source)
         graph.set_output(out_name, value)
-    remove_dead_nodes(graph)
+    remove_dead(graph)  # folded constants, unused shape arithmetic, the TF outputs nothing uses
     return graph
 
 
@@ -182,14 +183,6 @@ def _cannot_lower(cx: Lowerer, node: TFNode, reason: str) -> UnsupportedOpError:
     hint = "" if cx.allow_tf_ops or node.op in NEVER_OPAQUE else "; pass --allow-tf-ops to keep it as a TensorFlow op"
     return UnsupportedOpError(f"cannot lower TensorFlow op {node.op} ({node.name}{layer}): {reason}{hint}",
                               where=cx.tfgraph.source)
-
-
-def remove_dead_nodes(graph: Graph) -> None:
-    """Erases nodes no output depends on (folded constants, unused shape arithmetic, the unused TF outputs)."""
-    outputs = {id(v) for v in graph.outputs.values()}
-    for node in reversed(graph.topo_order()):
-        if all(not r.uses and id(r) not in outputs for r in node.results):
-            graph.erase(node)
 
 
 __all__ = ["LOWERINGS", "CannotLower", "Lowerer", "TensorList", "lower_graph", "lowers", "supported_ops"]
