@@ -1,4 +1,18 @@
-"""The Python API, mirroring the CLI: ``irc.load``, ``irc.run``, ``irc.lower``, ``irc.diff``."""
+"""The Python API, mirroring the CLI: ``irc.load``, ``irc.run``, ``irc.lower``, ``irc.diff``.
+
+The examples below use a graph written in irc's text form, so they run without TensorFlow:
+
+>>> import irc
+>>> g = irc.parse('''
+... graph @small(%x: f32[2]) {
+...   %one = const() {value = dense<f32[2] [1.0, 1.0]>} : f32[2]
+...   %0 = mul(%x, %one) : f32[2]
+...   %1 = relu(%0) : f32[2]
+...   return %1 as "y"
+... }''')
+>>> irc.run(g, {"x": [-1.5, 2.0]})["y"].tolist()
+[0.0, 2.0]
+"""
 
 from __future__ import annotations
 
@@ -15,7 +29,11 @@ MODEL_KINDS = "a SavedModel directory, .keras, .h5, .pb, .tflite or .irc file"
 
 
 def model_kind(path: Path) -> str:
-    """What kind of model file ``path`` is: savedmodel, keras, h5, graphdef, tflite or irc."""
+    """What kind of model file ``path`` is: savedmodel, keras, h5, graphdef, tflite or irc.
+
+    >>> model_kind(Path("mobilenet.tflite")), model_kind(Path("model.keras"))
+    ('tflite', 'keras')
+    """
     if path.is_dir():
         if (path / "saved_model.pb").exists() or (path / "saved_model.pbtxt").exists():
             return "savedmodel"
@@ -98,7 +116,17 @@ def load_weights(path: str | os.PathLike) -> dict[str, np.ndarray]:
 
 
 def run(graph: Graph, inputs, observer=None) -> dict[str, np.ndarray]:
-    """Runs a graph in the reference interpreter; ``inputs`` is a dict by input name, a list, or one array."""
+    """Runs a graph in the reference interpreter; ``inputs`` is a dict by input name, a list, or one array.
+
+    >>> import irc, numpy as np
+    >>> g = irc.parse('''
+    ... graph @neg(%x: f32[3]) {
+    ...   %0 = neg(%x) : f32[3]
+    ...   return %0 as "y"
+    ... }''')
+    >>> run(g, np.array([1.0, -2.0, 0.5], np.float32))["y"].tolist()
+    [-1.0, 2.0, -0.5]
+    """
     from irc.ir.interpreter import run as interpret
 
     return interpret(graph, inputs, observer)
@@ -111,6 +139,19 @@ def lower(model: Any, emit: str = "tflite", *, output: str | os.PathLike | None 
 
     Returns the emitted artifact: bytes for tflite, the Graph for ir, a callable for xla. ``output`` never
     replaces a non-empty directory, or a directory with a file, unless ``force`` (see irc/outputs.py).
+
+    >>> import irc
+    >>> g = irc.parse('''
+    ... graph @small(%x: f32[2]) {
+    ...   %one = const() {value = dense<f32[2] [1.0, 1.0]>} : f32[2]
+    ...   %0 = mul(%x, %one) : f32[2]
+    ...   return %0 as "y"
+    ... }''')
+    >>> optimized = lower(g, emit="ir", passes="O1")
+    >>> [node.op for node in optimized.nodes], len(g)      # x * 1 folded away; g itself is unchanged
+    ([], 2)
+    >>> lower(g, emit="tflite")[4:8]                       # a TFLite flatbuffer's file identifier
+    b'TFL3'
     """
     from irc.backends import get_backend
 
@@ -134,7 +175,11 @@ def diff(a: Any, b: Any, **options):
 
 
 def parse_input_shapes(specs: list[str]) -> dict[str, tuple[int, ...]]:
-    """``NAME=1,224,224,3`` strings (as given to --input-shape) to a dict."""
+    """``NAME=1,224,224,3`` strings (as given to --input-shape) to a dict.
+
+    >>> parse_input_shapes(["image=1,224,224,3", "mask=1,224"])
+    {'image': (1, 224, 224, 3), 'mask': (1, 224)}
+    """
     shapes = {}
     for spec in specs:
         name, sep, dims = spec.rpartition("=")

@@ -93,7 +93,6 @@ def test_loader_falls_back_to_cpu_with_one_warning(tmp_path):
 
 
 def test_nchw_layout_keeps_an_nhwc_cpu_signature(tmp_path):
-    pytest.importorskip("irc.passes")
     from irc.backends import cuda, tfemit
     from irc.backends.tfemit.model import TFModel
 

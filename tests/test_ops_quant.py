@@ -78,7 +78,8 @@ def test_quant_rules():
 
 
 def test_matches_interpreter_arithmetic():
-    interp = pytest.importorskip("irc.ir.interpreter")
+    from irc.ir import interpreter as interp
+
     x = rand(3, 4, seed=3, low=-3, high=3)
     t = TensorType(DType.i8, (3, 4), QuantParams((0.02, 0.03, 0.05), (1, 0, -2), axis=0))
     attrs = {"dtype": DType.i8, "scale": t.quant.scale, "zero_point": t.quant.zero_point, "axis": 0}

@@ -261,7 +261,6 @@ def test_resnet50_renumbered_is_equal_and_one_attribute_is_pinpointed(zoo_models
 
 @pytest.mark.slow
 def test_savedmodel_against_the_tflite_tensorflow_converts(zoo_models, tmp_path):
-    pytest.importorskip("irc.frontends.tflite", reason="the .tflite reader has not landed")
     import tensorflow as tf
 
     saved = zoo_models.saved_model("resnet50", size=96)
