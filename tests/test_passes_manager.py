@@ -16,7 +16,7 @@ from irc.cli import main
 from irc.errors import PassError, PipelineError, UsageError, VerifyError
 from irc.ir.parser import parse
 from irc.ir.types import DType, TensorType
-from irc.passes import PIPELINES, Pass, available_passes, get_pass, option, register_pass, run_pipeline
+from irc.passes import PIPELINES, Pass, Stats, available_passes, get_pass, option, register_pass, run_pipeline
 from irc.passes.instruments import CheckNumerics, PrintIR
 from irc.passes.manager import Instrument
 from irc.passes.pipeline import format_pipeline, parse_pipeline
@@ -329,3 +329,30 @@ def test_usage_error_for_missing_pass_file():
         from irc.passes import load_pass_file
 
         load_pass_file("nowhere.py")
+
+
+def test_register_pass_says_what_is_wrong_with_a_class():
+    class NotAPass:
+        name = "not-a-pass"
+
+    with pytest.raises(TypeError, match="register_pass: class .*NotAPass is not a Pass: derive it from irc.passes.Pass"):
+        register_pass(NotAPass)
+
+    @dataclass(frozen=True)
+    class NoApply(Pass):
+        name = "no-apply"
+
+    with pytest.raises(TypeError, match="pass .*NoApply defines no apply\\(self, graph, stats\\) method"):
+        register_pass(NoApply)
+    with pytest.raises(NotImplementedError, match="pass 'no-apply' .*NoApply.* defines no apply\\(self, graph, stats\\)"):
+        NoApply().apply(small(), Stats())
+
+    class Undecorated(Pass):
+        name = "undecorated"
+        level: int = 1
+
+        def apply(self, graph, stats):
+            pass
+
+    with pytest.raises(TypeError, match="has options \\(level\\) but is not a dataclass"):
+        register_pass(Undecorated)

@@ -151,3 +151,98 @@ def test_channel_vector(shape, axis, ok):
     assert (vector is not None) == ok
     if ok:
         assert vector.shape == (4,)
+
+
+# ----- the pattern API: checked when built, optional operands, default attributes, benefit, tracing ---------------
+def test_a_misspelled_op_or_attribute_is_an_error_naming_the_rule():
+    with pytest.raises(ValueError, match=r"^rule 'silu': unknown op 'sigmod'$"):
+        Rule(Op("mul", x, Op("sigmod", x)), lambda m: m.x, doc="silu")
+    with pytest.raises(ValueError, match=r"^rule 'a': op 'mul' has no attribute 'activaton' \(attributes: activation\)"):
+        Rule(Op("mul", x, y, activaton="none"), lambda m: m.x, doc="a")
+    with pytest.raises(ValueError, match=r"^rule Op\('relu', Var\('x'\), Var\('y'\)\): relu takes \(x\), got 2"):
+        Rule(Op("relu", x, y), lambda m: m.x)
+    from irc.passes.rewrite import PatternPass
+
+    class Misspelled(RewritePattern):
+        ops = ("sqaure",)
+
+    with pytest.raises(ValueError, match=r"pattern Misspelled: unknown op 'sqaure'"):
+        type("Typo", (PatternPass,), {"name": "typo", "patterns": [Misspelled()]})
+
+
+def test_a_pattern_pass_without_patterns_is_refused_when_defined():
+    from irc.passes.rewrite import PatternPass
+
+    rules = [Rule(Op("neg", Op("neg", x)), lambda m: m.x, doc="-(-x)")]
+    with pytest.raises(TypeError, match="PatternPass Wrong: put its rules in 'patterns', not 'rules'"):
+        type("Wrong", (PatternPass,), {"name": "wrong", "rules": rules})
+    with pytest.raises(TypeError, match="PatternPass Empty has no patterns"):
+        type("Empty", (PatternPass,), {"name": "empty"})
+    assert type("Right", (PatternPass,), {"name": "right", "patterns": rules}).patterns == rules
+
+
+MUL_WITH_RELU = """graph @g(%a: f32[2]) {
+  %0 = sigmoid(%a) : f32[2]
+  %1 = mul(%a, %0) {activation = "relu"} : f32[2]
+  return %1 as "y"
+}"""
+
+
+def test_unmentioned_attributes_must_be_at_their_defaults_unless_any_attrs():
+    strict = Rule(Op("mul", x, Op("sigmoid", x)), lambda m: m.op("silu", m.x), doc="silu")
+    text, stats = rewrite(MUL_WITH_RELU, strict)
+    assert stats == {} and "silu" not in text  # silu would have dropped the fused relu
+    loose = Rule(Op("mul", x, Op("sigmoid", x), any_attrs=True), lambda m: m.op("silu", m.x), doc="silu")
+    _, stats = rewrite(MUL_WITH_RELU, loose)
+    assert stats == {"silu": 1, "nodes removed": 2}
+
+
+def test_an_optional_operand_matches_with_or_without_it():
+    from irc.passes.rules import Optional
+
+    seen = []
+    rule = Rule(Op("matmul", x, y, Optional(Var("bias"))), lambda m: seen.append(m.bias), doc="matmul")
+    rewrite("""graph @g(%a: f32[1,2], %b: f32[2,3], %c: f32[3]) {
+      %0 = matmul(%a, %b) : f32[1,3]
+      %1 = matmul(%a, %b, %c) : f32[1,3]
+      return %0 as "y", %1 as "z"
+    }""", rule)
+    assert len(seen) == 2 and seen[0] is None and seen[1].name == "c"
+
+
+def test_the_rule_with_the_highest_benefit_wins():
+    low = Rule(Op("neg", Op("neg", x)), lambda m: m.x, doc="low")
+    high = Rule(Op("neg", Op("neg", x)), lambda m: m.op("relu", m.x), doc="high", benefit=2)
+    model = 'graph @g(%a: f32[2]) {\n  %0 = neg(%a) : f32[2]\n  %1 = neg(%0) : f32[2]\n  return %1 as "y"\n}'
+    text, stats = rewrite(model, low, high)
+    assert stats["high"] == 1 and "low" not in stats and "relu(%a)" in text
+    _, stats = rewrite(model, low, Rule(Op("neg", Op("neg", x)), lambda m: m.op("relu", m.x), doc="same"))
+    assert stats["low"] == 1  # equal benefits: the order given
+
+
+def test_the_trace_reports_rules_that_fired_and_declined():
+    from irc.passes.rewrite import trace_rewrites
+
+    events = []
+    fires = Rule(Op("neg", Op("neg", x)), lambda m: m.x, doc="-(-x)")
+    declines = Rule(Op("relu", x), lambda m: m.x, where=lambda m: False, doc="never")
+    with trace_rewrites(lambda event, pattern, node, detail: events.append((event, pattern.stat, node.op, detail))):
+        rewrite("""graph @g(%a: f32[2]) {
+          %0 = neg(%a) : f32[2]
+          %1 = neg(%0) : f32[2]
+          %2 = relu(%1) : f32[2]
+          return %2 as "y"
+        }""", fires, declines)
+    assert ("fired", "-(-x)", "neg", "'neg'") in events
+    assert ("declined", "never", "relu", "its where() is false") in events
+
+
+def test_debug_rewrites_on_the_command_line():
+    from click.testing import CliRunner
+
+    from irc.cli import main
+
+    model = 'graph @g(%a: f32[2]) {\n  %0 = neg(%a) : f32[2]\n  %1 = neg(%0) : f32[2]\n  return %1 as "y"\n}\n'
+    result = CliRunner().invoke(main, ["opt", "-", "--passes", "canonicalize", "--debug-rewrites"], input=model)
+    assert result.exit_code == 0, result.output
+    assert result.stderr == "rewrite: Rule(-(-x) -> x) fired on 'neg'\n"

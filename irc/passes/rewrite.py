@@ -49,7 +49,7 @@ class RewritePattern:
                 raise ValueError(f"pattern {self!r}: unknown op {op!r}") from None
 
     def __repr__(self) -> str:
-        return type(self).__qualname__
+        return type(self).__name__
 
 
 # A rewrite's trace: callback(event, pattern, node, detail), event "fired" or "declined".
