@@ -157,7 +157,7 @@ def test_channel_vector(shape, axis, ok):
 def test_a_misspelled_op_or_attribute_is_an_error_naming_the_rule():
     with pytest.raises(ValueError, match=r"^rule 'silu': unknown op 'sigmod'$"):
         Rule(Op("mul", x, Op("sigmod", x)), lambda m: m.x, doc="silu")
-    with pytest.raises(ValueError, match=r"^rule 'a': op 'mul' has no attribute 'activaton' \(attributes: activation\)"):
+    with pytest.raises(ValueError, match=r"^rule 'a': op 'mul' has no attribute 'activaton' \(attributes: activ"):
         Rule(Op("mul", x, y, activaton="none"), lambda m: m.x, doc="a")
     with pytest.raises(ValueError, match=r"^rule Op\('relu', Var\('x'\), Var\('y'\)\): relu takes \(x\), got 2"):
         Rule(Op("relu", x, y), lambda m: m.x)
