@@ -3,6 +3,7 @@ entry points), one registry that does not depend on import order, and the backen
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -224,37 +225,18 @@ def test_backend_passes_are_listed_and_run_by_name():
     assert "relu(" in ran.stdout
 
 
-BACKEND_PLUGIN = '''
-from irc.backends import Backend, register_backend
-from irc.outputs import write_output
-from irc.passes import register_pass
+def doc_blocks(language: str) -> list[str]:
+    text = (ROOT / "docs" / "extending.md").read_text(encoding="utf-8")
+    return re.findall(rf"^```{language}\n(.*?)^```", text, re.DOTALL | re.MULTILINE)
 
 
-@register_pass(name="oplist-prepare")
-def oplist_prepare(graph):
-    """Nothing to do: shows a pass a target brings."""
-
-
-@register_backend
-class OpList(Backend):
-    """The op of every node, one per line."""
-
-    name = "oplist"
-    default_pipeline = "O1,oplist-prepare"
-    passes = ("oplist-prepare",)
-
-    def emit(self, graph, options):
-        graph = self.prepare(graph, options)
-        return "".join(f"{node.op}\\n" for node in graph.topo_order())
-
-    def write(self, artifact, path):
-        write_output(path, artifact)
-'''
+def test_the_docs_show_the_example_file():
+    assert doc_blocks("python")[0] in PLUGIN.read_text(encoding="utf-8")
 
 
 def test_a_backend_plugin_is_a_target_and_lists_its_passes(tmp_path):
     (tmp_path / "m.irc").write_text(SMALL)
-    (tmp_path / "oplist.py").write_text(BACKEND_PLUGIN)
+    (tmp_path / "oplist.py").write_text(next(b for b in doc_blocks("python") if "class OpList(Backend)" in b))
     outcome = run_irc(["lower", "m.irc", "--load", "oplist.py", "--emit", "oplist", "-o", "ops.txt"], cwd=tmp_path)
     assert outcome.returncode == 0, outcome.describe()
     assert (tmp_path / "ops.txt").read_text() == "relu\n"

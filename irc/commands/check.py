@@ -9,13 +9,13 @@ import click
 
 from irc.commands.common import load_model, load_options, progress, write_output
 
-TARGETS = ("tflite", "xla", "cuda", "tpu")
+TARGETS = ("tflite", "xla", "cuda", "tpu")  # the built-in targets that run models (plugins add theirs)
 
 
 @click.command("check")
 @click.argument("model", type=click.Path())
-@click.option("-t", "--target", type=click.Choice(TARGETS), default="tflite", show_default=True,
-              help="The target to check against.")
+@click.option("-t", "--target", default="tflite", show_default=True, metavar="TARGET",
+              help=f"The target to check against: {', '.join(TARGETS)}, or a plugin's (see --load).")
 @click.option("--strict", is_flag=True, help="Count fallbacks (Flex, CPU kernels) as failures too.")
 @click.option("--problems", is_flag=True, help="List only ops that do not run natively.")
 @click.option("--json", "as_json", is_flag=True, help="Write the report as JSON, for scripts.")
