@@ -219,7 +219,7 @@ def test_backend_passes_are_listed_and_run_by_name():
     runner = CliRunner()
     listed = runner.invoke(main, ["passes"])
     assert listed.exit_code == 0 and "  tflite-idioms " in listed.stdout
-    assert "tflite  tflite,tflite-idioms; brings tflite-idioms" in listed.stdout
+    assert "    pipeline: tflite,tflite-idioms; brings tflite-idioms\n" in listed.stdout
     ran = runner.invoke(main, ["opt", "-", "--passes", "tflite-idioms"], input=SMALL)
     assert ran.exit_code == 0, ran.output
     assert "relu(" in ran.stdout
@@ -241,6 +241,8 @@ def test_a_backend_plugin_is_a_target_and_lists_its_passes(tmp_path):
     assert outcome.returncode == 0, outcome.describe()
     assert (tmp_path / "ops.txt").read_text() == "relu\n"
     listed = run_irc(["passes", "--load", "oplist.py"], cwd=tmp_path)
-    assert "  oplist-prepare " in listed.stdout and "oplist  O1,oplist-prepare; brings oplist-prepare" in listed.stdout
+    assert "  oplist-prepare " in listed.stdout
+    assert "  oplist  The op of every node, one per line.\n" in listed.stdout
+    assert "    pipeline: O1,oplist-prepare; brings oplist-prepare\n" in listed.stdout
     unknown = run_irc(["lower", "m.irc", "--emit", "oplist", "-o", "ops.txt"], cwd=tmp_path)
     assert unknown.returncode == 2 and "unknown target 'oplist' (targets: cuda, ir, tflite, tpu, xla)" in unknown.stderr

@@ -26,11 +26,12 @@ def describe_passes() -> str:
     for name, text in PIPELINES.items():
         lines.append(f"  {name:<{width}}  {text or '(no passes)'}")
     lines.append("")
-    lines.append("Targets (irc lower --emit NAME): default pipeline, and the passes each brings:")
+    lines.append("Targets (irc lower --emit NAME), their default pipelines and the passes they bring:")
     width = max(len(name) for name in backends)
     for name, backend in backends.items():
+        lines.append(f"  {name:<{width}}  {backend.description}")
         brings = f"; brings {', '.join(backend.passes)}" if backend.passes else ""
-        lines.append(f"  {name:<{width}}  {backend.default_pipeline}{brings}  {backend.description}")
+        lines.append(f"  {'':<{width}}    pipeline: {backend.default_pipeline}{brings}")
     return "\n".join(lines)
 
 

@@ -17,7 +17,7 @@ from irc.passes.base import Pass, Stats, check_pass_class, option
 from irc.passes.manager import PipelineReport, run_pipeline
 from irc.registry import Registry, load_file, owner_of
 
-# Built-in passes: name -> module that registers it (imported lazily).
+# Built-in passes: name -> the module that registers it (the registry imports them before its first lookup).
 BUILTIN_PASSES = {
     "canonicalize": "irc.passes.canonicalize",
     "fold-constants": "irc.passes.fold_constants",
@@ -48,7 +48,6 @@ PIPELINES = {
     "cuda": f"{_SIMPLIFY},fold-batchnorm,layout{{target=nhwc}},{_SIMPLIFY},fuse{{activations=relu,relu6}},"
             f"{_CLEANUP}",
 }
-
 
 
 def _adopt(name: str, obj) -> None:
