@@ -39,7 +39,8 @@ RULES = TRANSPOSE_RULES + [
     Rule(Op("div", x, Const(1), activation=NONE), lambda m: m.x, doc="x / 1 -> x"),
     Rule(Op("neg", Op("neg", x)), lambda m: m.x, doc="-(-x) -> x"),
     Rule(Op("cast", x), lambda m: m.x, doc="no-op cast"),  # fires only where the type stays the same
-    Rule(Op("pad", x, paddings=lambda pads: not any(a or b for a, b in pads)), lambda m: m.x, doc="no-op pad"),
+    Rule(Op("pad", x, paddings=lambda pads: not any(a or b for a, b in pads), any_attrs=True), lambda m: m.x,
+         doc="no-op pad"),  # any mode or fill value: nothing is padded
     Rule(Op("concat", x, activation=NONE), lambda m: m.x, doc="concat of one operand"),
     # activations spelled as clamps
     Rule(Op("maximum", Op("minimum", x, Const(6)), Const(0)), lambda m: m.op("relu6", m.x), where=_float,
