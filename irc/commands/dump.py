@@ -8,8 +8,7 @@ import click
 import numpy as np
 
 from irc.commands.common import load_model, load_options, write_output
-from irc.commands.pipeline import pipeline_options
-from irc.passes.cli_options import run_from_options
+from irc.commands.pipeline import pipeline_options, run_options
 
 
 @click.command("dump")
@@ -27,7 +26,7 @@ def command(model, full, weights_out, output, stop_after, **options):
     from irc.ir.printer import collect_weights, print_graph
 
     graph = load_model(model, **options)
-    run_from_options(graph, "O0", stop_after=stop_after, **options)
+    run_options(graph, "O0", stop_after=stop_after, **options)
     if weights_out is not None:  # "" too: refused as an output path, not skipped
         buffer = io.BytesIO()
         np.savez(buffer, **collect_weights(graph))

@@ -12,7 +12,7 @@ import click
 
 from irc.backends import BUILTIN_BACKENDS
 from irc.commands.common import check_output, force_option, load_model, load_options, note, progress
-from irc.commands.pipeline import pipeline_options
+from irc.commands.pipeline import pipeline_options, run_options
 from irc.errors import UsageError
 
 QUANTIZE_MODES = ("float16", "dynamic-int8", "int8", "int16x8")
@@ -44,7 +44,6 @@ def command(model, target, output, quantize, calibration, observer, int8_io, kee
             force, **options):
     """Lower MODEL (SavedModel dir, .keras, .h5, .pb, .tflite or .irc) to a target."""
     from irc.backends import get_backend
-    from irc.passes.cli_options import run_from_options
 
     backend = get_backend(target)
     if output is None and target != "ir":
@@ -60,7 +59,7 @@ def command(model, target, output, quantize, calibration, observer, int8_io, kee
     graph = load_model(model, fast=fast, **options)
     note(f"loaded {model}: {len(graph)} nodes")
     with progress("optimizing"):
-        run_from_options(graph, backend.default_pipeline, **options)
+        run_options(graph, backend.default_pipeline, **options)
     gc.collect()  # erased nodes sit in node <-> value cycles: free the weights passes replaced before emitting
     backend_quantize = None
     if quantize == "float16" and target == "tflite":

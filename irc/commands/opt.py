@@ -7,8 +7,7 @@ import sys
 import click
 
 from irc.commands.common import write_output
-from irc.commands.pipeline import pipeline_options
-from irc.passes.cli_options import run_from_options
+from irc.commands.pipeline import pipeline_options, run_options
 
 
 def read_graph(path: str, weights: str | None):
@@ -38,5 +37,5 @@ def command(file, output, elide, weights, **options):
     from irc.ir.printer import print_graph
 
     graph = read_graph(file, weights)
-    run_from_options(graph, "O0", **options)
+    run_options(graph, "O0", **options)
     write_output(output, print_graph(graph, full=not elide))

@@ -5,14 +5,23 @@ runs them: ``irc/passes/cli_options.py``).
     @pipeline_options
     def command(model, **options):
         graph = ...
-        report = run_from_options(graph, "tflite", **options)   # other keyword arguments are ignored
+        report = run_options(graph, "tflite", **options)   # other keyword arguments are ignored
 """
 
 from __future__ import annotations
 
 import click
 
-from irc.passes.cli_options import OPT_LEVELS
+from irc.commands.common import note
+from irc.passes.cli_options import OPT_LEVELS, run_from_options
+
+
+def run_options(graph, default_pipeline: str, **options):
+    """``run_from_options``, then the op counts before and after as a note (-v)."""
+    report = run_from_options(graph, default_pipeline, **options)
+    if report.records:
+        note(f"passes: {report.op_count_note()}")
+    return report
 
 
 def pipeline_options(func):

@@ -7,7 +7,6 @@ runs them (the click options themselves are in ``irc/commands/pipeline.py``; thi
 from __future__ import annotations
 
 import contextlib
-import logging
 import sys
 
 from irc.errors import PipelineError, UsageError
@@ -15,7 +14,6 @@ from irc.ir.graph import Graph
 from irc.passes.manager import PipelineReport
 
 OPT_LEVELS = ("O0", "O1", "O2", "O3")
-log = logging.getLogger("irc.passes")
 
 
 def choose_pipeline(default: str, passes: str | None = None, pipeline: str | None = None,
@@ -39,8 +37,8 @@ def run_from_options(graph: Graph, default_pipeline: str, *, passes=None, pipeli
     """Runs the pipeline the options choose (``default_pipeline`` when none) over ``graph`` in place.
 
     ``stop_after``: end the pipeline after the first pass of that name (``irc dump --after PASS``).
-    Prints the timing table with ``timing`` to stderr, every rewrite that fired or declined with
-    ``debug_rewrites``, and logs the op counts before and after (a note with -v); returns the report.
+    Prints the timing table with ``timing`` and every rewrite that fired or declined with ``debug_rewrites``, to
+    stderr; returns the report.
     """
     from irc.passes import get_pass, run_pipeline
     from irc.passes.instruments import CheckNumerics, PrintIR
@@ -67,8 +65,6 @@ def run_from_options(graph: Graph, default_pipeline: str, *, passes=None, pipeli
                               reproducer_dir=reproducer_dir)
     if timing:
         print(report.timing_table(), file=sys.stderr)
-    if report.records:
-        log.info("passes: %s", report.op_count_note())
     return report
 
 
