@@ -55,7 +55,14 @@ def load(
     weights: str | os.PathLike | None = None,
     fast: bool | None = None,
 ) -> Graph:
-    """Loads any model irc reads (a path, a Keras model, a tf.Module or a tf.function) into an irc Graph."""
+    """Loads any model irc reads (a path, a Keras model, a tf.Module or a tf.function) into an irc Graph.
+
+    ``allow_tf_ops`` keeps ops irc cannot lower as opaque ``tf.<Op>`` nodes (except ops that touch files, the
+    network or the process). ``unsafe`` trusts the model: Keras Lambda layers and custom objects, TensorFlow's own
+    SavedModel loader (which runs the model's initializers) and every TF op; it implies ``allow_tf_ops``.
+    See docs/security.md.
+    """
+    allow_tf_ops = allow_tf_ops or unsafe
     if isinstance(model, Graph):
         return model
     if not isinstance(model, (str, os.PathLike)):
@@ -115,8 +122,12 @@ def load_weights(path: str | os.PathLike) -> dict[str, np.ndarray]:
     return arrays
 
 
-def run(graph: Graph, inputs, observer=None) -> dict[str, np.ndarray]:
+def run(graph: Graph, inputs, observer=None, *, allow_tf_ops: bool = False, unsafe: bool = False
+        ) -> dict[str, np.ndarray]:
     """Runs a graph in the reference interpreter; ``inputs`` is a dict by input name, a list, or one array.
+
+    Opaque ``tf.<Op>`` nodes run through TensorFlow only with ``allow_tf_ops`` (never ops that touch files, the
+    network or the process) or ``unsafe`` (every op); otherwise one InputError names them before anything runs.
 
     >>> import irc, numpy as np
     >>> g = irc.parse('''
@@ -128,8 +139,11 @@ def run(graph: Graph, inputs, observer=None) -> dict[str, np.ndarray]:
     [-1.0, 2.0, -0.5]
     """
     from irc.ir.interpreter import run as interpret
+    from irc.ops.tf_policy import check_graph_may_run, permitted
 
-    return interpret(graph, inputs, observer)
+    with permitted(allow_tf_ops, unsafe):
+        check_graph_may_run(graph)
+        return interpret(graph, inputs, observer)
 
 
 def lower(model: Any, emit: str = "tflite", *, output: str | os.PathLike | None = None, passes: str | None = None,
@@ -139,6 +153,7 @@ def lower(model: Any, emit: str = "tflite", *, output: str | os.PathLike | None 
 
     Returns the emitted artifact: bytes for tflite, the Graph for ir, a callable for xla. ``output`` never
     replaces a non-empty directory, or a directory with a file, unless ``force`` (see irc/outputs.py).
+    Calibration runs opaque TF ops only as ``load_options`` (``allow_tf_ops``, ``unsafe``) allow.
 
     >>> import irc
     >>> g = irc.parse('''
@@ -154,6 +169,7 @@ def lower(model: Any, emit: str = "tflite", *, output: str | os.PathLike | None 
     b'TFL3'
     """
     from irc.backends import get_backend
+    from irc.ops.tf_policy import permitted
 
     backend = get_backend(emit)
     if output is not None:
@@ -161,7 +177,8 @@ def lower(model: Any, emit: str = "tflite", *, output: str | os.PathLike | None 
 
         check_output(output, backend.writes, force)  # before the work, not after
     graph = load(model, **load_options)
-    artifact = backend.emit(graph, {"passes": passes, "quantize": quantize})
+    with permitted(load_options.get("allow_tf_ops", False), load_options.get("unsafe", False)):
+        artifact = backend.emit(graph, {"passes": passes, "quantize": quantize})
     if output is not None:
         backend.write(artifact, output, force=force)
     return artifact

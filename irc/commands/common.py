@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import sys
 
 import click
@@ -17,14 +18,27 @@ def load_options(func):
                      help="SavedModel signature to lower."),
         click.option("--input-shape", "input_shapes", multiple=True, metavar="NAME=D0,D1,...",
                      help="Fix an input's unknown dimensions, e.g. input_1=1,224,224,3 (repeatable)."),
-        click.option("--allow-tf-ops", is_flag=True, help="Keep ops irc cannot lower as opaque tf.<Op> nodes."),
-        click.option("--unsafe", is_flag=True, help="Allow Keras Lambda layers and custom objects (runs model code)."),
+        click.option("--allow-tf-ops", is_flag=True,
+                     help="Keep ops irc cannot lower as opaque tf.<Op> nodes, and run such nodes through TensorFlow "
+                          "(never ops that touch files, the network or the process: see --unsafe)."),
+        click.option("--unsafe", is_flag=True,
+                     help="Trust the model and run its code: Keras Lambda layers and custom objects, TensorFlow's "
+                          "SavedModel loader (initializers, assets) and every TensorFlow op. Implies --allow-tf-ops."),
         click.option("--weights", "weights", type=click.Path(dir_okay=False), default=None,
                      help="For .irc input: the .npz of elided constants written by 'irc dump --save-weights'."),
     ]
+
+    @functools.wraps(func)
+    def with_permission(*args, **kwargs):
+        # Opaque TF ops run only as far as these flags allow, in whatever the command runs (docs/security.md).
+        from irc.ops.tf_policy import permitted
+
+        with permitted(kwargs.get("allow_tf_ops", False), kwargs.get("unsafe", False)):
+            return func(*args, **kwargs)
+
     for option in reversed(options):
-        func = option(func)
-    return func
+        with_permission = option(with_permission)
+    return with_permission
 
 
 def load_model(path, signature="serving_default", input_shapes=(), allow_tf_ops=False, unsafe=False, weights=None,

@@ -43,8 +43,11 @@ def command(ctx, a, b, stat, as_json, numeric, seed, atol, rtol, color, output, 
         with progress("matching"):
             result = diff_graphs(graph_a, graph_b, a_label=a, b_label=b)
         if numeric:
+            from irc.ops.tf_policy import check_graph_may_run
             from irc.tools.diff import numeric_diff
 
+            check_graph_may_run(graph_a, where=a)
+            check_graph_may_run(graph_b, where=b)
             with progress("running both models on the same random inputs"):
                 result.numeric = numeric_diff(result.matching, seed=seed, atol=atol, rtol=rtol)
         if as_json:

@@ -57,11 +57,13 @@ def command(model, calibration, mode, observer, keep_float, ranges, samples, lim
     from irc.passes import run_pipeline
     from irc.passes.quantize import load_calibration
     from irc.passes.quantize.observers import make_observer
+    from irc.ops.tf_policy import check_graph_may_run
     from irc.passes.quantize.report import quant_report
 
     make_observer(observer)
     overrides = dict(_range(spec) for spec in ranges)
     graph = load_model(model, **options)
+    check_graph_may_run(graph, where=model)  # calibration runs the model
     data = load_calibration(calibration, graph)  # checked before any work
     note(f"{len(data)} calibration sample(s)")
     if passes and passes != "O0":

@@ -47,8 +47,10 @@ def _read_array(path: str) -> np.ndarray:
 def command(model, inputs, random_seed, output, **options):
     """Run MODEL in irc's reference interpreter and print or save its outputs."""
     from irc.ir.interpreter import random_inputs, run
+    from irc.ops.tf_policy import check_graph_may_run
 
     graph = load_model(model, **options)
+    check_graph_may_run(graph, where=model)  # before TensorFlow is imported to run any of it
     if inputs and random_seed is not None:
         raise UsageError("give either --input or --random, not both")
     if not inputs and random_seed is None:

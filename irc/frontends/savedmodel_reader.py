@@ -9,7 +9,9 @@ checkpoint's object graph from the root by child names.
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
+import stat
+from pathlib import Path, PurePath
 
 from irc.errors import InputError
 from irc.frontends import tfattrs, tfproto
@@ -71,6 +73,7 @@ def read_savedmodel_fast(path, signature: str = "serving_default",
         model = tfproto.parse("SavedModel", pb.read_bytes())
     except ValueError as e:
         raise InputError(f"corrupt or truncated saved_model.pb: {e}", where=str(pb)) from None
+    check_assets(root, model)
     reader = _Reader(root, pb, model)
     try:
         return reader.read(signature, input_shapes or {})
@@ -212,6 +215,46 @@ class _Reader:
                 if child.local_name in ckpt_children:
                     todo.append((child.node_id, ckpt_children[child.local_name]))
         return self._keys
+
+
+_ASSETS_KEY = "saved_model_assets"  # the TF1 collection of AssetFileDefs
+
+
+def asset_filenames(model) -> list[str]:
+    """The file names of every asset a SavedModel message lists (its MetaGraphs' AssetFileDefs, TF2 and TF1)."""
+    names = []
+    for meta in model.meta_graphs:
+        names += [asset.filename for asset in meta.asset_file_def]
+        for entry in meta.collection_def:
+            if entry.key == _ASSETS_KEY:
+                for packed in entry.value.any_list.value:
+                    try:
+                        names.append(tfproto.parse("AssetFileDef", packed.value).filename)
+                    except ValueError as e:
+                        raise InputError(f"unreadable asset entry in saved_model.pb: {e}") from None
+    return names
+
+
+def check_assets(root: Path, model) -> None:
+    """Refuses a SavedModel whose assets are not regular files inside its ``assets/`` directory: TensorFlow's
+    loader joins the name to ``assets/`` (an absolute name replaces it) and reads whatever is there."""
+    assets = root / "assets"
+    base = os.path.realpath(assets)
+    for name in asset_filenames(model):
+        where = f"{root}: asset {name!r}"
+        if not name or os.path.isabs(name) or PurePath(name).is_absolute() or ".." in PurePath(name).parts \
+                or "\0" in name:
+            raise InputError("the asset's path leaves the model's assets/ directory", where=where)
+        real = os.path.realpath(assets / name)
+        if os.path.commonpath([real, base]) != base:
+            raise InputError("the asset's path resolves outside the model's assets/ directory (a symlink?)",
+                             where=where)
+        try:
+            mode = os.stat(real).st_mode
+        except OSError:
+            continue  # a missing asset: TensorFlow's loader reports it, if it is used at all
+        if not stat.S_ISREG(mode):
+            raise InputError("the asset is not a regular file (a device, pipe or directory)", where=where)
 
 
 def saved_layer_names(model_or_meta) -> set[str]:

@@ -2,8 +2,8 @@
 
 Two steps: a reader gives the neutral flat TF graph (``tfgraph.TFGraph``), then ``lowering.lower_graph``
 turns each TF op into irc ops. A SavedModel directory is read without TensorFlow when the fast reader can
-(``fast=None`` tries it and falls back to TensorFlow's loader, logging why at INFO, which ``irc -v`` shows;
-``fast=True`` insists, ``fast=False`` skips it); Keras files and objects, tf.Modules, tf.functions and frozen
+(``fast=None`` tries it and, only with ``unsafe``, falls back to TensorFlow's loader, which runs the model's code,
+logging why at INFO, which ``irc -v`` shows; ``fast=True`` insists, ``fast=False`` skips it and needs ``unsafe``); Keras files and objects, tf.Modules, tf.functions and frozen
 GraphDefs go through ``tf_loader``.
 """
 
@@ -23,6 +23,8 @@ from irc.frontends.tfgraph import TFGraph
 from irc.ir.graph import Graph
 
 log = logging.getLogger(__name__)
+TF_LOADER_HINT = ("TensorFlow's own SavedModel loader may read it, but it runs the model's code (initializers, "
+                  "restore ops, assets): pass --unsafe (unsafe=True) if you trust the model")
 
 
 def lower_tf(model: Any, signature: str = "serving_default", input_shapes: Mapping[str, tuple] | None = None,
@@ -34,7 +36,8 @@ def lower_tf(model: Any, signature: str = "serving_default", input_shapes: Mappi
     raising UnsupportedOpError.
     """
     tfgraph = read_tf(model, signature=signature, input_shapes=input_shapes, unsafe=unsafe, fast=fast)
-    return lower_graph(tfgraph, input_shapes=input_shapes, allow_tf_ops=allow_tf_ops, name=graph_name(tfgraph))
+    return lower_graph(tfgraph, input_shapes=input_shapes, allow_tf_ops=allow_tf_ops or unsafe,
+                       name=graph_name(tfgraph), unsafe=unsafe)
 
 
 def read_tf(model: Any, signature: str = "serving_default", input_shapes: Mapping[str, tuple] | None = None,
@@ -51,10 +54,13 @@ def read_tf(model: Any, signature: str = "serving_default", input_shapes: Mappin
             except FastPathUnsupported as e:
                 if fast:
                     raise
+                if not unsafe:  # TensorFlow's loader runs the model's own code: never without the user's word
+                    raise FastPathUnsupported(f"irc's TF-free reader cannot read this SavedModel: {e.message}",
+                                              where=e.where, hint=TF_LOADER_HINT) from None
                 if not tensorflow_installed():
                     raise FastPathUnsupported(e.message, where=e.where, hint="TensorFlow reads it: pip install "
                                               "'irc[tf]'") from None
-                log.info("fast path cannot read %s (%s); using TensorFlow", model, e.message)
+                log.info("fast path cannot read %s (%s); using TensorFlow's loader (--unsafe)", model, e.message)
         elif fast:
             raise UsageError(f"the TF-free fast path reads SavedModel directories only, not {path}")
         if saved_model:

@@ -17,13 +17,14 @@ import numpy as np
 
 from irc.errors import InputError, UsageError
 from irc.frontends import tfproto
-from irc.frontends.savedmodel_reader import read_graphdef_bytes, saved_layer_names
+from irc.frontends.savedmodel_reader import check_assets, read_graphdef_bytes, saved_layer_names
 from irc.frontends.tfattrs import attr_value
 from irc.frontends.tfbuild import build_graph, placeholder
 from irc.frontends.tfdecode import Damaged, RefError, decode_graph_def
 from irc.frontends.tfdefaults import DEFAULTS
 from irc.frontends.tfflatten import GraphError
 from irc.frontends.tfgraph import FuncRef, TFGraph, split_ref
+from irc.limits import check_memory, human
 
 _FROZEN_NAME = re.compile(r"^__inference_(.+)_frozen_\d+$")
 
@@ -60,7 +61,7 @@ def _load_path(path: Path, signature, input_shapes, unsafe) -> TFGraph:
     if not path.exists():
         raise InputError("no such file or directory", where=str(path))
     if path.is_dir() or path.name == "saved_model.pb":
-        return _from_savedmodel(path if path.is_dir() else path.parent, signature, input_shapes)
+        return _from_savedmodel(path if path.is_dir() else path.parent, signature, input_shapes, unsafe)
     suffix = path.suffix.lower()
     if suffix in (".keras", ".h5", ".hdf5"):
         return _from_keras(_load_keras_file(path, unsafe), str(path), input_shapes)
@@ -71,54 +72,101 @@ def _load_path(path: Path, signature, input_shapes, unsafe) -> TFGraph:
 
 
 # -- Keras files ------------------------------------------------------------------------------------
+_MAX_CONFIG_DEPTH = 100  # real Keras configs nest a few dozen levels at most (models in models in layers)
+_JSON_EXPANSION = 8  # parsed JSON takes several times its text in Python objects
+
+
 def _keras_config(path: Path) -> dict | None:
+    """The model config stored in a Keras file, read without Keras or TensorFlow (checked before they run)."""
     try:
         if path.suffix.lower() == ".keras":
             with zipfile.ZipFile(path) as zf:
-                return json.loads(zf.read("config.json"))
-        import h5py
+                info = zf.getinfo("config.json")
+                # Sized from the archive's header, before inflating: a small file may inflate to gigabytes.
+                check_memory(info.file_size * _JSON_EXPANSION, f"config.json ({human(info.file_size)} uncompressed)",
+                             where=str(path))
+                text = zf.read(info)
+        else:
+            import h5py
 
-        with h5py.File(path, "r") as f:
-            config = f.attrs.get("model_config")
-            return json.loads(config) if config is not None else None
+            with h5py.File(path, "r") as f:
+                text = f.attrs.get("model_config")
+                if text is None:
+                    return None
+        config = json.loads(text)
+    except RecursionError:
+        raise InputError("config.json nests too deeply to be a Keras config", where=str(path)) from None
     except (OSError, KeyError, ValueError, zipfile.BadZipFile) as e:
         raise InputError(f"not a readable Keras file: {e}", where=str(path)) from None
+    depth = _depth(config)
+    if depth > _MAX_CONFIG_DEPTH:
+        raise InputError(f"the Keras config nests {depth} levels deep (irc reads up to {_MAX_CONFIG_DEPTH})",
+                         where=str(path))
+    return config
+
+
+def _depth(config) -> int:
+    deepest, todo = 0, [(config, 1)]
+    while todo:
+        value, depth = todo.pop()
+        deepest = max(deepest, depth)
+        if depth > _MAX_CONFIG_DEPTH:
+            break
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+        todo += [(child, depth + 1) for child in children]
+    return deepest
 
 
 def _layer_configs(config):
-    """Every serialised object in a Keras config: dicts with a class_name."""
-    if isinstance(config, dict):
-        if "class_name" in config:
-            yield config
-        for value in config.values():
-            yield from _layer_configs(value)
-    elif isinstance(config, list):
-        for value in config:
-            yield from _layer_configs(value)
+    """Every serialised object in a Keras config: dicts with a class_name (the config's depth is checked)."""
+    todo = [config]
+    while todo:
+        value = todo.pop()
+        if isinstance(value, dict):
+            if "class_name" in value:
+                yield value
+            todo += reversed(list(value.values()))
+        elif isinstance(value, list):
+            todo += reversed(value)
 
 
-def _check_safe(path: Path, config, keras) -> None:
-    """Refuse code that loading would run: Lambda layers and custom classes irc cannot vouch for."""
+def _is_keras_module(module) -> bool:
+    return module == "keras" or (isinstance(module, str) and module.startswith("keras."))
+
+
+def _check_safe(path: Path, config) -> None:
+    """Refuse code that loading would run: Lambda layers and custom classes irc cannot vouch for. Imports
+    Keras only to look up a class a Keras that is already imported may have registered."""
+    import sys
+
     for obj in _layer_configs(config):
-        name = (obj.get("config") or {}).get("name", "?") if isinstance(obj.get("config"), dict) else "?"
-        if obj["class_name"] == "Lambda":
+        inner = obj.get("config")
+        name = inner.get("name", "?") if isinstance(inner, dict) else "?"
+        class_name, module = obj["class_name"], obj.get("module", "keras")
+        registered = obj.get("registered_name") or class_name
+        for key, value in (("class_name", class_name), ("module", module), ("registered_name", registered),
+                           ("name", name)):
+            if value is not None and not isinstance(value, str):
+                raise InputError(f"a Keras config object has a {key} that is a {type(value).__name__}, not a "
+                                 "string (a damaged or crafted file)", where=str(path))
+        if class_name == "Lambda":
             raise InputError(f"layer '{name}' is a Lambda layer, which runs arbitrary Python code",
                              where=str(path), hint="pass unsafe=True (--unsafe) if you trust this file")
-        # Keras 3 configs name each class's module (None for an unregistered custom class).
-        module = obj.get("module", "keras")
-        if not str(module or "").startswith("keras"):
-            registered = obj.get("registered_name") or obj["class_name"]
-            if keras.saving.get_registered_object(registered) is None:
-                origin = f" from module '{module}'" if module else ""
-                raise InputError(f"layer '{name}' uses custom class '{registered}'{origin}, which is not registered",
-                                 where=str(path), hint="register it, or pass unsafe=True if you trust this file")
+        # Keras 3 configs name each class's module (None for an unregistered custom class); Keras imports it.
+        if _is_keras_module(module):
+            continue
+        keras = sys.modules.get("keras")  # nothing can be registered with a Keras no one has imported
+        if keras is None or keras.saving.get_registered_object(registered) is None:
+            origin = f" from module '{module}'" if module else ""
+            raise InputError(f"layer '{name}' uses custom class '{registered}'{origin}, which is not registered",
+                             where=str(path), hint="register it, or pass unsafe=True if you trust this file")
 
 
 def _load_keras_file(path: Path, unsafe: bool):
     config = _keras_config(path)
-    _, keras = _import_tf()
     if not unsafe and config is not None:
-        _check_safe(path, config, keras)
+        _check_safe(path, config)
+    _, keras = _import_tf()
     try:
         return keras.models.load_model(path, compile=False, safe_mode=not unsafe)
     except Exception as e:  # noqa: BLE001 - Keras raises many kinds; every one means "cannot read this file"
@@ -151,7 +199,16 @@ def _from_keras(model, source: str, input_shapes: dict) -> TFGraph:
 
 
 # -- SavedModels, modules and functions -------------------------------------------------------------
-def _from_savedmodel(path: Path, signature: str, input_shapes: dict) -> TFGraph:
+def _from_savedmodel(path: Path, signature: str, input_shapes: dict, unsafe: bool) -> TFGraph:
+    """TensorFlow's own loader: it runs the model's code (TF1 main_op and restore ops, TF2 resource initializers,
+    reading assets), so only with ``unsafe``; assets outside the model's assets/ directory are refused even so."""
+    if not unsafe:
+        from irc.frontends.tensorflow import TF_LOADER_HINT
+
+        raise InputError("loading a SavedModel with TensorFlow's loader needs your permission", where=str(path),
+                         hint=TF_LOADER_HINT)
+    proto = _proto(path)
+    check_assets(path, proto)
     tf, _ = _import_tf()
     try:
         loaded = tf.saved_model.load(str(path))
@@ -161,17 +218,23 @@ def _from_savedmodel(path: Path, signature: str, input_shapes: dict) -> TFGraph:
     if signature not in sigs:
         raise InputError(f"no signature '{signature}'; available: {', '.join(sorted(sigs)) or 'none'}",
                          where=str(path))
-    return _from_function(sigs[signature], str(path), input_shapes, known_layers=saved_layer_names(_proto(path)))
+    return _from_function(sigs[signature], str(path), input_shapes, known_layers=saved_layer_names(proto))
 
 
 def _proto(path: Path):
-    """The SavedModel message, binary or (which TensorFlow also reads) text format."""
-    if (path / "saved_model.pb").is_file():
-        return tfproto.parse("SavedModel", (path / "saved_model.pb").read_bytes())
+    """The SavedModel message (irc's TF-free declaration), binary or (which TensorFlow also reads) text format."""
     from google.protobuf import text_format
-    from tensorflow.core.protobuf import saved_model_pb2
 
-    return text_format.Parse((path / "saved_model.pbtxt").read_text(), saved_model_pb2.SavedModel())
+    try:
+        if (path / "saved_model.pb").is_file():
+            return tfproto.parse("SavedModel", (path / "saved_model.pb").read_bytes())
+        _import_tf()
+        from tensorflow.core.protobuf import saved_model_pb2
+
+        message = text_format.Parse((path / "saved_model.pbtxt").read_text(), saved_model_pb2.SavedModel())
+        return tfproto.parse("SavedModel", message.SerializeToString())
+    except (ValueError, OSError, text_format.ParseError) as e:
+        raise InputError(f"not a readable SavedModel: {e}", where=str(path)) from None
 
 
 def _from_module(module, signature: str, source: str, input_shapes: dict) -> TFGraph:

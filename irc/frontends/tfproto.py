@@ -67,7 +67,13 @@ _MESSAGES: dict[str, list[tuple[str, int, str]]] = {
     "ConcreteFunctionEntry": [("key", 1, "string"), ("value", 2, "SavedConcreteFunction")],
     "SavedObjectGraph": [("nodes", 1, "SavedObject*"), ("concrete_functions", 2, "ConcreteFunctionEntry*")],
     "MetaGraphDef": [("meta_info_def", 1, "MetaInfoDef"), ("graph_def", 2, "GraphDef"),
-                     ("signature_def", 5, "SignatureEntry*"), ("object_graph_def", 7, "SavedObjectGraph")],
+                     ("collection_def", 4, "CollectionEntry*"), ("signature_def", 5, "SignatureEntry*"),
+                     ("asset_file_def", 6, "AssetFileDef*"), ("object_graph_def", 7, "SavedObjectGraph")],
+    "AssetFileDef": [("tensor_info", 1, "TensorInfo"), ("filename", 2, "string")],
+    "Any": [("type_url", 1, "string"), ("value", 2, "bytes")],
+    "AnyList": [("value", 1, "Any*")],
+    "CollectionDef": [("any_list", 5, "AnyList")],  # TF1 keeps asset paths in collection saved_model_assets
+    "CollectionEntry": [("key", 1, "string"), ("value", 2, "CollectionDef")],
     "SavedModel": [("saved_model_schema_version", 1, "int64"), ("meta_graphs", 2, "MetaGraphDef*")],
     # trackable_object_graph.proto (the checkpoint's object graph)
     "SerializedTensor": [("name", 1, "string"), ("full_name", 2, "string"), ("checkpoint_key", 3, "string")],

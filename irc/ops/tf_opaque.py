@@ -9,6 +9,9 @@ The kernel runs the op through TensorFlow (imported on first use): a one-op grap
 input of the NodeDef (control inputs are dropped), in a TF1-style session cached per (node, library, input
 dtypes). It needs only the operand arrays, in the NodeDef's input order, with the dtypes the op expects.
 Stateful ops that read variables or resources cannot run this way.
+
+Nothing runs without the user's permission: ``irc.ops.tf_policy`` decides, before TensorFlow is imported,
+whether this NodeDef and its library may run (``--allow-tf-ops``, ``--unsafe``; see docs/security.md).
 """
 
 from __future__ import annotations
@@ -36,6 +39,9 @@ class Opaque(OpDef):
         raise ValueError("an opaque TensorFlow op has no shape rule: give its result types explicitly")
 
     def kernel(self, inputs, attrs):
+        from irc.ops.tf_policy import check_may_run
+
+        check_may_run(attrs["node_def"], attrs["library"])
         inputs = [np.asarray(x) for x in inputs]
         dtypes = tuple(_tf_dtype_name(x) for x in inputs)
         session, feeds, outputs, op = _compiled(attrs["node_def"], attrs["library"], dtypes)

@@ -22,6 +22,7 @@ from irc.frontends.tfgraph import TFGraph, TFNode
 from irc.ir.graph import Graph, Location, Value
 from irc.ir.liveness import remove_dead
 from irc.ir.types import SymDim, TensorType
+from irc.ops.tf_policy import denied_reason
 from irc.registry import Registry
 
 Lowering = Callable[[Lowerer, TFNode, list], object]
@@ -53,16 +54,17 @@ def supported_ops() -> list[str]:
 
 
 def lower_graph(tfgraph: TFGraph, input_shapes: Mapping[str, tuple] | None = None,
-                allow_tf_ops: bool = False, name: str = "main") -> Graph:
+                allow_tf_ops: bool = False, name: str = "main", unsafe: bool = False) -> Graph:
     """Lowers a neutral TF graph to an irc Graph.
 
     ``input_shapes`` fixes inputs' shapes by name; otherwise an unknown first dim becomes the symbolic dim
     ``batch``. Ops irc cannot lower raise one UnsupportedOpError listing them all, unless ``allow_tf_ops``
-    keeps them as opaque ``tf.<Op>`` nodes.
+    keeps them as opaque ``tf.<Op>`` nodes; ops that touch files, the network or the process
+    (``irc.ops.tf_policy.DENIED``) are kept only with ``unsafe`` too.
     """
     LOWERINGS.load()
     graph = Graph(name)
-    cx = Lowerer(tfgraph, graph, allow_tf_ops)
+    cx = Lowerer(tfgraph, graph, allow_tf_ops, unsafe=unsafe)
     if not allow_tf_ops:
         check_supported(tfgraph)
     env: dict[str, list] = {}
@@ -129,8 +131,13 @@ def check_supported(tfgraph: TFGraph) -> None:
         where = f"e.g. {node.name}" + (f" in layer {node.layer}" if node.layer else "")
         parts.append(f"{op} ({count} node{'s' if count > 1 else ''}, {where})")
     kinds = f"{len(missing)} TensorFlow op type{'s' if len(missing) > 1 else ''}"
-    raise UnsupportedOpError(f"{kinds} irc cannot lower: {', '.join(parts)}; "
-                             "pass --allow-tf-ops to keep them as TensorFlow ops", where=tfgraph.source)
+    denied = [(op, why) for op in sorted(missing) if (why := denied_reason(op)) is not None]
+    if denied:  # never suggest keeping (and so running) these
+        op, why = denied[0]
+        hint = f"{op} {why}, so irc does not offer to keep it as a TensorFlow op (see docs/security.md)"
+    else:
+        hint = "pass --allow-tf-ops to keep them as TensorFlow ops"
+    raise UnsupportedOpError(f"{kinds} irc cannot lower: {', '.join(parts)}; {hint}", where=tfgraph.source)
 
 
 def lower_nodes(cx: Lowerer, nodes: list[TFNode], env: dict[str, list]) -> None:
@@ -163,6 +170,10 @@ def lower_node(cx: Lowerer, node: TFNode, args: list) -> list:
     except CannotLower as e:
         if not cx.allow_tf_ops or node.op in NEVER_OPAQUE:
             raise _cannot_lower(cx, node, str(e)) from None
+        why = None if cx.unsafe else denied_reason(node.op)
+        if why is not None:
+            raise _cannot_lower(cx, node, f"{e}, and it {why}, which irc keeps as a TensorFlow op only with "
+                                          "--unsafe (see docs/security.md)") from None
         from irc.frontends.lowering.opaque import lower_opaque
 
         try:
@@ -180,7 +191,13 @@ def lower_node(cx: Lowerer, node: TFNode, args: list) -> list:
 
 def _cannot_lower(cx: Lowerer, node: TFNode, reason: str) -> UnsupportedOpError:
     layer = f" in layer {node.layer}" if node.layer else ""
-    hint = "" if cx.allow_tf_ops or node.op in NEVER_OPAQUE else "; pass --allow-tf-ops to keep it as a TensorFlow op"
+    why = denied_reason(node.op)
+    if cx.allow_tf_ops or node.op in NEVER_OPAQUE:
+        hint = ""
+    elif why is not None:  # never suggest keeping (and so running) it
+        hint = f"; it {why}, so irc does not offer to keep it as a TensorFlow op (see docs/security.md)"
+    else:
+        hint = "; pass --allow-tf-ops to keep it as a TensorFlow op"
     return UnsupportedOpError(f"cannot lower TensorFlow op {node.op} ({node.name}{layer}): {reason}{hint}",
                               where=cx.tfgraph.source)
 

@@ -51,10 +51,11 @@ def tf_dtype(name: str) -> DType:
 class Lowerer:
     """Builds one irc Graph from one TFGraph. Lowerings call ``op``/``add``/``const`` and the readers below."""
 
-    def __init__(self, tfgraph: TFGraph, graph: Graph, allow_tf_ops: bool = False):
+    def __init__(self, tfgraph: TFGraph, graph: Graph, allow_tf_ops: bool = False, unsafe: bool = False):
         self.tfgraph = tfgraph
         self.graph = graph
         self.allow_tf_ops = allow_tf_ops
+        self.unsafe = unsafe  # also keep ops that touch files, the network or the process (irc.ops.tf_policy)
         self.node: TFNode | None = None  # the TF node being lowered
         self.loc = Location()
         self.symbolic: dict[Value, tuple[Dim, ...]] = {}  # partly known int vectors (scalars: 1-tuples)
