@@ -107,16 +107,20 @@ def test_unreadable_model_without_tensorflow_says_how_to_get_it(zoo_models, tmp_
 
 
 # ----- the fallback ------------------------------------------------------------------------------------------------
-def test_fallback_to_tensorflow_is_one_note_with_v(zoo_models, tmp_path):
+def test_fallback_to_tensorflow_needs_unsafe_and_is_one_note_with_v(zoo_models, tmp_path):
     model = text_format_model(zoo_models, tmp_path)
     out = tmp_path / "model.tflite"
-    result = lower(model, "--emit", "tflite", "-o", out, verbose=True)
+    refused = lower(model, "--emit", "tflite", "-o", out)
+    assert refused.exit_code == 1 and not out.exists()
+    assert_one_line_error(refused.stderr, "TF-free reader cannot read this SavedModel: text-format", "--unsafe",
+                          "runs the model's code")
+    result = lower(model, "--emit", "tflite", "-o", out, "--unsafe", verbose=True)
     assert result.exit_code == 0, result.output
     notes = [line for line in result.stderr.splitlines() if line.startswith("note: ")]
     reason = "text-format SavedModels are not read by the fast path"
-    assert notes == [f"note: fast path cannot read {model} ({reason}); using TensorFlow"]
+    assert notes == [f"note: fast path cannot read {model} ({reason}); using TensorFlow's loader (--unsafe)"]
     assert_runs_like_tensorflow(out, zoo_models.saved_model("small_cnn"))
-    quiet = lower(model, "--emit", "tflite", "-o", out)
+    quiet = lower(model, "--emit", "tflite", "-o", out, "--unsafe")
     assert quiet.exit_code == 0 and quiet.stderr == ""
 
 
@@ -128,7 +132,9 @@ def test_no_note_when_the_fast_path_reads_the_model(zoo_models, tmp_path):
 def test_no_fast_forces_tensorflow_and_gives_the_same_file(zoo_models, tmp_path):
     model = zoo_models.saved_model("small_cnn")
     assert lower(model, "--emit", "tflite", "-o", tmp_path / "fast.tflite").exit_code == 0
-    assert lower(model, "--emit", "tflite", "-o", tmp_path / "tf.tflite", "--no-fast").exit_code == 0
+    no_fast = lower(model, "--emit", "tflite", "-o", tmp_path / "tf.tflite", "--no-fast")
+    assert no_fast.exit_code == 1 and "--unsafe" in no_fast.stderr  # TensorFlow's loader runs the model's code
+    assert lower(model, "--emit", "tflite", "-o", tmp_path / "tf.tflite", "--no-fast", "--unsafe").exit_code == 0
     assert (tmp_path / "fast.tflite").read_bytes() == (tmp_path / "tf.tflite").read_bytes()
 
 

@@ -2,10 +2,19 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from irc.errors import InputError
 from irc.ir.types import DType, TensorType
 from irc.ops import get_op, infer_types, run_kernel
 from irc.ops.tf_opaque import OPAQUE
+from irc.ops.tf_policy import permitted
 from tests.op_oracle import assert_close, rand
+
+
+@pytest.fixture(autouse=True)
+def tf_ops_permitted():
+    """These tests run harmless TF ops, as --allow-tf-ops lets a user (a test may take the permission back)."""
+    with permitted(allow_tf_ops=True):
+        yield
 
 
 def node_def_of(fn, *specs, op_type: str) -> bytes:
@@ -48,3 +57,26 @@ def test_wrong_input_count():
     nd = node_def_of(lambda x: tf.math.cumsum(x, axis=1), tf.TensorSpec([None, 4]), op_type="Cumsum")
     with pytest.raises(ValueError, match="takes 2 inputs, got 1"):
         run_kernel("tf.Cumsum", [rand(2, 4)], {"node_def": nd})
+
+
+def test_nothing_runs_without_permission():
+    nd = node_def_of(lambda x: tf.math.cumsum(x, axis=1), tf.TensorSpec([None, 4]), op_type="Cumsum")
+    with permitted(), pytest.raises(InputError, match="Cumsum.*--allow-tf-ops"):
+        run_kernel("tf.Cumsum", [rand(2, 4), np.array(1, np.int32)], {"node_def": nd})
+    with permitted(allow_tf_ops=True):
+        assert run_kernel("tf.Cumsum", [rand(2, 4), np.array(1, np.int32)], {"node_def": nd})[0].shape == (2, 4)
+
+
+def test_the_node_def_decides_not_the_irc_op_name(tmp_path):
+    """A node named tf.Identity whose NodeDef is a WriteFile is a WriteFile."""
+    target = tmp_path / "written"
+
+    def write(filename):
+        tf.io.write_file(filename, "x")
+
+    nd = node_def_of(write, tf.TensorSpec([], tf.string), op_type="WriteFile")
+    for allow in (False, True):
+        with permitted(allow_tf_ops=allow), pytest.raises(InputError, match="WriteFile.*files.*--unsafe"):
+            run_kernel("tf.Identity", [np.array(str(target).encode(), object), np.array(b"x", object)],
+                       {"node_def": nd})
+    assert not target.exists()

@@ -36,7 +36,8 @@ QUANTIZE_MODES = ("float16", "dynamic-int8", "int8", "int16x8")
 @click.option("--layout", type=click.Choice(["nhwc", "nchw"]), default=None, help="cuda: data layout to emit.")
 @click.option("--tpu", "tpu_address", default=None, metavar="ADDRESS", help="tpu: the TPU to connect to.")
 @click.option("--fast/--no-fast", default=None,
-              help="Read SavedModels without TensorFlow (default: when the model allows, else fall back).")
+              help="Read SavedModels without TensorFlow (default: when the model allows; else, only with --unsafe, "
+                   "TensorFlow's loader).")
 @force_option
 @load_options
 @pipeline_options
@@ -77,7 +78,7 @@ def command(model, target, output, quantize, calibration, observer, int8_io, kee
     if tpu_address is not None:
         target_options["tpu"] = tpu_address
     if target == "tflite":
-        target_options["allow_tf_ops"] = options.get("allow_tf_ops", False)
+        target_options["allow_tf_ops"] = options.get("allow_tf_ops", False) or options.get("unsafe", False)
     with progress(f"writing {target}"):
         backend.write(backend.emit(graph, target_options), "-" if output is None else output, force=force)
     if output not in (None, "-"):

@@ -54,12 +54,13 @@ def read_tf(model: Any, signature: str = "serving_default", input_shapes: Mappin
             except FastPathUnsupported as e:
                 if fast:
                     raise
+                if not tensorflow_installed():
+                    raise FastPathUnsupported(e.message, where=e.where, hint="TensorFlow's loader may read it: pip "
+                                              "install 'irc[tf]', then pass --unsafe if you trust the model (it "
+                                              "runs the model's code)") from None
                 if not unsafe:  # TensorFlow's loader runs the model's own code: never without the user's word
                     raise FastPathUnsupported(f"irc's TF-free reader cannot read this SavedModel: {e.message}",
                                               where=e.where, hint=TF_LOADER_HINT) from None
-                if not tensorflow_installed():
-                    raise FastPathUnsupported(e.message, where=e.where, hint="TensorFlow reads it: pip install "
-                                              "'irc[tf]'") from None
                 log.info("fast path cannot read %s (%s); using TensorFlow's loader (--unsafe)", model, e.message)
         elif fast:
             raise UsageError(f"the TF-free fast path reads SavedModel directories only, not {path}")
