@@ -331,6 +331,41 @@ def make_other() -> None:
     _write("other/keras_named_tflite.tflite", _zip({"config.json": b"{}", "model.weights.h5": b""}))
 
 
+# ---- issue 14: files that would run code or read files outside the model ------------------------------------
+def make_hostile() -> None:
+    """Keras configs irc must refuse before Keras reads them, and a GraphDef that reads /etc/hostname."""
+    layer = {"module": "keras.layers", "class_name": "Dense", "config": {"name": "dense", "units": 2}}
+
+    def keras_zip(config: bytes) -> bytes:
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as zf:
+            for name, data in (("metadata.json", b'{"keras_version": "3.0.0"}'), ("config.json", config)):
+                info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
+                info.compress_type = zipfile.ZIP_DEFLATED
+                zf.writestr(info, data)
+        return buffer.getvalue()
+
+    def sequential(*layers) -> bytes:
+        config = {"module": "keras", "class_name": "Sequential", "config": {"name": "seq", "layers": list(layers)}}
+        return json.dumps(config).encode()
+
+    _write("keras/config_bomb.keras", keras_zip(sequential(layer) + b" " * (40 << 20)))  # 40 KB -> 40 MiB
+    _write("keras/deep_config.keras", keras_zip(b"[" * 5000 + b"]" * 5000))
+    _write("keras/unhashable_class_name.keras", keras_zip(sequential({**layer, "class_name": {"a": 1}})))
+    _write("keras/kerasevil_module.keras", keras_zip(sequential({**layer, "module": "kerasevil.layers"})))
+
+    from irc.frontends import tfproto
+
+    graph = tfproto.MESSAGES["GraphDef"]()
+    const = graph.node.add(name="path", op="Const")
+    const.attr.add(key="dtype").value.type = 7  # DT_STRING
+    value = const.attr.add(key="value").value.tensor
+    value.dtype = 7
+    value.string_val.append(b"/etc/hostname")
+    graph.node.add(name="read", op="ReadFile", input=["path"])
+    _write("pb/read_file.pb", graph.SerializeToString(deterministic=True))
+
+
 def main() -> int:
     import tempfile
 
@@ -345,6 +380,7 @@ def main() -> int:
         make_savedmodels(Path(tmp))
         make_keras_files(Path(tmp))
     make_graphdefs()
+    make_hostile()
     files = [p for name in GENERATED_DIRS for p in (HERE / name).rglob("*") if p.is_file()]
     print(f"wrote {len(files)} files under {HERE}")
     return 0
