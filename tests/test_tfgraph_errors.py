@@ -50,7 +50,10 @@ def test_truncated_variables_data():
 
 
 def test_missing_path(tmp_path):
-    for read in (read_savedmodel_fast, load_tf):
+    def tf_loader(path, signature):
+        return load_tf(path, signature=signature, unsafe=True)  # TensorFlow's loader: only with unsafe
+
+    for read in (read_savedmodel_fast, tf_loader):
         with pytest.raises(InputError, match="no such file"):
             read(tmp_path / "nope")
 
@@ -64,7 +67,10 @@ def test_not_a_savedmodel(tmp_path):
 
 
 def test_bad_signature_lists_the_available_ones():
-    for read in (read_savedmodel_fast, load_tf):
+    def tf_loader(path, signature):
+        return load_tf(path, signature=signature, unsafe=True)  # TensorFlow's loader: only with unsafe
+
+    for read in (read_savedmodel_fast, tf_loader):
         with pytest.raises(InputError, match="no signature 'predict'; available: serve, serving_default"):
             read(cnn_savedmodel(), signature="predict")
 

@@ -19,7 +19,7 @@ def _consts(graph) -> dict[str, np.ndarray]:
 
 def test_cnn_fast_equals_tf():
     fast = read_savedmodel_fast(cnn_savedmodel())
-    assert_same_graph(fast, load_tf(cnn_savedmodel()))
+    assert_same_graph(fast, load_tf(cnn_savedmodel(), unsafe=True))  # TF's loader: only with unsafe
     assert fast.inputs == [("image", "float32", (None, 12, 12, 3))]
     assert [name for name, _ in fast.outputs] == ["output_0"]
     ops = {n.op for n in fast.nodes}
@@ -60,7 +60,7 @@ def test_keras_object_and_file_agree():
 def test_lstm_while_loop_and_functions(zoo_models):
     path = zoo_models.saved_model("lstm_classifier", seq_len=6)
     fast = read_savedmodel_fast(path)
-    assert_same_graph(fast, load_tf(path))
+    assert_same_graph(fast, load_tf(path, unsafe=True))
     (loop,) = [n for n in fast.nodes if n.op in ("While", "StatelessWhile")]
     assert loop.layer == "lstm"
     body, cond = fast.functions[loop.attrs["body"].name], fast.functions[loop.attrs["cond"].name]
@@ -79,7 +79,7 @@ def test_lstm_while_loop_and_functions(zoo_models):
 def test_mobilenet_v2_fast_equals_tf(zoo_models):
     path = zoo_models.saved_model("mobilenet_v2", size=96)
     fast = read_savedmodel_fast(path)
-    assert_same_graph(fast, load_tf(path))
+    assert_same_graph(fast, load_tf(path, unsafe=True))
     assert sum(n.op == "DepthwiseConv2dNative" for n in fast.nodes) == 17
     assert {n.layer for n in fast.nodes if n.op == "DepthwiseConv2dNative"} >= {"expanded_conv_depthwise"}
 
@@ -109,7 +109,7 @@ def test_tf_module_and_function():
     # The module saved and read back without TF gives the same graph as the module traced by TF.
     path = workdir() / "scale_sm"
     tf.saved_model.save(module, str(path))
-    assert_same_graph(read_savedmodel_fast(path), load_tf(path))
+    assert_same_graph(read_savedmodel_fast(path), load_tf(path, unsafe=True))
 
 
 def test_frozen_graphdef_file():
@@ -151,7 +151,7 @@ def test_variables_in_while_and_if_and_gather():
     path = workdir() / "embed_sm"
     tf.saved_model.save(Embed(), str(path))
     fast = read_savedmodel_fast(path)
-    assert_same_graph(fast, load_tf(path))
+    assert_same_graph(fast, load_tf(path, unsafe=True))
     everywhere = fast.nodes + [n for fn in fast.functions.values() for n in fn.nodes]
     assert not {n.op for n in everywhere} & {"ResourceGather", "ReadVariableOp", "VarHandleOp"}
     assert sum(n.op == "GatherV2" for n in everywhere) == 2
