@@ -50,10 +50,7 @@ def test_truncated_variables_data():
 
 
 def test_missing_path(tmp_path):
-    def tf_loader(path, signature):
-        return load_tf(path, signature=signature, unsafe=True)  # TensorFlow's loader: only with unsafe
-
-    for read in (read_savedmodel_fast, tf_loader):
+    for read in (read_savedmodel_fast, load_tf):
         with pytest.raises(InputError, match="no such file"):
             read(tmp_path / "nope")
 
