@@ -54,10 +54,10 @@ def command(model, calibration, mode, observer, keep_float, ranges, samples, lim
 
     Example: irc quant-report model/ --calibration data.npz --keep-float classifier
     """
+    from irc.ops.tf_policy import check_graph_may_run
     from irc.passes import run_pipeline
     from irc.passes.quantize import load_calibration
     from irc.passes.quantize.observers import make_observer
-    from irc.ops.tf_policy import check_graph_may_run
     from irc.passes.quantize.report import quant_report
 
     make_observer(observer)
