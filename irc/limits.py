@@ -26,6 +26,7 @@ from irc.errors import InputError, UsageError
 
 MiB = 1 << 20
 GiB = 1 << 30
+EXPANSION_FLOOR = 10_000  # nodes any input may grow to, however small it is
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,10 @@ class Limits:
     max_memory: int = 256 * MiB
     # Graph nodes a reader may create in all: bounds function inlining and anything else that expands a graph.
     max_nodes: int = 2_000_000
+    # Nodes a graph may grow to per node of the input that describes it (function inlining), above a floor of
+    # EXPANSION_FLOOR: a few kilobytes of functions that call each other twice, twenty deep, describe a million
+    # nodes. None once max_nodes is set explicitly: the user's node limit is then the only one.
+    max_expansion: int | None = 100
     # Iterations the reference interpreter runs one loop for before giving up.
     max_loop_iterations: int = 1_000_000
 
@@ -58,13 +63,20 @@ def from_environment() -> Limits:
         text = os.environ.get(variable)
         if text:
             values[field] = parse_size(text, variable) if field == "max_memory" else parse_count(text, variable)
-    return replace(Limits(), **values)
+    return replace(Limits(), **_explicit(values))
+
+
+def _explicit(changes: dict) -> dict:
+    """A node limit the user sets replaces the relative one (max_expansion) as well."""
+    if changes.get("max_nodes") is not None and "max_expansion" not in changes:
+        return {**changes, "max_expansion": None}
+    return changes
 
 
 @contextlib.contextmanager
 def override(**changes):
     """Runs a block under other limits: ``with override(max_memory=4 * GiB): ...``."""
-    token = _current.set(replace(current(), **changes))
+    token = _current.set(replace(current(), **_explicit(changes)))
     try:
         yield current()
     finally:
@@ -73,7 +85,7 @@ def override(**changes):
 
 def set_global(**changes) -> None:
     """Sets limits for the rest of the process (the CLI's ``--max-memory``)."""
-    _current.set(replace(current(), **{k: v for k, v in changes.items() if v is not None}))
+    _current.set(replace(current(), **_explicit({k: v for k, v in changes.items() if v is not None})))
 
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
@@ -137,3 +149,16 @@ def check_nodes(count: int, what: str, *, where: str | None = None) -> None:
         return
     raise InputError(f"{what} would make more than {limit:,} nodes", where=where,
                      hint=f"raise the limit with {FLAG['max_nodes']} or {ENV['max_nodes']} if you trust this input")
+
+
+def check_expansion(count: int, source_nodes: int, what: str, *, where: str | None = None) -> None:
+    """``check_nodes`` for a graph grown from a smaller description (function inlining): unless the user set the
+    node limit, also refuses more than ``max_expansion`` nodes per node of the input (``source_nodes``)."""
+    check_nodes(count, what, where=where)
+    factor = current().max_expansion
+    if factor is None or count <= max(EXPANSION_FLOOR, factor * source_nodes):
+        return
+    raise InputError(f"{what} would make {count:,} nodes from the {source_nodes:,} the input holds, more than "
+                     f"{factor} times as many", where=where,
+                     hint=f"give {FLAG['max_nodes']} or {ENV['max_nodes']} to allow up to that many nodes if you "
+                          "trust this input")

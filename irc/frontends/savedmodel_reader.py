@@ -17,7 +17,7 @@ from irc.errors import InputError
 from irc.frontends import tfattrs, tfproto
 from irc.frontends.tensor_bundle import TensorBundle
 from irc.frontends.tfbuild import build_graph, constant, placeholder
-from irc.frontends.tfdecode import Damaged, Library, RefError, decode_graph_def, decode_node
+from irc.frontends.tfdecode import Damaged, Library, RefError, decode_graph_def, decode_node, located
 from irc.frontends.tfflatten import CALL_OPS, CorruptGraph, GraphError
 from irc.frontends.tfgraph import TFGraph, split_ref
 
@@ -33,6 +33,8 @@ def read_graphdef_bytes(data: bytes, source: str, outputs: list[str] | None = No
     try:
         proto = tfproto.parse("GraphDef", data)
         nodes, library = decode_graph_def(proto)
+    except InputError as e:
+        raise located(e, source) from None
     except (ValueError, RefError) as e:
         raise InputError(f"not a readable GraphDef: {e}", where=source) from None
     if not nodes:
@@ -48,6 +50,8 @@ def read_graphdef_bytes(data: bytes, source: str, outputs: list[str] | None = No
         return build_graph(body, library, {}, named, inputs, {}, source, set())
     except (GraphError, RefError, Damaged) as e:
         raise InputError(str(e), where=source) from None
+    except InputError as e:
+        raise located(e, source) from None
 
 
 def _sink_outputs(nodes) -> list[str]:
@@ -77,6 +81,8 @@ def read_savedmodel_fast(path, signature: str = "serving_default",
     reader = _Reader(root, pb, model)
     try:
         return reader.read(signature, input_shapes or {})
+    except InputError as e:
+        raise located(e, str(pb)) from None
     except (CorruptGraph, Damaged) as e:
         raise InputError(f"damaged graph: {e}", where=str(pb)) from None
     except (GraphError, RefError) as e:

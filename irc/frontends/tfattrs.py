@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import ml_dtypes
 import numpy as np
 
+from irc import limits
+from irc.errors import InputError
 from irc.frontends.tfgraph import FuncRef
 
 # TF DataType enum -> (irc dtype name, numpy dtype or None when it has no array form)
@@ -65,23 +69,34 @@ def _typed_values(proto, np_type: np.dtype):
     return np.array(getattr(proto, field), dtype=np_type)
 
 
-def tensor(proto) -> np.ndarray:
-    """TensorProto -> numpy array of the right dtype and shape (read-only when it views the proto bytes)."""
+def tensor(proto, what: str = "tensor") -> np.ndarray:
+    """TensorProto -> numpy array of the right dtype and shape (read-only when it views the proto bytes).
+
+    Sized before anything is allocated: values the proto holds are bounded by the file, but a value written
+    once for a huge shape (TF's splat) is checked against irc's memory limit. ``what`` names the tensor."""
     np_type = numpy_dtype(proto.dtype)
-    dims = shape(proto.tensor_shape) or ()
-    count = int(np.prod(dims, dtype=np.int64))
+    if proto.tensor_shape.unknown_rank or any(d.size < 0 for d in proto.tensor_shape.dim):
+        dims = [d.size for d in proto.tensor_shape.dim] if not proto.tensor_shape.unknown_rank else "unknown"
+        raise InputError(f"{what} has a negative or unknown dimension in shape {dims}")
+    dims = tuple(d.size for d in proto.tensor_shape.dim)
+    count = math.prod(dims)
+    itemsize = np_type.itemsize  # an object array holds one pointer per string
     if proto.tensor_content and np_type != np.dtype(object):
-        flat = np.frombuffer(proto.tensor_content, dtype=np_type)
-    else:
-        flat = _typed_values(proto, np_type)
-    if flat.size != count:
+        # TensorFlow reads tensor_content only when it holds exactly the tensor's bytes.
+        if len(proto.tensor_content) != count * itemsize:
+            raise InputError(f"{what} has {len(proto.tensor_content)} bytes of content for {np_type} shape "
+                             f"{list(dims)} ({count * itemsize} bytes)")
+        return np.frombuffer(proto.tensor_content, dtype=np_type).reshape(dims)
+    flat = _typed_values(proto, np_type)
+    if flat.size > count:
+        raise InputError(f"{what} holds {flat.size} values for shape {list(dims)}")
+    if flat.size < count:
         # TF writes a repeated value once and pads a short list with its last value.
+        limits.check_array(dims, itemsize, what, backed_by=flat.nbytes)
         if flat.size == 0:
             flat = np.zeros(count, dtype=np_type) if np_type != np.dtype(object) else np.full(count, b"", object)
-        elif flat.size < count:
-            flat = np.concatenate([flat, np.full(count - flat.size, flat[-1], dtype=np_type)])
         else:
-            raise ValueError(f"tensor holds {flat.size} values for shape {dims}")
+            flat = np.concatenate([flat, np.full(count - flat.size, flat[-1], dtype=np_type)])
     return flat.reshape(dims)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from irc.errors import InputError
 from irc.frontends import tfattrs
 from irc.frontends.tfdefaults import DEFAULTS
 from irc.frontends.tfgraph import TFFunction, TFNode, input_ref, split_ref
@@ -103,7 +104,11 @@ def decode_node(proto, ref=None) -> TFNode:
         problem = kind_problem(entry.key, entry.value)
         if problem:
             raise BadNode(f"{proto.op} node '{proto.name}': {problem}")
-        attrs[entry.key] = tfattrs.attr_value(entry.value)
+        try:
+            attrs[entry.key] = tfattrs.attr_value(entry.value)
+        except InputError as e:  # a tensor too big or malformed: say which node holds it
+            raise InputError(f"{proto.op} node '{proto.name}', attribute '{entry.key}': {e.message}",
+                             hint=e.hint) from None
     problem = minimum_problem(proto.op, attrs)
     if problem:
         raise BadNode(f"{proto.op} node '{proto.name}': {problem}")
@@ -200,14 +205,21 @@ class Library:
         self.protos = {f.signature.name: f for f in library.function}
         self.func_outputs = {name: [a.name for a in f.signature.output_arg] for name, f in self.protos.items()}
         self.decoded: dict[str, TFFunction] = {}
+        self.node_count = sum(len(f.node_def) for f in self.protos.values())  # as the file holds them
 
     def __contains__(self, name: str) -> bool:
         return name in self.protos
+
 
     def __getitem__(self, name: str) -> TFFunction:
         if name not in self.decoded:
             self.decoded[name] = decode_function(self.protos[name], self.func_outputs)
         return self.decoded[name]
+
+
+def located(error: InputError, where: str) -> InputError:
+    """``error`` with the file named, when the decoder that raised it (a node's tensor) did not know the file."""
+    return error if error.where else type(error)(error.message, where=where, hint=error.hint)
 
 
 def decode_graph_def(graph_def) -> tuple[list[TFNode], Library]:

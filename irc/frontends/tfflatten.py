@@ -11,10 +11,12 @@ from dataclasses import replace
 
 import numpy as np
 
+from irc import limits
 from irc.frontends.tfgraph import FuncRef, TFFunction, TFNode, input_ref, split_ref
 
 CALL_OPS = {"PartitionedCall", "StatefulPartitionedCall"}
 DROPPED_OPS = {"NoOp"}
+INLINE_DROPPED = DROPPED_OPS | {"Identity", "IdentityN", "ReadVariableOp"}  # inlining makes no node of these
 # Ops that need a variable's handle, not its value: a frozen graph cannot keep them.
 RESOURCE_OP_PREFIXES = ("Assign", "Resource", "VarIsInitialized", "VariableShape", "DestroyResource")
 # Functional control flow: op -> (first input that feeds the functions, attr holding input types)
@@ -40,6 +42,51 @@ class Flattener:
         # Refs that hold a value where TF's freezing left a resource op (an arg it retyped, a Const):
         # TF leaves ResourceGather on them inside While bodies, irc rewrites it like the others.
         self.values: set[str] = set()
+        self.sizes: dict[str, int] = {}  # function name -> nodes one inlined call of it makes
+        self.made = 0  # nodes inlining has made so far, over every body this flattener flattened
+
+    # -- sizing -----------------------------------------------------------------------------------
+    def _callee(self, node: TFNode) -> str | None:
+        if node.op in CALL_OPS:
+            f = node.attrs.get("f")
+            return f.name if isinstance(f, FuncRef) else None
+        return node.op if node.op in self.library else None
+
+    def _body_size(self, nodes: list[TFNode]) -> int:
+        """Nodes inlining ``nodes`` would make, counted (once per function, without recursion) before any is made:
+        functions that call each other twice, twenty deep, make a million nodes from a few kilobytes."""
+        total = 0
+        for node in nodes:
+            callee = self._callee(node)
+            if callee is not None:
+                total += self._function_size(callee)
+            elif node.op not in INLINE_DROPPED:
+                total += 1
+        return total
+
+    def _function_size(self, name: str) -> int:
+        if name in self.sizes or name not in self.library:  # a call of a missing function is reported by inline()
+            return self.sizes.get(name, 0)
+        stack = [(name, iter(self._callees(name)))]  # depth first, without recursion
+        on_stack = {name}
+        while stack:
+            top, callees = stack[-1]
+            for callee in callees:
+                if callee in on_stack:
+                    raise CorruptGraph(f"function '{callee}' calls itself (through '{top}'); a recursive function "
+                                       "cannot be inlined")
+                if callee not in self.sizes and callee in self.library:
+                    stack.append((callee, iter(self._callees(callee))))
+                    on_stack.add(callee)
+                    break
+            else:
+                self.sizes[top] = self._body_size(self.library[top].nodes)
+                stack.pop()
+                on_stack.discard(top)
+        return self.sizes[name]
+
+    def _callees(self, name: str) -> list[str]:
+        return [c for c in map(self._callee, self.library[name].nodes) if c is not None]
 
     # -- inlining ---------------------------------------------------------------------------------
     def inline(self, nodes: list[TFNode], args: dict[str, str], prefix: str, out: list[TFNode], depth=0):
@@ -97,6 +144,9 @@ class Flattener:
         """Flatten a body; returns live nodes in topological order, resolved outputs and the
         resource bindings {function name: {arg index: (dtype, shape)}} its While/If nodes need."""
         self.alias, self.reads = {}, []
+        self.made += self._body_size(nodes)
+        source = len(nodes) + getattr(self.library, "node_count", 0)
+        limits.check_expansion(self.made, source, "inlining the graph's function calls")
         out: list[TFNode] = []
         self.inline(nodes, args, "", out)
         outputs = [self.resolve(r) for r in outputs]
