@@ -8,6 +8,8 @@ google-crc32c's C implementation: ~40 ms for ResNet50's 100 MB).
 
 from __future__ import annotations
 
+import itertools
+import math
 import mmap
 import os
 import struct
@@ -16,6 +18,7 @@ from pathlib import Path
 import google_crc32c
 import numpy as np
 
+from irc import limits
 from irc.errors import InputError
 from irc.frontends import tfattrs, tfproto
 
@@ -23,6 +26,7 @@ _MAGIC = 0xDB4775248B80FB57  # LevelDB table magic number, the footer's last 8 b
 _FOOTER = 48
 _NO_COMPRESSION, _SNAPPY = 0, 1
 _OWN_MAPPING = 1 << 16  # tensors from this many bytes are mapped, smaller ones read
+_SNAPPY_RATIO = 32  # snappy's best case is a 64-byte copy from a 2-byte tag
 
 
 def _crc32c_table() -> list[int]:
@@ -79,6 +83,8 @@ def _varint(buf: bytes, pos: int) -> tuple[int, int]:
 def snappy_decompress(data: bytes) -> bytes:
     """Snappy raw format: a varint length, then literals and back-references."""
     size, pos = _varint(data, 0)
+    if size > _SNAPPY_RATIO * len(data):  # no snappy encoder gets near this ratio: a lying header
+        raise ValueError(f"snappy block declares {size} bytes from {len(data)}")
     out = bytearray()
     while pos < len(data):
         tag = data[pos]
@@ -93,19 +99,20 @@ def snappy_decompress(data: bytes) -> bytes:
             length += 1
             out += data[pos:pos + length]
             pos += length
-            continue
-        if kind == 1:
-            length, offset = ((tag >> 2) & 7) + 4, ((tag >> 5) << 8) | data[pos]
-            pos += 1
         else:
-            width = 2 if kind == 2 else 4
-            length, offset = (tag >> 2) + 1, int.from_bytes(data[pos:pos + width], "little")
-            pos += width
-        if offset == 0 or offset > len(out):
-            raise ValueError("bad snappy back-reference")
-        start = len(out) - offset
-        for i in range(length):  # byte by byte: a copy may overlap its own output
-            out.append(out[start + i])
+            if kind == 1:
+                length, offset = ((tag >> 2) & 7) + 4, ((tag >> 5) << 8) | data[pos]
+                pos += 1
+            else:
+                width = 2 if kind == 2 else 4
+                length, offset = (tag >> 2) + 1, int.from_bytes(data[pos:pos + width], "little")
+                pos += width
+            if offset == 0 or offset > len(out):
+                raise ValueError("bad snappy back-reference")
+            piece = out[len(out) - offset:len(out) - offset + length]  # a copy may overlap its own output:
+            out += (piece * (length // len(piece) + 1))[:length]  # it repeats the last `offset` bytes
+        if len(out) > size:
+            raise ValueError("snappy data is longer than it declares")
     if len(out) != size:
         raise ValueError("snappy data has the wrong length")
     return bytes(out)
@@ -126,19 +133,39 @@ def _block(buf: bytes, handle: tuple[int, int]) -> bytes:
     return data
 
 
-def _block_entries(block: bytes):
-    """Key/value pairs of one block (keys are prefix-compressed against the previous key)."""
+def _block_rows(block: bytes):
+    """(shared, unshared start, unshared end, value start, value end) of each entry of one block, checked
+    against the block: keys are prefix-compressed against the previous key, and may share only what it has."""
+    if len(block) < 4:
+        raise ValueError("block is too short")
     (num_restarts,) = struct.unpack_from("<I", block, len(block) - 4)
     end = len(block) - 4 - 4 * num_restarts
-    pos, key = 0, b""
+    if end < 0:
+        raise ValueError("block has more restart points than bytes")
+    pos, key_length = 0, 0
     while pos < end:
         shared, pos = _varint(block, pos)
         unshared, pos = _varint(block, pos)
         vlen, pos = _varint(block, pos)
-        key = key[:shared] + block[pos:pos + unshared]
-        pos += unshared
-        yield key, block[pos:pos + vlen]
-        pos += vlen
+        if shared > key_length or pos + unshared + vlen > end:
+            raise ValueError("block entry lies past its key or its block")
+        yield shared, pos, pos + unshared, pos + unshared, pos + unshared + vlen
+        key_length = shared + unshared
+        pos += unshared + vlen
+
+
+def _key_bytes(block: bytes) -> int:
+    """Bytes the keys of one block take once their shared prefixes are spelled out (a few kilobytes can share a
+    megabyte prefix thousands of times): counted before any key is made."""
+    return sum(shared + end - start for shared, start, end, _, _ in _block_rows(block))
+
+
+def _block_entries(block: bytes):
+    """Key/value pairs of one block."""
+    key = b""
+    for shared, start, end, vstart, vend in _block_rows(block):
+        key = key[:shared] + block[start:end]
+        yield key, block[vstart:vend]
 
 
 def _handle(data: bytes, pos: int = 0) -> tuple[tuple[int, int], int]:
@@ -147,16 +174,26 @@ def _handle(data: bytes, pos: int = 0) -> tuple[tuple[int, int], int]:
     return (offset, size), pos
 
 
-def read_table(buf: bytes) -> dict[bytes, bytes]:
-    """All key/value pairs of a LevelDB-format table."""
+def read_table(buf: bytes, where: str = "the table") -> dict[bytes, bytes]:
+    """All key/value pairs of a LevelDB-format table. Its data blocks must lie one after another before the index
+    block, as every table writer leaves them: an index that names one block many times would have it read as
+    often. The keys' size is checked against the memory limit before they are made."""
     if len(buf) < _FOOTER or struct.unpack_from("<Q", buf, len(buf) - 8)[0] != _MAGIC:
         raise ValueError("not a table file (bad footer)")
     footer = buf[len(buf) - _FOOTER:]
     _, pos = _handle(footer)  # the metaindex block: unused
     index_handle, _ = _handle(footer, pos)
-    table = {}
+    blocks, end = [], 0
     for _, value in _block_entries(_block(buf, index_handle)):
-        table.update(_block_entries(_block(buf, _handle(value)[0])))
+        handle = _handle(value)[0]
+        if handle[0] < end or handle[0] + handle[1] + 5 > index_handle[0]:
+            raise ValueError(f"data block at byte {handle[0]} overlaps another block or the index")
+        end = handle[0] + handle[1] + 5
+        blocks.append(_block(buf, handle))
+    limits.check_memory(sum(map(_key_bytes, blocks)), "the keys of the table", where=where, backed_by=len(buf))
+    table = {}
+    for data in blocks:
+        table.update(_block_entries(data))
     return table
 
 
@@ -167,7 +204,7 @@ class TensorBundle:
         self.prefix = Path(prefix)
         index = Path(f"{prefix}.index")
         try:
-            table = read_table(index.read_bytes())
+            table = read_table(index.read_bytes(), str(index))
             header = tfproto.parse("BundleHeaderProto", table.pop(b""))
             self.entries = {k.decode(): tfproto.parse("BundleEntryProto", v) for k, v in table.items()}
             for key, entry in self.entries.items():
@@ -179,6 +216,45 @@ class TensorBundle:
         if header.endianness != 0:
             raise InputError("big-endian checkpoints are not supported", where=str(index))
         self.num_shards = header.num_shards
+        self._check_entries(str(index))
+
+    def _check_entries(self, where: str) -> None:
+        """Each entry's place and size, before any tensor is read: its shape has no negative dimension, its size
+        is what its shape and dtype take (TensorFlow's reader checks the same), it lies in an existing shard and
+        inside that file, and no two entries share bytes. TensorFlow would read overlapping entries, but its
+        writer never makes them, and they would let a small data file be read as many tensors as the index
+        names."""
+        spans: dict[int, list[tuple[int, int, str]]] = {}
+        for key, entry in self.entries.items():
+            dims = [d.size for d in entry.shape.dim]
+            if any(d < 0 for d in dims) or entry.shape.unknown_rank:
+                raise InputError(f"tensor '{key}' has a negative or unknown dimension in shape {dims}", where=where)
+            if not 0 <= entry.shard_id < self.num_shards:
+                raise InputError(f"tensor '{key}' is in shard {entry.shard_id}, but the checkpoint has "
+                                 f"{self.num_shards}", where=where)
+            if entry.offset < 0 or entry.size < 0:
+                raise InputError(f"tensor '{key}' has offset {entry.offset} and size {entry.size}; neither may be "
+                                 "negative", where=where)
+            if len(entry.slices):
+                continue  # refused when read
+            np_type = tfattrs.DTYPES.get(entry.dtype, (None, None))[1]
+            count = math.prod(dims)
+            if np_type is object and count > entry.size:  # each string takes at least a byte for its length
+                raise InputError(f"string tensor '{key}' has {count} strings in {entry.size} bytes", where=where)
+            if np_type not in (None, object) and count * np.dtype(np_type).itemsize != entry.size:
+                raise InputError(f"tensor '{key}' has {entry.size} bytes for {np.dtype(np_type)} shape {dims}",
+                                 where=where)
+            if entry.size:
+                spans.setdefault(entry.shard_id, []).append((entry.offset, entry.offset + entry.size, key))
+        for shard, shard_spans in spans.items():
+            shard_spans.sort()
+            for (_, end, first), (start, _, second) in itertools.pairwise(shard_spans):
+                if start < end:
+                    raise InputError(f"tensors '{first}' and '{second}' overlap in the variables data", where=where)
+            path = self.shard_path(shard)
+            if path.is_file() and shard_spans[-1][1] > path.stat().st_size:
+                raise InputError(f"tensor '{shard_spans[-1][2]}' lies past the end of the file (truncated?)",
+                                 where=str(path))
 
     def shard_path(self, shard: int) -> Path:
         return Path(f"{self.prefix}.data-{shard:05d}-of-{self.num_shards:05d}")
@@ -220,9 +296,7 @@ class TensorBundle:
             np_type = tfattrs.numpy_dtype(entry.dtype)
         except ValueError as e:
             raise InputError(f"tensor '{key}': {e}", where=where) from None
-        count = int(np.prod(dims, dtype=np.int64))
-        if np_type != np.dtype(object) and count * np_type.itemsize != entry.size:
-            raise InputError(f"tensor '{key}' has {entry.size} bytes for shape {dims}", where=where)
+        count = math.prod(dims)
         data = self._tensor_bytes(key, entry.shard_id, entry.offset, entry.size)
         if np_type == np.dtype(object):
             values, checked = _strings(bytes(data), dims, key, where)
@@ -236,7 +310,7 @@ class TensorBundle:
 def _strings(data: bytes, dims: tuple, key: str, where: str) -> tuple[np.ndarray, bytes]:
     """A string tensor (varint lengths, a masked CRC32C of the lengths, then the bytes), and the bytes its
     checksum covers: TensorFlow sums each length as a 4-byte integer (8 bytes past 4 GiB), not as its varint."""
-    count = int(np.prod(dims, dtype=np.int64))
+    count = math.prod(dims)
     try:
         lengths, pos = [], 0
         for _ in range(count):
