@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from irc import limits
 from irc.errors import InputError
 
 NPY_MAGIC = b"\x93NUMPY"
@@ -45,7 +46,7 @@ def load_arrays(path: str | os.PathLike, what: str, error: type[InputError] = In
         with data:
             return {key: data[key] for key in data.files}
     except InputError as e:
-        raise error(f"the {what} {e.message}", where=where, hint=hint) from None
+        raise error(f"the {what} {e.message}", where=where, hint=e.hint or hint) from None
     except MemoryError:
         raise error(f"the {what} declares an array larger than memory (a corrupt header?)", where=where,
                     hint=hint) from None
@@ -61,7 +62,12 @@ def _check_declared_sizes(path: Path, head: bytes) -> None:
         _check_header(functools.partial(path.open, "rb"), path.stat().st_size, "")
         return
     with zipfile.ZipFile(path) as zf:
-        for info in zf.infolist():
+        infos = zf.infolist()
+        # What the members inflate to, from the archive's directory, before any is inflated: 1 MB of zip can
+        # declare (and hold) a gibibyte of zeros. Python's zipfile never inflates a member past its declared size.
+        declared = sum(info.file_size for info in infos)
+        limits.check_memory(declared, "inflated", backed_by=path.stat().st_size)
+        for info in infos:
             _check_header(functools.partial(zf.open, info), info.file_size, f" (array {info.filename!r})")
 
 
