@@ -158,7 +158,7 @@ def check_expansion(count: int, source_nodes: int, what: str, *, where: str | No
     factor = current().max_expansion
     if factor is None or count <= max(EXPANSION_FLOOR, factor * source_nodes):
         return
-    raise InputError(f"{what} would make {count:,} nodes from the {source_nodes:,} the input holds, more than "
+    raise InputError(f"{what} would make {count:,} nodes from the {source_nodes:,} in the input, more than "
                      f"{factor} times as many", where=where,
                      hint=f"give {FLAG['max_nodes']} or {ENV['max_nodes']} to allow up to that many nodes if you "
                           "trust this input")

@@ -57,9 +57,9 @@ def tensor_attr(dtype: int, shape, *, content: bytes = b"", float_val=(), int_va
 
 
 def const_graphdef(shape, *, content: bytes = b"", float_val=(1.0,)) -> bytes:
-    """x: f32[1,4] plus a Const of ``shape`` (its values one float_val, or ``content``) that an AddV2 reads."""
+    """x: f32[1] plus a Const of ``shape`` (its values one float_val, or ``content``) that an AddV2 reads."""
     gd = MESSAGES["GraphDef"]()
-    placeholder(gd)
+    placeholder(gd, shape=(1,))
     add_node(gd, "big", "Const", dtype=FLOAT,
              value=tensor_attr(FLOAT, shape, content=content, float_val=() if content else float_val))
     add_node(gd, "y", "AddV2", ["x", "big"], T=FLOAT)
