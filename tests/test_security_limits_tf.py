@@ -20,6 +20,7 @@ from irc.frontends.tfproto import MESSAGES
 from irc.npfiles import load_arrays
 from tests import tf_crafted as craft
 from tests.hostile import assert_refused, run_irc
+from tests.tf_crafted import KERNEL, real_rows, with_entry, zip_bomb
 
 TINY = craft.GOOD_SAVEDMODEL.parent / "tiny.irc"
 
@@ -109,35 +110,6 @@ def test_malformed_constants_are_input_errors(tmp_path, shape, content, fragment
 
 
 # ---- checkpoints --------------------------------------------------------------------------------------------------
-def real_rows() -> list[tuple[bytes, bytes]]:
-    """The tiny SavedModel's own index entries, to rebuild its index with one defect each."""
-    from irc.frontends.tensor_bundle import read_table
-
-    index = craft.GOOD_SAVEDMODEL / "variables" / "variables.index"
-    return sorted(read_table(index.read_bytes()).items())
-
-
-def with_entry(key: str, **fields) -> bytes:
-    """The real index with one entry's fields changed (shape given as a list of dims)."""
-    rows = []
-    for k, v in real_rows():
-        if k == key.encode():
-            entry = MESSAGES["BundleEntryProto"].FromString(v)
-            for name, value in fields.items():
-                if name == "shape":
-                    del entry.shape.dim[:]
-                    for dim in value:
-                        entry.shape.dim.add(size=dim)
-                else:
-                    setattr(entry, name, value)
-            v = entry.SerializeToString()
-        rows.append((k, v))
-    return craft.table([craft.block(rows)])
-
-
-KERNEL = "variables/0/.ATTRIBUTES/VARIABLE_VALUE"
-
-
 def test_the_index_writer_here_makes_indexes_irc_reads(tmp_path):
     """The crafted indexes below differ from a good one only in their defect."""
     model = craft.savedmodel_with_index(tmp_path / "model", craft.table([craft.block(real_rows())]))
@@ -189,18 +161,6 @@ def test_a_key_may_share_only_what_the_key_before_it_has(tmp_path):
 
 
 # ---- .npz archives ------------------------------------------------------------------------------------------------
-def zip_bomb(nbytes: int, name: str = "x.npy", shape=None) -> bytes:
-    """An .npz whose one float32 member is ``nbytes`` of zeros, deflated."""
-    shape = shape or (nbytes // 16, 1, 4)
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf, zf.open(name, "w", force_zip64=True) as f:
-        np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False, "shape": shape})
-        chunk = bytes(min(nbytes, 1 << 20))
-        for _ in range(nbytes // len(chunk)):
-            f.write(chunk)
-    return buffer.getvalue()
-
-
 @pytest.fixture(scope="module")
 def gibibyte_bomb(tmp_path_factory):
     path = tmp_path_factory.mktemp("bomb") / "bomb.npz"

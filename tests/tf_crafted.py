@@ -7,13 +7,15 @@ Used by tests/test_security_limits_tf.py and the TF reader fuzzers; the layouts 
 
 from __future__ import annotations
 
+import io
 import shutil
 import struct
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from irc.frontends.tensor_bundle import crc32c
+from irc.frontends.tensor_bundle import crc32c, read_table
 from irc.frontends.tfproto import MESSAGES
 
 FLOAT, INT32, STRING = 1, 3, 7
@@ -181,11 +183,43 @@ def savedmodel_with_index(root: Path, index: bytes, data: bytes | None = None) -
     return root
 
 
-def honest_index(tensors: dict[str, np.ndarray]) -> tuple[bytes, bytes]:
-    """The index and data file of a checkpoint holding ``tensors`` (float32), laid out as TensorFlow does."""
-    data, rows = bytearray(), [(b"", header())]
-    for key in sorted(tensors):
-        raw = np.ascontiguousarray(tensors[key], np.float32).tobytes()
-        rows.append((key.encode(), entry(FLOAT, tensors[key].shape, len(data), data=raw)))
-        data += raw
-    return table([block(rows)]), bytes(data)
+KERNEL = "variables/0/.ATTRIBUTES/VARIABLE_VALUE"  # the Dense kernel of the tiny SavedModel
+
+
+def real_rows() -> list[tuple[bytes, bytes]]:
+    """The tiny SavedModel's own index entries, to rebuild its index with one defect each."""
+    index = GOOD_SAVEDMODEL / "variables" / "variables.index"
+    return sorted(read_table(index.read_bytes()).items())
+
+
+def with_entry(key: str, **fields) -> bytes:
+    """The real index with one entry's fields changed (shape given as a list of dims)."""
+    rows = []
+    for k, v in real_rows():
+        if k == key.encode():
+            entry = MESSAGES["BundleEntryProto"].FromString(v)
+            for name, value in fields.items():
+                if name == "shape":
+                    del entry.shape.dim[:]
+                    for dim in value:
+                        entry.shape.dim.add(size=dim)
+                else:
+                    setattr(entry, name, value)
+            v = entry.SerializeToString()
+        rows.append((k, v))
+    return table([block(rows)])
+
+
+# ---- .npz archives ---------------------------------------------------------------------------------------------
+def zip_bomb(nbytes: int, name: str = "x.npy", shape=None) -> bytes:
+    """An .npz whose one float32 member is ``nbytes`` of zeros, deflated."""
+    shape = shape or (nbytes // 16, 1, 4)
+    buffer = io.BytesIO()
+    member = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))  # the same bytes each time
+    member.compress_type = zipfile.ZIP_DEFLATED
+    with zipfile.ZipFile(buffer, "w") as zf, zf.open(member, "w", force_zip64=True) as f:
+        np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False, "shape": shape})
+        chunk = bytes(min(nbytes, 1 << 20))
+        for _ in range(nbytes // len(chunk)):
+            f.write(chunk)
+    return buffer.getvalue()

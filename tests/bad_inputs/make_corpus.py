@@ -277,6 +277,39 @@ def make_graphdefs() -> None:
     del keras
 
 
+# ---- limits: small files that describe huge work (issue 14), built without TensorFlow ---------------------------
+def make_limits() -> None:
+    """Each needs a limit to be refused: a GraphDef whose functions call each other twice, twenty deep (a million
+    nodes from 1.7 KB), a recursive one, a one-value Const of 2^28 floats, a negative dim; checkpoint indexes with
+    a negative offset or dim, overlapping tensors, one data block named twice, keys sharing a 64 KiB prefix 4,500
+    times; an .npz member that inflates 260 MiB of zeros from a quarter of a megabyte."""
+    from tests import tf_crafted as craft
+    from tests.tf_crafted import KERNEL, real_rows, with_entry, zip_bomb
+
+    _write("pb/function_call_tree.pb", craft.call_tree_graphdef(20))
+    recursive = craft.MESSAGES["GraphDef"].FromString(craft.call_tree_graphdef(2))
+    for node in recursive.library.function[1].node_def:
+        node.op = "f0"
+    _write("pb/recursive_functions.pb", recursive.SerializeToString(deterministic=True))
+    _write("pb/splat_const_2_28.pb", craft.const_graphdef((2**28,)))
+    _write("pb/const_negative_dim.pb", craft.const_graphdef((-3, 4)))
+
+    def savedmodel(name: str, index: bytes) -> None:
+        root = HERE / "savedmodel" / name
+        shutil.rmtree(root, ignore_errors=True)
+        craft.savedmodel_with_index(root, index)
+
+    savedmodel("ckpt_negative_offset", with_entry(KERNEL, offset=-64))
+    savedmodel("ckpt_negative_dim", with_entry(KERNEL, shape=[-4, 2]))
+    savedmodel("ckpt_overlapping_tensors", with_entry(KERNEL, offset=8))
+    rows = real_rows()
+    savedmodel("ckpt_block_named_twice", craft.table([craft.block(rows[:3]), craft.block(rows[3:])], [0, 1, 0]))
+    prefix = b"k" * (64 << 10)
+    shared = [(0, b"", craft.header()), (0, prefix, b"")] + [(64 << 10, b"%04d" % i, b"") for i in range(4500)]
+    savedmodel("ckpt_shared_key_prefix", craft.table([craft.block(shared)]))
+    _write("calibration/zip_bomb.npz", zip_bomb(260 << 20))
+
+
 # ---- arrays: run --input, --calibration, --weights ----------------------------------------------------------
 def make_arrays() -> None:
     x = np.linspace(-1, 1, 4, dtype=np.float32).reshape(1, 4)
@@ -381,6 +414,7 @@ def main() -> int:
         make_keras_files(Path(tmp))
     make_graphdefs()
     make_hostile()
+    make_limits()
     files = [p for name in GENERATED_DIRS for p in (HERE / name).rglob("*") if p.is_file()]
     print(f"wrote {len(files)} files under {HERE}")
     return 0
