@@ -74,7 +74,7 @@ def call_tree_graphdef(depth: int, fanout: int = 2, leaf_ops: int = 1, calls: st
     as the op) or "partitioned" (PartitionedCall with attribute f)."""
     gd = MESSAGES["GraphDef"]()
     placeholder(gd)
-    _call(gd, "call", "f0", "x", calls)
+    call_node(gd, "call", "f0", "x", calls)
     for i in range(depth + 1):
         fn = gd.library.function.add()
         fn.signature.name = f"f{i}"
@@ -87,14 +87,14 @@ def call_tree_graphdef(depth: int, fanout: int = 2, leaf_ops: int = 1, calls: st
                 prev = f"r{k}:activations:0"
         else:
             for k in range(fanout):
-                _call(fn, f"c{k}", f"f{i + 1}", prev, calls)
+                call_node(fn, f"c{k}", f"f{i + 1}", prev, calls)
                 prev = f"c{k}:{'out' if calls == 'direct' else 'output'}:0"
         fn.ret.add(key="out", value=prev)
     add_node(gd, "y", "Relu", ["call"], T=FLOAT)
     return gd.SerializeToString()
 
 
-def _call(container, name: str, fname: str, arg: str, calls: str):
+def call_node(container, name: str, fname: str, arg: str, calls: str):
     if calls == "direct":
         return add_node(container, name, fname, [arg])
 
