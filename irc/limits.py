@@ -26,7 +26,7 @@ from irc.errors import InputError, UsageError
 
 MiB = 1 << 20
 GiB = 1 << 30
-EXPANSION_FLOOR = 10_000  # nodes any input may grow to, however small it is
+EXPANSION_FLOOR = 4096  # nodes any input may grow to, however small it is
 
 
 @dataclass(frozen=True)
@@ -151,13 +151,21 @@ def check_nodes(count: int, what: str, *, where: str | None = None) -> None:
                      hint=f"raise the limit with {FLAG['max_nodes']} or {ENV['max_nodes']} if you trust this input")
 
 
+def expansion_allowed(source_nodes: int) -> int:
+    """The most nodes ``check_expansion`` lets a graph grow to from ``source_nodes``."""
+    limits = current()
+    if limits.max_expansion is None:
+        return limits.max_nodes
+    return min(limits.max_nodes, max(EXPANSION_FLOOR, limits.max_expansion * source_nodes))
+
+
 def check_expansion(count: int, source_nodes: int, what: str, *, where: str | None = None) -> None:
     """``check_nodes`` for a graph grown from a smaller description (function inlining): unless the user set the
     node limit, also refuses more than ``max_expansion`` nodes per node of the input (``source_nodes``)."""
     check_nodes(count, what, where=where)
-    factor = current().max_expansion
-    if factor is None or count <= max(EXPANSION_FLOOR, factor * source_nodes):
+    if count <= expansion_allowed(source_nodes):
         return
+    factor = current().max_expansion
     raise InputError(f"{what} would make {count:,} nodes from the {source_nodes:,} in the input, more than "
                      f"{factor} times as many", where=where,
                      hint=f"give {FLAG['max_nodes']} or {ENV['max_nodes']} to allow up to that many nodes if you "

@@ -223,3 +223,54 @@ def zip_bomb(nbytes: int, name: str = "x.npy", shape=None) -> bytes:
         for _ in range(nbytes // len(chunk)):
             f.write(chunk)
     return buffer.getvalue()
+
+
+def nested_loops_graphdef(depth: int, trips: int = 4096) -> bytes:
+    """x: f32[1] through ``depth`` While loops nested in one another's bodies, each running ``trips`` times (a
+    constant trip count irc unrolls): trips**depth body runs from a few dozen nodes."""
+    gd = MESSAGES["GraphDef"]()
+    placeholder(gd, shape=(1,))
+    _loop(gd, "loop", "x", 0, trips)
+    add_node(gd, "y", "Relu", ["loop:1"], T=FLOAT)
+    for level in range(depth):
+        cond = gd.library.function.add()
+        _signature(cond, f"cond{level}", ["i", "v"], [(INT32, "i"), (FLOAT, "v")], [(10, "less")])
+        add_node(cond, "n", "Const", dtype=INT32, value=tensor_attr(INT32, (), int_val=[trips]))
+        add_node(cond, "less", "Less", ["i", "n:output:0"], T=INT32)
+        cond.ret.add(key="less", value="less:z:0")
+        body = gd.library.function.add()
+        _signature(body, f"body{level}", ["i", "v"], [(INT32, "i"), (FLOAT, "v")], [(INT32, "i2"), (FLOAT, "v2")])
+        add_node(body, "one", "Const", dtype=INT32, value=tensor_attr(INT32, (), int_val=[1]))
+        add_node(body, "next", "AddV2", ["i", "one:output:0"], T=INT32)
+        if level + 1 < depth:
+            _loop(body, "inner", "v", level + 1, trips)
+            value = "inner:output:1"
+        else:
+            add_node(body, "relu", "Relu", ["v"], T=FLOAT)
+            value = "relu:activations:0"
+        body.ret.add(key="i2", value="next:z:0")
+        body.ret.add(key="v2", value=value)
+    return gd.SerializeToString()
+
+
+def _signature(fn, name: str, _args, inputs, outputs) -> None:
+    fn.signature.name = name
+    for dtype, arg in inputs:
+        fn.signature.input_arg.add(name=arg, type=dtype)
+    for dtype, arg in outputs:
+        fn.signature.output_arg.add(name=arg, type=dtype)
+
+
+def _loop(container, name: str, value: str, level: int, trips: int) -> None:
+    """A While over (i = 0, value) with cond{level} and body{level}."""
+    add_node(container, f"{name}_zero", "Const", dtype=INT32, value=tensor_attr(INT32, (), int_val=[0]))
+    zero = f"{name}_zero" if hasattr(container, "node") else f"{name}_zero:output:0"
+
+    def func(fname):
+        def edit(attr):
+            attr.func.name = fname
+        return edit
+
+    def types(attr):
+        attr.list.type.extend([INT32, FLOAT])
+    add_node(container, name, "While", [zero, value], T=types, cond=func(f"cond{level}"), body=func(f"body{level}"))

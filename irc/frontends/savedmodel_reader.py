@@ -202,7 +202,10 @@ class _Reader:
             raise FastPathUnsupported("the checkpoint has no object graph (a TF1 checkpoint?)",
                                       where=str(bundle.prefix) + ".index")
         try:
-            ckpt = tfproto.parse("TrackableObjectGraph", bundle.read("_CHECKPOINTABLE_OBJECT_GRAPH")[()])
+            graph = bundle.read("_CHECKPOINTABLE_OBJECT_GRAPH")
+            if graph.dtype != object or graph.shape != ():
+                raise ValueError(f"the object graph is a {graph.dtype} tensor of shape {list(graph.shape)}, not a string")
+            ckpt = tfproto.parse("TrackableObjectGraph", graph[()])
             tfproto.check_layout(ckpt, "the object graph")
         except ValueError as e:
             raise InputError(f"unreadable checkpoint: {e}", where=str(bundle.prefix)) from None

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Mapping
 
+from irc import limits
 from irc.errors import InputError, UnsupportedOpError, UsageError
 from irc.frontends.lowering.context import CannotLower, Lowerer, TensorList, ref_value, tf_dtype
 from irc.frontends.tfgraph import TFGraph, TFNode
@@ -147,6 +148,10 @@ def lower_nodes(cx: Lowerer, nodes: list[TFNode], env: dict[str, list]) -> None:
         for node in nodes:
             if node.op in _DRIVER_OPS and node.name in env:
                 continue
+            cx.lowered += 1
+            if cx.lowered > cx.max_lowered:
+                limits.check_expansion(cx.lowered, cx.source_nodes, "unrolling the model's loops and calls",
+                                       where=cx.tfgraph.source)
             env[node.name] = lower_node(cx, node, _read_inputs(cx, node, env))
     finally:
         cx.node, cx.loc = saved

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from irc import limits
 from irc.frontends.tfgraph import TFGraph, TFNode, split_ref
 from irc.ir.graph import Graph, Location, Value
 from irc.ir.types import Dim, DType, SymDim, TensorType
@@ -62,6 +63,11 @@ class Lowerer:
         self.sym_sources: dict[SymDim, tuple[Value, int]] = {}  # a value having the dim, and the axis
         self._masks: dict[tuple[SymDim, int, int], Value] = {}
         self._folded: dict[tuple, list[Value]] = {}  # (op, operands, attrs) -> folded results, reused in loops
+        # TF nodes lowered so far, counting each unrolled iteration and each inlined branch again: loops nested in
+        # loops would otherwise lower a few nodes billions of times.
+        self.lowered = 0
+        self.source_nodes = len(tfgraph.nodes) + sum(len(fn.nodes) for fn in tfgraph.functions.values())
+        self.max_lowered = limits.expansion_allowed(self.source_nodes)
 
     # ----- building ---------------------------------------------------------------------------------------------
     def add(self, op: str, operands: Sequence[Value] = (), attrs: dict[str, Any] | None = None,
