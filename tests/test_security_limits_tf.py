@@ -76,6 +76,20 @@ def test_inlining_is_counted_from_the_input(tmp_path):
         read_graphdef_bytes(data, "t.pb")
 
 
+def test_loops_nested_in_loops_are_refused_while_unrolling(tmp_path):
+    model = write(tmp_path, "loops.pb", craft.nested_loops_graphdef(3))  # 4096**3 body runs from 21 nodes
+    assert_refused(dump(tmp_path, model), codes=(1,),
+                   fragment="unrolling the model's loops and calls would make 4,097 nodes from the 21 in the input")
+
+
+def test_nested_loops_unroll_when_the_node_limit_is_given(tmp_path):
+    model = write(tmp_path, "loops.pb", craft.nested_loops_graphdef(2, trips=40))  # 1,600 Relus
+    assert_refused(dump(tmp_path, model), codes=(1,), fragment="more than 100 times as many")
+    outcome = dump(tmp_path, model, "--max-nodes", "50000")
+    assert outcome.returncode == 0, outcome.describe()
+    assert (tmp_path / "out.irc").read_text().count("= relu(") == 40 * 40 + 1
+
+
 # ---- constants ----------------------------------------------------------------------------------------------
 def test_a_one_value_constant_of_a_huge_shape_is_refused(tmp_path):
     model = write(tmp_path, "splat.pb", craft.const_graphdef((2**28,)))
