@@ -26,7 +26,7 @@ from irc.errors import InputError, UsageError
 
 MiB = 1 << 20
 GiB = 1 << 30
-EXPANSION_FLOOR = 4096  # nodes any input may grow to, however small it is
+EXPANSION_FLOOR = 2048  # nodes any input may grow to, however small it is
 
 
 @dataclass(frozen=True)
