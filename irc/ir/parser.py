@@ -124,18 +124,16 @@ def _int_range(dtype: DType) -> tuple[int, int]:
     return int(info.min), int(info.max)
 
 
-@functools.cache
-def _overflows_at(dtype: DType) -> float:
-    """The smallest magnitude that rounds to infinity in ``dtype`` (halfway past the largest finite value)."""
-    if dtype is DType.f64:
-        return math.inf
-    if dtype is DType.bf16:
-        import ml_dtypes
+# (maxexp, nmant) of each float format narrower than Python's float, as numpy.finfo gives them
+_FLOAT_FORMATS = {DType.f16: (16, 10), DType.bf16: (128, 7), DType.f32: (128, 23)}
 
-        info = ml_dtypes.finfo(dtype.numpy)
-    else:
-        info = np.finfo(dtype.numpy)
-    return 2.0 ** info.maxexp - 2.0 ** (info.maxexp - info.nmant - 2)
+
+def _overflows_at(dtype: DType) -> float:
+    """The smallest magnitude that rounds to infinity in ``dtype``: halfway past its largest finite value."""
+    if dtype not in _FLOAT_FORMATS:
+        return math.inf  # f64: float() itself gives inf
+    maxexp, nmant = _FLOAT_FORMATS[dtype]
+    return 2.0 ** maxexp - 2.0 ** (maxexp - nmant - 2)
 
 
 def _item(dtype: DType, tok: Token):
