@@ -125,6 +125,15 @@ def test_attribute_numbers_fit_64_bits(attr, fragment, tmp_path):
     assert_refused(run_irc(["dump", "m.irc"], cwd=tmp_path), codes=(1,), fragment=fragment)
 
 
+def test_an_opaque_ops_attribute_nested_50000_deep(tmp_path):
+    """An opaque op keeps attributes it does not know, which the printer walks recursively: nesting is bounded."""
+    deep = "[" * 50_000 + "1" + "]" * 50_000
+    (tmp_path / "m.irc").write_text(f'graph @g(%x: f32[1]) {{\n  %0 = "tf.Foo"(%x) {{node_def = b64"", deep = {deep}}}'
+                                    f' : f32[1]\n  return %0 as "y"\n}}\n')
+    outcome = run_irc(["dump", "m.irc"], cwd=tmp_path)
+    assert_refused(outcome, codes=(1,), fragment="m.irc:2:50014: attribute lists nest more than 32 deep")
+
+
 def test_literals_at_every_dtypes_bounds_read_exactly():
     from irc.ir.parser import parse
 

@@ -49,6 +49,9 @@ class _Head:
 
 
 _head: ContextVar[_Head | None] = ContextVar("irc_parse_tensor_head", default=None)
+# How deep each attribute list read so far nests, by id (set by parse()).
+_depths: ContextVar[dict[int, int]] = ContextVar("irc_parse_list_depths")
+MAX_LIST_DEPTH = 32  # irc's deepest attribute kind is a list of int lists
 
 
 class _Fail(Exception):
@@ -197,8 +200,14 @@ class _Build(Transformer):
     def dtype_value(self, tok):
         return DType(str(tok))
 
-    def list_value(self, *items):
-        return tuple(i for i in items if i is not None)
+    def list_value(self, opening, *rest):
+        items = tuple(i for i in rest if i is not None and not (isinstance(i, Token) and i.type in ("COMMA", "RSQB")))
+        depths = _depths.get()
+        depth = 1 + max((depths.get(id(i), 1) for i in items if isinstance(i, tuple)), default=0)
+        if depth > MAX_LIST_DEPTH:  # every consumer of attributes (printer, verifier, emitters) may recurse
+            raise _Fail(opening, f"attribute lists nest more than {MAX_LIST_DEPTH} deep")
+        depths[id(items)] = depth  # the parse holds every list, so ids stay unique until it ends
+        return items
 
     def numbers(self, *items):
         return tuple(i if isinstance(i, float) else _float(i) for i in items if i is not None)
@@ -327,7 +336,7 @@ class _Build(Transformer):
 
 def parse(text: str, source: str = "<string>", weights: Mapping[str, np.ndarray] | None = None) -> Graph:
     """Parses irc text into a Graph. ``weights`` resolves elided constants by hash (from a ``--weights`` file)."""
-    reset, reset_head = _weights.set(weights), _head.set(None)
+    reset, reset_head, reset_depths = _weights.set(weights), _head.set(None), _depths.set({})
     collecting = gc.isenabled()
     gc.disable()  # parsing allocates millions of objects and no cycles: collecting as it goes doubles the time
     try:
@@ -349,6 +358,7 @@ def parse(text: str, source: str = "<string>", weights: Mapping[str, np.ndarray]
     finally:
         _weights.reset(reset)
         _head.reset(reset_head)
+        _depths.reset(reset_depths)
         if collecting:
             gc.enable()
 
