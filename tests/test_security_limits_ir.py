@@ -12,7 +12,7 @@ import resource
 import numpy as np
 import pytest
 
-from irc.backends.tflite import flatbuffer
+from irc.formats.tflite import flatbuffer
 from irc.ir.types import DType
 from tests.hostile import MAX_PEAK_MB, MAX_SECONDS, assert_refused, run_irc
 

@@ -135,7 +135,7 @@ def make_tflite() -> None:
 def make_tflite_sizes() -> None:
     """Files whose sizes are out of proportion to their bytes (issue 14). ``make_corpus.py sizes`` writes these
     and the .irc files without the rest, whose TensorFlow-written bytes change with every regeneration."""
-    from irc.backends.tflite import flatbuffer
+    from irc.formats.tflite import flatbuffer
 
     def model(code: str, tensors, operands, buffers) -> bytes:
         """One operator reading ``operands`` and writing the last tensor; tensor 0 is the graph input."""
