@@ -4,13 +4,15 @@ Any bytes give an irc graph or an IrcError naming the file. Two sources: byte-le
 the flatbuffer layer and the validator must catch), and models edited as dataclasses and written without the
 writer's validation (well-formed flatbuffers that lie: shapes, types, indices and operator codes that do not fit
 together, which the validator and the frontend must catch). A graph that is read must survive the verifier and
-the printer. The budget is tests/bad_inputs/fuzzing.py's (``IRC_FUZZ_EXAMPLES``).
+the printer. Two targeted sources more: one tensor listed thousands of times as an input or output, and shape
+arithmetic (TILE, BROADCAST_TO of a constant) of any size. The budget is tests/bad_inputs/fuzzing.py's (``IRC_FUZZ_EXAMPLES``).
 """
 
 from __future__ import annotations
 
 import copy
 
+import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -69,7 +71,7 @@ def lying_models(draw) -> bytes:
     index = st.integers(-1, n)
     for _ in range(draw(st.integers(1, 4))):
         edit = draw(st.sampled_from(["shape", "type", "buffer", "inputs", "outputs", "opcode", "graph_io",
-                                     "quantization", "drop_op", "swap_ops"]))
+                                     "quantization", "drop_op", "swap_ops", "repeat_io"]))
         t = sg.tensors[draw(st.integers(0, n - 1))]
         op = sg.operators[draw(st.integers(0, len(sg.operators) - 1))] if sg.operators else None
         if edit == "shape":
@@ -95,6 +97,9 @@ def lying_models(draw) -> bytes:
                 quantized_dimension=draw(st.integers(0, 4)))
         elif edit == "drop_op" and sg.operators:
             del sg.operators[draw(st.integers(0, len(sg.operators) - 1))]
+        elif edit == "repeat_io":  # one tensor listed thousands of times: read in linear time
+            setattr(sg, draw(st.sampled_from(["inputs", "outputs"])),
+                    [draw(st.integers(0, n - 1))] * draw(st.sampled_from([2, 100, 5000])))
         elif edit == "swap_ops" and len(sg.operators) > 1:
             i, j = draw(st.integers(0, len(sg.operators) - 1)), draw(st.integers(0, len(sg.operators) - 1))
             sg.operators[i], sg.operators[j] = sg.operators[j], sg.operators[i]
@@ -106,4 +111,29 @@ def lying_models(draw) -> bytes:
 @fuzz_settings()
 @given(lying_models())
 def test_models_whose_fields_do_not_fit_together(data):
+    check(data)
+
+
+@st.composite
+def shape_arithmetic_models(draw) -> bytes:
+    """TILE or BROADCAST_TO of an int32 constant by sizes that may be huge: what the reader evaluates as it reads
+    must be sized first (a 1 KB file must not make it compute a gigabyte)."""
+    code = draw(st.sampled_from(["TILE", "BROADCAST_TO"]))
+    sizes = draw(st.lists(st.sampled_from([0, 1, 3, 4096, 4097, 2**16, 2**28, 2**31 - 1, -1]), min_size=1,
+                          max_size=3))
+    value = np.arange(1 if code == "BROADCAST_TO" else len(sizes), dtype=np.int32)
+    tensors = [flatbuffer.Tensor("x", [1], "INT32"), flatbuffer.Tensor("c", list(value.shape), "INT32", buffer=1),
+               flatbuffer.Tensor("sizes", [len(sizes)], "INT32", buffer=2),
+               flatbuffer.Tensor("out", [max(s, 1) for s in sizes], "INT32")]
+    model = flatbuffer.TFLModel(
+        operator_codes=[flatbuffer.OperatorCode(code)],
+        subgraphs=[flatbuffer.SubGraph(tensors=tensors, inputs=[0], outputs=[3],
+                                       operators=[flatbuffer.Operator(0, inputs=[1, 2], outputs=[3])])],
+        buffers=[flatbuffer.Buffer(), flatbuffer.Buffer(value), flatbuffer.Buffer(np.int32(sizes))])
+    return flatbuffer._Writer(1 << 12).model(model, flatbuffer._Plan.of(model), None)
+
+
+@fuzz_settings()
+@given(shape_arithmetic_models())
+def test_shape_arithmetic_of_any_size(data):
     check(data)

@@ -55,8 +55,14 @@ def command(model, inputs, random_seed, output, **options):
         raise UsageError("give either --input or --random, not both")
     if not inputs and random_seed is None:
         raise UsageError("give the model's inputs with --input NAME=FILE.npy (or --random SEED)")
-    feed = random_inputs(graph, random_seed) if random_seed is not None else read_inputs(inputs, graph)
-    outputs = run(graph, feed)
+    if random_seed is not None and random_seed < 0:
+        raise UsageError(f"--random: the seed is a whole number from 0 up, not {random_seed}")
+    feed = read_inputs(inputs, graph) if random_seed is None else None
+    try:
+        outputs = run(graph, random_inputs(graph, random_seed) if feed is None else feed)
+    except InputError as error:  # name the model as well as the node or input
+        error.where = f"{model}: {error.where}" if error.where else model
+        raise
     if output is not None:  # "" too: refused as an output path, not skipped
         buffer = io.BytesIO()
         np.savez(buffer, **outputs)

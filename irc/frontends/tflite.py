@@ -46,6 +46,11 @@ DTYPES = {
     "UINT8": DType.u8, "INT16": DType.i16, "INT32": DType.i32, "INT64": DType.i64, "BOOL": DType.bool,
     "STRING": DType.str,
 }
+# Shape arithmetic is evaluated as the file is read only while it is the size of shapes, axes and paddings (which
+# is all the importers read of it): a larger integer result, or more of them in all, stays a node of the graph,
+# so a 1 KB file cannot make the reader TILE a constant into gigabytes.
+EVALUATE_AT_MOST = 1 << 12  # elements of one result
+EVALUATE_IN_ALL = 16 << 20  # bytes of all evaluated results
 # What the writer fuses, and TANH, which TensorFlow's converter also fuses.
 ACTIVATIONS = {**opnames.inverse(opnames.FUSED), "TANH": "tanh"}
 
@@ -101,6 +106,7 @@ class Reader:
         self.values: dict[int, Value] = {}  # tensor index -> irc value
         self.stored: dict[Value, list[int]] = {}  # value -> the shape its tensor has in the file
         self.known: dict[Value, np.ndarray] = {}  # integer values evaluated at the stored shapes (shape arithmetic)
+        self.known_bytes = 0
         self.codes = model.operator_codes
         self.op: Operator | None = None
         self.loc = Location()
@@ -160,22 +166,20 @@ class Reader:
     def _inputs(self) -> None:
         sig = self._signature()
         names = {i: name for name, i in sig.inputs.items()} if sig else {}
+        taken, tries = set(), {}
         for index in self.sg.inputs:
             t = self.sg.tensors[index]
             type_ = self._file_type(index, batch=True)
-            name = names.get(index) or t.name or f"input_{index}"
-            while any(v.name == name for v in self.graph.inputs):  # a hostile file may repeat any name
-                name = f"{name}_{index}"
+            name = _unique(names.get(index) or t.name or f"input_{index}", index, taken, tries)
             self.values[index] = self.graph.add_input(name, type_)
             self.stored[self.values[index]] = t.shape
 
     def _outputs(self) -> None:
         sig = self._signature()
         names = {i: name for name, i in sig.outputs.items()} if sig else {}
+        taken, tries = set(), {}
         for index in self.sg.outputs:
-            name = names.get(index) or self.sg.tensors[index].name or f"output_{index}"
-            while name in self.graph.outputs:
-                name = f"{name}_{index}"
+            name = _unique(names.get(index) or self.sg.tensors[index].name or f"output_{index}", index, taken, tries)
             self.graph.set_output(name, self.value(index))
 
     def _bind(self, op: Operator, results: list[Value]) -> None:
@@ -255,7 +259,10 @@ class Reader:
             array = self.known.get(self.values[index])
         if array is None:
             raise CannotRead(f"its {what} is computed from data at run time")
-        return [int(v) for v in np.asarray(array).reshape(-1)]
+        array = np.asarray(array)
+        if array.size > EVALUATE_AT_MOST:  # a shape, axes or paddings: never thousands of values
+            raise ValueError(f"its {what} has {array.size:,} values")
+        return [int(v) for v in array.reshape(-1)]
 
     def int_scalar(self, k: int, what: str) -> int:
         values = self.ints(k, what)
@@ -334,10 +341,34 @@ class Reader:
             if array is None:
                 return
             args.append(array)
-        from irc.ops import run_kernel
+        from irc.ops import infer_types, run_kernel
 
         with contextlib.suppress(Exception):  # shape arithmetic that does not evaluate stays unknown
-            self.known[value] = run_kernel(node.op, args, node.attrs)[value.index]
+            # sized from the arguments' real shapes before anything is computed
+            types = infer_types(node.op, [TensorType(DType.from_numpy(a.dtype), a.shape) for a in args], node.attrs)
+            size = types[value.index].num_elements
+            if size is None or size > EVALUATE_AT_MOST or self.known_bytes > EVALUATE_IN_ALL:
+                return
+            result = np.asarray(run_kernel(node.op, args, node.attrs)[value.index])
+            self.known[value] = result
+            self.known_bytes += result.nbytes
+
+
+def _unique(name: str, index: int, taken: set[str], tries: dict[str, int]) -> str:
+    """``name``, else ``name_INDEX``, else ``name_INDEX_2``, ...: the first not in ``taken`` (a hostile file may
+    repeat any name, or list one tensor 10,000 times); ``tries`` remembers where each search stopped, so that
+    naming n repeats takes linear time."""
+    if name not in taken:
+        taken.add(name)
+        return name
+    base = candidate = f"{name}_{index}"
+    tried = tries.get(base, 1)
+    while candidate in taken:
+        tried += 1
+        candidate = f"{base}_{tried}"
+    tries[base] = tried
+    taken.add(candidate)
+    return candidate
 
 
 def _quant(t) -> QuantParams | None:

@@ -173,15 +173,23 @@ class Graph:
         self._nodes: dict[Node, None] = {}  # an ordered set
         self._seq = itertools.count()
         self.version = 0
+        self._input_names: set[str] = {v.name for v in self.inputs}
 
     # ----- building -------------------------------------------------------------------------------------------
     def add_input(self, name: str, type: TensorType) -> Value:
-        if any(v.name == name for v in self.inputs):
+        if name in self._names_of_inputs():
             raise ValueError(f"graph already has an input named {name!r}")
         value = Value(type, name=name)
         self.inputs.append(value)
+        self._input_names.add(name)
         self.version += 1
         return value
+
+    def _names_of_inputs(self) -> set[str]:
+        """The names of the graph's inputs, kept beside the list so that adding n inputs takes linear time."""
+        if len(self._input_names) != len(self.inputs):  # the list was changed directly: build the set again
+            self._input_names = {v.name for v in self.inputs}
+        return self._input_names
 
     def set_output(self, name: str, value: Value) -> None:
         self.outputs[name] = value

@@ -10,6 +10,7 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
+from irc import limits
 from irc.errors import InputError, IrcError
 from irc.ir.graph import Graph, Node, Value
 from irc.ir.printer import ElidedTensor
@@ -93,6 +94,8 @@ def run_node(node: Node, args: list[np.ndarray]) -> list[np.ndarray]:
 
     op = get_op(node.op)
     attrs = op.with_defaults(node.attrs)
+    if node.op != "const":  # a constant's array is the IR's own: there is nothing to allocate
+        _check_result_sizes(node, args)
     try:
         if node.op == "const" and isinstance(attrs["value"], ElidedTensor):
             digest = attrs["value"].digest
@@ -114,7 +117,37 @@ def run_node(node: Node, args: list[np.ndarray]) -> list[np.ndarray]:
         raise
     except Exception as e:  # a kernel failing on real data is a user-visible problem, named by node
         raise InputError(f"{type(e).__name__}: {e}", where=f"running node {node_label(node)}") from e
-    return [np.asarray(o) for o in outs]
+    outs = [np.asarray(o) for o in outs]
+    for i, out in enumerate(outs):  # what could not be sized beforehand must not feed anything larger
+        limits.check_memory(out.nbytes, f"result {i} {out.dtype}{list(out.shape)}",
+                            where=f"running node {node_label(node)}")
+    return outs
+
+
+def _check_result_sizes(node: Node, args: list[np.ndarray]) -> None:
+    """Refuses to run a node whose results would be over the memory limit, before its kernel allocates them.
+
+    The declared result types give the sizes when they are static; otherwise the op's shape rule does, applied to
+    the operands' actual shapes. A result neither can size (an opaque TensorFlow op's unknown dimension) is
+    checked as soon as it exists, so it cannot feed a larger one.
+    """
+    types = [r.type for r in node.results]
+    if not all(t.is_static for t in types):
+        from irc.ops import infer_types
+
+        try:
+            operand_types = [TensorType(v.type.dtype, np.shape(a), v.type.quant) for v, a in zip(node.operands, args)]
+            types = infer_types(node.op, operand_types, node.attrs)
+        except (ValueError, TypeError, KeyError, IndexError):  # the kernel will say what is wrong with the operands
+            return
+    for i, t in enumerate(types):
+        if t.is_static:
+            limits.check_array(t.shape, t.dtype.itemsize, _result_name(node, i, t),
+                               where=f"running node {node_label(node)}")
+
+
+def _result_name(node: Node, index: int, type: TensorType) -> str:
+    return f"result {index} ({type})" if len(node.results) > 1 else f"its result ({type})"
 
 
 def dequantize(array: np.ndarray, type: TensorType) -> np.ndarray:
@@ -140,6 +173,8 @@ def random_inputs(graph: Graph, seed: int = 0, batch: int = 1) -> dict[str, np.n
     for v in graph.inputs:
         shape = tuple(d if isinstance(d, int) else (batch if i == 0 else 1) for i, d in enumerate(v.type.shape or ()))
         dtype = v.type.dtype
+        # numpy draws in 64 bits, then converts: that is what it allocates
+        limits.check_array(shape, max(dtype.itemsize, 8), f"random input {v.name!r} ({dtype.value}{list(shape)})")
         if dtype.is_float:
             arrays[v.name] = rng.standard_normal(shape).astype(dtype.numpy)
         elif dtype is DType.bool:

@@ -13,6 +13,7 @@ import json
 import math
 from collections.abc import Mapping
 from contextvars import ContextVar
+from dataclasses import dataclass
 from importlib import resources
 
 import numpy as np
@@ -35,6 +36,24 @@ def _lark() -> Lark:
 _weights: ContextVar[Mapping[str, np.ndarray] | None] = ContextVar("irc_parse_weights", default=None)
 
 
+@dataclass
+class _Head:
+    """The dtype and shape of the tensor literal being read: its items are checked against them one by one, as
+    the parser reaches each, so an error names the item's own line and column."""
+
+    token: Token
+    dtype: DType
+    shape: tuple[int, ...]
+    size: int
+    count: int = 0
+
+
+_head: ContextVar[_Head | None] = ContextVar("irc_parse_tensor_head", default=None)
+# How deep each attribute list read so far nests, by id (set by parse()).
+_depths: ContextVar[dict[int, int]] = ContextVar("irc_parse_list_depths")
+MAX_LIST_DEPTH = 32  # irc's deepest attribute kind is a list of int lists
+
+
 class _Fail(Exception):
     def __init__(self, token, message):
         self.token, self.message = token, message
@@ -54,21 +73,96 @@ def _b64(token: str) -> bytes:
         raise _Fail(token, "bad base64 data") from None
 
 
+def _abbreviated(text: str, at_most: int = 40) -> str:
+    """A token as an error message shows it: a 5 MB string literal is not repeated in full."""
+    text = str(text)
+    return text if len(text) <= at_most else f"{text[:at_most - 3]}..."
+
+
 def _value_name(token: str) -> str:
     body = token[1:]
     return _unquote(body) if body.startswith('"') else body
 
 
 _UNKNOWN_DIM = object()
-_MAX_DIM = 2**63 - 1  # dimensions are int64, as in TensorFlow
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1  # integers are int64, as in TensorFlow
+
+
+def _exact_int(tok) -> int | None:
+    """The integer an INT token writes, or None when it has more digits than any 64-bit integer (Python's int()
+    refuses past 4,300 digits, and is slow long before)."""
+    text = str(tok)
+    sign = "-" if text.startswith("-") else ""
+    digits = text.lstrip("-").lstrip("0") or "0"
+    return int(sign + digits) if len(digits) <= 20 else None
+
+
+def _int(tok, what: str = "integer") -> int:
+    value = _exact_int(tok)
+    if value is None or not _INT64_MIN <= value <= _INT64_MAX:
+        raise _Fail(tok, f"{what} {_abbreviated(tok)} does not fit in 64 bits")
+    return value
 
 
 def _dim(tok) -> int:
-    value = int(tok)
-    if value < 0:
+    value = _exact_int(tok)
+    if value is not None and value < 0:
         raise _Fail(tok, f"dimension {value} is negative (write ? for a dimension not known until run time)")
-    if value > _MAX_DIM:
-        raise _Fail(tok, f"dimension {value} does not fit in 64 bits")
+    if value is None or value > _INT64_MAX:
+        raise _Fail(tok, f"dimension {_abbreviated(tok)} does not fit in 64 bits")
+    return value
+
+
+def _float(tok) -> float:
+    """A FLOAT, SPECIAL_FLOAT or INT token as a float: only ``inf`` may be infinite, not ``1e400``."""
+    value = float(str(tok))
+    if math.isinf(value) and tok.type != "SPECIAL_FLOAT":
+        raise _Fail(tok, f"{_abbreviated(tok)} is beyond the range of a 64-bit float (write inf for infinity)")
+    return value
+
+
+@functools.cache
+def _int_range(dtype: DType) -> tuple[int, int]:
+    info = np.iinfo(dtype.numpy)
+    return int(info.min), int(info.max)
+
+
+# (maxexp, nmant) of each float format narrower than Python's float, as numpy.finfo gives them
+_FLOAT_FORMATS = {DType.f16: (16, 10), DType.bf16: (128, 7), DType.f32: (128, 23)}
+
+
+def _overflows_at(dtype: DType) -> float:
+    """The smallest magnitude that rounds to infinity in ``dtype``: halfway past its largest finite value."""
+    if dtype not in _FLOAT_FORMATS:
+        return math.inf  # f64: float() itself gives inf
+    maxexp, nmant = _FLOAT_FORMATS[dtype]
+    return 2.0 ** maxexp - 2.0 ** (maxexp - nmant - 2)
+
+
+def _item(dtype: DType, tok: Token):
+    """One item of a tensor literal, checked against the tensor's dtype: exact, or an error at the item."""
+    kind = tok.type
+    if dtype is DType.str:
+        if kind != "STRING":
+            raise _Fail(tok, f"a str tensor holds strings, not {_abbreviated(tok)}")
+        return _unquote(tok).encode()
+    if dtype is DType.bool:
+        if kind not in ("TRUE", "FALSE"):
+            raise _Fail(tok, f"a bool tensor holds true or false, not {_abbreviated(tok)}")
+        return kind == "TRUE"
+    if dtype.is_integer:
+        if kind != "INT":
+            raise _Fail(tok, f"an {dtype.value} tensor holds integers, not {_abbreviated(tok)}")
+        low, high = _int_range(dtype)
+        value = _exact_int(tok)
+        if value is None or not low <= value <= high:
+            raise _Fail(tok, f"{_abbreviated(tok)} is out of range for {dtype.value} ({low} to {high})")
+        return value
+    if kind not in ("INT", "FLOAT", "SPECIAL_FLOAT"):
+        raise _Fail(tok, f"a {dtype.value} tensor holds numbers, not {_abbreviated(tok)}")
+    value = float(str(tok))
+    if abs(value) >= _overflows_at(dtype) and kind != "SPECIAL_FLOAT":
+        raise _Fail(tok, f"{_abbreviated(tok)} overflows {dtype.value} to infinity (write inf if that is meant)")
     return value
 
 
@@ -83,10 +177,10 @@ class _Build(Transformer):
     opname = key = name
 
     def number_nonint(self, tok):
-        return float(tok)
+        return _float(tok)
 
     def int_value(self, tok):
-        return int(tok)
+        return _int(tok)
 
     def float_value(self, x):
         return x
@@ -106,14 +200,20 @@ class _Build(Transformer):
     def dtype_value(self, tok):
         return DType(str(tok))
 
-    def list_value(self, *items):
-        return tuple(i for i in items if i is not None)
+    def list_value(self, opening, *rest):
+        items = tuple(i for i in rest if i is not None and not (isinstance(i, Token) and i.type in ("COMMA", "RSQB")))
+        depths = _depths.get()
+        depth = 1 + max((depths.get(id(i), 1) for i in items if isinstance(i, tuple)), default=0)
+        if depth > MAX_LIST_DEPTH:  # every consumer of attributes (printer, verifier, emitters) may recurse
+            raise _Fail(opening, f"attribute lists nest more than {MAX_LIST_DEPTH} deep")
+        depths[id(items)] = depth  # the parse holds every list, so ids stay unique until it ends
+        return items
 
     def numbers(self, *items):
-        return tuple(float(i) for i in items if i is not None)
+        return tuple(i if isinstance(i, float) else _float(i) for i in items if i is not None)
 
     def ints(self, *items):
-        return tuple(int(i) for i in items if i is not None)
+        return tuple(_int(i) for i in items if i is not None)
 
     def dim(self, tok=None):
         if tok is None:
@@ -128,21 +228,34 @@ class _Build(Transformer):
         return tuple(None if d is _UNKNOWN_DIM else d for d in dims if d is not None)
 
     def per_tensor(self, scale, zp):
-        return QuantParams((float(scale),), (int(zp),))
+        return QuantParams((scale if isinstance(scale, float) else _float(scale),), (_int(zp),))
 
     def per_axis(self, axis, scales, zps):
         try:
-            return QuantParams(scales, zps, int(axis))
+            return QuantParams(scales, zps, _int(axis))
         except ValueError as e:
             raise _Fail(axis, str(e)) from None
 
     def type(self, dtype, dims, quant):
         return TensorType(DType(str(dtype)), dims, quant)
 
-    def tensor(self, dtype_tok, *rest):
-        *dims, data = rest
+    def tensor_head(self, dtype_tok, *dims):
         dtype = DType(str(dtype_tok))
         shape = tuple(_dim(d) for d in dims if d is not None)
+        head = _Head(dtype_tok, dtype, shape, math.prod(shape))
+        _head.set(head)  # the items that follow are read as this tensor's
+        return head
+
+    def item(self, tok):
+        head = _head.get()
+        head.count += 1
+        if head.count > head.size:  # said at the first item too many: the rest is never held
+            raise _Fail(tok, f"tensor has more than {head.size} values, {head.dtype.value}{list(head.shape)} "
+                             f"needs {head.size}")
+        return _item(head.dtype, tok)
+
+    def tensor(self, head, data):
+        dtype, shape, size, dtype_tok = head.dtype, head.shape, head.size, head.token
         kind, payload = data
         if kind == "elided":
             weights = _weights.get() or {}
@@ -152,27 +265,29 @@ class _Build(Transformer):
                     raise _Fail(dtype_tok, f"weights entry {payload} has shape {array.shape}, not {shape}")
                 return array
             return ElidedTensor(dtype, shape, payload)
-        size = math.prod(shape)
         if kind == "bytes":
+            tok, data = payload
             if dtype is DType.str:
                 raise _Fail(dtype_tok, "string tensors are written as lists")
             npdtype = dtype.numpy.newbyteorder("<")
-            if len(payload) != size * npdtype.itemsize:
-                raise _Fail(dtype_tok, f"tensor data has {len(payload)} bytes, {dtype.value}{list(shape)} needs "
+            if len(data) != size * npdtype.itemsize:
+                raise _Fail(dtype_tok, f"tensor data has {len(data)} bytes, {dtype.value}{list(shape)} needs "
                                        f"{size * npdtype.itemsize}")
-            return np.frombuffer(payload, npdtype).astype(dtype.numpy).reshape(shape)
-        items = payload
+            if dtype is DType.bool and data.translate(None, b"\x00\x01"):
+                raise _Fail(tok, "bool tensor data holds a byte other than 0 (false) or 1 (true)")
+            return np.frombuffer(data, npdtype).astype(dtype.numpy).reshape(shape)
+        items = payload  # each already checked against the dtype by item()
         if len(items) != size:
             raise _Fail(dtype_tok, f"tensor has {len(items)} values, {dtype.value}{list(shape)} needs {size}")
         if dtype is DType.str:
-            return np.array([str(x).encode() for x in items], dtype=object).reshape(shape)
-        return np.array(items, dtype=np.float64 if dtype.is_float else None).astype(dtype.numpy).reshape(shape)
+            return np.array(items, dtype=object).reshape(shape)
+        return np.array(items, dtype=np.float64 if dtype.is_float else dtype.numpy).astype(dtype.numpy).reshape(shape)
 
     def tensor_items(self, *items):
         return ("items", [i for i in items if i is not None])
 
     def tensor_bytes(self, tok):
-        return ("bytes", _b64(tok))
+        return ("bytes", (tok, _b64(tok)))
 
     def tensor_elided(self, tok):
         return ("elided", str(tok)[len("sha256:"):])
@@ -221,7 +336,7 @@ class _Build(Transformer):
 
 def parse(text: str, source: str = "<string>", weights: Mapping[str, np.ndarray] | None = None) -> Graph:
     """Parses irc text into a Graph. ``weights`` resolves elided constants by hash (from a ``--weights`` file)."""
-    reset = _weights.set(weights)
+    reset, reset_head, reset_depths = _weights.set(weights), _head.set(None), _depths.set({})
     collecting = gc.isenabled()
     gc.disable()  # parsing allocates millions of objects and no cycles: collecting as it goes doubles the time
     try:
@@ -242,6 +357,8 @@ def parse(text: str, source: str = "<string>", weights: Mapping[str, np.ndarray]
         raise
     finally:
         _weights.reset(reset)
+        _head.reset(reset_head)
+        _depths.reset(reset_depths)
         if collecting:
             gc.enable()
 
@@ -291,7 +408,7 @@ def _assemble(name, rest, source) -> Graph:
 
 def _error(source: str, token, message: str) -> ParseError:
     if isinstance(token, Token) and token.line is not None:
-        return ParseError(f"{message} (at {str(token)!r})", where=f"{source}:{token.line}:{token.column}")
+        return ParseError(f"{message} (at {_abbreviated(token)!r})", where=f"{source}:{token.line}:{token.column}")
     return ParseError(message, where=source)
 
 
@@ -299,7 +416,7 @@ _FRIENDLY = {
     "VALUE": "a value like %0", "IDENT": "a name", "STRING": "a quoted string", "INT": "an integer",
     "FLOAT": "a number", "DTYPE": "a dtype like f32", "LPAR": "'('", "RPAR": "')'", "LBRACE": "'{'",
     "RBRACE": "'}'", "LSQB": "'['", "RSQB": "']'", "COMMA": "','", "COLON": "':'", "EQUAL": "'='",
-    "RETURN": "'return'", "LESSTHAN": "'<'", "MORETHAN": "'>'", "AT": "'@'",
+    "SPECIAL_FLOAT": "inf or nan", "RETURN": "'return'", "LESSTHAN": "'<'", "MORETHAN": "'>'", "AT": "'@'",
 }
 
 
@@ -317,6 +434,6 @@ def _syntax_error(source: str, text: str, e: UnexpectedInput) -> ParseError:
     if token is not None and token.type == "$END":
         lines = text.splitlines() or [""]
         return ParseError(f"unexpected end of input; expected {want}", where=f"{source}:{len(lines)}:{len(lines[-1]) + 1}")
-    shown = repr(str(token)) if token is not None else "?"
+    shown = repr(_abbreviated(token)) if token is not None else "?"
     return ParseError(f"unexpected {shown}" + (f"; expected {want}" if want else ""),
                       where=f"{source}:{e.line}:{e.column}")

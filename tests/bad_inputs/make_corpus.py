@@ -129,6 +129,32 @@ def make_tflite() -> None:
     _write("tflite/inconsistent_shapes.tflite",
            mutated(lambda m: setattr(sg(m).tensors[sg(m).inputs[0]], "shape", [1, 9])))
     _write("tflite/cyclic_operators.tflite", mutated(_make_cycle))
+    make_tflite_sizes()
+
+
+def make_tflite_sizes() -> None:
+    """Files whose sizes are out of proportion to their bytes (issue 14). ``make_corpus.py sizes`` writes these
+    and the .irc files without the rest, whose TensorFlow-written bytes change with every regeneration."""
+    from irc.formats.tflite import flatbuffer
+
+    def model(code: str, tensors, operands, buffers) -> bytes:
+        """One operator reading ``operands`` and writing the last tensor; tensor 0 is the graph input."""
+        operator = flatbuffer.Operator(0, inputs=operands, outputs=[len(tensors) - 1])
+        return flatbuffer.write_model(flatbuffer.TFLModel(
+            operator_codes=[flatbuffer.OperatorCode(code)],
+            subgraphs=[flatbuffer.SubGraph(tensors=tensors, inputs=[0], outputs=[len(tensors) - 1],
+                                           operators=[operator])],
+            buffers=[flatbuffer.Buffer(), *(flatbuffer.Buffer(np.asarray(b)) for b in buffers)]))
+
+    # TILE of a one-element constant into 2^28 elements (1 GiB): read as a node, refused by irc run
+    _write("tflite/tile_over_memory_limit.tflite", model("TILE", [
+        flatbuffer.Tensor("x", [1], "INT32"), flatbuffer.Tensor("one", [1], "INT32", buffer=1),
+        flatbuffer.Tensor("multiples", [1], "INT32", buffer=2), flatbuffer.Tensor("tiled", [2**28], "INT32")],
+        [1, 2], [np.int32([7]), np.int32([2**28])]))
+    # a RESHAPE whose new shape holds 5,000 values: no shape has that many
+    _write("tflite/shape_operand_too_long.tflite", model("RESHAPE", [
+        flatbuffer.Tensor("x", [1, 4]), flatbuffer.Tensor("shape", [5000], "INT32", buffer=1),
+        flatbuffer.Tensor("y", [4])], [0, 1], [np.ones(5000, np.int32)]))
 
 
 def _make_cycle(model) -> None:
@@ -356,6 +382,10 @@ def make_irc() -> None:
     _write("irc/deeply_nested_attr.irc", (
         "graph @g(%x: f32[1,4]) {\n  %0 = relu(%x) {deep = " + "[" * depth + "1" + "]" * depth
         + "} : f32[1,4]\n  return %0 as \"y\"\n}\n").encode())
+    depth = 50_000
+    _write("irc/deeply_nested_tensor_literal.irc", (
+        "graph @g(%x: f32[1]) {\n  %c = const() {value = dense<f32[1] " + "[" * depth + "1.0" + "]" * depth
+        + ">} : f32[1]\n  return %x as \"y\"\n}\n").encode())
 
 
 def make_other() -> None:
@@ -403,6 +433,10 @@ def main() -> int:
     import tempfile
 
     sys.path.insert(0, str(HERE.parent.parent))
+    if sys.argv[1:] == ["sizes"]:  # only the files that need no TensorFlow
+        make_irc()
+        make_tflite_sizes()
+        return 0
     for name in GENERATED_DIRS:
         shutil.rmtree(HERE / name, ignore_errors=True)
     make_irc()

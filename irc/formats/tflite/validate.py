@@ -8,6 +8,7 @@ first as an InputError. The reader checks every file it parses; the writer refus
 from __future__ import annotations
 
 import math
+from collections import Counter
 
 from irc.errors import InputError
 from irc.formats.tflite import schema
@@ -83,7 +84,7 @@ def _subgraph_problems(model, s: int, sg, ops: list[str | None], out: list[str])
         for index in indices:
             if bad(index):
                 out.append(f"{prefix}{kind} {index} is not a tensor of the subgraph ({n} tensors)")
-    for index in sorted({i for i in sg.inputs if sg.inputs.count(i) > 1}):
+    for index in sorted(i for i, times in Counter(sg.inputs).items() if times > 1):
         out.append(f"{prefix}tensor {index} is listed as an input more than once")
     for k, op in enumerate(sg.operators):
         what = f"{prefix}operator {k}"
