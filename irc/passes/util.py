@@ -35,7 +35,9 @@ def const_array(value: Value) -> np.ndarray | None:
     from irc.errors import InputError
     from irc.ir.verify import node_label
 
-    raise InputError(f"needs the data of constant sha256:{array.digest} ({node_label(value.producer)}), which was "
+    users = value.users
+    label = node_label(value.producer) if value.producer.loc or not users else f"an operand of {node_label(users[0])}"
+    raise InputError(f"needs the data of constant sha256:{array.digest} ({label}), which was "
                      "elided from the dump this graph was read from",
                      hint="load the dump with its weights file (--weights FILE), or dump with --full")
 
