@@ -55,3 +55,11 @@ def test_tflite_interpreter_runs_a_flex_tflite_where_it_links_the_flex_delegate(
     interpreter.invoke()
     got = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
     np.testing.assert_allclose(got, expected(), rtol=1e-6)
+
+
+def test_docs_say_what_runs_a_flex_tflite():
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "tflite.md").read_text(encoding="utf-8")
+    flex = doc.split("## Flex ops", 1)[1].split("\n## ", 1)[0]
+    assert "irc run model.tflite" in flex and "tf.lite.Interpreter" in flex and "ai_edge_litert" in flex
