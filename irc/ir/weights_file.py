@@ -58,7 +58,7 @@ def check_resolved(graph, weights_path: Path, irc_path) -> None:
         value = node.attrs.get("value") if node.op == "const" else None
         if isinstance(value, ElidedTensor):
             raise InputError(f"its weights file {weights_path} has no constant sha256:{value.digest} "
-                             f"({node_label(node)}); it belongs to another dump", where=str(irc_path))
+                             f"({node_label(node)}): is it the weights file of another dump?", where=str(irc_path))
 
 
 def write_ir(graph, output, *, full: bool = False, weights_out=None, force: bool = False) -> None:
@@ -90,8 +90,16 @@ def write_ir(graph, output, *, full: bool = False, weights_out=None, force: bool
         note(f"wrote {weights_out}")
     recorded = None
     if weights and to_file and not full:
-        if Path(weights_out).resolve().parent == Path(output).resolve().parent and "\n" not in str(weights_out):
+        if _still_elided(graph):  # read without its weights: this file cannot hold them all, so record nothing
+            note(f"{output} keeps constants elided from its input; {weights_out} holds only the others")
+        elif Path(weights_out).resolve().parent == Path(output).resolve().parent and "\n" not in str(weights_out):
             recorded = Path(weights_out).name
         else:
             note(f"{output} does not record {weights_out} (not beside it): pass it with --weights")
     write_output(output, print_graph(graph, full=full, weights=recorded), force)
+
+
+def _still_elided(graph) -> bool:
+    from irc.ir.printer import ElidedTensor
+
+    return any(node.op == "const" and isinstance(node.attrs.get("value"), ElidedTensor) for node in graph.nodes)
