@@ -169,6 +169,11 @@ def test_unknown_optimization_level_is_a_clear_usage_error(model, flag):
     assert f"error: {flag} is not an optimization level: use -O0, -O1, -O2 or -O3" in result.output
 
 
+def test_a_level_after_a_space_says_how_to_write_it(model):
+    result = cli("dump", model, "-O", "2")
+    assert result.exit_code == 2 and "write the optimization level without a space: -O2" in result.output
+
+
 def test_stats_lists_layers_in_model_order(model):
     result = cli("stats", model)
     table = result.output.split("\nlayers\n")[1].splitlines()[1:]
