@@ -76,14 +76,14 @@ def write_ir(graph, output, *, full: bool = False, weights_out=None, force: bool
     from irc.ir.printer import collect_weights, print_graph
 
     to_file = output not in (None, "-")
+    check_output(output, "file", force)  # before its weights file's name is made from it
     implicit = weights_out is None and to_file and not full
     if implicit:
         weights_out = sidecar_for(output)
     weights = collect_weights(graph) if weights_out is not None else {}
     writes_weights = weights_out is not None and (weights or not implicit)
-    if writes_weights:  # both paths are checked before either file is written
+    if writes_weights:
         check_output(weights_out, "file", force)
-        check_output(output, "file", force)
         buffer = io.BytesIO()
         np.savez(buffer, **weights)
         write_output(weights_out, buffer.getvalue(), force)
