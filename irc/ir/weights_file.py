@@ -9,12 +9,14 @@ the same directory: a dump cannot make irc read a file elsewhere.
 
 from __future__ import annotations
 
+import io
 import os
+import re
 from pathlib import Path
 
 from irc.errors import InputError
 
-HEADER = "// weights: "
+_LEADING_COMMENT = re.compile(r"\s*//([^\n]*)")
 SUFFIX = ".weights.npz"
 
 
@@ -25,13 +27,13 @@ def sidecar_for(output: str | os.PathLike) -> Path:
 
 
 def recorded_name(text: str) -> str | None:
-    """The weights file named in the dump's leading comment lines, or None."""
-    for line in text.splitlines():
-        line = line.strip()
-        if not line.startswith("//"):
-            return None
-        if line.startswith(HEADER):
-            return line[len(HEADER):].strip()
+    """The weights file named in the dump's leading comment lines, or None (only those lines are read)."""
+    start = 0
+    while match := _LEADING_COMMENT.match(text, start):
+        body = match.group(1).strip()
+        if body.startswith("weights:"):
+            return body[len("weights:"):].strip()
+        start = match.end()
     return None
 
 
@@ -68,8 +70,6 @@ def write_ir(graph, output, *, full: bool = False, weights_out=None, force: bool
     dump records that file's name, when it lies beside the dump. With ``full`` every constant is written in the text.
     To stdout, constants stay elided and only an explicit ``weights_out`` is written.
     """
-    import io
-
     import numpy as np
 
     from irc.commands.common import check_output, note, write_output
