@@ -146,6 +146,14 @@ def test_a_pass_that_needs_an_elided_constant_fails_naming_pass_and_node(tmp_pat
     assert folded.exit_code == 0 and "batch_norm" not in folded.output
 
 
+def test_quantizing_an_elided_dump_is_an_input_error_not_a_crash(tmp_path, model):
+    plain = tmp_path / "plain.irc"
+    plain.write_text(cli("dump", model).output)
+    result = cli("lower", plain, "--quantize", "dynamic-int8", "-o", tmp_path / "q.tflite")
+    assert result.exit_code == 1, result.output  # was 3, "a bug in irc"
+    assert "quantizing (dynamic-int8) needs the data of constant sha256:" in result.output
+
+
 # ----- item 5: opt elides like dump -------------------------------------------------------------------------------
 def test_opt_elides_like_dump_and_full_shows_everything(model):
     elided = cli("opt", model, "-O1").output

@@ -90,7 +90,10 @@ def _quantize(graph: Graph, mode: str, calibration, observer: str, int8_io, keep
     from irc.passes.quantize.observers import make_observer
     from irc.passes.quantize.select import select
 
+    from irc.ir.verify import require_data
+
     _check_mode(mode)
+    require_data(graph, f"quantizing ({mode})")  # constants elided from a dump: their values decide everything
     make_observer(observer)
     _io(int8_io, mode)
     select(graph, keep_float)  # a selector that matches nothing fails now, not after calibrating
