@@ -9,7 +9,7 @@ README = (Path(__file__).resolve().parent.parent / "README.md").read_text(encodi
 
 
 def test_setup_block_is_two_commands_as_ci_runs_them():
-    block = re.search(r"^```sh\n(.*?)^```$", README, re.S | re.M).group(1)
+    block = re.search(r"^```sh\n(.*?)^```$", README, re.DOTALL | re.MULTILINE).group(1)
     assert len(block.strip().splitlines()) == 2  # .ci/run runs exactly these two
 
 
