@@ -2,7 +2,7 @@
 
 TensorFlow's Flex delegate is not in every TFLite interpreter: tensorflow-cpu 2.21's ``tf.lite.Interpreter`` and
 ai-edge-litert 2.3 refuse such a model ("Select TensorFlow op(s) ... not supported by this interpreter"). irc's
-own reference interpreter runs the Flex ops with TensorFlow's kernels, so ``irc.run`` always can.
+own reference interpreter runs the Flex ops with TensorFlow's kernels, so ``irc.run(..., allow_tf_ops=True)`` can.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def expected() -> np.ndarray:
 def test_irc_runs_a_flex_tflite_from_python(flex_tflite):
     graph = irc.load(flex_tflite)
     assert [n.op for n in graph.nodes if n.is_opaque] == ["tf.Erfinv"]
-    np.testing.assert_allclose(irc.run(graph, {"x": X})["y"], expected(), rtol=1e-6)
+    np.testing.assert_allclose(irc.run(graph, {"x": X}, allow_tf_ops=True)["y"], expected(), rtol=1e-6)
 
 
 def test_tflite_interpreter_runs_a_flex_tflite_where_it_links_the_flex_delegate(flex_tflite):
@@ -62,4 +62,4 @@ def test_docs_say_what_runs_a_flex_tflite():
 
     doc = (Path(__file__).resolve().parent.parent / "docs" / "tflite.md").read_text(encoding="utf-8")
     flex = doc.split("## Flex ops", 1)[1].split("\n## ", 1)[0]
-    assert "irc run model.tflite" in flex and "tf.lite.Interpreter" in flex and "ai_edge_litert" in flex
+    assert "irc run model.tflite --allow-tf-ops" in flex and "tf.lite.Interpreter" in flex and "ai_edge_litert" in flex
