@@ -9,8 +9,9 @@ irc (load, ``tflite`` pipeline, ``quantize_graph``, TFLite backend) and by ``tf.
 same calibration inputs. For each file the table gives its size and its TFLite interpreter latency: median and
 90th percentile wall time and median CPU time of ``--runs`` invokes, the irc and TF models of a mode timed in
 alternation so both see the same machine state; ``x TF`` is the median over those pairs of irc's CPU time over
-TF's (robust to other load on the machine). With random weights MobileNetV2's activations fade to ~1e-8 and its softmax output is uniform, so
-it has no accuracy to measure: the accuracies come from the digits model.
+TF's (robust to other load on the machine). MobileNetV2's weights are random (its batch norms calibrated on
+random inputs, so its outputs depend on the input, but they mean nothing), so it has no accuracy to measure: the
+accuracies come from the digits model.
 
 The digits CNN (``irc.zoo.small_cnn`` trained for seconds on ``sklearn.datasets.load_digits``) gives the
 accuracies: float, and irc vs TF for int8 and dynamic-int8, on the 397 held-out digits.

@@ -89,8 +89,9 @@ def load(
 def load_irc(path: Path, weights: str | os.PathLike | None = None) -> Graph:
     """An .irc file, parsed and verified: IR that breaks an invariant is refused here, naming the file.
 
-    Constants elided from a dump are accepted (the graph can be printed, drawn and counted); running,
-    transforming or emitting it asks for the --weights file.
+    Elided constants are restored from ``weights``, else from the weights file the dump records beside it
+    (``// weights: NAME``, written by ``irc dump -o``). Without either they stay elided: the graph can be printed,
+    verified, drawn and counted, but running, emitting or a pass that reads such a constant asks for the weights.
     """
     from irc.errors import VerifyError
     from irc.ir.parser import parse
@@ -100,8 +101,17 @@ def load_irc(path: Path, weights: str | os.PathLike | None = None) -> Graph:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
         raise InputError(f"not irc text (byte {e.start} is not UTF-8)", where=str(path)) from None
+    recorded = None
+    if weights is None:  # a dump written with -o names the weights file beside it
+        from irc.ir.weights_file import find_recorded
+
+        weights = recorded = find_recorded(path, text)
     arrays = load_weights(weights) if weights else None
     graph = parse(text, source=str(path), weights=arrays)
+    if recorded is not None:
+        from irc.ir.weights_file import check_resolved
+
+        check_resolved(graph, recorded, path)
     try:
         verify(graph, elided_ok=True)
     except VerifyError as e:

@@ -4,6 +4,12 @@
 
 Every builder returns a Keras model with a fixed batch size of 1 unless asked otherwise; weights are
 seeded, so two builds of the same model are identical.
+
+Random weights alone make a poor test model: with Keras' initial batch-norm statistics (mean 0, variance 1)
+activations fade or grow layer by layer, and MobileNetV2's softmax comes out exactly 1/1000 for every class on
+every input, so comparing its outputs with anything checks nothing. ``build`` therefore re-estimates every batch
+norm's statistics on one batch of random inputs (``calibrate_batchnorm``): activations stay O(1) and the outputs
+depend on the input.
 """
 
 from __future__ import annotations
@@ -164,12 +170,39 @@ MODELS = {
 
 
 def build(name: str, seed: int = 0, **kwargs):
-    """Builds zoo model ``name`` with seeded random weights."""
+    """Builds zoo model ``name`` with seeded random weights and batch norms calibrated on random inputs."""
     keras = _keras()
     if name not in MODELS:
         raise KeyError(f"unknown zoo model {name!r} (known: {', '.join(MODELS)})")
     keras.utils.set_random_seed(seed)
-    return MODELS[name](**kwargs)
+    model = MODELS[name](**kwargs)
+    calibrate_batchnorm(model, seed)
+    return model
+
+
+def _batch_norms(layer) -> list:
+    keras = _keras()
+    if isinstance(layer, keras.layers.BatchNormalization):
+        return [layer]
+    return [bn for inner in getattr(layer, "layers", []) for bn in _batch_norms(inner)]
+
+
+def calibrate_batchnorm(model, seed: int = 0, batch: int = 8) -> None:
+    """Sets every batch norm's moving mean and variance to those of one batch of standard-normal inputs, so that
+    the batch norms normalize real activations (see the module docstring). Models without batch norms are kept."""
+    import numpy as np
+
+    norms = _batch_norms(model)
+    if not norms:
+        return
+    rng = np.random.default_rng(seed)
+    inputs = [rng.standard_normal((batch, *x.shape[1:])).astype(np.float32) for x in model.inputs]
+    momenta = [bn.momentum for bn in norms]
+    for bn in norms:
+        bn.momentum = 0.0  # one training-mode call makes the moving statistics this batch's
+    model(inputs[0] if len(inputs) == 1 else inputs, training=True)
+    for bn, momentum in zip(norms, momenta):
+        bn.momentum = momentum
 
 
 def export(model, path: str | os.PathLike) -> Path:

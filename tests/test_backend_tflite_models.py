@@ -1,6 +1,9 @@
 """Every architecture the TF frontend supports, lowered by irc to .tflite, run in TensorFlow's TFLite interpreter and
-compared with the SavedModel run by TensorFlow: float32 within 1e-4 and float16 weights within 1e-2 of the outputs'
-scale. Each model is lowered once per session (small inputs here; full size under ``-m slow``)."""
+compared with the SavedModel run by TensorFlow: float32 within 1e-4 of the outputs' scale. Float16 weights change
+the outputs as much as they do in TF's own converter (up to a third of the softmax's scale for InceptionV3 with
+random weights), so a float16 .tflite is held to what it must compute: the graph with every float32 constant
+rounded to float16, run by irc's interpreter, within 1e-4. Each model is lowered once per session (small inputs
+here; full size under ``-m slow``)."""
 
 from __future__ import annotations
 
@@ -94,6 +97,17 @@ def max_relative_error(got: dict, want: dict) -> float:
     return worst
 
 
+def rounded_to_float16(graph):
+    """A copy of ``graph`` with every float32 constant rounded to float16: what a float16 .tflite computes (its
+    DEQUANTIZEs widen exactly these values; the arithmetic stays float32)."""
+    graph = graph.copy()
+    for node in graph.nodes:
+        value = node.attrs.get("value") if node.op == "const" else None
+        if isinstance(value, np.ndarray) and value.dtype == np.float32 and node.result.type.quant is None:
+            node.attrs["value"] = value.astype(np.float16).astype(np.float32)
+    return graph
+
+
 def weight_bytes(data: bytes) -> int:
     return sum(b.nbytes for b in read_model(data).buffers)
 
@@ -111,8 +125,11 @@ def test_float32_matches_tensorflow(lowered, name):
 
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_float16_matches_tensorflow(lowered, name):
+    from irc.ir.interpreter import run as interpret
+
     model = lowered(name, **MODELS[name])
-    assert max_relative_error(model.run("float16"), model.reference) <= 1e-2
+    want = interpret(rounded_to_float16(model.graph), model.inputs)
+    assert max_relative_error(model.run("float16"), want) <= 1e-4
     assert op_counts(model.tflite("float16"))["DEQUANTIZE"] > 0
     assert weight_bytes(model.tflite("float16")) < 0.51 * weight_bytes(model.tflite())
 
@@ -122,9 +139,9 @@ CLASSIFIERS = ["mobilenet_v2", "mobilenet_v3_small", "resnet50", "efficientnet_b
 
 @pytest.mark.parametrize("name", CLASSIFIERS)
 def test_logits_match_the_reference_interpreter(lowered, name):
-    """With random weights these classifiers' softmax outputs are nearly uniform (their logits are tiny), so the
-    logits themselves are compared too, relative to their own scale: irc's .tflite against irc's interpreter
-    running the graph as loaded (which the frontend's tests hold to TensorFlow)."""
+    """The logits themselves, relative to their own scale: irc's .tflite against irc's interpreter running the
+    graph as loaded (which the frontend's tests hold to TensorFlow), or for float16 the graph after the tflite
+    pipeline with its constants rounded to float16."""
     import irc
     from irc.ir.interpreter import run as interpret
 
@@ -132,19 +149,24 @@ def test_logits_match_the_reference_interpreter(lowered, name):
     graph = irc.load(model.path)
     softmax = [n for n in graph.nodes if n.op == "softmax"][-1]
     graph.set_output("logits", softmax.operands[0])
-    want = interpret(graph, model.inputs)["logits"].astype(np.float64)
-    for quantize, tolerance in [(None, 1e-4), ("float16", 1e-2)]:
+    wants = {None: interpret(graph, model.inputs)["logits"],
+             "float16": interpret(rounded_to_float16(prepare(graph)), model.inputs)["logits"]}
+    for quantize, want in wants.items():
         data = emit(graph, quantize=quantize)
         got = tf.lite.Interpreter(model_content=data).get_signature_runner()(**model.inputs)["logits"]
-        assert float(np.max(np.abs(got - want))) <= tolerance * float(np.max(np.abs(want))), quantize
+        want = want.astype(np.float64)
+        assert float(np.max(np.abs(got - want))) <= 1e-4 * float(np.max(np.abs(want))), quantize
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", FULL_SIZE)
 def test_full_size_matches_tensorflow(lowered, name):
+    from irc.ir.interpreter import run as interpret
+
     model = lowered(name)
     assert max_relative_error(model.run(), model.reference) <= 1e-4
-    assert max_relative_error(model.run("float16"), model.reference) <= 1e-2
+    want = interpret(rounded_to_float16(model.graph), model.inputs)
+    assert max_relative_error(model.run("float16"), want) <= 1e-4
 
 
 # ----- what irc writes: TFLite's own idioms, nothing stray ---------------------------------------------------------

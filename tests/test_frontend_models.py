@@ -19,7 +19,7 @@ import pytest
 import irc
 from irc.ir.interpreter import run
 from irc.ir.types import SymDim
-from tests.test_frontend_support import assert_close, check_graph, make_inputs, max_error
+from tests.test_frontend_support import assert_close, assert_depends_on_input, check_graph, make_inputs, max_error
 from tests.zoo_params import arch_params
 
 # MobileNetV2 and ResNet50 also run at 224 (slow).
@@ -39,6 +39,7 @@ def test_savedmodel_matches_tensorflow(zoo_models, name, kwargs):
     graph = irc.load(path)
     check_graph(graph)
     reference = signature_runner(path)
+    assert_depends_on_input(reference, graph)
     inputs = make_inputs(graph, seed=1)
     assert set(graph.outputs) == set(reference(inputs))
     assert_close(run(graph, inputs), reference(inputs))

@@ -50,6 +50,18 @@ def assert_close(out: dict, ref: dict, rel: float = 1e-4) -> dict[str, float]:
     return errors
 
 
+def assert_depends_on_input(reference, graph: Graph) -> None:
+    """A model test's reference outputs must change with the input. Random weights can make them constant
+    (MobileNetV2's softmax was exactly 1/1000 everywhere), and then comparing anything with them checks nothing."""
+    first, second = reference(make_inputs(graph, seed=11)), reference(make_inputs(graph, seed=12))
+    for name, a in first.items():
+        a, b = np.asarray(a, np.float64), np.asarray(second[name], np.float64)
+        spread, scale = float(np.max(np.abs(a - b))), float(np.max(np.abs(a)))
+        assert spread > 1e-3 * scale, (f"{name}: the reference gives the same output for two different random inputs "
+                                       f"(max difference {spread:.3g}, max |output| {scale:.3g}): comparing it checks "
+                                       "nothing")
+
+
 def check_graph(graph: Graph, opaque: bool = False) -> None:
     """The invariants every lowered graph keeps: it verifies and each node names the TF node it came from."""
     verify(graph)

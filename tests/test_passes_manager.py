@@ -318,8 +318,9 @@ def test_dump_after_a_pass(tmp_path):
     result = invoke("dump", str(path), "-O1", "--after", "canonicalize")
     assert result.exit_code == 0, result.output
     assert "exp" in result.stdout and "mul" not in result.stdout  # dce has not run
-    result = invoke("dump", str(path), "--after", "fuse")
+    result = invoke("dump", str(path), "-O1", "--after", "fuse")
     assert result.exit_code == 2 and "pass 'fuse' is not in the pipeline" in result.stderr
+    assert invoke("dump", str(path), "--after", "fuse").exit_code == 0  # alone: the pipeline 'irc lower' runs
 
 
 def test_usage_error_for_missing_pass_file():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from irc.errors import PassError
 from irc.ir.parser import parse
 from irc.ir.printer import print_graph
 from irc.passes import run_pipeline
@@ -102,18 +103,19 @@ def test_opaque_ops_are_left_alone():
     assert graph.op_histogram() == {"add": 1, "const": 1, "relu": 1, "tf.Foo": 2}
 
 
-def test_elided_constants_are_not_folded_but_still_transformed():
+def test_a_pass_that_needs_an_elided_constant_fails_instead_of_skipping_it():
     graph = parse("""graph @g(%a: f32[1,2,2,8]) {
       %w = const() {value = dense<f32[1,1,8,8] sha256:0123456789abcdef>} : f32[1,1,8,8]
       %s = const() {value = dense<f32[8] sha256:0123456789abcdef>} : f32[8]
       %0 = conv2d(%a, %w) : f32[1,2,2,8]
       %1 = mul(%0, %s) : f32[1,2,2,8]
-      %2 = neg(%w) : f32[1,1,8,8]
-      %3 = relu(%1) : f32[1,2,2,8]
-      return %3 as "y", %2 as "w"
+      %2 = relu(%1) : f32[1,2,2,8]
+      return %2 as "y"
     }""", "t")
-    run_pipeline(graph, "tflite")
-    assert graph.op_histogram() == {"const": 2, "conv2d": 1, "mul": 1, "neg": 1}
+    # Folding the mul into the conv needs both constants: a silent skip would give a different graph.
+    with pytest.raises(PassError, match="pass 'fold-batchnorm' failed: needs the data of constant sha256:01234"):
+        run_pipeline(graph, "fold-batchnorm,fuse")
+    run_pipeline(graph, "fuse,dce")  # passes that read no constant still transform the graph
     assert next(n for n in graph.nodes if n.op == "mul").attr("activation") == "relu"
 
 

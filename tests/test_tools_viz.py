@@ -200,3 +200,31 @@ def test_collapsing_never_draws_a_cycle():
     view = build_view(g2, collapse="layer")
     assert [b.title for b in view.boxes] == ["x", "residual", "block", "residual", "y"]
     assert view.boxes[3].lines[0] == "add, neg"
+
+
+# ----- big models: columns instead of one tall strip (issue 17) -----------------------------------------------------
+def test_a_long_chain_wraps_into_columns_of_a_readable_page():
+    chain = [(f"n{i}", 150.0, 40.0) for i in range(150)]
+    edges = list(itertools.pairwise(b[0] for b in chain)) + [("n10", "n60")]  # a long skip across columns
+    placed = lay.layout(chain, edges)
+    assert placed.height < 3 * placed.width  # one column would be 150 * 74 = 11100 px tall and 182 px wide
+    rects = [(placed.x[v] - 75, placed.y[v], 150.0, 40.0) for v, _, _ in chain]
+    for i, (x, y, w, h) in enumerate(rects):
+        assert 0 <= x and x + w <= placed.width and 0 <= y and y + h <= placed.height
+        for x2, y2, w2, h2 in rects[i + 1:]:
+            assert x + w <= x2 or x2 + w2 <= x or y + h <= y2 or y2 + h2 <= y
+    columns = [[chain[0][0]]]  # read left to right: a new column starts where the chain goes back up
+    for a, b in itertools.pairwise(v for v, _, _ in chain):
+        columns.append([b]) if placed.y[b] < placed.y[a] else columns[-1].append(b)
+    assert len(columns) > 1
+    for left, right in itertools.pairwise(columns):
+        assert max(placed.x[v] for v in left) + 150 < min(placed.x[v] for v in right)
+    for src, dst, points in placed.routes:  # every edge, within or between columns, runs from box to box
+        assert points[0] == (placed.x[src], placed.y[src] + 40.0) and points[-1] == (placed.x[dst], placed.y[dst])
+        assert all(0 <= px <= placed.width and 0 <= py <= placed.height for px, py in points)
+
+
+def test_mobilenet_v2_by_layer_is_a_page_not_a_strip(zoo_models):
+    root = parse_svg(render(irc.load(zoo_models.saved_model("mobilenet_v2", size=96)), "svg"))
+    width, height = float(root.get("width")), float(root.get("height"))
+    assert height < 3 * width and height < 4000, (width, height)  # was 269 x 13786 px in one column

@@ -6,7 +6,6 @@ from irc.backends import register_backend
 from irc.backends.base import Backend
 from irc.errors import UsageError
 from irc.ir.graph import Graph
-from irc.ir.printer import print_graph
 
 
 @register_backend
@@ -24,7 +23,8 @@ class IRBackend(Backend):
         return self.prepare(graph, options)
 
     def write(self, artifact: Graph, path, force: bool = False) -> None:
-        """The text form to ``path`` (``-``: stdout), large constants elided as in ``irc dump``."""
-        from irc.outputs import write_output
+        """The text form to ``path`` (``-``: stdout), large constants elided as in ``irc dump``; to a file, they go
+        beside it as NAME.weights.npz (see irc/ir/weights_file.py)."""
+        from irc.ir.weights_file import write_ir
 
-        write_output(path, print_graph(artifact), force=force)
+        write_ir(artifact, path, force=force)

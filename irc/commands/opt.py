@@ -6,7 +6,6 @@ import sys
 
 import click
 
-from irc.commands.common import write_output
 from irc.commands.pipeline import pipeline_options, run_options
 
 
@@ -25,17 +24,18 @@ def read_graph(path: str, weights: str | None):
 @click.argument("file", type=click.Path(allow_dash=True))
 @pipeline_options
 @click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True), default=None,
-              help="Write the IR here instead of stdout.")
-@click.option("--elide", is_flag=True, help="Elide large constants (a hash instead of the data) in the output.")
+              help="Write the IR here (and its large constants beside it, as NAME.weights.npz) instead of stdout.")
+@click.option("--full", is_flag=True, help="Write every constant in full instead of eliding large ones.")
 @click.option("--weights", type=click.Path(dir_okay=False), default=None,
               help="The .npz of constants elided from FILE (as written by 'irc dump --save-weights').")
-def command(file, output, elide, weights, **options):
-    """Run a pass pipeline over FILE (IR text, or any model irc reads) and print the result.
+def command(file, output, full, weights, **options):
+    """Run a pass pipeline over FILE (IR text, or any model irc reads) and print the result, large constants
+    elided as 'irc dump' does.
 
     Example: irc opt model.irc --passes "canonicalize,fold-batchnorm,fuse{activations=relu,relu6},dce"
     """
-    from irc.ir.printer import print_graph
+    from irc.ir.weights_file import write_ir
 
     graph = read_graph(file, weights)
     run_options(graph, "O0", **options)
-    write_output(output, print_graph(graph, full=not elide))
+    write_ir(graph, output, full=full)

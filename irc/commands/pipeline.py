@@ -13,6 +13,7 @@ from __future__ import annotations
 import click
 
 from irc.commands.common import note
+from irc.errors import UsageError
 from irc.passes.cli_options import OPT_LEVELS, run_from_options
 
 
@@ -22,6 +23,14 @@ def run_options(graph, default_pipeline: str, **options):
     if report.records:
         note(f"passes: {report.op_count_note()}")
     return report
+
+
+def _bad_opt_level(ctx, param, value):
+    """-O4, -Os, -O 2: compilers' spellings irc does not take (without this, click says "No such option: -O")."""
+    if value is not None and f"O{value}" in OPT_LEVELS:
+        raise UsageError(f"write the optimization level without a space: -O{value}")
+    if value is not None:
+        raise UsageError(f"-O{value} is not an optimization level: use -O0, -O1, -O2 or -O3 (see irc passes)")
 
 
 def pipeline_options(func):
@@ -34,6 +43,7 @@ def pipeline_options(func):
         *[click.option(f"-{level}", "opt_level", flag_value=level, default=None,
                        help=f"The {level} pipeline." if level != "O0" else "Optimization level (the O0-O3 pipelines).")
           for level in OPT_LEVELS],
+        click.option("-O", "bad_opt_level", hidden=True, expose_value=False, callback=_bad_opt_level),
         click.option("--print-ir-before", multiple=True, metavar="PASS", help="Print the IR before PASS (repeatable)."),
         click.option("--print-ir-after", multiple=True, metavar="PASS", help="Print the IR after PASS (repeatable)."),
         click.option("--print-ir-after-all", is_flag=True, help="Print the IR after every pass."),

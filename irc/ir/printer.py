@@ -171,10 +171,13 @@ class Namer:
         return self.names[value]
 
 
-def print_graph(graph, full: bool = False) -> str:
+def print_graph(graph, full: bool = False, weights: str | None = None) -> str:
+    """The graph's text; ``weights`` names the file beside it that holds the elided constants (a first-line
+    ``// weights: NAME`` comment, see irc/ir/weights_file.py)."""
     namer = Namer(graph)
     params = ", ".join(f"{namer[v]}: {format_type(v.type)}" for v in graph.inputs)
-    lines = [f"graph @{format_key(graph.name)}({params}) {{"]
+    lines = [f"// weights: {weights}"] if weights else []
+    lines.append(f"graph @{format_key(graph.name)}({params}) {{")
     for node in graph.topo_order():
         lines.append("  " + format_node(node, namer, full))
     outs = ", ".join(f"{namer[v]} as {format_string(name)}" for name, v in graph.outputs.items())

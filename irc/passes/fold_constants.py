@@ -32,9 +32,9 @@ class FoldNode(RewritePattern):
         sizes = [r.type.num_elements for r in node.results]  # None (not static) is checked once computed
         if any(size is not None and size > self.max_size for size in sizes):
             return False
-        arrays = [const_array(v) for v in node.operands]
-        if any(a is None for a in arrays) or not self._foldable_quant(node):
+        if not all(v.is_constant for v in node.operands) or not self._foldable_quant(node):
             return False
+        arrays = [const_array(v) for v in node.operands]
         from irc.ir.interpreter import run_node
 
         try:

@@ -25,9 +25,21 @@ def is_pure(node: Node) -> bool:
 
 
 def const_array(value: Value) -> np.ndarray | None:
-    """The array of a constant value, or None (not a constant, or a constant elided from a dump)."""
+    """The array of a constant value, or None when it is not a constant.
+
+    A constant elided from a dump (only its hash known) is an InputError: a pass that asks for a constant's data
+    would otherwise give a silently different result (fold-batchnorm folding nothing)."""
     array = value.constant
-    return array if isinstance(array, np.ndarray) else None
+    if array is None or isinstance(array, np.ndarray):
+        return array
+    from irc.errors import InputError
+    from irc.ir.verify import node_label
+
+    users = value.users
+    label = node_label(value.producer) if value.producer.loc or not users else f"an operand of {node_label(users[0])}"
+    raise InputError(f"needs the data of constant sha256:{array.digest} ({label}), which was "
+                     "elided from the dump this graph was read from",
+                     hint="load the dump with its weights file (--weights FILE), or dump with --full")
 
 
 def real_array(value: Value) -> np.ndarray | None:

@@ -8,12 +8,18 @@
 4. x coordinates: each box moves towards the mean x of its neighbours, and an isotonic regression (pool adjacent
    violators) finds the closest positions that keep the order and the spacing. This is exact and linear per rank.
 
+5. Columns: a drawing much taller than wide (a long chain, like MobileNetV2 by layer: 269 x 13786 px in one
+   column) is cut into several columns of consecutive ranks, side by side, read left to right. Cuts go where the
+   fewest edges cross between ranks, near equal heights; an edge between columns is drawn straight from its
+   source to its target.
+
 Everything is deterministic: the same boxes and edges give the same coordinates.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 
 H_GAP = 18.0  # horizontal space between boxes
@@ -21,6 +27,9 @@ V_GAP = 34.0  # vertical space between ranks
 DUMMY_WIDTH = 6.0
 SWEEPS = 12
 MARGIN = 16.0
+COLUMN_GAP = 60.0  # horizontal space between columns
+WRAP_ABOVE = 1600.0  # drawings taller than this (and ASPECT times taller than wide) go into columns
+ASPECT = 1.5  # the height / width a wrapped drawing aims at
 
 
 @dataclass
@@ -67,26 +76,88 @@ def layout(boxes: list[tuple[str, float, float]], edges: list[tuple[str, str]]) 
     _order(levels, preds, succs)
     x = _coordinates(levels, preds, succs, size)
 
-    tops, y = [], {}
-    top = MARGIN
-    for level in levels:
-        height = max((size[v][1] for v in level), default=0.0)
-        tops.append((top, height))
-        for v in level:
-            y[v] = top + (height - size[v][1]) / 2
-        top += height + V_GAP
+    heights = [max((size[v][1] for v in level), default=0.0) for level in levels]
+    column = _columns(levels, heights, chains, rank, x, size)
+    x, tops, width, height, lefts = _place_columns(levels, heights, column, x, size)
+    y = {v: tops[r][0] + (tops[r][1] - size[v][1]) / 2 for r, level in enumerate(levels) for v in level}
     routes = []
     for src, dst, flipped, chain in chains:
         points = [(x[src], y[src] + size[src][1])]
-        for d in chain[1:-1]:  # straight down through a rank's band, so a long edge never crosses a box
-            band_top, band_height = tops[rank[d]]
-            points += [(x[d], band_top), (x[d], band_top + band_height)]
+        if column[rank[src]] == column[rank[dst]]:
+            for d in chain[1:-1]:  # straight down through a rank's band, so a long edge never crosses a box
+                band_top, band_height = tops[rank[d]]
+                points += [(x[d], band_top), (x[d], band_top + band_height)]
+        else:  # along the gap below the source's rank, up the gutter left of the target's column, and in
+            below = tops[rank[src]][0] + tops[rank[src]][1] + V_GAP / 2
+            above = tops[rank[dst]][0] - V_GAP / 2
+            gutter = lefts[column[rank[dst]]] - COLUMN_GAP / 2
+            points += [(x[src], below), (gutter, below), (gutter, above), (x[dst], above)]
         points.append((x[dst], y[dst]))
         routes.append((dst, src, points[::-1]) if flipped else (src, dst, points))
-    width = max((x[v] + size[v][0] / 2 for v in x), default=0.0) + MARGIN
     real = {b[0] for b in boxes}
     return Layout({k: v for k, v in x.items() if k in real}, {k: v for k, v in y.items() if k in real}, routes,
-                  width, max(top - V_GAP + MARGIN, 2 * MARGIN))
+                  width, height)
+
+
+def _columns(levels, heights, chains, rank, x, size) -> list[int]:
+    """The column of each rank: all 0 unless the drawing is much taller than wide (see the module docstring)."""
+    height = sum(heights) + V_GAP * max(len(levels) - 1, 0)
+    width = max((x[v] + size[v][0] / 2 for v in x), default=0.0) - min((x[v] - size[v][0] / 2 for v in x),
+                                                                       default=0.0)
+    count = 1
+    if height > WRAP_ABOVE and height > ASPECT * width:
+        count = min(round(math.sqrt(height / (ASPECT * max(width, 1.0)))) or 1, len(levels))
+    if count <= 1:
+        return [0] * len(levels)
+    crossing = [0] * len(levels)  # crossing[r]: edges between rank r - 1 and rank r
+    for src, dst, _, _ in chains:
+        for r in range(rank[src] + 1, rank[dst] + 1):
+            crossing[r] += 1
+    tops = list(itertools.accumulate(h + V_GAP for h in heights))
+    cuts, start = [], 1
+    for c in range(1, count):
+        target = height * c / count
+        window = [r for r in range(start, len(levels)) if abs(tops[r - 1] - target) <= height / count / 3]
+        if not window:
+            continue
+        best = min(window, key=lambda r: (crossing[r], abs(tops[r - 1] - target)))
+        cuts.append(best)
+        start = best + 1
+    column, c = [], 0
+    for r in range(len(levels)):
+        if c < len(cuts) and r == cuts[c]:
+            c += 1
+        column.append(c)
+    return column
+
+
+def _place_columns(levels, heights, column, x, size):
+    """Shifts each column's ranks to the right of the previous column and to the top: (x, rank tops, width,
+    height, each column's left edge)."""
+    x = dict(x)
+    tops: list[tuple[float, float]] = []
+    lefts: list[float] = []
+    left, width, height = 0.0, 0.0, 2 * MARGIN
+    pad = V_GAP / 2 if max(column, default=0) > 0 else 0.0  # room above and below columns for edges between them
+    for c in range(max(column, default=0) + 1):
+        lefts.append(left + MARGIN)
+        ranks = [r for r in range(len(levels)) if column[r] == c]
+        members = [v for r in ranks for v in levels[r]]
+        if members:
+            low = min(x[v] - size[v][0] / 2 for v in members) - MARGIN
+            for v in members:
+                x[v] = round(x[v] - low + left, 1)
+            right = max(x[v] + size[v][0] / 2 for v in members) + MARGIN
+        else:
+            right = left + 2 * MARGIN
+        top = MARGIN + pad
+        for r in ranks:
+            tops.append((top, heights[r]))
+            top += heights[r] + V_GAP
+        height = max(height, top - V_GAP + pad + MARGIN)
+        width = right
+        left = right + COLUMN_GAP - 2 * MARGIN
+    return x, tops, width, height, lefts
 
 
 def _ranks(order: list[str], edges) -> dict[str, int]:

@@ -147,14 +147,17 @@ def _const_numbers(node: Node) -> tuple[int, int, str]:
 
 
 def graph_stats(graph: Graph) -> Stats:
+    """The statistics of ``graph``, its layers in model order: by each layer's first op in dataflow order
+    (constants come first in that order, so they do not place their layer; layers of constants only come last)."""
     layers: dict[str, LayerStats] = {}
+    weights: dict[str, LayerStats] = {}
     dynamic: list[bool] = []
     dtypes: dict[str, int] = {}
     for node in graph.topo_order():
         if node.op == "const":
             users = node.results[0].users
             name = layer_name(users[0]) if users else layer_name(node)
-            stats = layers.setdefault(name, LayerStats(name))
+            stats = weights.setdefault(name, LayerStats(name))
             elements, size, dtype = _const_numbers(node)
             stats.parameters += elements
             stats.bytes += size
@@ -165,4 +168,8 @@ def graph_stats(graph: Graph) -> Stats:
         stats.ops += 1
         stats.macs += macs
         stats.flops += flops
+    for name, held in weights.items():
+        stats = layers.setdefault(name, LayerStats(name))
+        stats.parameters += held.parameters
+        stats.bytes += held.bytes
     return Stats(graph.name, graph.op_histogram(), list(layers.values()), bool(dynamic), dict(sorted(dtypes.items())))

@@ -87,10 +87,12 @@ def apply_quantization(graph: Graph, mode: str, ranges: Ranges | None = None, *,
 
 def _quantize(graph: Graph, mode: str, calibration, observer: str, int8_io, keep_float: tuple[str, ...],
               stats: Counter, min_elements: int | None = None, progress: bool | None = None) -> None:
+    from irc.ir.verify import require_data
     from irc.passes.quantize.observers import make_observer
     from irc.passes.quantize.select import select
 
     _check_mode(mode)
+    require_data(graph, f"quantizing ({mode})")  # constants elided from a dump: their values decide everything
     make_observer(observer)
     _io(int8_io, mode)
     select(graph, keep_float)  # a selector that matches nothing fails now, not after calibrating
