@@ -40,7 +40,7 @@ def convert_op(rw: Rewriter, node: Node, target: str) -> bool:
     changes = {"data_format": target}
     if node.op == "conv2d_transpose":
         changes["output_shape"] = tuple(node.attr("output_shape")[p] for p in into)
-    new = rw.create(node.op, [moved] + node.operands[1:], attrs_of(node, **changes),
+    new = rw.create(node.op, [moved, *node.operands[1:]], attrs_of(node, **changes),
                     types=[permute_type(out.type, into)], loc=node.loc)
     rw.replace(node, rw.op("transpose", new.result, loc=node.loc, type=out.type, perm=back))
     return True

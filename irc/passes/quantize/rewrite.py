@@ -40,11 +40,6 @@ def _is_f32(v: Value) -> bool:
     return v.type.dtype is DType.f32 and v.type.quant is None
 
 
-def _set_type(graph: Graph, value: Value, type: TensorType) -> None:
-    value.type = type
-    graph.version += 1
-
-
 def _loc(value: Value, suffix: str) -> Location:
     """A location for a node inserted after ``value``: its producer's, with the node names suffixed."""
     base = value.producer.loc if value.producer is not None else Location.of(value.name)
@@ -284,11 +279,11 @@ class _IntegerRewrite:
         for n in self.qnodes:
             for r in n.results:
                 if _is_f32(r):
-                    _set_type(graph, r, TensorType(act, r.type.shape, self.params(r)))
+                    graph.set_type(r, TensorType(act, r.type.shape, self.params(r)))
         for v in self.io_inputs:
             q = self.params(v if self.direct_io else ("entry", v))
             dtype, q = (DType.u8, _uint8(q)) if self.io == "uint8" else (act, q)
-            _set_type(graph, v, TensorType(dtype, v.type.shape, q))
+            graph.set_type(v, TensorType(dtype, v.type.shape, q))
         replaced: list[Value] = []
         for (n, i), key in self.keys.items():
             new = self.value_of(key)
