@@ -13,7 +13,7 @@ def documented_ops() -> set[str]:
     names = set()
     for span in re.findall(r"`([^`]*)`", section, flags=re.DOTALL):
         head = re.split(r"[({]", span, maxsplit=1)[0]
-        names.update(n.strip() for n in head.split(",") if re.fullmatch(r"[a-z_][a-z0-9_]*", n.strip()))
+        names.update(n.strip() for n in head.split(",") if re.fullmatch(r"(tfl\.)?[a-z_][a-z0-9_]*", n.strip()))
     return names
 
 

@@ -92,9 +92,9 @@ def test_options_are_parsed_by_type():
 
 
 def test_pipeline_round_trips_through_text():
-    passes = parse_pipeline("canonicalize, fuse{activations=relu,tanh pad=false},test-options{axes=5},dce")
+    passes = parse_pipeline("canonicalize, tfl-fuse{activations=relu,tanh},fuse{pad=false},test-options{axes=5},dce")
     text = format_pipeline(passes)
-    assert text == "canonicalize,fuse{activations=relu,tanh pad=false},test-options{axes=5},dce"
+    assert text == "canonicalize,tfl-fuse{activations=relu,tanh},fuse{pad=false},test-options{axes=5},dce"
     assert format_pipeline(parse_pipeline(text)) == text
 
 
@@ -109,7 +109,8 @@ def test_named_pipelines_expand_anywhere():
 
 @pytest.mark.parametrize("text, message", [
     ("fsue", "unknown pass 'fsue' (did you mean 'fuse'? passes: canonicalize,"),
-    ("fuse{activation=relu}", "pass 'fuse' has no option 'activation' (options: activations, bias, pad)"),
+    ("fuse{activations=relu}", "pass 'fuse' has no option 'activations' (options: bias, pad)"),
+    ("tfl-fuse{activation=relu}", "pass 'tfl-fuse' has no option 'activation' (options: activations)"),
     ("test-options{count=many}", "pass 'test-options': option 'count': expected an integer, got 'many'"),
     ("test-options{flag=maybe}", "option 'flag': expected true or false, got 'maybe'"),
     ("test-options{mode=slow}", "option 'mode': expected one of fast, exact, got 'slow'"),

@@ -113,8 +113,8 @@ def test_elided_constants_are_not_folded_but_still_transformed():
       return %3 as "y", %2 as "w"
     }""", "t")
     run_pipeline(graph, "tflite")
-    assert graph.op_histogram() == {"const": 2, "conv2d": 1, "mul": 1, "neg": 1}
-    assert next(n for n in graph.nodes if n.op == "mul").attr("activation") == "relu"
+    assert graph.op_histogram() == {"const": 2, "conv2d": 1, "neg": 1, "tfl.mul": 1}
+    assert next(n for n in graph.nodes if n.op == "tfl.mul").attr("fused_activation") == "relu"
 
 
 def test_layout_keeps_per_axis_quantization_on_its_axis():

@@ -188,6 +188,11 @@ class Node:
         return self._op.partition(".")[0] if "." in self._op else "core"
 
     @property
+    def core_op(self) -> str:
+        """The core op a target form extends (``tfl.conv2d`` -> ``conv2d``), else ``op`` itself."""
+        return (self.opdef.core or self._op) if "." in self._op and not self.is_opaque else self._op
+
+    @property
     def result(self) -> Value:
         if len(self.results) != 1:
             raise ValueError(f"{self.op} has {len(self.results)} results, not one")

@@ -2,14 +2,14 @@
 
     @register_pass
     @dataclass(frozen=True)
-    class Fuse(Pass):
-        "Fuses bias adds and activations into the op that produces them."
-        name = "fuse"
+    class TflFuse(Pass):
+        "TFLite: fuse activations into the op before them, as tfl.* ops."
+        name = "tfl-fuse"
         activations: tuple[str, ...] = option(("relu", "relu6"), "activations to fuse")
 
         def apply(self, graph, stats): ...
 
-``fuse{activations=relu,tanh}`` in a pipeline maps onto the fields: option names use dashes (``max-size``) or
+``tfl-fuse{activations=relu,tanh}`` in a pipeline maps onto the fields: option names use dashes (``max-size``) or
 underscores, values are parsed by the field's type (bool, int, float, str, a ``Literal`` of choices, or a tuple of
 those) and checked, so a bad option is an error that names the pass and lists what is valid.
 """
@@ -97,7 +97,7 @@ class Pass:
         return cls(**values)
 
     def __str__(self) -> str:
-        """The pass as a pipeline element, non-default options only: ``fuse{activations=relu,tanh}``."""
+        """The pass as a pipeline element, non-default options only: ``tfl-fuse{activations=relu,tanh}``."""
         parts = []
         for spec in self.options():
             value = getattr(self, spec.field)

@@ -109,11 +109,11 @@ def _size(shape, flags: list[bool]) -> int:
 
 def node_cost(node: Node, dynamic: list[bool]) -> tuple[int, int]:
     """(MACs, FLOPs) of one node; see the module docstring for the rules."""
-    op = node.op
+    op = node.core_op  # tfl.conv2d costs what conv2d does, plus its fused activation
     if op in _ZERO_FLOP or not node.results:
         return 0, 0
     out = sum(_size(r.type.shape, dynamic) for r in node.results)
-    extra = out if node.attrs.get("activation", "none") != "none" else 0
+    extra = out if node.attrs.get("fused_activation", "none") != "none" else 0
     shapes = [v.type.shape for v in node.operands]
     macs = 0
     if op in ("conv2d", "depthwise_conv2d", "conv2d_transpose") and len(shapes) >= 2 and shapes[1] is not None:

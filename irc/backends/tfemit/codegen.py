@@ -204,7 +204,7 @@ class Emitter:
         if quantized:  # as the reference interpreter: dequantize -> float op -> quantize
             args = [self.dequantize(a, v.type) if v.type.quant else a for a, v in zip(args, node.operands)]
         rule = _opaque if node.is_opaque else EMITTERS[node.op]
-        base = _identifier(node.op.removeprefix("tf.").lower())
+        base = _identifier(node.core_op.removeprefix("tf.").lower())
         out = self._per_result(node, rule(self, node, args), "float" if quantized else base)
         if quantized:
             out = [self.quantize(x, r.type) if r.type.quant else x for x, r in zip(out, node.results)]
