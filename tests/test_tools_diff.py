@@ -118,7 +118,7 @@ def test_a_fused_graph_matches_its_unfused_source():
     changed_ops = {n.op for n, _, _ in d.changed}
     assert changed_ops == {"conv2d"}
     conv_changes = {c.name for _, _, cs in d.changed for c in cs}
-    assert conv_changes <= {"attr activation", "operands"}
+    assert conv_changes <= {"op", "attr fused_activation", "operands"}  # conv2d -> tfl.conv2d {fused_activation}
     matched = {n.op for n in d.matching.nodes if n.op != "const"}
     assert {"mean", "matmul", "softmax"} <= matched
 
