@@ -32,7 +32,7 @@ def read_graph(path: str, weights: str | None):
 def command(file, output, elide, weights, **options):
     """Run a pass pipeline over FILE (IR text, or any model irc reads) and print the result.
 
-    Example: irc opt model.irc --passes "canonicalize,fold-batchnorm,tfl-fuse{activations=relu,relu6},dce"
+    Example: irc opt model.irc --passes "canonicalize,fold-batchnorm,fuse{pad=false},dce"
     """
     from irc.ir.printer import print_graph
 
