@@ -14,7 +14,7 @@ Counting rules (also in ``irc stats --help``):
 >>> g = irc.parse('''
 ... graph @g(%x: f32[1,8]) {
 ...   %0 = const() {value = dense<f32[8,4] sha256:0123456789abcdef>} : f32[8,4]
-...   %1 = matmul(%x, %0) {activation = "relu"} : f32[1,4] loc("dense/MatMul" in "dense")
+...   %1 = tfl.matmul(%x, %0) {fused_activation = "relu"} : f32[1,4] loc("dense/MatMul" in "dense")
 ...   return %1 as "y"
 ... }''')
 >>> s = graph_stats(g)
