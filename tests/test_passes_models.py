@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from irc.ir.graph import Graph
+from irc.ops.tfl import FUSABLE_OPS
 from irc.passes import run_pipeline
 from irc.passes.instruments import CheckNumerics
 from irc.passes.linear import LINEAR_OPS
-from irc.ops.tfl import FUSABLE_OPS
 from irc.passes.util import const_array, only_use
 
 ACTIVATION_OPS = ("relu", "relu6", "tanh")
