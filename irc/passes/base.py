@@ -55,6 +55,8 @@ class Pass:
     """Base of every pass. Subclasses set ``name`` (and a docstring: its first line is the summary) and ``apply``."""
 
     name: ClassVar[str] = ""
+    # options a pass no longer has -> where they went, said when a pipeline still uses them
+    moved_options: ClassVar[dict[str, str]] = {}
 
     def apply(self, graph: Graph, stats: Stats) -> None:
         """Transforms ``graph`` in place through Graph methods, counting what it did in ``stats``."""
@@ -89,7 +91,9 @@ class Pass:
             spec = specs.get(key)
             if spec is None:
                 valid = ", ".join(s.name for s in cls.options()) or "none"
-                raise PipelineError(f"pass '{cls.name}' has no option '{key}' (options: {valid})")
+                moved = cls.moved_options.get(key)
+                raise PipelineError(f"pass '{cls.name}' has no option '{key}' (options: {valid})"
+                                    + (f": {moved}" if moved else ""))
             try:
                 values[spec.field] = parse_value(spec.type, texts)
             except ValueError as e:

@@ -60,6 +60,7 @@ class Fuse(Pass):
     """Fuse bias adds and zero padding into conv, depthwise conv and matmul (target-neutral)."""
 
     name = "fuse"
+    moved_options = {"activations": "fusing activations is TFLite's business now, use tfl-fuse{activations=...}"}
     bias: bool = option(True, "fold per-channel constant adds into conv/matmul biases")
     pad: bool = option(True, "fold explicit zero padding into conv padding")
 
