@@ -12,6 +12,7 @@ the TFLite target's ``tfl-fuse`` pass (irc/passes/tfl_fuse.py) makes ``tfl.*`` o
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from irc.ir.graph import Location
 from irc.passes import register_pass
@@ -60,7 +61,8 @@ class Fuse(Pass):
     """Fuse bias adds and zero padding into conv, depthwise conv and matmul (target-neutral)."""
 
     name = "fuse"
-    moved_options = {"activations": "fusing activations is TFLite's business now, use tfl-fuse{activations=...}"}
+    moved_options: ClassVar[dict[str, str]] = {
+        "activations": "fusing activations is TFLite's business now, use tfl-fuse{activations=...}"}
     bias: bool = option(True, "fold per-channel constant adds into conv/matmul biases")
     pad: bool = option(True, "fold explicit zero padding into conv padding")
 
