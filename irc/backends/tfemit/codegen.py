@@ -239,7 +239,7 @@ class Emitter:
     def op_name(self, suffix: str = "") -> str:
         """The TF op name for the current node: its TF name, so HLO and traces name the model's layers."""
         node = self.node
-        base = node.loc.names[0] if node is not None and node.loc.names else (node.op if node else "op")
+        base = node.loc.names[0] if node is not None and node.loc.names else (node.core_op if node else "op")
         base = _op_name(_strip_call_scopes(base))
         return base + "/" + suffix if suffix else base
 
