@@ -109,8 +109,8 @@ def test_named_pipelines_expand_anywhere():
 
 @pytest.mark.parametrize("text, message", [
     ("fsue", "unknown pass 'fsue' (did you mean 'fuse'? passes: canonicalize,"),
-    ("fuse{activations=relu}", "pass 'fuse' has no option 'activations' (options: bias, pad): fusing activations "
-                               "is TFLite's business now, use tfl-fuse{activations=...}"),
+    ("fuse{activations=relu}", ("pass 'fuse' has no option 'activations' (options: bias, pad): fusing activations "
+                                "is TFLite's business now, use tfl-fuse{activations=...}")),
     ("tfl-fuse{activation=relu}", "pass 'tfl-fuse' has no option 'activation' (options: activations)"),
     ("test-options{count=many}", "pass 'test-options': option 'count': expected an integer, got 'many'"),
     ("test-options{flag=maybe}", "option 'flag': expected true or false, got 'maybe'"),
