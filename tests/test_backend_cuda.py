@@ -51,10 +51,10 @@ def conv_graph() -> Graph:
     def w(*shape):
         return g.const(r.standard_normal(shape).astype(np.float32))
 
-    y = g.op("conv2d", x, w(3, 3, 3, 8), w(8), strides=(2, 2), padding="SAME", activation="relu")
-    y = g.op("depthwise_conv2d", y, w(3, 3, 8, 1), w(8), padding="SAME", activation="relu6")
+    y = g.op("tfl.conv2d", x, w(3, 3, 3, 8), w(8), strides=(2, 2), padding="SAME", fused_activation="relu")
+    y = g.op("tfl.depthwise_conv2d", y, w(3, 3, 8, 1), w(8), padding="SAME", fused_activation="relu6")
     y = g.op("max_pool", y, ksize=(2, 2), strides=(2, 2))
-    y = g.op("conv2d", y, w(1, 1, 8, 4), w(4), activation="sigmoid")
+    y = g.op("tfl.conv2d", y, w(1, 1, 8, 4), w(4), fused_activation="sigmoid")
     g.set_output("features", g.op("mean", y, axes=(1, 2)))
     return g
 

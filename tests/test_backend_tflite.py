@@ -28,8 +28,8 @@ def small_graph() -> Graph:
     r = np.random.default_rng(0)
     g = Graph("small")
     x = g.add_input("pixels", TensorType(F32, (1, 4, 4, 2)))
-    y = g.op("conv2d", x, g.const(r.standard_normal((3, 3, 2, 3)).astype(np.float32)), padding="SAME",
-             activation="relu")
+    y = g.op("tfl.conv2d", x, g.const(r.standard_normal((3, 3, 2, 3)).astype(np.float32)), padding="SAME",
+             fused_activation="relu")
     g.set_output("features", y)
     g.set_output("score", g.op("mean", y, axes=(1, 2, 3)))
     return g
@@ -153,7 +153,7 @@ def test_gelu_and_hard_swish_idioms():
     half = g.op("mul", x, g.const(np.float32(0.5)))
     erf = g.op("erf", g.op("mul", g.op("neg", x), g.const(np.float32(np.sqrt(0.5)))))
     g.set_output("gelu", g.op("mul", half, g.op("sub", g.const(np.float32(1.0)), erf)))
-    gate = g.op("add", x, g.const(np.float32(3.0)), activation="relu6")
+    gate = g.op("tfl.add", x, g.const(np.float32(3.0)), fused_activation="relu6")
     g.set_output("hard_swish", g.op("mul", x, g.op("div", gate, g.const(np.float32(6.0)))))
     gate2 = g.op("relu6", g.op("add", x, g.const(np.float32(3.0))))
     g.set_output("hard_swish2", g.op("mul", g.op("mul", x, gate2), g.const(np.float32(1 / 6))))

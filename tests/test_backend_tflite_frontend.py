@@ -74,7 +74,8 @@ def test_quantized_file_reads_with_parameters(tmp_path):
     g = quantized_graph()
     data = emit(g, passes="O0")
     graph = reread(tmp_path, data)
-    conv = next(n for n in graph.nodes if n.op == "conv2d")
+    conv = next(n for n in graph.nodes if n.op == "tfl.conv2d")  # CONV_2D with a fused RELU: TFLite's form
+    assert conv.attr("fused_activation") == "relu"
     filt = conv.operands[1].type
     assert filt.quant is not None and filt.quant.axis == 3 and len(filt.quant.scale) == 4  # back to HWIO
     assert conv.result.type.quant.scale == (pytest.approx(0.1),)
@@ -136,7 +137,9 @@ def test_mobilenet_v2_from_tensorflow_round_trips(zoo_models):
     path = converted(zoo_models.saved_model("mobilenet_v2", size=96))
     theirs = path.read_bytes()
     graph = read_tflite(path)
-    assert graph.op_histogram()["conv2d"] == 35 and graph.inputs[0].type.shape[0].name == "batch"
+    ops = graph.op_histogram()
+    assert ops["tfl.conv2d"] + ops["conv2d"] == 35 and graph.inputs[0].type.shape[0].name == "batch"
+    assert {n.attr("fused_activation") for n in graph.walk("tfl.conv2d")} == {"relu6"}
     ours = emit(graph)
     assert counts(ours) == counts(theirs)
     inputs = random_inputs(graph, seed=2)

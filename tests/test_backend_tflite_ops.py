@@ -69,14 +69,15 @@ class Builder:
 # ----- the cases: each builds a graph from a Builder and names its outputs --------------------------------------------
 def conv_cases(b: Builder):
     x = b.input("x", 1, 9, 9, 3)
-    y = b.op("conv2d", x, b.w(3, 3, 3, 4), b.w(4), strides=(2, 2), padding="SAME", activation="relu6")
-    z = b.op("conv2d", x, b.w(2, 3, 3, 5), padding="VALID", dilations=(2, 1), activation="tanh")
-    d = b.op("depthwise_conv2d", y, b.w(3, 3, 4, 2), b.w(8), padding="SAME", activation="sigmoid")
-    t = b.op("conv2d_transpose", d, b.w(3, 3, 6, 8), b.w(6), output_shape=(1, 11, 11, 6), strides=(2, 2),
-             padding="VALID", activation="relu")
+    y = b.op("tfl.conv2d", x, b.w(3, 3, 3, 4), b.w(4), strides=(2, 2), padding="SAME", fused_activation="relu6")
+    z = b.op("tfl.conv2d", x, b.w(2, 3, 3, 5), padding="VALID", dilations=(2, 1), fused_activation="tanh")
+    d = b.op("tfl.depthwise_conv2d", y, b.w(3, 3, 4, 2), b.w(8), padding="SAME", fused_activation="sigmoid")
+    t = b.op("tfl.conv2d_transpose", d, b.w(3, 3, 6, 8), b.w(6), output_shape=(1, 11, 11, 6), strides=(2, 2),
+             padding="VALID", fused_activation="relu")
     n = b.op("transpose", x, perm=(0, 3, 1, 2))
-    n = b.op("conv2d", n, b.w(3, 3, 3, 2), data_format="NCHW", padding="SAME", activation="relu_n1_to_1")
+    n = b.op("tfl.conv2d", n, b.w(3, 3, 3, 2), data_format="NCHW", padding="SAME", fused_activation="relu_n1_to_1")
     n = b.op("depthwise_conv2d", n, b.w(3, 3, 2, 1), data_format="NCHW", padding="VALID")
+    n = b.op("conv2d", n, b.w(1, 1, 2, 2), data_format="NCHW")
     return {"conv": y, "dilated": z, "depthwise": d, "transposed": t, "nchw": n}
 
 
@@ -84,14 +85,16 @@ def dynamic_batch_cases(b: Builder):
     x = b.g.add_input("x", TensorType(F32, (BATCH, 4, 4, 2)))
     t = b.op("conv2d_transpose", x, b.w(2, 2, 3, 2), output_shape=(-1, 8, 8, 3), strides=(2, 2), padding="SAME")
     flat = b.op("reshape", t, shape=(-1, 192))
-    return {"up": t, "dense": b.op("matmul", flat, b.w(192, 5), b.w(5), activation="relu"),
+    return {"up": t, "dense": b.op("tfl.matmul", flat, b.w(192, 5), b.w(5), fused_activation="relu"),
             "squeezed": b.op("squeeze", b.op("mean", t, axes=(1, 2), keepdims=True), axes=(1, 2))}
 
 
 def pool_norm_cases(b: Builder):
     x = b.input("x", 1, 7, 7, 4)
-    mp = b.op("max_pool", x, ksize=(3, 3), strides=(2, 2), padding="SAME", activation="relu")
+    mp = b.op("tfl.max_pool", x, ksize=(3, 3), strides=(2, 2), padding="SAME", fused_activation="relu")
+    mp = b.op("add", mp, b.op("max_pool", x, ksize=(3, 3), strides=(2, 2), padding="SAME"))
     ap = b.op("avg_pool", x, ksize=(2, 2), strides=(1, 1), padding="SAME")
+    ap = b.op("tfl.avg_pool", ap, ksize=(2, 2), strides=(1, 1), padding="SAME", fused_activation="relu6")
     ap_nchw = b.op("avg_pool", b.op("transpose", x, perm=(0, 3, 1, 2)), ksize=(2, 2), strides=(2, 2),
                    data_format="NCHW")
     bn = b.op("batch_norm", x, b.w(4), b.w(4), b.w(4), b.w(4, low=0.5, high=2.0), epsilon=1e-3)
@@ -120,10 +123,10 @@ def matmul_cases(b: Builder):
     m = b.input("m", 2, 3, 6)
     other = b.input("other", 6, 4)
     return {
-        "fc": b.op("matmul", a, b.w(6, 4), b.w(4), activation="relu"),
-        "fc_t": b.op("matmul", a, b.w(4, 6), transpose_b=True, activation="tanh"),
+        "fc": b.op("tfl.matmul", a, b.w(6, 4), b.w(4), fused_activation="relu"),
+        "fc_t": b.op("tfl.matmul", a, b.w(4, 6), transpose_b=True, fused_activation="tanh"),
         "fc_ta": b.op("matmul", b.op("transpose", a, perm=(1, 0)), b.w(6, 2), transpose_a=True),
-        "dynamic": b.op("matmul", a, other, b.w(4), activation="relu6"),
+        "dynamic": b.op("tfl.matmul", a, other, b.w(4), fused_activation="relu6"),
         "dynamic_t": b.op("matmul", a, b.op("transpose", other, perm=(1, 0)), transpose_b=True),
         "bmm_const": b.op("batch_matmul", m, b.w(6, 5)),
         "bmm_const_adj": b.op("batch_matmul", m, b.w(5, 6), adj_y=True),
@@ -138,8 +141,9 @@ def elementwise_cases(b: Builder):
     pos = b.op("add", b.op("abs", x), b.g.const(np.float32(0.5)))
     i = b.input("i", 2, 3, dtype=DType.i32)
     out = {
-        "add": b.op("add", x, y, activation="relu"), "sub": b.op("sub", x, y, activation="tanh"),
-        "mul": b.op("mul", x, y, activation="sigmoid"), "div": b.op("div", x, pos, activation="relu6"),
+        "add": b.op("tfl.add", x, y, fused_activation="relu"), "sub": b.op("tfl.sub", x, y, fused_activation="tanh"),
+        "mul": b.op("tfl.mul", x, y, fused_activation="sigmoid"), "div": b.op("tfl.div", x, pos, fused_activation="relu6"),
+        "plain_sub": b.op("sub", x, y), "plain_mul": b.op("mul", x, y),
         "max": b.op("maximum", x, y), "min": b.op("minimum", x, y), "pow": b.op("pow", pos, y),
         "sqdiff": b.op("squared_difference", x, y), "floordiv": b.op("floor_div", x, pos),
         "floormod": b.op("floor_mod", x, pos),
@@ -181,7 +185,8 @@ def shape_cases(b: Builder):
         "reshape": b.op("reshape", x, shape=(4, -1)), "transpose": b.op("transpose", x, perm=(2, 0, 1)),
         "squeeze": b.op("squeeze", b.op("reshape", x, shape=(2, 1, 12, 1)), axes=(1, 3)),
         "expand": b.op("expand_dims", x, axis=-1),
-        "concat": b.op("concat", x, b.op("neg", x), axis=-1, activation="relu"),
+        "concat": b.op("tfl.concat", x, b.op("neg", x), axis=-1, fused_activation="relu"),
+        "plain_concat": b.op("concat", x, x, axis=0),
         "split0": parts[0], "split1": parts[1], "half1": halves[1],
         "pack": b.op("pack", rows[0], rows[2], axis=-1), "row1": rows[1],
         "slice": b.op("slice", x, begin=(0, 1, 1), size=(-1, 2, 2)),
@@ -331,7 +336,7 @@ def quantized_graph() -> Graph:
     bias = g.add("const", (), {"value": r.integers(-500, 500, 4).astype(np.int32)},
                  types=[TensorType(DType.i32, (4,), bias_q)])
     out_q = QuantParams((0.1,), (2,))
-    conv = g.add("conv2d", [xq, wq.result, bias.result], {"padding": "SAME", "activation": "relu"},
+    conv = g.add("tfl.conv2d", [xq, wq.result, bias.result], {"padding": "SAME", "fused_activation": "relu"},
                  types=[TensorType(DType.i8, (1, 6, 6, 4), out_q)]).result
     pooled = g.add("max_pool", [conv], {"ksize": (2, 2), "strides": (2, 2)},
                    types=[TensorType(DType.i8, (1, 3, 3, 4), out_q)]).result

@@ -62,8 +62,8 @@ def dense_graph() -> Graph:
     r = np.random.default_rng(0)
     g = Graph("dense")
     x = g.add_input("x", TensorType(DType.f32, (1, 6)))
-    h = g.op("matmul", x, g.const(r.standard_normal((6, 8)).astype(np.float32)),
-             g.const(r.standard_normal(8).astype(np.float32)), activation="relu")
+    h = g.op("tfl.matmul", x, g.const(r.standard_normal((6, 8)).astype(np.float32)),
+             g.const(r.standard_normal(8).astype(np.float32)), fused_activation="relu")
     g.set_output("y", g.op("softmax", h))
     return g
 

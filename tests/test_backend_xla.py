@@ -116,17 +116,17 @@ def cnn_graph() -> Graph:
     def w(*shape):
         return g.const(r.standard_normal(shape).astype(np.float32))
 
-    y = g.op("conv2d", x, w(3, 3, 3, 8), w(8), padding="SAME", activation="relu")
-    y = g.op("depthwise_conv2d", y, w(3, 3, 8, 1), w(8), strides=(2, 2), padding="SAME", activation="relu6")
+    y = g.op("tfl.conv2d", x, w(3, 3, 3, 8), w(8), padding="SAME", fused_activation="relu")
+    y = g.op("tfl.depthwise_conv2d", y, w(3, 3, 8, 1), w(8), strides=(2, 2), padding="SAME", fused_activation="relu6")
     y = g.op("batch_norm", y, w(8), w(8), w(8), g.const(r.uniform(0.5, 2, 8).astype(np.float32)), epsilon=1e-3)
     a, b = g.add("split", [y], {"axis": 3, "sizes": (4, 4)}).results
     y = g.op("concat", g.op("hard_swish", a), g.op("sigmoid", b), axis=3)
-    t = g.op("conv2d_transpose", y, w(2, 2, 6, 8), w(6), output_shape=(1, 8, 8, 6), strides=(2, 2),
-             padding="SAME", activation="tanh")
+    t = g.op("tfl.conv2d_transpose", y, w(2, 2, 6, 8), w(6), output_shape=(1, 8, 8, 6), strides=(2, 2),
+             padding="SAME", fused_activation="tanh")
     t = g.op("avg_pool", t, ksize=(3, 3), strides=(1, 1), padding="SAME")
     n = g.op("transpose", t, perm=(0, 3, 1, 2))  # NCHW ops
     n = g.op("conv2d", n, w(3, 3, 6, 4), w(4), padding="VALID", data_format="NCHW", dilations=(2, 2))
-    n = g.op("max_pool", n, ksize=(2, 2), strides=(2, 2), data_format="NCHW", activation="relu")
+    n = g.op("tfl.max_pool", n, ksize=(2, 2), strides=(2, 2), data_format="NCHW", fused_activation="relu")
     n = g.op("batch_norm", n, w(4), w(4), w(4), g.const(np.ones(4, np.float32)), data_format="NCHW")
     y = g.op("transpose", n, perm=(0, 2, 3, 1))
     y = g.op("resize", y, size=(4, 4), method="bilinear", half_pixel_centers=True)
@@ -134,7 +134,7 @@ def cnn_graph() -> Graph:
     y = g.op("elu", g.op("leaky_relu", y, alpha=0.1))
     y = g.op("resize", y, size=(3, 3), method="nearest")
     y = g.op("reshape", g.op("silu", y), shape=(1, -1))
-    y = g.op("matmul", y, w(36, 5), w(5), activation="relu_n1_to_1")
+    y = g.op("tfl.matmul", y, w(36, 5), w(5), fused_activation="relu_n1_to_1")
     g.set_output("logits", y)
     g.set_output("probs", g.op("softmax", y, beta=0.5))
     return g
@@ -269,7 +269,7 @@ def test_opaque_while_loop_with_its_function_library(tmp_path):
     np.testing.assert_allclose(model.run({"x": data})["y"], loop(tf.constant(data)).numpy())
     served = tf.saved_model.load(str(tmp_path / "out")).signatures["serving_default"](x=tf.constant(data))
     np.testing.assert_allclose(served["y"].numpy(), loop(tf.constant(data)).numpy())
-    del node.attrs["library"]
+    g.remove_attr(node, "library")
     (item,) = [i for i in xla.check(g) if i.node is node]
     assert item.status == "unsupported" and "lacks" in item.reason
 

@@ -48,7 +48,7 @@ def test_binary_int(name, tf_fn):
 @pytest.mark.parametrize("name", ["add", "sub", "mul", "div"])
 def test_fused_activation(name, activation, tf_act):
     x, y = rand(3, 4, seed=5, low=-8, high=8), rand(4, seed=6, low=0.5, high=4)
-    check(name, [x, y], {"activation": activation}, tf_run(lambda a, b: tf_act(BINARY[name](a, b)), x, y))
+    check(f"tfl.{name}", [x, y], {"fused_activation": activation}, tf_run(lambda a, b: tf_act(BINARY[name](a, b)), x, y))
 
 
 @pytest.mark.parametrize("name,tf_fn", [("logical_and", tf.logical_and), ("logical_or", tf.logical_or)])
@@ -125,6 +125,8 @@ def test_binary_shape_rules():
                                   TensorType(DType.f32, (3,))], {})[0].shape == (B, 3)
     with pytest.raises(ValueError, match="unknown attribute"):
         infer_types("maximum", [TensorType(DType.f32, (3,))] * 2, {"activation": "relu"})
+    with pytest.raises(ValueError, match="unknown attribute 'fused_activation'"):  # core ops are target-neutral
+        infer_types("add", [TensorType(DType.f32, (3,))] * 2, {"fused_activation": "relu"})
 
 
 def test_traits():

@@ -46,7 +46,7 @@ def test_conv2d(case, fmt):
 def test_conv2d_activation_no_bias(activation):
     x, f = rand(1, 5, 5, 2, seed=4, low=-3, high=3), rand(3, 3, 2, 3, seed=5)
     want = tf_run(lambda v, k: ACT[activation](tf.nn.conv2d(v, k, 1, "SAME")), x, f)
-    check("conv2d", [x, f], {"padding": "SAME", "activation": activation}, want)
+    check("tfl.conv2d", [x, f], {"padding": "SAME", "fused_activation": activation}, want)
 
 
 def test_grouped_conv2d():
@@ -95,8 +95,8 @@ def test_depthwise_conv2d(case, fmt):
     want = tf_run(lambda v, k, bias: tf.nn.relu6(tf.nn.depthwise_conv2d(
         v, k, (1,) + strides + (1,), padding, dilations=dilations) + bias), x, f, b)[0]
     attrs = {"strides": strides, "dilations": dilations, "padding": padding, "data_format": fmt,
-             "activation": "relu6"}
-    check("depthwise_conv2d", [in_format(x, fmt), f, b], attrs, in_format(want, fmt))
+             "fused_activation": "relu6"}
+    check("tfl.depthwise_conv2d", [in_format(x, fmt), f, b], attrs, in_format(want, fmt))
 
 
 def test_depthwise_unequal_strides():
@@ -151,7 +151,7 @@ def test_matmul(ta, tb):
     b = rand(*((4, 5) if tb else (5, 4)), seed=2)
     bias = rand(4, seed=3)
     want = tf_run(lambda x, y, z: tf.nn.relu(tf.matmul(x, y, transpose_a=ta, transpose_b=tb) + z), a, b, bias)
-    check("matmul", [a, b, bias], {"transpose_a": ta, "transpose_b": tb, "activation": "relu"}, want)
+    check("tfl.matmul", [a, b, bias], {"transpose_a": ta, "transpose_b": tb, "fused_activation": "relu"}, want)
     check("matmul", [a, b], {"transpose_a": ta, "transpose_b": tb},
           tf_run(lambda x, y: tf.matmul(x, y, transpose_a=ta, transpose_b=tb), a, b))
 
@@ -205,7 +205,7 @@ def test_pool(name, tf_fn, case, fmt):
 def test_pool_activation_and_rules():
     x = rand(1, 4, 4, 2, seed=2, low=-3, high=3)
     want = tf_run(lambda v: tf.nn.relu6(tf.nn.avg_pool2d(v, 2, 2, "VALID")), x)
-    check("avg_pool", [x], {"ksize": (2, 2), "strides": (2, 2), "activation": "relu6"}, want)
+    check("tfl.avg_pool", [x], {"ksize": (2, 2), "strides": (2, 2), "fused_activation": "relu6"}, want)
     assert infer_shape("max_pool", [(B, 15, 16, 8)], {"ksize": (3, 3), "strides": (2, 2), "padding": "SAME"}) == \
         (B, 8, 8, 8)
     assert infer_shape("avg_pool", [(B, 8, 15, 16)], {"ksize": (3, 3), "strides": (2, 2),
@@ -299,6 +299,6 @@ def test_resnet50_sized_convs_are_fast():
     y = run_kernel("conv2d", [x, rand(7, 7, 3, 64, seed=2)], {"strides": (2, 2), "padding": "SAME"})[0]
     y = run_kernel("max_pool", [y], {"ksize": (3, 3), "strides": (2, 2), "padding": "SAME"})[0]
     for _ in range(3):
-        y = run_kernel("conv2d", [y, rand(3, 3, 64, 64, seed=3)], {"padding": "SAME", "activation": "relu"})[0]
+        y = run_kernel("tfl.conv2d", [y, rand(3, 3, 64, 64, seed=3)], {"padding": "SAME", "fused_activation": "relu"})[0]
     assert y.shape == (1, 56, 56, 64)
     assert time.perf_counter() - start < 3.0

@@ -3,6 +3,7 @@ from pathlib import Path
 
 from irc.ops import all_ops
 from irc.ops.base import PURE
+from irc.ops.tfl import FUSABLE_OPS
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "ops.md"
 
@@ -13,7 +14,7 @@ def documented_ops() -> set[str]:
     names = set()
     for span in re.findall(r"`([^`]*)`", section, flags=re.DOTALL):
         head = re.split(r"[({]", span, maxsplit=1)[0]
-        names.update(n.strip() for n in head.split(",") if re.fullmatch(r"[a-z_][a-z0-9_]*", n.strip()))
+        names.update(n.strip() for n in head.split(",") if re.fullmatch(r"(tfl\.)?[a-z_][a-z0-9_]*", n.strip()))
     return names
 
 
@@ -31,3 +32,16 @@ def test_every_op_is_documented_and_declared_well():
         assert PURE in op.traits, name
         for attr, spec in op.attrs.items():
             assert spec.required or spec.check(spec.default) is None, f"{name}.{attr} default is invalid"
+
+
+def test_core_ops_are_target_neutral_and_tfl_forms_extend_them():
+    """No core op carries a fused activation; each tfl.X is core op X plus one, with X's operands and attributes."""
+    ops = all_ops()
+    for name, op in ops.items():
+        assert name.startswith(f"{op.dialect}.") or (op.dialect == "core" and "." not in name), name
+        if op.dialect == "core":
+            assert not {"activation", "fused_activation"} & set(op.attrs), name
+        if op.dialect == "tfl":
+            core = ops[op.core]
+            assert op.operands == core.operands and set(op.attrs) == set(core.attrs) | {"fused_activation"}
+    assert {n for n, op in ops.items() if op.dialect == "tfl"} == {f"tfl.{n}" for n in FUSABLE_OPS}

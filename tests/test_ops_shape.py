@@ -43,7 +43,7 @@ def test_transpose(perm):
 def test_concat(axis):
     xs = [rand(2, 3, 4, seed=1), rand(2, 3, 4, seed=2), rand(2, 3, 4, seed=3)]
     check("concat", xs, {"axis": axis}, tf_run(lambda *v: tf.concat(v, axis), *xs))
-    check("concat", xs, {"axis": axis, "activation": "relu"}, tf_run(lambda *v: tf.nn.relu(tf.concat(v, axis)), *xs))
+    check("tfl.concat", xs, {"axis": axis, "fused_activation": "relu"}, tf_run(lambda *v: tf.nn.relu(tf.concat(v, axis)), *xs))
 
 
 def test_concat_rules():

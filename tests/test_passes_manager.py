@@ -58,8 +58,15 @@ def break_verifier(graph):
     """Declares a wrong result type on every relu."""
     for node in graph.nodes:
         if node.op == "relu":
-            node.results[0].type = TensorType(DType.f32, (7,))
-            graph.version += 1
+            graph.set_type(node.results[0], TensorType(DType.f32, (7,)))
+
+
+@register_pass(name="test-break-perm")
+def break_perm(graph):
+    """Sets an invalid perm on every transpose, the only way there is: through the graph."""
+    for node in graph.nodes:
+        if node.op == "transpose":
+            graph.set_attr(node, "perm", (0, 0))
 
 
 @register_pass(name="test-raise")
@@ -85,9 +92,9 @@ def test_options_are_parsed_by_type():
 
 
 def test_pipeline_round_trips_through_text():
-    passes = parse_pipeline("canonicalize, fuse{activations=relu,tanh pad=false},test-options{axes=5},dce")
+    passes = parse_pipeline("canonicalize, tfl-fuse{activations=relu,tanh},fuse{pad=false},test-options{axes=5},dce")
     text = format_pipeline(passes)
-    assert text == "canonicalize,fuse{activations=relu,tanh pad=false},test-options{axes=5},dce"
+    assert text == "canonicalize,tfl-fuse{activations=relu,tanh},fuse{pad=false},test-options{axes=5},dce"
     assert format_pipeline(parse_pipeline(text)) == text
 
 
@@ -102,7 +109,9 @@ def test_named_pipelines_expand_anywhere():
 
 @pytest.mark.parametrize("text, message", [
     ("fsue", "unknown pass 'fsue' (did you mean 'fuse'? passes: canonicalize,"),
-    ("fuse{activation=relu}", "pass 'fuse' has no option 'activation' (options: activations, bias, pad)"),
+    ("fuse{activations=relu}", ("pass 'fuse' has no option 'activations' (options: bias, pad): fusing activations "
+                                "is TFLite's business now, use tfl-fuse{activations=...}")),
+    ("tfl-fuse{activation=relu}", "pass 'tfl-fuse' has no option 'activation' (options: activations)"),
     ("test-options{count=many}", "pass 'test-options': option 'count': expected an integer, got 'many'"),
     ("test-options{flag=maybe}", "option 'flag': expected true or false, got 'maybe'"),
     ("test-options{mode=slow}", "option 'mode': expected one of fast, exact, got 'slow'"),
@@ -160,6 +169,39 @@ def test_a_pass_that_breaks_the_verifier_is_named_with_a_reproducer(tmp_path):
     result = CliRunner().invoke(main, args[1:] + ["--reproducer-dir", str(tmp_path)])
     assert result.exit_code == 1
     assert "pass 'test-break-verifier' broke the verifier" in result.stderr
+
+
+def test_in_place_edits_fail_loudly_and_naming_the_method():
+    graph = parse("""graph @g(%x: f32[2,3]) {
+      %0 = transpose(%x) {perm = [1, 0]} : f32[3,2]
+      return %0 as "y"
+    }""")
+    node = graph.nodes[0]
+    attempts = {
+        "graph.set_attr": [lambda: node.attrs.__setitem__("perm", (0, 1)), lambda: node.attrs.update(perm=(0, 1)),
+                           lambda: node.attrs.pop("perm"), lambda: setattr(node, "attrs", {})],
+        "graph.set_type": [lambda: setattr(node.result, "type", TensorType(DType.f32, (2, 3)))],
+        "graph.set_operand": [lambda: setattr(node, "operands", [])],
+    }
+    for method, edits in attempts.items():
+        for edit in edits:
+            with pytest.raises((TypeError, AttributeError), match=method.replace(".", r"\.")):
+                edit()
+    with pytest.raises(TypeError):
+        node.operands[0] = graph.inputs[0]  # a tuple
+    assert node.attrs == {"perm": (1, 0)} and node.result.type == TensorType(DType.f32, (3, 2))
+
+
+def test_an_attribute_edit_counts_as_a_change_and_is_verified(tmp_path):
+    graph = parse("""graph @g(%x: f32[2,3]) {
+      %0 = transpose(%x) {perm = [1, 0]} : f32[3,2]
+      return %0 as "y"
+    }""")
+    version = graph.version
+    graph.set_attr(graph.nodes[0], "perm", [1, 0])  # same value, list -> tuple: still an edit
+    assert graph.version > version and graph.nodes[0].attrs["perm"] == (1, 0)
+    with pytest.raises(PassError, match="pass 'test-break-perm' broke the verifier: 'transpose'.*perm"):
+        run_pipeline(graph, "test-break-perm", reproducer_dir=tmp_path)
 
 
 def test_a_pass_that_raises_is_named_with_the_passes_before_it(tmp_path):

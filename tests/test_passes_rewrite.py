@@ -115,8 +115,8 @@ def test_a_pass_that_needs_an_elided_constant_fails_instead_of_skipping_it():
     # Folding the mul into the conv needs both constants: a silent skip would give a different graph.
     with pytest.raises(PassError, match="pass 'fold-batchnorm' failed: needs the data of constant sha256:01234"):
         run_pipeline(graph, "fold-batchnorm,fuse")
-    run_pipeline(graph, "fuse,dce")  # passes that read no constant still transform the graph
-    assert next(n for n in graph.nodes if n.op == "mul").attr("activation") == "relu"
+    run_pipeline(graph, "fuse,tfl-fuse,dce")  # passes that read no constant still transform the graph
+    assert next(n for n in graph.nodes if n.op == "tfl.mul").attr("fused_activation") == "relu"
 
 
 def test_layout_keeps_per_axis_quantization_on_its_axis():
@@ -159,8 +159,8 @@ def test_channel_vector(shape, axis, ok):
 def test_a_misspelled_op_or_attribute_is_an_error_naming_the_rule():
     with pytest.raises(ValueError, match=r"^rule 'silu': unknown op 'sigmod'$"):
         Rule(Op("mul", x, Op("sigmod", x)), lambda m: m.x, doc="silu")
-    with pytest.raises(ValueError, match=r"^rule 'a': op 'mul' has no attribute 'activaton' \(attributes: activ"):
-        Rule(Op("mul", x, y, activaton="none"), lambda m: m.x, doc="a")
+    with pytest.raises(ValueError, match=r"^rule 'a': op 'transpose' has no attribute 'prem' \(attributes: perm"):
+        Rule(Op("transpose", x, prem=(1, 0)), lambda m: m.x, doc="a")
     with pytest.raises(ValueError, match=r"^rule Op\('relu', Var\('x'\), Var\('y'\)\): relu takes \(x\), got 2"):
         Rule(Op("relu", x, y), lambda m: m.x)
     from irc.passes.rewrite import PatternPass
@@ -183,20 +183,19 @@ def test_a_pattern_pass_without_patterns_is_refused_when_defined():
     assert type("Right", (PatternPass,), {"name": "right", "patterns": rules}).patterns == rules
 
 
-MUL_WITH_RELU = """graph @g(%a: f32[2]) {
-  %0 = sigmoid(%a) : f32[2]
-  %1 = mul(%a, %0) {activation = "relu"} : f32[2]
-  return %1 as "y"
+SOFTMAX_WITH_BETA = """graph @g(%a: f32[2]) {
+  %0 = softmax(%a) {beta = 2.0} : f32[2]
+  return %0 as "y"
 }"""
 
 
 def test_unmentioned_attributes_must_be_at_their_defaults_unless_any_attrs():
-    strict = Rule(Op("mul", x, Op("sigmoid", x)), lambda m: m.op("silu", m.x), doc="silu")
-    text, stats = rewrite(MUL_WITH_RELU, strict)
-    assert stats == {} and "silu" not in text  # silu would have dropped the fused relu
-    loose = Rule(Op("mul", x, Op("sigmoid", x), any_attrs=True), lambda m: m.op("silu", m.x), doc="silu")
-    _, stats = rewrite(MUL_WITH_RELU, loose)
-    assert stats == {"silu": 1, "nodes removed": 2}
+    strict = Rule(Op("softmax", x), lambda m: m.op("log_softmax", m.x), doc="log")
+    text, stats = rewrite(SOFTMAX_WITH_BETA, strict)
+    assert stats == {} and "log_softmax" not in text  # the rule would have dropped beta
+    loose = Rule(Op("softmax", x, any_attrs=True), lambda m: m.op("log_softmax", m.x), doc="log")
+    _, stats = rewrite(SOFTMAX_WITH_BETA, loose)
+    assert stats == {"log": 1, "nodes removed": 1}
 
 
 def test_an_optional_operand_matches_with_or_without_it():
@@ -248,3 +247,28 @@ def test_debug_rewrites_on_the_command_line():
     result = CliRunner().invoke(main, ["opt", "-", "--passes", "canonicalize", "--debug-rewrites"], input=model)
     assert result.exit_code == 0, result.output
     assert result.stderr == "rewrite: Rule(-(-x) -> x) fired on 'neg'\n"
+
+
+def test_a_core_rule_cannot_drop_a_fused_activation():
+    """rules.py's own example, x * 1 -> x, on mul(x, 1) + relu: as core ops it fires and keeps the relu; after the
+    TFLite fusion (tfl.mul {fused_activation = "relu"}) it does not match. Either way the outputs stay [0, 2, 0, 4]."""
+    from irc.ir.interpreter import run
+
+    text = """graph @g(%x: f32[4]) {
+      %one = const() {value = dense<f32[] [1.0]>} : f32[]
+      %0 = mul(%x, %one) : f32[4]
+      %1 = relu(%0) : f32[4]
+      return %1 as "y"
+    }"""
+    rule = Rule(Op("mul", x, Const(1.0)), lambda m: m.x, doc="x * 1 -> x")
+    feed = {"x": np.array([-1.0, 2.0, -3.0, 4.0], np.float32)}
+    want = np.array([0.0, 2.0, 0.0, 4.0], np.float32)
+    core, fused = parse(text, "t"), parse(text, "t")
+    run_pipeline(fused, "tfl-fuse")
+    assert fused.op_histogram() == {"const": 1, "tfl.mul": 1}
+    for graph, fires in ((core, 1), (fused, 0)):
+        stats = Stats()
+        apply_patterns(graph, [rule], stats)
+        assert stats["x * 1 -> x"] == fires
+        np.testing.assert_array_equal(run(graph, feed)["y"], want)
+    assert "relu" in core.op_histogram() and "mul" not in core.op_histogram()

@@ -73,7 +73,9 @@ def conv(op, filt, bias=True, **attrs):
         operands = [x, g.const(_w(*filt))]
         if bias:
             operands.append(g.const(_w(filt[3] if op == "conv2d" else filt[2] * filt[3])))
-        g.set_output("y", g.add(op, operands, {"strides": (1, 1), "padding": "SAME", **attrs}).result)
+        fused = {"fused_activation": attrs.pop("activation")} if "activation" in attrs else {}
+        name = f"tfl.{op}" if fused else op  # TFLite's form of the op, with its fused activation
+        g.set_output("y", g.add(name, operands, {"strides": (1, 1), "padding": "SAME", **attrs, **fused}).result)
         return g
     return build
 
@@ -90,7 +92,8 @@ def fully_connected(bias=True, activation="none"):
     def build():
         g, (x,) = _graph((2, 16))
         operands = [x, g.const(_w(16, 4))] + ([g.const(_w(4))] if bias else [])
-        g.set_output("y", g.add("matmul", operands, {"activation": activation}).result)
+        fused = {} if activation == "none" else {"fused_activation": activation}
+        g.set_output("y", g.add("tfl.matmul" if fused else "matmul", operands, fused).result)
         return g
     return build
 
@@ -173,10 +176,10 @@ def test_op_runs_in_tflite_like_the_interpreter(tf, case, mode):
     from irc.backends.tflite.backend import emit
 
     graph = CASES[case]()
-    op = graph.nodes[-1].op
+    op, core = graph.nodes[-1].op, graph.nodes[-1].core_op  # tfl.matmul has matmul's kernels
     quantize_graph(graph, mode, calibration="random:8")
     integer = {n.op for n in graph.nodes if any(v.type.quant for v in (*n.operands, *n.results))}
-    assert (op in integer) == (op in (INT8_OPS if mode == "int8" else INT16_OPS))
+    assert (op in integer) == (core in (INT8_OPS if mode == "int8" else INT16_OPS))
     feed = {v.name: RNG.standard_normal([d for d in v.type.shape]).astype(np.float32) for v in graph.inputs}
     want = run(graph, feed)
     got = _tflite(tf, emit(graph, passes="O0"), feed)

@@ -13,7 +13,7 @@ def mini_resnet(blocks: int = 3, channels: int = 8, seed: int = 0, fused: bool =
     """A small ResNet: stem conv, ``blocks`` residual blocks, global average pool, dense, softmax.
 
     ``fused=True`` builds what a converter makes of it: bias and ReLU fused into the convolutions (the bias as a
-    third operand, ``activation = "relu"``), with the same locations on the fused nodes.
+    third operand, ReLU as ``tfl.conv2d {fused_activation = "relu"}``), with the same locations on the fused nodes.
     """
     rng = np.random.default_rng(seed)
     g = Graph("mini_resnet")
@@ -27,8 +27,8 @@ def mini_resnet(blocks: int = 3, channels: int = 8, seed: int = 0, fused: bool =
         filt, bias = w(3, 3, cin, cout), w(cout)
         if fused:
             loc = Location(tuple(names), (layer,))
-            attrs = {"padding": "SAME", "activation": "relu" if relu else "none"}
-            return g.add("conv2d", [v, filt, bias], attrs, loc=loc).result
+            attrs = {"padding": "SAME", "fused_activation": "relu"} if relu else {"padding": "SAME"}
+            return g.add("tfl.conv2d" if relu else "conv2d", [v, filt, bias], attrs, loc=loc).result
         y = g.op("conv2d", v, filt, padding="SAME", loc=Location.of(names[0], layer))
         y = g.op("add", y, bias, loc=Location.of(names[1], layer))
         return g.op("relu", y, loc=Location.of(names[2], layer)) if relu else y

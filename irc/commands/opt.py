@@ -32,7 +32,7 @@ def command(file, output, full, weights, **options):
     """Run a pass pipeline over FILE (IR text, or any model irc reads) and print the result, large constants
     elided as 'irc dump' does.
 
-    Example: irc opt model.irc --passes "canonicalize,fold-batchnorm,fuse{activations=relu,relu6},dce"
+    Example: irc opt model.irc --passes "canonicalize,fold-batchnorm,fuse{pad=false},dce"
     """
     from irc.ir.weights_file import write_ir
 

@@ -37,7 +37,7 @@ def pipeline_options(func):
     """Adds --passes, --pipeline, -O0..-O3, --print-ir-*, --timing, --check-numerics, --no-verify, --debug-rewrites."""
     options = [
         click.option("--passes", default=None, metavar="PIPELINE",
-                     help='Passes to run, e.g. "canonicalize,fuse{activations=relu,relu6},dce" (see irc passes).'),
+                     help='Passes to run, e.g. "canonicalize,layout{target=nchw},dce" (see irc passes).'),
         click.option("--pipeline", default=None, metavar="NAME",
                      help="A named pipeline: O0-O3, tflite, xla, cuda (see irc passes)."),
         *[click.option(f"-{level}", "opt_level", flag_value=level, default=None,

@@ -3,8 +3,9 @@
 ``read_tflite(path)`` parses the file with the flatbuffer layer (which rejects truncated and corrupt files and
 out-of-range indices with one-line InputErrors), then turns each operator into irc ops through a table keyed by
 TFLite builtin, filled by ``@reads("CONV_2D")``: the inverse of the backend's emitters. Filters go back to
-TensorFlow's layouts (OHWI -> HWIO, [1, kh, kw, in * m] -> [kh, kw, in, m]), fused activations back into the
-``activation`` attribute, FULLY_CONNECTED to ``matmul`` with ``transpose_b``, float16 weights with their
+TensorFlow's layouts (OHWI -> HWIO, [1, kh, kw, in * m] -> [kh, kw, in, m]), an operator with a fused activation
+to the ``tfl`` dialect's form (``tfl.conv2d {fused_activation = "relu"}``, as the TFLite target's ``tfl-fuse``
+writes it; without one, the core op), FULLY_CONNECTED to ``matmul`` with ``transpose_b``, float16 weights with their
 DEQUANTIZE to a ``cast``, Flex custom ops to opaque ``tf.<Op>`` nodes with their NodeDef.
 
 Names: graph inputs and outputs take their SignatureDef names (the tensor names when there is none); every node
@@ -293,6 +294,13 @@ class Reader:
         """Adds an irc node at the operator's location; results take the file's quantization of output
         ``quant_from`` (None: inferred types as they are)."""
         operands = list(operands)
+        if attrs and "activation" in attrs:  # the operator's fused activation: its tfl form, or the core op
+            attrs = dict(attrs)
+            activation = attrs.pop("activation")
+            if activation != "none":
+                from irc.ops.tfl import fused_name
+
+                op, attrs["fused_activation"] = fused_name(op), activation
         try:
             from irc.ops import infer_types
 
@@ -318,7 +326,8 @@ class Reader:
                               loc=self.loc).result
 
     def activation(self, value: Value, opts) -> str:
-        """The irc name of the options' fused activation."""
+        """The irc name of the options' fused activation (``add`` turns an ``activation`` attribute into the
+        ``tfl`` form's ``fused_activation``)."""
         name = getattr(opts, "fused_activation_function", "NONE") if opts is not None else "NONE"
         if name not in ACTIVATIONS:
             raise CannotRead(f"fused activation {name} has no irc equivalent")

@@ -1,8 +1,11 @@
 """The irc graph: SSA values with use-lists, nodes, named inputs and outputs.
 
-Every edit goes through Graph methods (add, set_operand, replace_all_uses, erase), so use-lists stay right
-and ``graph.version`` counts changes (the pass manager uses it to tell whether a pass changed anything).
-Constants are ``const`` nodes holding a numpy array in their ``value`` attribute.
+Every edit goes through Graph methods (add, set_operand, set_attr, set_type, replace_all_uses, erase), so
+use-lists stay right and ``graph.version`` counts changes: the pass manager uses it to tell whether a pass changed
+anything, and runs the verifier only then. To make that hold, a node's ``op``, ``attrs``, ``operands`` and
+``results`` and a value's ``type`` are read-only outside these methods: ``node.attrs["perm"] = ...`` raises a
+TypeError that names ``graph.set_attr``. Constants are ``const`` nodes holding a numpy array in their ``value``
+attribute.
 """
 
 from __future__ import annotations
@@ -91,17 +94,50 @@ class UseList:
         return repr(list(self._uses))
 
 
-class Value:
-    """An SSA value: a graph input or a node result. ``uses`` lists (node, operand index) pairs."""
+class Attrs(dict):
+    """A node's attributes: a dict to read, refusing every in-place change (edits go through ``graph.set_attr``)."""
 
-    __slots__ = ("type", "producer", "index", "name", "uses")
+    __slots__ = ()
+
+    def _refuse(self, *args, **kwargs):
+        raise TypeError("node attributes are read-only: use graph.set_attr(node, name, value) or "
+                        "graph.remove_attr(node, name) (or a Rewriter's create/replace), so the change is seen")
+
+    __setitem__ = __delitem__ = __ior__ = update = pop = popitem = clear = setdefault = _refuse
+
+    def __reduce__(self):
+        return Attrs, (dict(self),)
+
+    def __copy__(self) -> Attrs:
+        return self  # immutable: a copy may share it
+
+    def __deepcopy__(self, memo) -> Attrs:
+        return self
+
+
+def _read_only(what: str, method: str):
+    def refuse(self, value):
+        raise AttributeError(f"{what} is read-only: use {method}, so the graph sees the change")
+
+    return refuse
+
+
+class Value:
+    """An SSA value: a graph input or a node result. ``uses`` lists (node, operand index) pairs.
+
+    ``type`` is read-only: ``graph.set_type(value, type)`` changes it.
+    """
+
+    __slots__ = ("_type", "producer", "index", "name", "uses")
 
     def __init__(self, type: TensorType, producer: Node | None = None, index: int = 0, name: str | None = None):
-        self.type = type
+        self._type = type
         self.producer = producer
         self.index = index
         self.name = name  # set for graph inputs
         self.uses = UseList()
+
+    type = property(lambda self: self._type, _read_only("Value.type", "graph.set_type(value, type)"))
 
     @property
     def users(self) -> list[Node]:
@@ -121,19 +157,40 @@ class Value:
 
 
 class Node:
-    """One operation. ``op`` names a registry op (or ``tf.<OpName>`` for an opaque TensorFlow op)."""
+    """One operation. ``op`` names a registry op, dialect-qualified outside the core (``tfl.conv2d``, or
+    ``tf.<OpName>`` for an opaque TensorFlow op).
 
-    __slots__ = ("op", "operands", "results", "attrs", "loc", "seq", "graph", "meta")
+    ``op``, ``attrs`` (an ``Attrs`` mapping), ``operands`` and ``results`` (tuples) are read-only: Graph methods
+    edit them. ``meta`` is free scratch space for passes.
+    """
+
+    __slots__ = ("_op", "_operands", "_results", "_attrs", "loc", "seq", "graph", "meta")
 
     def __init__(self, op: str, attrs: dict[str, Any], loc: Location, seq: int):
-        self.op = op
-        self.operands: list[Value] = []
-        self.results: list[Value] = []
-        self.attrs = attrs
+        self._op = op
+        self._operands: tuple[Value, ...] = ()
+        self._results: tuple[Value, ...] = ()
+        self._attrs = Attrs(attrs)
         self.loc = loc
         self.seq = seq  # creation order: the tie-break that keeps topological order stable
         self.graph: Graph | None = None
         self.meta: dict[str, Any] = {}  # scratch space for passes; not part of the node's semantics
+
+    op = property(lambda self: self._op, _read_only("Node.op", "a new node (graph.add, then replace_node)"))
+    attrs = property(lambda self: self._attrs, _read_only("Node.attrs", "graph.set_attr(node, name, value)"))
+    operands = property(lambda self: self._operands,
+                        _read_only("Node.operands", "graph.set_operand or graph.set_operands"))
+    results = property(lambda self: self._results, _read_only("Node.results", "a new node (graph.add)"))
+
+    @property
+    def dialect(self) -> str:
+        """The op's namespace: ``core`` for unqualified ops, else the prefix (``tfl``, ``tf``)."""
+        return self._op.partition(".")[0] if "." in self._op else "core"
+
+    @property
+    def core_op(self) -> str:
+        """The core op a target form extends (``tfl.conv2d`` -> ``conv2d``), else ``op`` itself."""
+        return (self.opdef.core or self._op) if "." in self._op and not self.is_opaque else self._op
 
     @property
     def result(self) -> Value:
@@ -212,10 +269,10 @@ class Graph:
             types = infer_types(op, [v.type for v in operands], attrs, [v.constant for v in operands])
         node = Node(op, attrs, loc, next(self._seq))
         node.graph = self
-        for i, v in enumerate(operands):
-            node.operands.append(v)
+        node._operands = tuple(operands)
+        for i, v in enumerate(node._operands):
             v.uses.append((node, i))
-        node.results = [Value(t, node, i) for i, t in enumerate(types)]
+        node._results = tuple(Value(t, node, i) for i, t in enumerate(types))
         self._nodes[node] = None
         self.version += 1
         return node
@@ -232,16 +289,33 @@ class Graph:
     def set_operand(self, node: Node, index: int, value: Value) -> None:
         old = node.operands[index]
         old.uses.remove((node, index))
-        node.operands[index] = value
+        node._operands = node._operands[:index] + (value,) + node._operands[index + 1:]
         value.uses.append((node, index))
         self.version += 1
 
     def set_operands(self, node: Node, values: Sequence[Value]) -> None:
         for i, v in enumerate(node.operands):
             v.uses.remove((node, i))
-        node.operands = list(values)
+        node._operands = tuple(values)
         for i, v in enumerate(node.operands):
             v.uses.append((node, i))
+        self.version += 1
+
+    def set_attr(self, node: Node, name: str, value: Any) -> None:
+        """Sets one attribute of ``node`` (lists are stored as tuples). The verifier checks the result."""
+        if isinstance(value, list):
+            value = tuple(value)
+        node._attrs = Attrs({**node._attrs, name: value})
+        self.version += 1
+
+    def remove_attr(self, node: Node, name: str) -> None:
+        """Drops an attribute, so ``node.attr(name)`` gives its declared default."""
+        node._attrs = Attrs({k: v for k, v in node._attrs.items() if k != name})
+        self.version += 1
+
+    def set_type(self, value: Value, type: TensorType) -> None:
+        """Changes the type of a graph input or node result (e.g. quantization parameters on a result)."""
+        value._type = type
         self.version += 1
 
     def replace_all_uses(self, old: Value, new: Value) -> None:
@@ -249,7 +323,7 @@ class Graph:
         if old is new:
             return
         for node, i in list(old.uses):
-            node.operands[i] = new
+            node._operands = node._operands[:i] + (new,) + node._operands[i + 1:]
             new.uses.append((node, i))
         old.uses.clear()
         for name, v in self.outputs.items():
@@ -270,7 +344,7 @@ class Graph:
                 raise ValueError(f"cannot erase {node}: its result is still used")
         for i, v in enumerate(node.operands):
             v.uses.remove((node, i))
-        node.operands = []
+        node._operands = ()
         del self._nodes[node]
         node.graph = None
         self.version += 1

@@ -5,6 +5,9 @@ shape (reshape, transpose, concat, slice, ...), reduce (mean, sum, ...), quant (
 control (call/while, when present) and tf_opaque (``tf.<OpName>`` nodes kept from TensorFlow).
 The registry (``OPS``, see ``irc/registry.py``) loads these families and the ``irc.ops`` plugins before its first
 lookup; ``@register`` adds an op from anywhere (``docs/extending.md``).
+
+Dialects: core ops are target-neutral and have plain names. A target's own forms live in its namespace:
+``tfl.*`` (irc/ops/tfl.py) are TFLite's operators with a fused activation, ``tf.*`` opaque TensorFlow ops.
 """
 
 from __future__ import annotations

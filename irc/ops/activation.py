@@ -1,8 +1,9 @@
-"""Activation ops, and the fused-activation helper shared by every op with an ``activation`` attribute.
+"""Activation ops, and the fused-activation helper shared by the target forms that fuse one.
 
 ``ACTIVATION_FNS`` is the one table of fused activations (``none, relu, relu6, relu_n1_to_1, tanh, sigmoid``).
-Ops that fuse one (conv2d, matmul, add, pools, concat, ...) derive from ``FusedActivation``: they compute their raw
-results in ``compute`` and the base applies the activation afterwards.
+Core ops never carry one. The core ops a target may fuse an activation into (conv2d, matmul, add, pools, concat,
+...) derive from ``Fusable``: they compute their results in ``compute``; the target dialect's form of the op (say
+``tfl.conv2d``, irc/ops/tfl.py) declares a ``fused_activation`` attribute, which ``Fusable.kernel`` applies after.
 
 ``erf`` is computed in float64 without scipy: a Taylor series for |x| < 2 and a continued fraction for erfc
 beyond; both agree with ``math.erf`` to about 1e-14 (see tests/test_ops_activation.py).
@@ -62,14 +63,17 @@ def apply_activation(y: np.ndarray, activation: str) -> np.ndarray:
     return np.asarray(ACTIVATION_FNS[activation](y)).astype(y.dtype, copy=False)
 
 
-class FusedActivation(OpDef):
-    """An op with an ``activation`` attribute: ``compute`` gives the raw results, the activation follows."""
+class Fusable(OpDef):
+    """A core op a target dialect may fuse an activation into: ``compute`` gives its results; a dialect form that
+    declares ``fused_activation`` gets the activation applied after them by the same kernel."""
 
     def compute(self, inputs: list[np.ndarray], attrs: dict) -> list[np.ndarray]:
         raise NotImplementedError
 
     def kernel(self, inputs, attrs):
-        return [apply_activation(y, attrs["activation"]) for y in self.compute(inputs, attrs)]
+        results = self.compute(inputs, attrs)
+        activation = attrs.get("fused_activation", "none")
+        return results if activation == "none" else [apply_activation(y, activation) for y in results]
 
 
 # ----- erf without scipy -------------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ PURE = "pure"  # no side effects: may be folded, deduplicated and removed when u
 ELEMENTWISE = "elementwise"  # output[i] depends only on inputs[i] (after broadcasting)
 COMMUTATIVE = "commutative"  # f(a, b) == f(b, a)
 LAYOUT_AGNOSTIC = "layout-agnostic"  # commutes with any transpose of its (single, or same-shaped) inputs
-FUSABLE_ACTIVATION = "fusable-activation"  # TFLite can fuse it into the producing op (relu, relu6, tanh, ...)
+FUSABLE_ACTIVATION = "fusable-activation"  # a target may fuse it into the producing op (relu, relu6, tanh, ...)
 QUANT_PRESERVING = "quant-preserving"  # output keeps the input's quantization parameters (reshape, max_pool ...)
 
 _REQUIRED = object()
@@ -70,6 +70,7 @@ ACTIVATIONS = ("none", "relu", "relu6", "relu_n1_to_1", "tanh", "sigmoid")
 
 
 def fused_activation_attr() -> Attr:
+    """The ``fused_activation`` attribute of a target dialect's fused forms (``tfl.conv2d``, ``tfl.add``, ...)."""
     return Attr("str", "none", ACTIVATIONS)
 
 
@@ -77,6 +78,10 @@ class OpDef:
     """Base of every op declaration. Subclasses set the class attributes and override infer/kernel."""
 
     name: ClassVar[str]
+    # The namespace the op belongs to: "core" (target-neutral, unqualified names) or a target's ("tfl" for
+    # ``tfl.conv2d``); ``core`` names the core op a target form extends, if any.
+    dialect: ClassVar[str] = "core"
+    core: ClassVar[str | None] = None
     # Operand names, in order. "name?" is optional (may be absent at the end), "name*" takes the rest.
     operands: ClassVar[tuple[str, ...]] = ()
     attrs: ClassVar[dict[str, Attr]] = {}
@@ -127,7 +132,7 @@ class OpDef:
         return trait in self.traits
 
 
-FAMILIES = ("core", "elementwise", "activation", "nn", "shape", "reduce", "quant")
+FAMILIES = ("core", "elementwise", "activation", "nn", "shape", "reduce", "quant", "tfl")
 
 
 def _adopt(name: str, obj) -> None:
@@ -147,6 +152,9 @@ def register(cls: type[OpDef]) -> type[OpDef]:
         raise TypeError(f"register takes an OpDef subclass, got {cls!r}")
     if not isinstance(getattr(cls, "name", None), str) or not cls.name:
         raise TypeError(f"op class {cls.__qualname__} has no name")
+    prefix = cls.name.partition(".")[0] if "." in cls.name else "core"
+    if prefix != cls.dialect:
+        raise ValueError(f"op {cls.name!r} is declared in dialect {cls.dialect!r}: its name must be qualified so")
     OPS.add(cls.name, cls(), owner_of(cls))
     return cls
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from irc.ir.types import DType, TensorType
-from irc.ops.activation import FusedActivation, erf
+from irc.ops.activation import Fusable, erf
 from irc.ops.base import (
     COMMUTATIVE,
     ELEMENTWISE,
@@ -21,7 +21,6 @@ from irc.ops.base import (
     OpDef,
     UnaryElementwise,
     broadcast_shapes,
-    fused_activation_attr,
     register,
 )
 
@@ -45,10 +44,8 @@ class Commutative(Binary):
     traits = Binary.traits | {COMMUTATIVE}
 
 
-class Arithmetic(FusedActivation, Binary):
-    """add/sub/mul/div: binary arithmetic followed by a fused activation."""
-
-    attrs = {"activation": fused_activation_attr()}
+class Arithmetic(Fusable, Binary):
+    """add/sub/mul/div: binary arithmetic (tfl.add ... fuse an activation into it)."""
 
     def compute(self, inputs, attrs):
         return BinaryElementwise.kernel(self, inputs, attrs)

@@ -14,14 +14,13 @@ from __future__ import annotations
 import numpy as np
 
 from irc.ir.types import Dim, DType, TensorType
-from irc.ops.activation import FusedActivation
+from irc.ops.activation import Fusable
 from irc.ops.base import (
     PURE,
     QUANT_PRESERVING,
     Attr,
     OpDef,
     broadcast_shapes,
-    fused_activation_attr,
     register,
     same_type,
 )
@@ -128,11 +127,11 @@ def _filter_dims(t: TensorType) -> tuple:
 
 
 # ----- convolutions ------------------------------------------------------------------------------------------------
-class Conv(FusedActivation):
+class Conv(Fusable):
     operands = ("x", "filter", "bias?")
     attrs = {
         "strides": Attr("ints", (1, 1)), "padding": PADDING, "dilations": Attr("ints", (1, 1)),
-        "data_format": DATA_FORMAT, "activation": fused_activation_attr(),
+        "data_format": DATA_FORMAT,
     }
 
     def out_channels(self, c: Dim, kin: Dim, kout: Dim) -> Dim:
@@ -206,13 +205,13 @@ class DepthwiseConv2D(Conv):
 
 
 @register
-class Conv2DTranspose(FusedActivation):
+class Conv2DTranspose(Fusable):
     name = "conv2d_transpose"
     summary = "Transposed 2-D convolution (the gradient of conv2d); filter [kh, kw, out, in]."
     operands = ("x", "filter", "bias?")
     attrs = {
         "output_shape": Attr("ints"), "strides": Attr("ints", (1, 1)), "padding": PADDING,
-        "data_format": DATA_FORMAT, "activation": fused_activation_attr(),
+        "data_format": DATA_FORMAT,
     }
 
     def infer(self, types, attrs, consts):
@@ -265,12 +264,11 @@ def _transposed_size(size: Dim, k: Dim, stride: int, padding: str) -> Dim:
 
 # ----- matmul ------------------------------------------------------------------------------------------------------
 @register
-class MatMul(FusedActivation):
+class MatMul(Fusable):
     name = "matmul"
-    summary = "a @ b (rank 2, optionally transposed) plus an optional bias, then the fused activation."
+    summary = "a @ b (rank 2, optionally transposed) plus an optional bias."
     operands = ("a", "b", "bias?")
-    attrs = {"transpose_a": Attr("bool", False), "transpose_b": Attr("bool", False),
-             "activation": fused_activation_attr()}
+    attrs = {"transpose_a": Attr("bool", False), "transpose_b": Attr("bool", False)}
 
     def infer(self, types, attrs, consts):
         _check_dtypes(types)
@@ -323,10 +321,10 @@ class BatchMatMul(OpDef):
 
 
 # ----- pools -------------------------------------------------------------------------------------------------------
-class Pool(FusedActivation):
+class Pool(Fusable):
     operands = ("x",)
     attrs = {"ksize": Attr("ints"), "strides": Attr("ints", (1, 1)), "padding": PADDING,
-             "data_format": DATA_FORMAT, "activation": fused_activation_attr()}
+             "data_format": DATA_FORMAT}
 
     def infer(self, types, attrs, consts):
         fmt, padding = attrs["data_format"], attrs["padding"]

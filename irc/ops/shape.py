@@ -12,14 +12,13 @@ import math
 import numpy as np
 
 from irc.ir.types import Dim, DType, TensorType
-from irc.ops.activation import FusedActivation
+from irc.ops.activation import Fusable
 from irc.ops.base import (
     PURE,
     QUANT_PRESERVING,
     Attr,
     OpDef,
     broadcast_shapes,
-    fused_activation_attr,
     normalize_axis,
     register,
 )
@@ -181,11 +180,11 @@ def _same_dtype(types: list[TensorType], what: str) -> DType:
 
 
 @register
-class Concat(FusedActivation):
+class Concat(Fusable):
     name = "concat"
     summary = "Joins the operands along axis."
     operands = ("xs*",)
-    attrs = {"axis": Attr("int"), "activation": fused_activation_attr()}
+    attrs = {"axis": Attr("int")}
 
     def infer(self, types, attrs, consts):
         if not types:

@@ -1,7 +1,7 @@
 """irc's passes and the pass manager.
 
     from irc.passes import run_pipeline
-    report = run_pipeline(graph, "canonicalize,fold-constants,fuse{activations=relu,relu6},dce")
+    report = run_pipeline(graph, "canonicalize,fold-constants,fuse,dce")
     print(report.timing_table())
 
 The registry (``PASSES``, an ``irc.registry.Registry``) imports the modules of the built-in passes and the
@@ -25,6 +25,7 @@ BUILTIN_PASSES = {
     "dce": "irc.passes.dce",
     "fold-batchnorm": "irc.passes.fold_batchnorm",
     "fuse": "irc.passes.fuse",
+    "tfl-fuse": "irc.passes.tfl_fuse",
     "layout": "irc.passes.layout",
     "quantize": "irc.passes.quantize",
     # Passes a backend brings (its ``passes``); they run in its default pipeline and, by name, anywhere.
@@ -39,13 +40,15 @@ PIPELINES = {
     "O1": f"{_SIMPLIFY},{_CLEANUP}",
     "O2": f"{_SIMPLIFY},fold-batchnorm,fuse,{_CLEANUP}",
     "O3": f"{_SIMPLIFY},fold-batchnorm,layout{{target=nhwc}},{_SIMPLIFY},fuse,{_CLEANUP}",
-    # TFLite: every batch norm folded, bias/activation/pad fused into conv, depthwise, matmul and arithmetic.
+    # TFLite: every batch norm folded, bias/pad fused into conv, depthwise and matmul, then activations into
+    # conv, depthwise, matmul and arithmetic as tfl.* ops (the TFLite dialect).
     "tflite": f"{_SIMPLIFY},fold-batchnorm,layout{{target=nhwc}},{_SIMPLIFY},"
-              "fuse{activations=relu,relu6,relu_n1_to_1,tanh},cse,dce",
+              "fuse,tfl-fuse{activations=relu,relu6,relu_n1_to_1,tanh},cse,dce",
     # XLA fuses elementwise ops itself: fold what is constant and drop batch norms, keep the graph NHWC.
     "xla": f"{_SIMPLIFY},fold-batchnorm,layout{{target=nhwc}},{_SIMPLIFY},{_CLEANUP}",
-    # CUDA: TF's _FusedConv2D takes a bias and relu/relu6; append layout{target=nchw} for channels-first.
-    "cuda": f"{_SIMPLIFY},fold-batchnorm,layout{{target=nhwc}},{_SIMPLIFY},fuse{{activations=relu,relu6}},"
+    # CUDA: TF's _FusedConv2D takes a bias and relu/relu6, which the emitter reads from tfl.conv2d (the fused
+    # form); append layout{target=nchw} for channels-first.
+    "cuda": f"{_SIMPLIFY},fold-batchnorm,layout{{target=nhwc}},{_SIMPLIFY},fuse,tfl-fuse{{activations=relu,relu6}},"
             f"{_CLEANUP}",
 }
 

@@ -2,14 +2,14 @@
 
     @register_pass
     @dataclass(frozen=True)
-    class Fuse(Pass):
-        "Fuses bias adds and activations into the op that produces them."
-        name = "fuse"
+    class TflFuse(Pass):
+        "TFLite: fuse activations into the op before them, as tfl.* ops."
+        name = "tfl-fuse"
         activations: tuple[str, ...] = option(("relu", "relu6"), "activations to fuse")
 
         def apply(self, graph, stats): ...
 
-``fuse{activations=relu,tanh}`` in a pipeline maps onto the fields: option names use dashes (``max-size``) or
+``tfl-fuse{activations=relu,tanh}`` in a pipeline maps onto the fields: option names use dashes (``max-size``) or
 underscores, values are parsed by the field's type (bool, int, float, str, a ``Literal`` of choices, or a tuple of
 those) and checked, so a bad option is an error that names the pass and lists what is valid.
 """
@@ -55,6 +55,8 @@ class Pass:
     """Base of every pass. Subclasses set ``name`` (and a docstring: its first line is the summary) and ``apply``."""
 
     name: ClassVar[str] = ""
+    # options a pass no longer has -> where they went, said when a pipeline still uses them
+    moved_options: ClassVar[dict[str, str]] = {}
 
     def apply(self, graph: Graph, stats: Stats) -> None:
         """Transforms ``graph`` in place through Graph methods, counting what it did in ``stats``."""
@@ -89,7 +91,9 @@ class Pass:
             spec = specs.get(key)
             if spec is None:
                 valid = ", ".join(s.name for s in cls.options()) or "none"
-                raise PipelineError(f"pass '{cls.name}' has no option '{key}' (options: {valid})")
+                moved = cls.moved_options.get(key)
+                raise PipelineError(f"pass '{cls.name}' has no option '{key}' (options: {valid})"
+                                    + (f": {moved}" if moved else ""))
             try:
                 values[spec.field] = parse_value(spec.type, texts)
             except ValueError as e:
@@ -97,7 +101,7 @@ class Pass:
         return cls(**values)
 
     def __str__(self) -> str:
-        """The pass as a pipeline element, non-default options only: ``fuse{activations=relu,tanh}``."""
+        """The pass as a pipeline element, non-default options only: ``tfl-fuse{activations=relu,tanh}``."""
         parts = []
         for spec in self.options():
             value = getattr(self, spec.field)

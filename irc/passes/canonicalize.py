@@ -14,7 +14,6 @@ from irc.passes.rules import Const, Op, Rule, Var
 from irc.passes.util import compose_perms, is_identity
 
 x = Var("x")
-NONE = "none"  # no fused activation
 
 
 def _float(m) -> bool:
@@ -33,15 +32,15 @@ TRANSPOSE_RULES = [
 ]
 
 RULES = TRANSPOSE_RULES + [
-    Rule(Op("add", x, Const(0), activation=NONE), lambda m: m.x, doc="x + 0 -> x"),
-    Rule(Op("sub", x, Const(0), activation=NONE), lambda m: m.x, doc="x - 0 -> x"),
-    Rule(Op("mul", x, Const(1), activation=NONE), lambda m: m.x, doc="x * 1 -> x"),
-    Rule(Op("div", x, Const(1), activation=NONE), lambda m: m.x, doc="x / 1 -> x"),
+    Rule(Op("add", x, Const(0)), lambda m: m.x, doc="x + 0 -> x"),
+    Rule(Op("sub", x, Const(0)), lambda m: m.x, doc="x - 0 -> x"),
+    Rule(Op("mul", x, Const(1)), lambda m: m.x, doc="x * 1 -> x"),
+    Rule(Op("div", x, Const(1)), lambda m: m.x, doc="x / 1 -> x"),
     Rule(Op("neg", Op("neg", x)), lambda m: m.x, doc="-(-x) -> x"),
     Rule(Op("cast", x), lambda m: m.x, doc="no-op cast"),  # fires only where the type stays the same
     Rule(Op("pad", x, paddings=lambda pads: not any(a or b for a, b in pads), any_attrs=True), lambda m: m.x,
          doc="no-op pad"),  # any mode or fill value: nothing is padded
-    Rule(Op("concat", x, activation=NONE), lambda m: m.x, doc="concat of one operand"),
+    Rule(Op("concat", x), lambda m: m.x, doc="concat of one operand"),
     # activations spelled as clamps
     Rule(Op("maximum", Op("minimum", x, Const(6)), Const(0)), lambda m: m.op("relu6", m.x), where=_float,
          doc="max(min(x, 6), 0) -> relu6"),

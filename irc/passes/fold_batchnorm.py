@@ -82,8 +82,7 @@ class ScaleIntoLinear(RewritePattern):
         if weights is None:
             return False
         bias = bias_of(linear, vector.size) * vector if len(linear.operands) > 2 else None
-        rw.replace(node, rebuild(rw, linear, weights=weights, bias=bias, activation=node.attr("activation"),
-                                 type=node.result.type, absorbed=[node]))
+        rw.replace(node, rebuild(rw, linear, weights=weights, bias=bias, type=node.result.type, absorbed=[node]))
         return True
 
 

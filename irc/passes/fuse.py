@@ -1,73 +1,24 @@
-"""fuse: bias adds and activations into the op that produces them, and explicit zero padding into convolutions.
+"""fuse: target-neutral fusions of core ops: bias adds and explicit zero padding into the op that consumes them.
 
 - conv2d / depthwise_conv2d / conv2d_transpose / matmul + add(per-channel constant) -> the op with a bias
   (its third operand, a 1-D constant);
-- any op with an ``activation`` attribute (those, and add/sub/mul/div, pools, concat) followed by relu, relu6,
-  tanh, ... -> the op with ``activation`` set, when its result has no other use;
 - pad(x) with zeros on the spatial dims + a VALID conv2d/depthwise_conv2d -> the conv with SAME padding, when the
   padding is exactly what SAME would add (Keras' ZeroPadding2D before a strided conv usually is).
 
-A fused activation takes the activation's result type, so on quantized graphs the fused op produces the
-activation's quantization parameters (as TFLite's fused kernels do); bias folding never touches quantized ops.
+Bias folding never touches quantized ops. Fusing an activation into the op before it is a target's business:
+the TFLite target's ``tfl-fuse`` pass (irc/passes/tfl_fuse.py) makes ``tfl.*`` ops of it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar
 
 from irc.ir.graph import Location
 from irc.passes import register_pass
 from irc.passes.base import Pass, option
 from irc.passes.linear import AddIntoBias
 from irc.passes.rewrite import RewritePattern, apply_patterns, attrs_of
-from irc.passes.util import all_equal, only_use, real_array
-
-Activation = Literal["relu", "relu6", "relu_n1_to_1", "tanh", "sigmoid"]
-# activation op -> fused activation attribute value (relu_n1_to_1 comes from clamps, see FuseActivation)
-ACTIVATION_OPS = {"relu": "relu", "relu6": "relu6", "tanh": "tanh", "sigmoid": "sigmoid"}
-
-
-class FuseActivation(RewritePattern):
-    """act(op(...)) -> op(...) {activation = act}, for an op that declares an ``activation`` attribute."""
-
-    ops = tuple(ACTIVATION_OPS) + ("minimum",)
-    stat = "activations fused"
-
-    def __init__(self, allowed: tuple[str, ...]):
-        self.allowed = set(allowed)
-
-    def rewrite(self, node, rw):
-        kind, source = self._activation(node)
-        if kind not in self.allowed or source.producer is None or only_use(source) is None:
-            return False
-        producer = source.producer
-        spec = producer.opdef.attrs.get("activation") if not producer.is_opaque else None
-        if spec is None or producer.attr("activation") != "none" or len(producer.results) != 1:
-            return False
-        out = node.result.type
-        if out.dtype != source.type.dtype or out.shape != source.type.shape:
-            return False
-        fused = rw.create(producer.op, producer.operands, attrs_of(producer, activation=kind), types=[out],
-                          loc=Location.fused([producer.loc, node.loc]))
-        rw.replace(node, fused.results)
-        return True
-
-    @staticmethod
-    def _activation(node):
-        """(fused activation name, its input) for an activation node, or (None, its first operand)."""
-        if node.op in ACTIVATION_OPS:
-            return ACTIVATION_OPS[node.op], node.operands[0]
-        # minimum(maximum(x, -1), 1): TFLite's relu_n1_to_1
-        for i in (0, 1):
-            upper, inner = real_array(node.operands[1 - i]), node.operands[i].producer
-            if upper is None or inner is None or inner.op != "maximum" or not all_equal(upper, 1.0):
-                continue
-            for j in (0, 1):
-                lower = real_array(inner.operands[1 - j])
-                if lower is not None and all_equal(lower, -1.0) and only_use(node.operands[i]) is not None:
-                    return "relu_n1_to_1", inner.operands[j]
-        return None, node.operands[0]
 
 
 class PadIntoConv(RewritePattern):
@@ -107,16 +58,16 @@ class PadIntoConv(RewritePattern):
 @register_pass
 @dataclass(frozen=True)
 class Fuse(Pass):
-    """Fuse bias adds, activations and zero padding into conv, depthwise conv, matmul and arithmetic ops."""
+    """Fuse bias adds and zero padding into conv, depthwise conv and matmul (target-neutral)."""
 
     name = "fuse"
-    activations: tuple[Activation, ...] = option(("relu", "relu6", "relu_n1_to_1", "tanh"),
-                                                 "activations to fuse into the op before them")
+    moved_options: ClassVar[dict[str, str]] = {
+        "activations": "fusing activations is TFLite's business now, use tfl-fuse{activations=...}"}
     bias: bool = option(True, "fold per-channel constant adds into conv/matmul biases")
     pad: bool = option(True, "fold explicit zero padding into conv padding")
 
     def apply(self, graph, stats):
-        patterns = [FuseActivation(self.activations)]
+        patterns = []
         if self.bias:
             patterns.append(AddIntoBias())
         if self.pad:

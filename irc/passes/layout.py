@@ -17,6 +17,7 @@ import numpy as np
 
 from irc.ir.graph import Node, Value
 from irc.ops.base import LAYOUT_AGNOSTIC, normalize_axis
+from irc.ops.tfl import FUSABLE_OPS, fused_name
 from irc.passes import register_pass
 from irc.passes.base import Pass, option
 from irc.passes.canonicalize import TRANSPOSE_RULES
@@ -24,6 +25,7 @@ from irc.passes.rewrite import RewritePattern, Rewriter, apply_patterns, attrs_o
 from irc.passes.util import const_array, inverse_perm, is_identity, permute_type
 
 SPATIAL_OPS = ("conv2d", "depthwise_conv2d", "conv2d_transpose", "max_pool", "avg_pool", "batch_norm")
+SPATIAL_OPS += tuple(fused_name(op) for op in SPATIAL_OPS if op in FUSABLE_OPS)  # tfl.conv2d: after tfl-fuse
 INTO = {"NCHW": (0, 3, 1, 2), "NHWC": (0, 2, 3, 1)}  # the perm that takes the other layout into this one
 REDUCE_OPS = ("mean", "sum", "max", "min", "prod")
 MAX_FANOUT = 64  # a transpose with more users than this stays where it is
@@ -38,9 +40,9 @@ def convert_op(rw: Rewriter, node: Node, target: str) -> bool:
     back = inverse_perm(into)
     moved = rw.op("transpose", x, loc=node.loc, type=permute_type(x.type, into), perm=into)
     changes = {"data_format": target}
-    if node.op == "conv2d_transpose":
+    if node.core_op == "conv2d_transpose":
         changes["output_shape"] = tuple(node.attr("output_shape")[p] for p in into)
-    new = rw.create(node.op, [moved] + node.operands[1:], attrs_of(node, **changes),
+    new = rw.create(node.op, [moved, *node.operands[1:]], attrs_of(node, **changes),
                     types=[permute_type(out.type, into)], loc=node.loc)
     rw.replace(node, rw.op("transpose", new.result, loc=node.loc, type=out.type, perm=back))
     return True
@@ -62,7 +64,7 @@ class SinkTranspose(RewritePattern):
         from irc.ops import all_ops
 
         agnostic = tuple(name for name, op in all_ops().items() if op.has(LAYOUT_AGNOSTIC))
-        self.ops = agnostic + ("concat", "pad") + REDUCE_OPS
+        self.ops = agnostic + ("concat", fused_name("concat"), "pad") + REDUCE_OPS
 
     def rewrite(self, node, rw):
         perm = self.common_perm(node)
@@ -84,12 +86,12 @@ class SinkTranspose(RewritePattern):
             return None
         perm = perms.pop()
         for v in node.operands:
-            if _transposed(v) is not None or (v.type.rank == 0 and node.op != "concat"):
+            if _transposed(v) is not None or (v.type.rank == 0 and node.core_op != "concat"):
                 continue
             array = const_array(v)
             if array is None or v.type.quant is not None or array.ndim > len(perm):
                 return None
-            if node.op == "concat" and array.ndim != len(perm):
+            if node.core_op == "concat" and array.ndim != len(perm):
                 return None
         return perm
 
@@ -115,7 +117,7 @@ class SinkTranspose(RewritePattern):
     @staticmethod
     def _attrs(node: Node, perm) -> dict:
         rank = len(perm)
-        if node.op == "concat":
+        if node.core_op == "concat":
             return attrs_of(node, axis=perm[normalize_axis(node.attr("axis"), rank)])
         if node.op in REDUCE_OPS:
             return attrs_of(node, axes=tuple(sorted(perm[normalize_axis(a, rank)] for a in node.attr("axes"))))

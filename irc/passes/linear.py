@@ -1,6 +1,7 @@
 """Helpers for rewriting "linear" ops (conv2d, depthwise_conv2d, conv2d_transpose, matmul) with constant weights:
 which axis their output channels are on, scaling their weights per output channel, and rebuilding them with a new
-bias or fused activation. fold-batchnorm and fuse share them.
+bias. fold-batchnorm and fuse share them. They are core ops: a target's fused form (``tfl.conv2d``) is never
+rebuilt here, so its fused activation cannot be lost or misplaced.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import numpy as np
 
 from irc.ir.graph import Location, Node, Value
 from irc.ir.types import TensorType
-from irc.passes.rewrite import RewritePattern, Rewriter, attrs_of
+from irc.passes.rewrite import RewritePattern, Rewriter
 from irc.passes.util import channel_vector, const_array, is_quantized, only_use
 
 LINEAR_OPS = ("conv2d", "depthwise_conv2d", "conv2d_transpose", "matmul")
@@ -26,12 +27,12 @@ def channel_axis(node: Node) -> int:
 
 
 def linear_producer(value: Value) -> Node | None:
-    """The linear op producing ``value`` if it can absorb a per-channel change: constant weights (and bias), no fused
-    activation yet, ``value`` used once, nothing quantized."""
+    """The linear op producing ``value`` if it can absorb a per-channel change: constant weights (and bias),
+    ``value`` used once, nothing quantized."""
     node = value.producer
     if node is None or node.op not in LINEAR_OPS or only_use(value) is None:
         return None
-    if node.attr("activation") != "none" or is_quantized(node):
+    if is_quantized(node):
         return None
     if const_array(node.operands[1]) is None or (len(node.operands) > 2 and const_array(node.operands[2]) is None):
         return None
@@ -68,8 +69,8 @@ def bias_of(node: Node, channels: int) -> np.ndarray:
 
 
 def rebuild(rw: Rewriter, node: Node, *, weights: np.ndarray | None = None, bias: np.ndarray | None = None,
-            activation: str | None = None, type: TensorType | None = None, absorbed: Sequence[Node] = ()) -> Value:
-    """A copy of linear op ``node`` with new constant weights and/or bias, a fused activation and result type."""
+            type: TensorType | None = None, absorbed: Sequence[Node] = ()) -> Value:
+    """A copy of linear op ``node`` with new constant weights and/or bias and result type."""
     loc = Location.fused([node.loc] + [n.loc for n in absorbed])
     operands = list(node.operands[:2])
     if weights is not None:
@@ -79,8 +80,7 @@ def rebuild(rw: Rewriter, node: Node, *, weights: np.ndarray | None = None, bias
         operands.append(rw.const(np.asarray(bias).astype(dtype), loc=loc))
     elif len(node.operands) > 2:
         operands.append(node.operands[2])
-    attrs = attrs_of(node, activation=activation) if activation else dict(node.attrs)
-    return rw.create(node.op, operands, attrs, types=[type or node.results[0].type], loc=loc).result
+    return rw.create(node.op, operands, dict(node.attrs), types=[type or node.results[0].type], loc=loc).result
 
 
 def per_channel_operand(node: Node, linear: Node) -> tuple[np.ndarray, int] | None:
@@ -111,8 +111,7 @@ class AddIntoBias(RewritePattern):
         vector, _ = found
         sign = -1.0 if node.op == "sub" else 1.0
         bias = bias_of(linear, vector.size) + sign * vector.astype(np.float64)
-        rw.replace(node, rebuild(rw, linear, bias=bias, activation=node.attr("activation"),
-                                 type=node.results[0].type, absorbed=[node]))
+        rw.replace(node, rebuild(rw, linear, bias=bias, type=node.results[0].type, absorbed=[node]))
         return True
 
 

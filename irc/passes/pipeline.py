@@ -1,4 +1,4 @@
-"""Textual pipelines: ``canonicalize,fold-constants,fuse{activations=relu,relu6},layout{target=nhwc}``.
+"""Textual pipelines: ``canonicalize,fold-constants,tfl-fuse{activations=relu,relu6},layout{target=nhwc}``.
 
 Passes are separated by commas outside braces. Inside a pass's braces, options are ``key=value``, separated by
 spaces or commas; a comma followed by a word without ``=`` continues a list (``activations=relu,relu6``); a bare
@@ -37,7 +37,8 @@ def split_elements(text: str) -> list[str]:
 
 
 def split_element(element: str) -> tuple[str, dict[str, list[str]]]:
-    """``fuse{activations=relu,relu6 pad=false}`` -> ("fuse", {"activations": ["relu", "relu6"], "pad": ["false"]})."""
+    """``fuse{bias=true pad=false}`` -> ("fuse", {"bias": ["true"], "pad": ["false"]}); a comma continues a list
+    (``tfl-fuse{activations=relu,relu6}``)."""
     name, brace, rest = element.partition("{")
     name = name.strip()
     if not _NAME.match(name):

@@ -13,8 +13,7 @@ op (or one of a tuple of ops) whose attributes equal the given values (a ``Var``
 tests it). Operands of a commutative op match in either order; ``Optional(p)`` as a last operand matches a node
 with or without it (absent, its ``Var`` binds None).
 
-Attributes a pattern does not mention must have their default value: ``Op("mul", x, y)`` does not match a ``mul``
-with a fused ``relu``. Required attributes (they have no default) match any value unless mentioned, and
+Attributes a pattern does not mention must have their default value. Required attributes (they have no default) match any value unless mentioned, and
 ``any_attrs=True`` lets every unmentioned attribute be anything.
 
 A rule is checked against the op registry when it is built: an unknown op, an attribute the op does not have or an
@@ -23,6 +22,10 @@ first; equal benefits keep their order). A rule's replacement must have the type
 would change a type declines), so ``x * 1 -> x`` never fires where broadcasting grows ``x``. Rules run on the same
 driver as typed patterns (``irc.passes.rewrite``), which can report every rule that fired or declined
 (``--debug-rewrites``).
+
+Rules name core ops, which are target-neutral: a target's fused form (``tfl.mul {fused_activation = "relu"}``,
+made by the TFLite target's ``tfl-fuse``) is another op, so ``Op("mul", ...)`` never matches it and cannot drop
+its activation.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ random inputs in the reference interpreter and reports the largest error on ever
 >>> b = a.copy()
 >>> irc.diff(a, b).equal
 True
->>> b.nodes[1].attrs["beta"] = 2.0
+>>> b.set_attr(b.nodes[1], "beta", 2.0)
 >>> print(irc.diff(a, b).format(color=False), end="")
 --- a (2 nodes)
 +++ b (2 nodes)

@@ -104,7 +104,7 @@ class _Matcher:
             for name in self.names[node]:
                 self.by_name.setdefault(name, []).append(node)
             if not _data_operands(node):
-                self.sources.setdefault(node.op, []).append(node)
+                self.sources.setdefault(node.core_op, []).append(node)
 
     def run(self) -> Matching:
         self.match_inputs()
@@ -163,7 +163,7 @@ class _Matcher:
         for name in self.names[node]:
             found.update(self.by_name.get(name, ()))
         if not _data_operands(node):
-            found.update(self.sources.get(node.op, ()))
+            found.update(self.sources.get(node.core_op, ()))
         return {c for c in found if c not in self.taken and c.op != "const"}
 
     def collect_users(self, value: Value, found: set[Node], depth: int) -> None:
@@ -188,9 +188,9 @@ class _Matcher:
     def score(self, node: Node, cand: Node) -> float | None:
         """How alike ``cand`` (in b) is to ``node`` (in a); None when it must not match at all."""
         shared_names = len(self.names[node] & self.names[cand])
-        if node.op != cand.op and not shared_names:
+        if node.core_op != cand.core_op and not shared_names:  # tfl.conv2d is a conv2d
             return None
-        score = 100.0 if node.op == cand.op else 0.0
+        score = 100.0 if node.core_op == cand.core_op else 0.0
         wired = False
         a_data = _data_operands(node)
         for i, v in a_data:
@@ -221,11 +221,11 @@ class _Matcher:
         """Whether an unmatched node of a other than ``node`` shares a location name with ``cand`` (with
         ``same_op_only``: one that also has cand's op, when ``node`` does not; a fused node carries the names of
         everything fused into it, and the node of its own op has the better claim)."""
-        if same_op_only and node.op == cand.op:
+        if same_op_only and node.core_op == cand.core_op:
             return False
         for name in self.names[cand]:
             for owner in self.a_by_name.get(name, ()):
-                if owner is not node and owner not in self.m.nodes and (not same_op_only or owner.op == cand.op):
+                if owner is not node and owner not in self.m.nodes and (not same_op_only or owner.core_op == cand.core_op):
                     return True
         return False
 

@@ -14,7 +14,7 @@ Counting rules (also in ``irc stats --help``):
 >>> g = irc.parse('''
 ... graph @g(%x: f32[1,8]) {
 ...   %0 = const() {value = dense<f32[8,4] sha256:0123456789abcdef>} : f32[8,4]
-...   %1 = matmul(%x, %0) {activation = "relu"} : f32[1,4] loc("dense/MatMul" in "dense")
+...   %1 = tfl.matmul(%x, %0) {fused_activation = "relu"} : f32[1,4] loc("dense/MatMul" in "dense")
 ...   return %1 as "y"
 ... }''')
 >>> s = graph_stats(g)
@@ -109,11 +109,11 @@ def _size(shape, flags: list[bool]) -> int:
 
 def node_cost(node: Node, dynamic: list[bool]) -> tuple[int, int]:
     """(MACs, FLOPs) of one node; see the module docstring for the rules."""
-    op = node.op
+    op = node.core_op  # tfl.conv2d costs what conv2d does, plus its fused activation
     if op in _ZERO_FLOP or not node.results:
         return 0, 0
     out = sum(_size(r.type.shape, dynamic) for r in node.results)
-    extra = out if node.attrs.get("activation", "none") != "none" else 0
+    extra = out if node.attrs.get("fused_activation", "none") != "none" else 0
     shapes = [v.type.shape for v in node.operands]
     macs = 0
     if op in ("conv2d", "depthwise_conv2d", "conv2d_transpose") and len(shapes) >= 2 and shapes[1] is not None:

@@ -38,6 +38,7 @@ _NN_KINDS = {"conv2d": "conv", "depthwise_conv2d": "conv", "conv2d_transpose": "
 def op_kind(op: str) -> str:
     if op.startswith("tf."):
         return "opaque"
+    op = op.removeprefix("tfl.")  # a TFLite fused form is drawn as its core op
     if op in _NN_KINDS:
         return _NN_KINDS[op]
     try:

@@ -204,7 +204,7 @@ class Emitter:
         if quantized:  # as the reference interpreter: dequantize -> float op -> quantize
             args = [self.dequantize(a, v.type) if v.type.quant else a for a, v in zip(args, node.operands)]
         rule = _opaque if node.is_opaque else EMITTERS[node.op]
-        base = _identifier(node.op.removeprefix("tf.").lower())
+        base = _identifier(node.core_op.removeprefix("tf.").lower())
         out = self._per_result(node, rule(self, node, args), "float" if quantized else base)
         if quantized:
             out = [self.quantize(x, r.type) if r.type.quant else x for x, r in zip(out, node.results)]
@@ -239,7 +239,7 @@ class Emitter:
     def op_name(self, suffix: str = "") -> str:
         """The TF op name for the current node: its TF name, so HLO and traces name the model's layers."""
         node = self.node
-        base = node.loc.names[0] if node is not None and node.loc.names else (node.op if node else "op")
+        base = node.loc.names[0] if node is not None and node.loc.names else (node.core_op if node else "op")
         base = _op_name(_strip_call_scopes(base))
         return base + "/" + suffix if suffix else base
 

@@ -6,17 +6,25 @@ intermediate. ``lit`` writes an attribute value as a Python literal. Attribute d
 (``_attrs``), so every emitter reads every attribute it needs.
 
 Spatial attributes in irc are ``[h, w]``; TensorFlow wants 4-vectors in the op's data format (``_hw4``).
+
+The ``tfl.*`` fused forms (``tfl.conv2d {fused_activation = "relu"}``) share their core op's rule, which applies
+the activation after it; ``tfl.conv2d`` with relu becomes TensorFlow's fused convolution (``_FusedConv2D``).
 """
 
 from __future__ import annotations
 
-from irc.backends.tfemit.codegen import Emitter, emits, lit
+from irc.backends.tfemit.codegen import EMITTERS, Emitter, emits, lit
 from irc.ir.graph import Node
 from irc.ir.types import DType
 
 
 def _attrs(node: Node) -> dict:
     return node.opdef.with_defaults(node.attrs)
+
+
+def _activation(node: Node) -> str:
+    """The fused activation of a ``tfl.*`` form (the cuda pipeline's fusion makes them), ``none`` for a core op."""
+    return node.attrs.get("fused_activation", "none")
 
 
 def _hw4(values, data_format: str) -> list[int]:
@@ -57,15 +65,15 @@ UNARY = {
 
 @emits(*BINARY)
 def binary(e: Emitter, node: Node, args: list[str]) -> str:
-    expr = f"{BINARY[node.op]}({args[0]}, {args[1]}, {e.name()})"
-    return e.activation(expr, node.attr("activation")) if "activation" in node.opdef.attrs else expr
+    expr = f"{BINARY[node.core_op]}({args[0]}, {args[1]}, {e.name()})"
+    return e.activation(expr, _activation(node))
 
 
 @emits("div")
 def div(e: Emitter, node: Node, args: list[str]) -> str:
     # irc's integer div truncates toward zero, as TF's TruncateDiv; floats divide exactly (RealDiv)
     fn = "tf.truncatediv" if node.operands[0].type.dtype.is_integer else "tf.math.divide"
-    return e.activation(f"{fn}({args[0]}, {args[1]}, {e.name()})", node.attr("activation"))
+    return e.activation(f"{fn}({args[0]}, {args[1]}, {e.name()})", _activation(node))
 
 
 @emits(*UNARY)
@@ -144,7 +152,7 @@ def _out_layout(e: Emitter, expr: str, fmt: str, used: str) -> str:
 @emits("conv2d")
 def conv2d(e: Emitter, node: Node, args: list[str]) -> str:
     a = _attrs(node)
-    fmt, act = a["data_format"], a["activation"]
+    fmt, act = a["data_format"], _activation(node)
     x, used = _in_layout(e, args[0], fmt)
     strides, dilations = _hw4(a["strides"], used), _hw4(a["dilations"], used)
     dtype = node.operands[0].type.dtype
@@ -172,7 +180,7 @@ def depthwise_conv2d(e: Emitter, node: Node, args: list[str]) -> str:
     conv = (f"tf.nn.depthwise_conv2d({x}, {args[1]}, strides={_hw4(a['strides'], used)}, "
             f"padding={lit(a['padding'])}{_format(used)}{_dilations(a['dilations'], lit(a['dilations']))}, "
             f"{e.name()})")
-    return e.activation(_out_layout(e, _bias(e, conv, args, used), fmt, used), a["activation"])
+    return e.activation(_out_layout(e, _bias(e, conv, args, used), fmt, used), _activation(node))
 
 
 @emits("conv2d_transpose")
@@ -192,7 +200,7 @@ def conv2d_transpose(e: Emitter, node: Node, args: list[str]) -> str:
         output_shape = e.bind(f"tf.stack([tf.shape({x})[0], {', '.join(map(str, rest))}])", "output_shape")
     conv = (f"tf.nn.conv2d_transpose({x}, {args[1]}, {output_shape}, strides={_hw4(a['strides'], used)}, "
             f"padding={lit(a['padding'])}{_format(used)}, {e.name()})")
-    return e.activation(_out_layout(e, _bias(e, conv, args, used), fmt, used), a["activation"])
+    return e.activation(_out_layout(e, _bias(e, conv, args, used), fmt, used), _activation(node))
 
 
 @emits("matmul")
@@ -200,7 +208,7 @@ def matmul(e: Emitter, node: Node, args: list[str]) -> str:
     a = _attrs(node)
     flags = "".join(f", {k}=True" for k in ("transpose_a", "transpose_b") if a[k])
     return e.activation(_bias(e, f"tf.linalg.matmul({args[0]}, {args[1]}{flags}, {e.name()})", args),
-                        a["activation"])
+                        _activation(node))
 
 
 @emits("batch_matmul")
@@ -213,11 +221,11 @@ def batch_matmul(e: Emitter, node: Node, args: list[str]) -> str:
 @emits("max_pool", "avg_pool")
 def pool(e: Emitter, node: Node, args: list[str]) -> str:
     a = _attrs(node)
-    fn = "tf.nn.max_pool2d" if node.op == "max_pool" else "tf.nn.avg_pool2d"
+    fn = "tf.nn.max_pool2d" if node.core_op == "max_pool" else "tf.nn.avg_pool2d"
     x, used = _in_layout(e, args[0], a["data_format"])
     expr = (f"{fn}({x}, ksize={lit(a['ksize'])}, strides={lit(a['strides'])}, padding={lit(a['padding'])}"
             f"{_format(used)}, {e.name()})")
-    return e.activation(_out_layout(e, expr, a["data_format"], used), a["activation"])
+    return e.activation(_out_layout(e, expr, a["data_format"], used), _activation(node))
 
 
 @emits("batch_norm")
@@ -271,7 +279,7 @@ def transpose(e: Emitter, node: Node, args: list[str]) -> str:
 @emits("concat")
 def concat(e: Emitter, node: Node, args: list[str]) -> str:
     expr = f"tf.concat([{', '.join(args)}], axis={node.attr('axis')}, {e.name()})"
-    return e.activation(expr, node.attr("activation")) if "activation" in node.opdef.attrs else expr
+    return e.activation(expr, _activation(node))
 
 
 @emits("split")
@@ -375,3 +383,13 @@ def quantize(e: Emitter, node: Node, args: list[str]) -> str:
 @emits("dequantize")
 def dequantize(e: Emitter, node: Node, args: list[str]) -> str:
     return e.dequantize(args[0], node.operands[0].type)
+
+
+def _share_rules_with_tfl_forms() -> None:
+    from irc.ops.tfl import FUSABLE_OPS, fused_name
+
+    for core in FUSABLE_OPS:
+        emits(fused_name(core))(EMITTERS[core])
+
+
+_share_rules_with_tfl_forms()

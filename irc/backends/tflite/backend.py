@@ -260,7 +260,7 @@ class ModelBuilder:
             return "irc"
         if node.loc.names:
             return ";".join(node.loc.names)
-        return f"{node.op}_{node.seq}"
+        return f"{node.core_op}_{node.seq}"  # tfl.conv2d is named as conv2d is
 
     def type_of(self, index: int) -> str:
         return self.tensors[index].type

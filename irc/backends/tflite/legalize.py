@@ -126,7 +126,7 @@ def _gelu_rules() -> list[Rule]:
 
 def _hard_swish_rules() -> list[Rule]:
     x = Var("x", where=lambda v: v.type.dtype.is_float and v.type.quant is None)
-    gates = [Op("add", x, Near(3.0), activation="relu6"), Op("relu6", Op("add", x, Near(3.0), activation="none"))]
+    gates = [Op("tfl.add", x, Near(3.0), fused_activation="relu6"), Op("relu6", Op("add", x, Near(3.0)))]
     forms = []
     for gate in gates:
         forms += [Op("mul", x, Op("div", gate, Near(6.0))), Op("mul", x, Op("mul", gate, Near(1 / 6))),
@@ -138,13 +138,13 @@ def _hard_swish_rules() -> list[Rule]:
 class ScaleIntoFilter(RewritePattern):
     """conv(x * c, w) -> conv(x, w * c) for a constant c per input channel (zero padding stays zero)."""
 
-    ops = ("conv2d", "depthwise_conv2d")
+    ops = ("conv2d", "depthwise_conv2d", "tfl.conv2d", "tfl.depthwise_conv2d")  # an activation after: no matter
     stat = "input scales folded into filters"
 
     def rewrite(self, node, rw):
         scaled, f = node.operands[:2]
         mul = scaled.producer
-        if (mul is None or mul.op != "mul" or mul.attr("activation") != "none" or only_use(scaled) is not node
+        if (mul is None or mul.op != "mul" or only_use(scaled) is not node
                 or node.attr("data_format") != "NHWC" or not f.is_constant or f.type.quant is not None
                 or not f.type.dtype.is_float or scaled.type.quant is not None):
             return False

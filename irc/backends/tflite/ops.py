@@ -10,8 +10,10 @@ This module holds the table, the shared helpers, elementwise ops and activations
 convolutions, matmul, pools, normalization, resize and pad; ``ops_array.py`` shapes, slicing, reductions,
 quantization and opaque TensorFlow ops (Flex). Grep an irc op name in quotes to find its emitter.
 
-Fused activations: TFLite kernels apply NONE, RELU, RELU6 and RELU_N1_TO_1 themselves; a fused ``tanh`` or
-``sigmoid`` is written as a TANH or LOGISTIC operator after the op (TFLite's float kernels ignore a fused TANH).
+Fused activations come from the ``tfl`` dialect (``tfl.conv2d {fused_activation = "relu6"}``, made by the
+``tfl-fuse`` pass); each ``tfl.X`` shares ``X``'s emitter. TFLite kernels apply NONE, RELU, RELU6 and RELU_N1_TO_1
+themselves; a fused ``tanh`` or ``sigmoid`` is written as a TANH or LOGISTIC operator after the op (TFLite's float
+kernels ignore a fused TANH).
 """
 
 from __future__ import annotations
@@ -60,6 +62,12 @@ def rules() -> dict[str, Rule]:
     return EMITTERS.items()
 
 
+def with_tfl(*ops: str) -> tuple[str, ...]:
+    """``ops`` and their ``tfl`` forms: ``tfl.conv2d`` is written as ``conv2d`` is, its ``fused_activation`` in the
+    operator's options."""
+    return ops + tuple(f"tfl.{op}" for op in ops)
+
+
 def rule_for(node: Node) -> Rule | None:
     return EMITTERS.get("tf.*" if node.is_opaque else node.op)
 
@@ -83,7 +91,7 @@ def activated(b: ModelBuilder, node: Node, code: str, inputs: list[int], fields:
     Writes into ``out`` (default: the node's result tensor) and returns it.
     """
     fields = dict(fields or {})
-    act = node.attr("activation") if "activation" in node.opdef.attrs else "none"
+    act = fused_activation(node)
     out = b.result(node.result) if out is None else out
     if act == "none":
         b.op(code, inputs, [out], fields or None)
@@ -94,6 +102,11 @@ def activated(b: ModelBuilder, node: Node, code: str, inputs: list[int], fields:
         b.op(code, inputs, [pre], fields or None)
         b.op(ACTIVATION_OPS[act], [pre], [out])
     return out
+
+
+def fused_activation(node: Node) -> str:
+    """The ``fused_activation`` of a ``tfl.*`` form; ``none`` for a core op."""
+    return node.attrs.get("fused_activation", "none")
 
 
 def normal_axis(axis: int, rank: int) -> int:
@@ -161,10 +174,10 @@ def no_wide_floats(node: Node) -> str | None:
 # ----- elementwise -----------------------------------------------------------------------------------------------------
 
 
-@emits(*ARITHMETIC, check=no_wide_floats)
+@emits(*with_tfl(*ARITHMETIC), check=no_wide_floats)
 def arithmetic(b, node):
     x, y = node.operands
-    activated(b, node, ARITHMETIC[node.op], [b.tensor(x), b.tensor(y)])
+    activated(b, node, ARITHMETIC[node.core_op], [b.tensor(x), b.tensor(y)])
 
 
 @emits(*BINARY, check=no_wide_floats)

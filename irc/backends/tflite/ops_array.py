@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from irc.backends.tflite.ops import emits, needs_rank, no_wide_floats, normal_axis, rank_of
+from irc.backends.tflite.ops import emits, needs_rank, no_wide_floats, normal_axis, rank_of, with_tfl
 from irc.formats.tflite.opnames import REDUCE
 from irc.ir.graph import Node
 from irc.ir.types import DType
@@ -78,7 +78,7 @@ def transpose(b, node):
 
 
 # ----- concat, split, pack, unpack -----------------------------------------------------------------------------------
-@emits("concat", check=lambda node: needs_rank(0)(node) or no_strings(node))
+@emits(*with_tfl("concat"), check=lambda node: needs_rank(0)(node) or no_strings(node))
 def concat(b, node):
     from irc.backends.tflite.ops import activated
 

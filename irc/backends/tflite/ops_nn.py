@@ -15,11 +15,13 @@ from irc.backends.tflite.ops import (
     ACTIVATION_OPS,
     activated,
     emits,
+    fused_activation,
     needs_rank,
     no_wide_floats,
     permuted,
     scalar,
     transposed,
+    with_tfl,
 )
 from irc.ir.graph import Node, Value
 from irc.ir.types import DType, QuantParams, TensorType
@@ -95,7 +97,7 @@ def conv_check(node: Node) -> str | None:
 
 
 # ----- convolutions ----------------------------------------------------------------------------------------------------
-@emits("conv2d", check=conv_check)
+@emits(*with_tfl("conv2d"), check=conv_check)
 def conv2d(b, node):
     x, f = node.operands[:2]
     if f.is_constant:
@@ -108,7 +110,7 @@ def conv2d(b, node):
     spatial(b, node, "CONV_2D", [b.tensor(x), weights, bias], fields)
 
 
-@emits("depthwise_conv2d", check=conv_check)
+@emits(*with_tfl("depthwise_conv2d"), check=conv_check)
 def depthwise_conv2d(b, node):
     x, f = node.operands[:2]
     kh, kw, cin, mult = f.type.shape
@@ -133,7 +135,7 @@ def _transpose_conv_check(node: Node) -> str | None:
     return None
 
 
-@emits("conv2d_transpose", check=_transpose_conv_check)
+@emits(*with_tfl("conv2d_transpose"), check=_transpose_conv_check)
 def conv2d_transpose(b, node):
     x, f = node.operands[:2]
     if f.is_constant:
@@ -161,7 +163,7 @@ def conv2d_transpose(b, node):
 
 
 # ----- matmul ----------------------------------------------------------------------------------------------------------
-@emits("matmul", check=lambda node: no_wide_floats(node))
+@emits(*with_tfl("matmul"), check=lambda node: no_wide_floats(node))
 def matmul(b, node):
     a, w = node.operands[:2]
     ai = b.tensor(a)
@@ -177,7 +179,7 @@ def matmul(b, node):
 
 def _batch_matmul(b, node: Node, ai: int, wi: int, *, adj_x: bool, adj_y: bool, bias: int = -1) -> None:
     """BATCH_MATMUL (which fuses nothing), then the bias add and the activation."""
-    act = node.attr("activation") if "activation" in node.opdef.attrs else "none"
+    act = fused_activation(node)
     fields = {"adj_x": adj_x, "adj_y": adj_y}
     if bias < 0 and act == "none":
         b.op("BATCH_MATMUL", [ai, wi], [b.result(node.result)], fields)
@@ -232,8 +234,8 @@ def _pool(code: str):
     return emit
 
 
-emits("max_pool", check=conv_check)(_pool("MAX_POOL_2D"))
-emits("avg_pool", check=conv_check)(_pool("AVERAGE_POOL_2D"))
+emits(*with_tfl("max_pool"), check=conv_check)(_pool("MAX_POOL_2D"))
+emits(*with_tfl("avg_pool"), check=conv_check)(_pool("AVERAGE_POOL_2D"))
 
 
 # ----- batch norm, resize, pad -----------------------------------------------------------------------------------------

@@ -94,23 +94,23 @@ UNFUSABLE = ("tanh", "sigmoid")
 
 
 def same_scale_operands(node: Node) -> tuple[int, ...]:
-    spec = SAME_SCALE.get(node.op, ())
+    spec = SAME_SCALE.get(node.core_op, ())
     return tuple(range(len(node.operands))) if spec is ALL else spec
 
 
 def weight_axis(node: Node) -> int | None:
     """The output-channel axis of the node's weights operand (operand 1), or None for per-tensor weights."""
     w = node.operands[1].type
-    if node.op == "conv2d":
+    if node.core_op == "conv2d":
         return 3
-    if node.op == "depthwise_conv2d":
+    if node.core_op == "depthwise_conv2d":
         # per channel only without a multiplier: TFLite's channel c*mult+m spans two irc axes otherwise
         return 2 if w.shape is not None and w.shape[3] == 1 else None
-    if node.op == "conv2d_transpose":
+    if node.core_op == "conv2d_transpose":
         return 2
-    if node.op == "matmul":
+    if node.core_op == "matmul":
         return 0 if node.attr("transpose_b") else 1
-    if node.op == "batch_matmul" and w.shape is not None and all(d == 1 for d in w.shape[:-2]):
+    if node.core_op == "batch_matmul" and w.shape is not None and all(d == 1 for d in w.shape[:-2]):
         return len(w.shape) - (2 if node.attr("adj_y") else 1)
     return None
 
@@ -118,31 +118,31 @@ def weight_axis(node: Node) -> int | None:
 def output_channels(node: Node) -> int:
     """The output channel count of a conv2d or depthwise_conv2d (from its constant filter)."""
     shape = node.operands[1].type.shape
-    return int(shape[3]) if node.op == "conv2d" else int(shape[2]) * int(shape[3])
+    return int(shape[3]) if node.core_op == "conv2d" else int(shape[2]) * int(shape[3])
 
 
 def has_weights(node: Node) -> bool:
     """Whether operand 1 is a constant weight tensor of a conv or fully-connected (not a second activation)."""
-    return node.op in WEIGHT_OPS and len(node.operands) > 1 and node.operands[1].is_constant
+    return node.core_op in WEIGHT_OPS and len(node.operands) > 1 and node.operands[1].is_constant
 
 
 def integer_kernel(node: Node, mode: str) -> str | None:
     """None if TFLite has an integer kernel for this node in ``mode``, else why not."""
-    if node.op not in OPS[mode]:
+    if node.core_op not in OPS[mode]:
         return f"TFLite has no {mode} kernel for {node.op}"
     floats = [v for v in (*node.operands, *node.results) if v.type.dtype.is_float]
     if any(v.type.dtype is not DType.f32 or v.type.quant is not None for v in floats):
         return "only float32 tensors are quantized"
     if not any(v.type.dtype.is_float and not v.is_constant for v in node.operands):
         return "it has no float activation operand"
-    if node.op in ("conv2d", "depthwise_conv2d", "conv2d_transpose"):
+    if node.core_op in ("conv2d", "depthwise_conv2d", "conv2d_transpose"):
         if not node.operands[1].is_constant:
             return "its filter is computed, not constant"
         if len(node.operands) > 2 and not node.operands[2].is_constant:
             return "its bias is computed, not constant"
-    if node.op == "matmul" and not node.operands[1].is_constant and len(node.operands) > 2:
+    if node.core_op == "matmul" and not node.operands[1].is_constant and len(node.operands) > 2:
         return "a matmul of two activations with a bias has no quantized TFLite kernel"
-    if node.op == "matmul" and node.operands[1].is_constant and len(node.operands) > 2 \
+    if node.core_op == "matmul" and node.operands[1].is_constant and len(node.operands) > 2 \
             and not node.operands[2].is_constant:
         return "its bias is computed, not constant"
     return None

@@ -40,11 +40,6 @@ def _is_f32(v: Value) -> bool:
     return v.type.dtype is DType.f32 and v.type.quant is None
 
 
-def _set_type(graph: Graph, value: Value, type: TensorType) -> None:
-    value.type = type
-    graph.version += 1
-
-
 def _loc(value: Value, suffix: str) -> Location:
     """A location for a node inserted after ``value``: its producer's, with the node names suffixed."""
     base = value.producer.loc if value.producer is not None else Location.of(value.name)
@@ -64,12 +59,14 @@ def _drop_unused_constants(graph: Graph, values: list[Value]) -> None:
 
 # ----- preparation -----------------------------------------------------------------------------------------------------
 def split_activations(graph: Graph, stats: Counter) -> None:
-    """Moves fused tanh / sigmoid activations into nodes of their own, whose input then gets its own range."""
+    """Moves fused tanh / sigmoid activations into nodes of their own, whose input then gets its own range:
+    ``tfl.add {fused_activation = "tanh"}`` -> ``tanh(add)``."""
     for node in graph.topo_order():
-        act = node.attrs.get("activation")
+        act = node.attrs.get("fused_activation")
         if act not in C.UNFUSABLE or len(node.results) != 1:
             continue
-        inner = graph.add(node.op, list(node.operands), {**node.attrs, "activation": "none"}, loc=node.loc)
+        attrs = {k: v for k, v in node.attrs.items() if k != "fused_activation"}
+        inner = graph.add(node.core_op, list(node.operands), attrs, loc=node.loc)
         outer = graph.add(act, [inner.result], loc=node.loc)
         graph.replace_node(node, [outer.result])
         stats["activations split off"] += 1
@@ -94,7 +91,7 @@ def quantize_float16(graph: Graph, keep: set[Node], stats: Counter) -> None:
 
 def quantize_dynamic(graph: Graph, keep: set[Node], stats: Counter, min_elements: int = DYNAMIC_MIN_ELEMENTS) -> None:
     for node in graph.topo_order():
-        if node in keep or node.op not in DYNAMIC_OPS or not C.has_weights(node):
+        if node in keep or node.core_op not in DYNAMIC_OPS or not C.has_weights(node):
             continue
         x, w = node.operands[:2]
         if not _is_f32(x) or not _is_f32(w) or (w.type.num_elements or 0) < min_elements:
@@ -213,7 +210,7 @@ class _IntegerRewrite:
         self.assign_keys()
         self.join_same_scale()
         for n in self.qnodes:
-            for i in C.SYMMETRIC.get(n.op, ()):
+            for i in C.SYMMETRIC.get(n.core_op, ()):
                 if (n, i) in self.keys:
                     self.classes.make_symmetric(self.keys[(n, i)])
         _widen_add_outputs(self.classes, self.qnodes, self.keys, self.act, self.stats)
@@ -251,7 +248,7 @@ class _IntegerRewrite:
             for r in n.results:
                 if _is_f32(r):
                     classes.add(r, self.range_of(r), r in self.forced)
-                    fixed = C.FIXED.get((n.op, self.act))
+                    fixed = C.FIXED.get((n.core_op, self.act))
                     if fixed is not None:
                         classes.pin(r, QuantParams((fixed[0],), (fixed[1],)))
 
@@ -284,11 +281,11 @@ class _IntegerRewrite:
         for n in self.qnodes:
             for r in n.results:
                 if _is_f32(r):
-                    _set_type(graph, r, TensorType(act, r.type.shape, self.params(r)))
+                    graph.set_type(r, TensorType(act, r.type.shape, self.params(r)))
         for v in self.io_inputs:
             q = self.params(v if self.direct_io else ("entry", v))
             dtype, q = (DType.u8, _uint8(q)) if self.io == "uint8" else (act, q)
-            _set_type(graph, v, TensorType(dtype, v.type.shape, q))
+            graph.set_type(v, TensorType(dtype, v.type.shape, q))
         replaced: list[Value] = []
         for (n, i), key in self.keys.items():
             new = self.value_of(key)
@@ -349,7 +346,7 @@ class _IntegerRewrite:
 def _widen_add_outputs(classes: _Classes, qnodes: list[Node], keys: dict, act: DType, stats: Counter) -> None:
     """Output ranges of integer ADD/SUB widened where TFLite's rescaling would need a multiplier above 1."""
     for n in qnodes:
-        if n.op not in C.RESCALED_ADD or n.results[0] not in classes.parent:
+        if n.core_op not in C.RESCALED_ADD or n.results[0] not in classes.parent:
             continue
         inputs = [keys[(n, i)] for i in range(len(n.operands)) if (n, i) in keys]
         out = n.results[0]
@@ -373,7 +370,7 @@ def _quantize_weights(graph: Graph, node: Node, input_params: QuantParams, bias_
     """Per-channel int8 weights and a bias of ``bias_dtype`` scaled by input_scale * weight_scale."""
     w = node.operands[1]
     bias = node.operands[C.BIAS_OPERAND] if len(node.operands) > C.BIAS_OPERAND else None
-    if bias is None and node.op in C.NEEDS_BIAS:
+    if bias is None and node.core_op in C.NEEDS_BIAS:
         # TFLite's integer convolutions require a bias tensor: give them a zero one
         bias = _const(graph, np.zeros(C.output_channels(node), np.float32), TensorType(DType.f32, None), node.loc)
         graph.set_operands(node, [*node.operands, bias])

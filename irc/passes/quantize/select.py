@@ -24,9 +24,9 @@ def names_of(node: Node) -> tuple[str, ...]:
 
 def matches(selector: str, node: Node) -> bool:
     if selector.startswith("op:"):
-        return node.op == selector[3:]
+        return selector[3:] in (node.op, node.core_op)  # op:conv2d also selects tfl.conv2d
     explicit = len(selector) > 2 and selector.startswith("/") and selector.endswith("/")
-    if not explicit and (selector == node.op or selector in names_of(node)):
+    if not explicit and (selector in (node.op, node.core_op) or selector in names_of(node)):
         return True
     try:
         pattern = re.compile(selector[1:-1] if explicit else selector)
