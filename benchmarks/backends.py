@@ -72,9 +72,10 @@ def example_input(spec, batch: int):
     import tensorflow as tf
 
     shape = (batch, *[d or 1 for d in spec.shape[1:]])
+    dtype = tf.as_dtype(spec.dtype)
     rng = np.random.default_rng(0)
-    if spec.dtype.is_integer:
-        return tf.constant(rng.integers(0, 100, shape), spec.dtype)
+    if dtype.is_integer:
+        return tf.constant(rng.integers(0, 100, shape), dtype)
     return tf.constant(rng.standard_normal(shape).astype(np.float32))
 
 
