@@ -305,3 +305,16 @@ def test_nchw_models_fuse_and_the_default_signature_runs_on_cpu(zoo_models, tmp_
     assert all(n.device.endswith("GPU:0") for n in convs)
     assert fused_ops(loaded.signatures["serving_default"]) == Counter(FUSED[name])
     assert_close(run_serving(loaded.signatures["serving_default"], case.inputs), case.want)
+
+
+def test_check_report_carries_the_note():
+    from irc.tools.check import check_graph
+
+    report = check_graph(conv_graph(), "cuda")
+    text = report.format()
+    notes = [line for line in text.splitlines() if line.startswith("note: ")]
+    from irc.backends import cuda
+
+    assert notes == [f"note: {line}" for line in cuda.notes()] and report.to_json()["notes"] == cuda.notes()
+    if not tf.test.is_built_with_cuda():
+        assert len(notes) == 1 and "without CUDA" in notes[0]

@@ -143,8 +143,8 @@ def load(path: str | os.PathLike):
 
 
 class CudaModel:
-    """The GPU function, and the CPU one an NCHW model falls back to. Calls go to the GPU when there is one;
-    without, the first call warns once and runs on the CPU."""
+    """The GPU function, and the portable one (None where the GPU one runs anywhere). Calls go to the GPU when
+    there is one; without, the first call warns once and runs the portable function on the CPU."""
 
     def __init__(self, gpu, cpu, layout: str):
         self.gpu = gpu
