@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/backends.py                       # MobileNetV2 and ResNet50 at 224x224, CPU
     .venv/bin/python benchmarks/backends.py --device gpu          # on a GPU machine
+    .venv/bin/python benchmarks/backends.py --device gpu --layout nchw --precision fp16   # irc cuda's GPU options
     .venv/bin/python benchmarks/backends.py --size 96 --runs 20 --models mobilenet_v2,transformer_encoder
     .venv/bin/python benchmarks/backends.py --ops                 # which ops XLA makes slower on this CPU
 
@@ -40,7 +41,7 @@ MODELS = ("mobilenet_v2", "resnet50", "transformer_encoder")
 VARIANTS = ("tf.function", "tf jit", "irc xla", "irc cuda")
 
 
-def build_variants(name: str, size: int, workdir: Path) -> tuple[dict, str]:
+def build_variants(name: str, size: int, workdir: Path, cuda_options: dict) -> tuple[dict, object]:
     """The four callables for zoo model ``name`` (each takes one batch of its input), and its input name."""
     import tensorflow as tf
 
@@ -54,7 +55,7 @@ def build_variants(name: str, size: int, workdir: Path) -> tuple[dict, str]:
     xla = get_backend("xla").emit(graph, {})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # the no-GPU note, when benchmarking on a CPU
-        cuda = get_backend("cuda").emit(graph, {})
+        cuda = get_backend("cuda").emit(graph, dict(cuda_options))
         cuda_fn = cuda.target
     plain = tf.function(lambda x: model(x, training=False))
     jit = tf.function(lambda x: model(x, training=False), jit_compile=True)
@@ -97,14 +98,15 @@ def time_interleaved(fns: dict, x, warmup: int, runs: int) -> tuple[dict, dict, 
     return times, outs, first
 
 
-def benchmark(models, size: int, batch: int, warmup: int, runs: int, device: str) -> list[dict]:
+def benchmark(models, size: int, batch: int, warmup: int, runs: int, device: str,
+              cuda_options: dict | None = None) -> list[dict]:
     import tensorflow as tf
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="irc-bench-") as tmp:
         for name in models:
             print(f"building {name} at {size}x{size} ...", file=sys.stderr)
-            variants, spec = build_variants(name, size, Path(tmp))
+            variants, spec = build_variants(name, size, Path(tmp), cuda_options or {})
             x = example_input(spec, batch)
             with tf.device(device):
                 times, outs, first = time_interleaved(variants, x, warmup, runs)
@@ -177,6 +179,9 @@ def main(argv=None) -> int:
     parser.add_argument("--runs", type=int, default=50, help="timed calls per variant")
     parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu", help="where to run the TF variants")
     parser.add_argument("--threads", type=int, default=1, help="TensorFlow intra- and inter-op threads (0: TF's)")
+    parser.add_argument("--layout", choices=("nhwc", "nchw"), default="nhwc", help="irc cuda: layout")
+    parser.add_argument("--precision", choices=("fp32", "fp16", "bf16"), default="fp32", help="irc cuda: precision")
+    parser.add_argument("--jit", action="store_true", help="irc cuda: compile with XLA")
     parser.add_argument("--ops", action="store_true", help="time single ops under tf.function and jit instead")
     parser.add_argument("--json", default=None, help="also write the rows as JSON to this file")
     args = parser.parse_args(argv)
@@ -202,9 +207,11 @@ def main(argv=None) -> int:
                 tf.config.experimental.set_memory_growth(gpu, True)
     device = "/GPU:0" if args.device == "gpu" else "/CPU:0"
     models = [m for m in args.models.split(",") if m]
-    rows = benchmark(models, args.size, args.batch, args.warmup, args.runs, device)
+    cuda_options = {"layout": args.layout, "precision": args.precision, "jit": args.jit}
+    rows = benchmark(models, args.size, args.batch, args.warmup, args.runs, device, cuda_options)
     gpu_names = [d.name for d in tf.config.list_physical_devices("GPU")]
-    print(f"irc backends, {args.size}x{args.size}, batch {args.batch}, {args.runs} interleaved runs, "
+    print(f"irc backends, {args.size}x{args.size}, batch {args.batch}, {args.runs} interleaved runs, irc cuda "
+          f"{args.layout}/{args.precision}{'/jit' if args.jit else ''}, "
           f"{args.threads or 'default'} thread(s), device {device} "
           f"(TensorFlow {tf.__version__}, {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} cores{', GPUs: ' + ', '.join(gpu_names) if gpu_names else ', no GPU'})")
