@@ -380,6 +380,14 @@ def test_fixed_batch_refuses_other_batch_sizes():
         xla.emit(any_batch_graph(), passes="", batch="1;8")
 
 
+def test_huge_batch_is_refused_before_tracing():
+    from irc.backends import xla
+    from irc.errors import InputError
+
+    with pytest.raises(InputError, match="batch 100000000"):
+        xla.emit(any_batch_graph(), passes="", batch="1,100000000")
+
+
 def test_note_when_xla_is_measured_slower_on_this_cpu():
     from irc.backends import xla
 

@@ -106,6 +106,12 @@ def batch_sizes(model, batch) -> list[int]:
                          f"for batch {', '.join(map(str, sizes))}")
     if fixed:
         sizes = sorted(fixed)
+    from irc.limits import check_array
+
+    for size in sizes:  # XLA traces on example inputs of each size: refuse one that cannot fit before making it
+        for spec in model.source.inputs:
+            check_array(spec.example_shape(size), spec.type.dtype.numpy.itemsize,
+                        f"an example input {spec.name!r} for batch {size}")
     return list(dict.fromkeys(sizes))
 
 
