@@ -318,3 +318,20 @@ def test_check_report_carries_the_note():
     assert notes == [f"note: {line}" for line in cuda.notes()] and report.to_json()["notes"] == cuda.notes()
     if not tf.test.is_built_with_cuda():
         assert len(notes) == 1 and "without CUDA" in notes[0]
+
+
+# The randomly initialized MobileNetV2's activations are tiny (block_6_expand_relu peaks near 1e-3, out_relu near
+# 1e-11): float16, whose smallest normal is 6e-5, flushes them to zero, so it is checked in bfloat16 only.
+@pytest.mark.slow
+@pytest.mark.parametrize("name, precision, rtol", [("transformer_encoder", "fp16", 1e-2),
+                                                   ("transformer_encoder", "bf16", 4e-2),
+                                                   ("mobilenet_v2", "bf16", 4e-2)])
+def test_model_in_half_precision_matches_tensorflow(zoo_models, name, precision, rtol):
+    """Every output and tapped layer within rtol of TensorFlow's float32 (relative to its largest magnitude)."""
+    from irc.backends import cuda
+
+    case = model_case(zoo_models, name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        errors = assert_close(cuda.emit(case.graph, precision=precision).run(case.inputs), case.want, rtol=rtol)
+    print(f"cuda {precision} {name}: max abs errors {errors}")
