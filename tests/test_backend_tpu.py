@@ -199,7 +199,7 @@ def test_unknown_tpu_name_falls_back(dense_program, monkeypatch):
     asked = []
 
     class Metadata(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802  (http.server's name)
+        def do_GET(self):  # http.server calls it by this name
             asked.append(self.path)
             body = {"/computeMetadata/v1/project/project-id": b"demo-project",
                     "/computeMetadata/v1/instance/zone": b"projects/1/zones/us-central1-b"}.get(self.path)
