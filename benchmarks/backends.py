@@ -210,7 +210,7 @@ def main(argv=None) -> int:
     cuda_options = {"layout": args.layout, "precision": args.precision, "jit": args.jit}
     rows = benchmark(models, args.size, args.batch, args.warmup, args.runs, device, cuda_options)
     gpu_names = [d.name for d in tf.config.list_physical_devices("GPU")]
-    print(f"irc backends, {args.size}x{args.size}, batch {args.batch}, {args.runs} interleaved runs, irc cuda "
+    print(f"irc backends, images {args.size}x{args.size}, batch {args.batch}, {args.runs} interleaved runs, irc cuda "
           f"{args.layout}/{args.precision}{'/jit' if args.jit else ''}, "
           f"{args.threads or 'default'} thread(s), device {device} "
           f"(TensorFlow {tf.__version__}, {platform.processor() or platform.machine()}, "
