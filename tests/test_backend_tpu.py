@@ -133,3 +133,91 @@ def test_model_program_matches_tensorflow(program_run):
 
 def test_model_program_passes_ruff(program_run):
     ruff_check(program_run[1] / "run_tpu.py")
+
+
+# ----- resolver failures: each one message and the default strategy, exit 0 ------------------------------------------
+def free_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def dense_program(tmp_path_factory):
+    from irc.backends import tfemit, tpu
+
+    g = dense_graph()
+    out = tmp_path_factory.mktemp("dense")
+    tpu.emit(g, passes="", output=out)
+    inputs = {"x": np.random.default_rng(2).standard_normal((3, 6)).astype(np.float32)}
+    model = tfemit.build(g)
+    want = np.concatenate([model.run({"x": row[None]})["y"] for row in inputs["x"]])
+    return out, inputs, want
+
+
+def loopback_env(monkeypatch, metadata: str) -> None:
+    """Points the Cloud TPU client's metadata server and API discovery at loopback addresses only."""
+    monkeypatch.setenv("GCE_METADATA_HOST", metadata)
+    monkeypatch.setenv("TPU_API_DISCOVERY_URL", f"http://127.0.0.1:{free_port()}/discovery")
+    monkeypatch.delenv("TPU_NAME", raising=False)
+
+
+def assert_fell_back(log: str, fragment: str) -> None:
+    notes = [line for line in log.splitlines() if line.startswith("run_tpu.py: no TPU reachable")]
+    assert len(notes) == 1 and fragment in notes[0] and notes[0].endswith("running under the default strategy"), log
+    assert "Traceback" not in log, log
+
+
+def test_refused_address_falls_back(dense_program, monkeypatch):
+    out, inputs, want = dense_program
+    loopback_env(monkeypatch, f"127.0.0.1:{free_port()}")
+    port = free_port()
+    got, log = run_program(out, inputs, "--tpu", f"grpc://127.0.0.1:{port}")
+    assert_fell_back(log, f"cannot reach grpc://127.0.0.1:{port}")
+    assert_close(got["y"], want)
+
+
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_tpu_name_without_metadata_server_falls_back(dense_program, monkeypatch, how):
+    out, inputs, want = dense_program
+    loopback_env(monkeypatch, f"127.0.0.1:{free_port()}")  # refused: as off Google Cloud
+    if how == "env":
+        monkeypatch.setenv("TPU_NAME", "my-tpu")
+    got, log = run_program(out, inputs, *(["--tpu", "my-tpu"] if how == "flag" else []))
+    assert_fell_back(log, "cannot resolve TPU 'my-tpu': the GCE metadata server is unreachable")
+    assert_close(got["y"], want)
+
+
+def test_unknown_tpu_name_falls_back(dense_program, monkeypatch):
+    """A metadata server answers (project and zone), but the name cannot be looked up."""
+    import http.server
+    import threading
+
+    asked = []
+
+    class Metadata(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # http.server calls it by this name
+            asked.append(self.path)
+            body = {"/computeMetadata/v1/project/project-id": b"demo-project",
+                    "/computeMetadata/v1/instance/zone": b"projects/1/zones/us-central1-b"}.get(self.path)
+            self.send_response(200 if body else 404)
+            self.end_headers()
+            self.wfile.write(body or b"")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Metadata)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        out, inputs, want = dense_program
+        loopback_env(monkeypatch, f"127.0.0.1:{server.server_port}")
+        got, log = run_program(out, inputs, "--tpu", "no-such-tpu")
+    finally:
+        server.shutdown()
+    assert "/computeMetadata/v1/project/project-id" in asked
+    assert_fell_back(log, "cannot resolve TPU 'no-such-tpu'")
+    assert_close(got["y"], want)

@@ -338,6 +338,68 @@ def test_xla_output_directory(tmp_path):
     assert not (out / "stray.txt").exists() and (out / "model.hlo.txt").read_text().startswith("HloModule")
 
 
+def any_batch_graph(depthwise: bool = False) -> Graph:
+    r = _rng()
+    g = Graph("anybatch")
+    x = g.add_input("image", TensorType(DType.f32, ("n", 6, 6, 3)))
+    y = g.op("conv2d", x, g.const(r.standard_normal((3, 3, 3, 4)).astype(np.float32)), padding="SAME",
+             activation="relu")
+    if depthwise:
+        y = g.op("depthwise_conv2d", y, g.const(r.standard_normal((3, 3, 4, 1)).astype(np.float32)), padding="SAME")
+    g.set_output("y", g.op("mean", y, axes=(1, 2)))
+    return g
+
+
+def parse_mlir(text: str) -> str:
+    """The module as TensorFlow's MLIR tooling parses, verifies and prints it (an empty pass pipeline)."""
+    return tf.mlir.experimental.run_pass_pipeline(text, "")
+
+
+def test_hlo_and_stablehlo_for_each_batch_size(tmp_path):
+    from irc.backends import xla
+
+    out = tmp_path / "out"
+    xla.emit(any_batch_graph(), passes="", output=out, batch="1,8")
+    files = {p.name for p in out.iterdir()}
+    assert {"model.hlo.txt", "model.stablehlo.mlir", "model.b8.hlo.txt", "model.b8.stablehlo.mlir"} <= files
+    for stem, batch in (("model", 1), ("model.b8", 8)):
+        hlo = (out / f"{stem}.hlo.txt").read_text()
+        assert hlo.startswith("HloModule") and f"f32[{batch},6,6,3]" in hlo
+        stablehlo = (out / f"{stem}.stablehlo.mlir").read_text()
+        assert "stablehlo.convolution" in stablehlo and f"tensor<{batch}x6x6x3xf32>" in stablehlo
+        assert f"tensor<{batch}x6x6x3xf32>" in parse_mlir(stablehlo)
+    with pytest.raises(Exception, match="unknown"):  # the parser does check: a made-up op is refused
+        parse_mlir((out / "model.stablehlo.mlir").read_text().replace("stablehlo.convolution", "stablehlo.convolutio"))
+
+
+def test_fixed_batch_refuses_other_batch_sizes():
+    from irc.backends import xla
+    from irc.errors import UsageError
+
+    with pytest.raises(UsageError, match="fixed at 1"):
+        xla.emit(cnn_graph(), passes="", batch="1,8")
+    with pytest.raises(UsageError, match="comma"):
+        xla.emit(any_batch_graph(), passes="", batch="1;8")
+
+
+def test_huge_batch_is_refused_before_tracing():
+    from irc.backends import xla
+    from irc.errors import InputError
+
+    with pytest.raises(InputError, match="batch 100000000"):
+        xla.emit(any_batch_graph(), passes="", batch="1,100000000")
+
+
+def test_note_when_xla_is_measured_slower_on_this_cpu():
+    from irc.backends import xla
+
+    if tf.config.list_physical_devices("GPU"):
+        pytest.skip("the note is for CPU hosts")
+    (line,) = xla.notes(any_batch_graph(depthwise=True))
+    assert "depthwise_conv2d" in line and "slower" in line
+    assert xla.notes(any_batch_graph()) == []
+
+
 # ----- real models ---------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module", params=sorted(MODELS))
 def lowered(request, zoo_models, tmp_path_factory):
@@ -394,12 +456,19 @@ def test_irc_lower_command_for_each_target(zoo_models, tmp_path):
     runner = CliRunner()
     # Each `irc lower` runs as its own process, as users run it: TensorFlow's process-wide device and XLA state
     # left by earlier tests in this worker must not decide where the cuda model's ops can be placed.
-    for args in (["--emit", "xla"], ["--emit", "cuda", "--layout", "nchw"], ["--emit", "tpu", "--tpu", "10.9.8.7:8470"]):
+    logs = {}
+    for args in (["--emit", "xla", "--batch", "1,2"], ["--emit", "cuda", "--layout", "nchw", "--precision", "fp16"],
+                 ["--emit", "tpu", "--tpu", "10.9.8.7:8470"]):
         out = tmp_path / args[1]
         done = subprocess.run([sys.executable, "-m", "irc.cli", "lower", path, *args, "-o", str(out)],
                               capture_output=True, text=True, timeout=300, check=False)
         assert done.returncode == 0, done.stderr
+        logs[args[1]] = done.stderr
     assert (tmp_path / "xla" / "model.hlo.txt").read_text().startswith("HloModule")
+    assert (tmp_path / "xla" / "model.b2.stablehlo.mlir").exists()
+    if not tf.test.is_built_with_cuda():
+        notes = [line for line in logs["cuda"].splitlines() if "note:" in line]
+        assert len(notes) == 1 and "without CUDA" in notes[0], logs["cuda"]
     assert (tmp_path / "cuda" / "loader.py").exists() and (tmp_path / "cuda" / "saved_model.pb").exists()
     assert 'default="10.9.8.7:8470"' in (tmp_path / "tpu" / "run_tpu.py").read_text()
     result = runner.invoke(main, ["check", path, "--target", "xla"], catch_exceptions=False)

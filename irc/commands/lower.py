@@ -35,14 +35,19 @@ QUANTIZE_MODES = ("float16", "dynamic-int8", "int8", "int16x8")
               help="Leave matching layers in float: a Keras layer or node name, /regex/ or op:TYPE (repeatable).")
 @click.option("--layout", type=click.Choice(["nhwc", "nchw"]), default=None, help="cuda: data layout to emit.")
 @click.option("--tpu", "tpu_address", default=None, metavar="ADDRESS", help="tpu: the TPU to connect to.")
+@click.option("--precision", type=click.Choice(["fp32", "fp16", "bf16"]), default=None,
+              help="cuda: compute and weights in this precision (default fp32).")
+@click.option("--jit", is_flag=True, default=None, help="cuda: compile the GPU function with XLA.")
+@click.option("--batch", "batch_sizes", default=None, metavar="N[,N...]",
+              help="xla: the batch sizes to write HLO and StableHLO for (default 1).")
 @click.option("--fast/--no-fast", default=None,
               help="Read SavedModels without TensorFlow (default: when the model allows; else, only with --unsafe, "
                    "TensorFlow's loader).")
 @force_option
 @load_options
 @pipeline_options
-def command(model, target, output, quantize, calibration, observer, int8_io, keep_float, layout, tpu_address, fast,
-            force, **options):
+def command(model, target, output, quantize, calibration, observer, int8_io, keep_float, layout, tpu_address,
+            precision, jit, batch_sizes, fast, force, **options):
     """Lower MODEL (SavedModel dir, .keras, .h5, .pb, .tflite or .irc) to a target."""
     from irc.backends import get_backend
 
@@ -77,6 +82,11 @@ def command(model, target, output, quantize, calibration, observer, int8_io, kee
         target_options["layout"] = layout
     if tpu_address is not None:
         target_options["tpu"] = tpu_address
+    for key, value in (("precision", precision), ("jit", jit), ("batch", batch_sizes)):
+        if value not in (None, False):
+            target_options[key] = value
+    for line in backend.notes(graph) if hasattr(backend, "notes") else ():
+        click.echo(f"irc: note: {line}", err=True)  # one line, whatever the verbosity
     if target == "tflite":
         target_options["allow_tf_ops"] = options.get("allow_tf_ops", False) or options.get("unsafe", False)
     with progress(f"writing {target}"):

@@ -46,10 +46,9 @@ PIPELINES = {
               "fuse,tfl-fuse{activations=relu,relu6,relu_n1_to_1,tanh},cse,dce",
     # XLA fuses elementwise ops itself: fold what is constant and drop batch norms, keep the graph NHWC.
     "xla": f"{_SIMPLIFY},fold-batchnorm,layout{{target=nhwc}},{_SIMPLIFY},{_CLEANUP}",
-    # CUDA: TF's _FusedConv2D takes a bias and relu/relu6, which the emitter reads from tfl.conv2d (the fused
-    # form); append layout{target=nchw} for channels-first.
-    "cuda": f"{_SIMPLIFY},fold-batchnorm,layout{{target=nhwc}},{_SIMPLIFY},fuse,tfl-fuse{{activations=relu,relu6}},"
-            f"{_CLEANUP}",
+    # CUDA: core ops with their biases fused; the backend's own fusion (irc/backends/cuda_fusion.py) then makes
+    # TF's _FusedConv2D/_FusedMatMul from conv2d/matmul + bias + the activation op that follows.
+    "cuda": f"{_SIMPLIFY},fold-batchnorm,layout{{target=nhwc}},{_SIMPLIFY},fuse,{_CLEANUP}",
 }
 
 

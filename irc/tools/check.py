@@ -56,6 +56,7 @@ class CheckReport:
     strict: bool = False
     hidden: int = field(default=0)  # constants left out of the table
     tf_ops_allowed: bool = True
+    notes: list[str] = field(default_factory=list)  # the backend's one-line remarks (e.g. no GPU here)
 
     def counts(self) -> dict[str, int]:
         counts = dict.fromkeys(STATUSES, 0)
@@ -117,12 +118,13 @@ class CheckReport:
         if problems_only and not rows:
             lines.append(f"(every op runs natively on {self.target})")
         lines.append(self.summary())
+        lines.extend(f"note: {note}" for note in self.notes)
         return "\n".join(lines) + "\n"
 
     def to_json(self) -> dict:
         return {
             "target": self.target, "converts": self.converts, "strict": self.strict, "counts": self.counts(),
-            "tf_ops_allowed": self.tf_ops_allowed, "blocked_tf_ops": self.blocked_tf_ops,
+            "tf_ops_allowed": self.tf_ops_allowed, "blocked_tf_ops": self.blocked_tf_ops, "notes": self.notes,
             "layers": [{"layer": layer, "ops": [{"op": r.node.op, "status": r.status, "reason": r.reason,
                                                 "loc": list(r.node.loc.names)} for r in rows]}
                        for layer, rows in self.by_layer()],
@@ -158,5 +160,6 @@ def check_graph(graph: Graph, target: str, *, strict: bool = False, tf_ops_allow
             hidden += 1
             continue
         rows.append(OpStatus(node, status, reason or ""))
-    return CheckReport(target, rows, strict, hidden, tf_ops_allowed)
+    notes = backend.notes(work) if hasattr(backend, "notes") else []
+    return CheckReport(target, rows, strict, hidden, tf_ops_allowed, notes)
 

@@ -6,9 +6,9 @@ irc's cuda target copies this file beside the SavedModel it writes, as ``loader.
     serve = load()                       # the serving function; call it with the model's inputs by name
     outputs = serve(image=batch)
 
-The model's ops are placed on ``/GPU:0``. Without a GPU, TensorFlow's soft placement runs them on the CPU; a model
-written in the NCHW layout (which CPU convolutions do not support) also carries an NHWC ``serving_cpu`` signature,
-and that is the one returned then.
+The model's ops are placed on ``/GPU:0``. Without a GPU, TensorFlow's soft placement runs them on the CPU. A model
+written in the NCHW layout (which CPU convolutions do not support) has a portable NHWC ``serving_default`` signature
+(what TF Serving or ``tf.saved_model.load`` get) and the NCHW one as ``serving_gpu``, returned here on a GPU.
 """
 
 from __future__ import annotations
@@ -38,13 +38,13 @@ def load(path: str | os.PathLike = HERE):
     model = tf.saved_model.load(str(path))
     signatures = model.signatures
     if gpus:
-        serve = signatures["serving_default"]
+        serve = signatures["serving_gpu"] if "serving_gpu" in signatures else signatures["serving_default"]
     else:
         if not _warned:
             _warned = True
             warnings.warn(f"no GPU found: running the CUDA model {Path(path).name!r} on the CPU instead",
                           RuntimeWarning, stacklevel=2)
-        serve = signatures["serving_cpu"] if "serving_cpu" in signatures else signatures["serving_default"]
+        serve = signatures["serving_default"]
     serve.irc_model = model  # keeps the variables alive as long as the function
     return serve
 
