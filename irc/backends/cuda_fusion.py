@@ -45,8 +45,8 @@ def fuse(graph: Graph, device: str = "gpu") -> Counter:
     returns how many of each TF op it made."""
     made = Counter()
     for node in graph.topo_order():
-        if node.graph is graph and node.op in FUSED_OPS:
-            op = _fuse(graph, node, FUSED_DTYPES[node.op, device])
+        if node.graph is graph and node.core_op in FUSED_OPS:  # conv2d and matmul, or their tfl.* fused forms
+            op = _fuse(graph, node, FUSED_DTYPES[node.core_op, device])
             if op:
                 made[op] += 1
     return made
@@ -60,7 +60,7 @@ def _fuse(graph: Graph, node: Node, dtypes: tuple[DType, ...]) -> str | None:
     channels = _channels(node)
     if not isinstance(channels, int):
         return None
-    act = node.attrs.get("activation", "none")
+    act = _activation(node)
     if act not in ("none", *FUSED_ACTIVATIONS, *SEPARATE_ACTIVATIONS):
         return None  # relu_n1_to_1: a TFLite activation TF has no kernel for
     chain = [node]  # the nodes the fused op replaces, first to last
@@ -83,7 +83,7 @@ def _fuse(graph: Graph, node: Node, dtypes: tuple[DType, ...]) -> str | None:
             tail = user.result
     if bias is None:
         bias = graph.const(np.zeros(channels, dtype.numpy), loc=node.loc)
-    tf_op = FUSED_OPS[node.op]
+    tf_op = FUSED_OPS[node.core_op]
     node_def = _node_def(node, tf_op, dtype, fused_act, alpha)
     fused = graph.add(f"tf.{tf_op}", [x, kernel, bias], {"node_def": node_def}, types=[tail.type], loc=node.loc)
     out = fused.result
@@ -95,10 +95,15 @@ def _fuse(graph: Graph, node: Node, dtypes: tuple[DType, ...]) -> str | None:
     return tf_op
 
 
+def _activation(node: Node) -> str:
+    """The activation a node applies after its op: a tfl.* form's fused one, ``none`` for a core op."""
+    return node.attrs.get("fused_activation", "none")
+
+
 def _channels(node: Node):
     """The output channels (the bias length), or None when the node is not one the fused kernels take."""
     shape = node.operands[1].type.shape
-    if node.op == "matmul":
+    if node.core_op == "matmul":
         a = node.operands[0].type.shape
         if len(shape) != 2 or a is None or len(a) != 2:
             return None
@@ -123,7 +128,7 @@ def _only_user(graph: Graph, value: Value, *ops: str) -> Node | None:
 def _bias_operand(add: Node, value: Value, channels: int, dtype: DType) -> Value | None:
     """The other operand of ``add`` when it is a 1-D constant of ``channels`` values (a bias), else None."""
     other = add.operands[1] if add.operands[0] is value else add.operands[0]
-    if other is value or add.attrs.get("activation", "none") != "none":
+    if other is value or _activation(add) != "none":
         return None
     if not other.is_constant or other.type.shape != (channels,) or other.type.dtype != dtype or other.type.quant:
         return None

@@ -44,7 +44,7 @@ def to_half(graph: Graph, dtype: DType) -> int:
         if node.graph is not graph or node.op == "cast" and node.meta.get("precision"):
             continue
         if node.op == "const":
-            converted += _const(node, dtype)
+            converted += _const(graph, node, dtype)
         elif node.is_opaque or node.op in KEEP_FLOAT32:
             _cast_operands(graph, node, DType.f32)
         else:
@@ -56,12 +56,12 @@ def to_half(graph: Graph, dtype: DType) -> int:
     return converted
 
 
-def _const(node: Node, dtype: DType) -> int:
+def _const(graph: Graph, node: Node, dtype: DType) -> int:
     value = node.attrs["value"]
     if node.result.type.dtype is not DType.f32 or node.result.type.quant:
         return 0
-    node.attrs["value"] = value.astype(dtype.numpy)
-    node.result.type = node.result.type.with_dtype(dtype)
+    graph.set_attr(node, "value", value.astype(dtype.numpy))
+    graph.set_type(node.result, node.result.type.with_dtype(dtype))
     return 1
 
 
@@ -75,7 +75,7 @@ def _compute_in(graph: Graph, node: Node, dtype: DType) -> int:
     _cast_operands(graph, node, dtype, only=DType.f32)
     types = infer_types(node.op, [v.type for v in node.operands], node.attrs, [v.constant for v in node.operands])
     for result, type in zip(node.results, types, strict=True):
-        result.type = type
+        graph.set_type(result, type)
     return 1
 
 
