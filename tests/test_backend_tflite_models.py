@@ -104,7 +104,7 @@ def rounded_to_float16(graph):
     for node in graph.nodes:
         value = node.attrs.get("value") if node.op == "const" else None
         if isinstance(value, np.ndarray) and value.dtype == np.float32 and node.result.type.quant is None:
-            node.attrs["value"] = value.astype(np.float16).astype(np.float32)
+            graph.set_attr(node, "value", value.astype(np.float16).astype(np.float32))
     return graph
 
 

@@ -106,7 +106,7 @@ def test_stale_weights_file_is_refused(tmp_path, model):
     out = tmp_path / "model.irc"
     assert cli("dump", model, "-o", out).exit_code == 0
     other = conv_bn_graph()
-    other.nodes[0].attrs["value"] = other.nodes[0].attrs["value"] + 1  # different weights, different hashes
+    other.set_attr(other.nodes[0], "value", other.nodes[0].attrs["value"] + 1)  # different weights, different hashes
     (tmp_path / "other.irc").write_text(other.dump(full=True))
     assert cli("dump", tmp_path / "other.irc", "-o", tmp_path / "other_out.irc", "--save-weights",
                tmp_path / "model.weights.npz").exit_code == 0
@@ -163,9 +163,9 @@ def test_opt_elides_like_dump_and_full_shows_everything(model):
 
 # ----- item 6: --after PASS alone -----------------------------------------------------------------------------------
 def test_dump_after_alone_runs_the_lowering_pipeline_up_to_that_pass(model):
-    result = cli("dump", model, "--after", "fuse")
+    result = cli("dump", model, "--after", "tfl-fuse")
     assert result.exit_code == 0, result.output
-    assert "batch_norm" not in result.output and 'activation = "relu"' in result.output
+    assert "batch_norm" not in result.output and 'fused_activation = "relu"' in result.output
     assert "batch_norm" in cli("dump", model, "--after", "canonicalize").output
 
 
@@ -193,7 +193,7 @@ def test_a_graph_still_missing_weights_records_no_weights_file(tmp_path, model):
 
     plain = irc.parse(cli("dump", model).output)  # every large constant elided, no weights
     dense = next(n for n in plain.nodes if n.op == "const" and n.result.type.shape == (CHANNELS, 4))
-    dense.attrs["value"] = np.zeros((CHANNELS, 4), np.float32)  # one constant known again
+    plain.set_attr(dense, "value", np.zeros((CHANNELS, 4), np.float32))  # one constant known again
     out = tmp_path / "partial.irc"
     write_ir(plain, out)
     assert (tmp_path / "partial.weights.npz").is_file() and not out.read_text().startswith("//")

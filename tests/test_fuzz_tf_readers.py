@@ -22,7 +22,7 @@ from irc.errors import IrcError
 from irc.frontends.lowering import lower_graph
 from irc.frontends.savedmodel_reader import read_graphdef_bytes, read_savedmodel_fast
 from irc.frontends.tfgraph import TFGraph
-from irc.frontends.tfproto import MESSAGES
+from irc.formats.tfproto import MESSAGES
 from irc.ir.graph import Graph
 from irc.ir.verify import find_problems
 from tests import tf_crafted as craft

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from irc.frontends import tfproto
+from irc.formats import tfproto
 from irc.ir.graph import Graph
 from irc.ir.printer import print_graph
 from irc.ir.types import DType, TensorType

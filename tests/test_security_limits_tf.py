@@ -16,7 +16,7 @@ import pytest
 
 from irc import limits
 from irc.errors import InputError
-from irc.frontends.tfproto import MESSAGES
+from irc.formats.tfproto import MESSAGES
 from irc.npfiles import load_arrays
 from tests import tf_crafted as craft
 from tests.hostile import assert_refused, run_irc

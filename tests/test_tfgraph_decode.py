@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from irc.errors import InputError
-from irc.frontends import tfattrs, tfproto
+from irc.formats import tfproto
+from irc.frontends import tfattrs
 from irc.frontends.savedmodel_reader import read_graphdef_bytes
 from irc.frontends.tensor_bundle import crc32c, read_table, snappy_decompress
 from irc.frontends.tfgraph import FuncRef

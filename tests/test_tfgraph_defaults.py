@@ -10,7 +10,7 @@ import tensorflow as tf
 from google.protobuf import text_format
 from tensorflow.python.framework import op_def_registry
 
-from irc.frontends import tfproto
+from irc.formats import tfproto
 from irc.frontends.lowering import supported_ops
 from irc.frontends.tfattrs import attr_value
 from irc.frontends.tfdecode import BadNode, decode_node

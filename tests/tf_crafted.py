@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from irc.frontends.tensor_bundle import crc32c, read_table
-from irc.frontends.tfproto import MESSAGES
+from irc.formats.tfproto import MESSAGES
 
 FLOAT, INT32, STRING = 1, 3, 7
 GOOD_SAVEDMODEL = Path(__file__).resolve().parent / "bad_inputs" / "good" / "tiny_savedmodel"

@@ -14,7 +14,8 @@ import stat
 from pathlib import Path, PurePath
 
 from irc.errors import InputError
-from irc.frontends import tfattrs, tfproto
+from irc.formats import tfproto
+from irc.frontends import tfattrs
 from irc.frontends.tensor_bundle import TensorBundle
 from irc.frontends.tfbuild import build_graph, constant, placeholder
 from irc.frontends.tfdecode import Damaged, Library, RefError, decode_graph_def, decode_node, located

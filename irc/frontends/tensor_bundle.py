@@ -20,7 +20,8 @@ import numpy as np
 
 from irc import limits
 from irc.errors import InputError
-from irc.frontends import tfattrs, tfproto
+from irc.formats import tfproto
+from irc.frontends import tfattrs
 
 _MAGIC = 0xDB4775248B80FB57  # LevelDB table magic number, the footer's last 8 bytes
 _FOOTER = 48

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from irc.errors import InputError, UsageError
-from irc.frontends import tfproto
+from irc.formats import tfproto
 from irc.frontends.savedmodel_reader import check_assets, read_graphdef_bytes, saved_layer_names
 from irc.frontends.tfattrs import attr_value
 from irc.frontends.tfbuild import build_graph, placeholder

@@ -10,11 +10,14 @@ the same directory: a dump cannot make irc read a file elsewhere.
 from __future__ import annotations
 
 import io
+import logging
 import os
 import re
 from pathlib import Path
 
 from irc.errors import InputError
+
+log = logging.getLogger(__name__)
 
 _LEADING_COMMENT = re.compile(r"\s*//([^\n]*)")
 SUFFIX = ".weights.npz"
@@ -72,11 +75,12 @@ def write_ir(graph, output, *, full: bool = False, weights_out=None, force: bool
     """
     import numpy as np
 
-    from irc.commands.common import check_output, note, write_output
     from irc.ir.printer import collect_weights, print_graph
+    from irc.outputs import check_output, write_output
 
     to_file = output not in (None, "-")
-    check_output(output, "file", force)  # before its weights file's name is made from it
+    if to_file:
+        check_output(output, "file", force)  # before its weights file's name is made from it
     implicit = weights_out is None and to_file and not full
     if implicit:
         weights_out = sidecar_for(output)
@@ -87,15 +91,15 @@ def write_ir(graph, output, *, full: bool = False, weights_out=None, force: bool
         buffer = io.BytesIO()
         np.savez(buffer, **weights)
         write_output(weights_out, buffer.getvalue(), force)
-        note(f"wrote {weights_out}")
+        log.info(f"wrote {weights_out}")
     recorded = None
     if weights and to_file and not full:
         if _still_elided(graph):  # read without its weights: this file cannot hold them all, so record nothing
-            note(f"{output} keeps constants elided from its input; {weights_out} holds only the others")
+            log.info(f"{output} keeps constants elided from its input; {weights_out} holds only the others")
         elif Path(weights_out).resolve().parent == Path(output).resolve().parent and "\n" not in str(weights_out):
             recorded = Path(weights_out).name
         else:
-            note(f"{output} does not record {weights_out} (not beside it): pass it with --weights")
+            log.info(f"{output} does not record {weights_out} (not beside it): pass it with --weights")
     write_output(output, print_graph(graph, full=full, weights=recorded), force)
 
 

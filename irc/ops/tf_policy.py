@@ -101,7 +101,7 @@ class Verdict:
 @functools.lru_cache(maxsize=256)
 def inspect(node_def: bytes, library: bytes = b"") -> Verdict:
     """Every TF op a NodeDef (and its function library) would run, read without TensorFlow."""
-    from irc.frontends import tfproto
+    from irc.formats import tfproto
 
     try:
         node = tfproto.parse("NodeDef", bytes(node_def))

@@ -417,7 +417,7 @@ def make_hostile() -> None:
     _write("keras/unhashable_class_name.keras", keras_zip(sequential({**layer, "class_name": {"a": 1}})))
     _write("keras/kerasevil_module.keras", keras_zip(sequential({**layer, "module": "kerasevil.layers"})))
 
-    from irc.frontends import tfproto
+    from irc.formats import tfproto
 
     graph = tfproto.MESSAGES["GraphDef"]()
     const = graph.node.add(name="path", op="Const")
