@@ -205,12 +205,12 @@ def calibrate_batchnorm(model, seed: int = 0, batch: int = 8) -> None:
         bn.momentum = momentum
 
 
-def export(model, path: str | os.PathLike) -> Path:
+def export(model, path: str | os.PathLike, force: bool = False) -> Path:
     """Writes a Keras model as a SavedModel (its serving_default signature takes the model's named inputs)."""
     from irc.outputs import atomic_dir
 
     path = Path(path)
-    with atomic_dir(path) as tmp:
+    with atomic_dir(path, force=force) as tmp:
         model.export(str(tmp), verbose=False)
     return path
 
@@ -221,17 +221,24 @@ def main(argv=None) -> int:
     parser.add_argument("output", help="SavedModel directory to write")
     parser.add_argument("--size", type=int, default=None, help="input image size for image models")
     parser.add_argument("--keras", action="store_true", help="write a .keras file instead of a SavedModel")
+    parser.add_argument("--force", action="store_true", help="replace an existing output (a non-empty directory)")
     args = parser.parse_args(argv)
-    kwargs = {"size": args.size} if args.size else {}
-    model = build(args.name, **kwargs)
-    if args.keras:
-        from irc.outputs import atomic_file
+    from irc.errors import IrcError
+    from irc.outputs import atomic_file, check_output
 
-        with atomic_file(args.output) as tmp:
-            model.save(str(tmp.with_suffix(".keras")))
-            tmp.with_suffix(".keras").replace(tmp)
-    else:
-        export(model, args.output)
+    try:
+        check_output(args.output, "file" if args.keras else "directory", args.force)  # before minutes of work
+        kwargs = {"size": args.size} if args.size else {}
+        model = build(args.name, **kwargs)
+        if args.keras:
+            with atomic_file(args.output, force=args.force) as tmp:
+                model.save(str(tmp.with_suffix(".keras")))
+                tmp.with_suffix(".keras").replace(tmp)
+        else:
+            export(model, args.output, force=args.force)
+    except IrcError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
     print(f"wrote {args.name} to {args.output}", file=sys.stderr)
     return 0
 
