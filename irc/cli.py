@@ -108,7 +108,7 @@ def one_line(error: BaseException) -> str:
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or notes; errors only.")
 @click.option("--max-memory", metavar="SIZE", envvar="IRC_MAX_MEMORY",
               help="Largest array, string or inflated member an input may make irc build (default 256M).")
-@click.option("--max-nodes", metavar="N", envvar="IRC_MAX_NODES",
+@click.option("--max-graph-nodes", "max_nodes", metavar="N", envvar="IRC_MAX_NODES",
               help="Most graph nodes a reader may make, function inlining included (default 2000000).")
 @click.option("--load", "--load-pass", "load", multiple=True, metavar="FILE.py",
               help="Load a Python file that adds ops, lowerings, emitters, passes or targets (repeatable).")
@@ -135,7 +135,7 @@ def set_limits(ctx, max_memory, max_nodes) -> None:
 
     try:
         limits.set_global(max_memory=max_memory and limits.parse_size(max_memory),
-                          max_nodes=max_nodes and limits.parse_count(max_nodes, "--max-nodes"))
+                          max_nodes=max_nodes and limits.parse_count(max_nodes, "--max-graph-nodes"))
     except UsageError as error:
         raise click.UsageError(str(error), ctx=ctx) from None
 
@@ -159,7 +159,7 @@ def show_library_notes(quiet: bool = False) -> None:
 
 
 GLOBAL_FLAGS = {"--debug", "-v", "-vv", "-vvv", "--verbose", "-q", "--quiet"}
-GLOBAL_OPTIONS = {"--max-memory", "--max-nodes", "--load", "--load-pass"}  # global options that take a value
+GLOBAL_OPTIONS = {"--max-memory", "--max-graph-nodes", "--load", "--load-pass"}  # global options that take a value
 
 
 def hoist_global_options(args: list[str]) -> list[str]:

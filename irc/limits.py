@@ -8,7 +8,7 @@ actually holds, and refuse with an InputError that says which limit was hit and 
 Defaults suit every model irc's tests and benchmarks convert; raise them for a model you trust:
 
     irc --max-memory 8G lower big_model/ ...        # or IRC_MAX_MEMORY=8G
-    irc --max-nodes 5000000 lower huge_graph.pb ... # or IRC_MAX_NODES=5000000
+    irc --max-graph-nodes 5000000 lower huge_graph.pb ... # or IRC_MAX_NODES=5000000
 
 ``limits.override(max_memory=...)`` does the same from Python, for a ``with`` block.
 """
@@ -46,7 +46,7 @@ class Limits:
 
 
 ENV = {"max_memory": "IRC_MAX_MEMORY", "max_nodes": "IRC_MAX_NODES", "max_loop_iterations": "IRC_MAX_LOOP_ITERATIONS"}
-FLAG = {"max_memory": "--max-memory", "max_nodes": "--max-nodes", "max_loop_iterations": "--max-loop-iterations"}
+FLAG = {"max_memory": "--max-memory", "max_nodes": "--max-graph-nodes", "max_loop_iterations": "--max-loop-iterations"}
 
 _current: contextvars.ContextVar[Limits | None] = contextvars.ContextVar("irc_limits", default=None)
 

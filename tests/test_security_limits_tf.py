@@ -3,7 +3,7 @@
 Each file is built here, without TensorFlow (tests/tf_crafted.py), and run through the real console script
 (tests/hostile.py): the refusal is exit 1, one ``error:`` line naming the file and the place (node, checkpoint
 key), within 10 s and 300 MB, so before TensorFlow is ever imported. Where a limit can be raised, an honest input
-of that size goes through once it is (``--max-nodes``, ``--max-memory``).
+of that size goes through once it is (``--max-graph-nodes``, ``--max-memory``).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def test_functions_that_call_each_other_twice_twenty_deep_are_refused_before_inl
     outcome = dump(tmp_path, model)
     assert_refused(outcome, codes=(1,), fragment="inlining the graph's function calls would make 1,048,578 nodes "
                                                  "from the 44 in the input, more than 100 times as many")
-    assert "calls.pb" in outcome.stderr and "--max-nodes" in outcome.stderr
+    assert "calls.pb" in outcome.stderr and "--max-graph-nodes" in outcome.stderr
 
 
 def test_recursive_functions_are_refused(tmp_path):
@@ -57,9 +57,9 @@ def test_recursive_functions_are_refused(tmp_path):
 def test_a_big_expansion_goes_through_when_the_node_limit_is_given(tmp_path):
     model = write(tmp_path, "calls.pb", craft.call_tree_graphdef(14))  # 16,384 Relus from 46 nodes
     assert_refused(dump(tmp_path, model), codes=(1,), fragment="more than 100 times as many")
-    assert_refused(dump(tmp_path, model, "--max-nodes", "10000"), codes=(1,),
+    assert_refused(dump(tmp_path, model, "--max-graph-nodes", "10000"), codes=(1,),
                    fragment="would make more than 10,000 nodes")
-    outcome = dump(tmp_path, model, "--max-nodes", "100000")
+    outcome = dump(tmp_path, model, "--max-graph-nodes", "100000")
     assert outcome.returncode == 0, outcome.describe()
     assert (tmp_path / "out.irc").read_text().count("= relu(") == 2**14 + 1
 
@@ -85,7 +85,7 @@ def test_loops_nested_in_loops_are_refused_while_unrolling(tmp_path):
 def test_nested_loops_unroll_when_the_node_limit_is_given(tmp_path):
     model = write(tmp_path, "loops.pb", craft.nested_loops_graphdef(2, trips=40))  # 1,600 Relus
     assert_refused(dump(tmp_path, model), codes=(1,), fragment="more than 100 times as many")
-    outcome = dump(tmp_path, model, "--max-nodes", "50000")
+    outcome = dump(tmp_path, model, "--max-graph-nodes", "50000")
     assert outcome.returncode == 0, outcome.describe()
     assert (tmp_path / "out.irc").read_text().count("= relu(") == 40 * 40 + 1
 
