@@ -342,8 +342,7 @@ def any_batch_graph(depthwise: bool = False) -> Graph:
     r = _rng()
     g = Graph("anybatch")
     x = g.add_input("image", TensorType(DType.f32, ("n", 6, 6, 3)))
-    y = g.op("conv2d", x, g.const(r.standard_normal((3, 3, 3, 4)).astype(np.float32)), padding="SAME",
-             activation="relu")
+    y = g.op("relu", g.op("conv2d", x, g.const(r.standard_normal((3, 3, 3, 4)).astype(np.float32)), padding="SAME"))
     if depthwise:
         y = g.op("depthwise_conv2d", y, g.const(r.standard_normal((3, 3, 4, 1)).astype(np.float32)), padding="SAME")
     g.set_output("y", g.op("mean", y, axes=(1, 2)))

@@ -106,7 +106,9 @@ def test_resnet50(zoo_models):
     assert ops["add"] == 16 and graph.op_histogram()["tfl.add"] == 16
     assert all(n.attr("fused_activation") == "relu" for n in graph.nodes if n.op == "tfl.add")
     assert ops.get("pad", 0) == 2  # (3, 3) before the 7x7/2 conv and before the max pool: not what SAME pads
-    assert sum(ops.values()) < sum(before.values()) / 3
+    # 498 -> 182 nodes: every batch norm, relu and bias add folded; each conv keeps a bias constant, non-zero now
+    # that the zoo's batch norms are calibrated (was under a third with all-zero biases dropped)
+    assert sum(ops.values()) < sum(before.values()) / 2.5
 
 
 @pytest.mark.slow
@@ -117,9 +119,8 @@ def test_mobilenet_v2_nchw_round_trip(zoo_models):
     model = zoo_models.keras("mobilenet_v2", size=96)
     randomize_normalization(model)
     graph = load(model)
-    optimize(graph, "cuda,layout{target=nchw},O1")
+    optimize(graph, "cuda,layout{target=nchw},O1")  # activations stay ops: the cuda backend fuses them itself
     ops = graph.op_histogram()
-    assert unfused(graph) == []
     assert ops["transpose"] == 1 and graph.inputs[0].uses[0][0].op == "transpose"
     assert all(n.attr("data_format") == "NCHW" for n in graph.nodes if n.core_op in ("conv2d", "depthwise_conv2d"))
     optimize(graph, "layout{target=nhwc},O1")
