@@ -19,10 +19,10 @@ from hypothesis import strategies as st
 
 from irc import limits
 from irc.errors import IrcError
+from irc.formats.tfproto import MESSAGES
 from irc.frontends.lowering import lower_graph
 from irc.frontends.savedmodel_reader import read_graphdef_bytes, read_savedmodel_fast
 from irc.frontends.tfgraph import TFGraph
-from irc.formats.tfproto import MESSAGES
 from irc.ir.graph import Graph
 from irc.ir.verify import find_problems
 from tests import tf_crafted as craft
@@ -155,16 +155,8 @@ def checkpoint_indexes(draw) -> bytes:
     rows = []
     for key, value in craft.real_rows():
         if key and draw(st.booleans()):
-            entry = MESSAGES["BundleEntryProto"].FromString(value)
-            for field in draw(st.lists(st.sampled_from(sorted(ENTRY_EDITS)), max_size=3)):
-                edit = draw(ENTRY_EDITS[field])
-                if field == "shape":
-                    del entry.shape.dim[:]
-                    for dim in edit:
-                        entry.shape.dim.add(size=dim)
-                else:
-                    setattr(entry, field, edit)
-            value = entry.SerializeToString()
+            fields = draw(st.lists(st.sampled_from(sorted(ENTRY_EDITS)), max_size=3))
+            value = craft.edited_entry(value, {field: draw(ENTRY_EDITS[field]) for field in fields})
         rows.append((key, value))
     if draw(st.booleans()):  # a run of keys that share some prefix of the key before them, honestly or not
         long_key = b"p" * draw(st.sampled_from([1, 100, 1 << 16]))

@@ -285,15 +285,7 @@ def test_function_pass_options_and_statistics():
 
 def test_entry_point_plugins_are_loaded(monkeypatch):
     from irc import passes, registry
-
-    class FakeEntryPoint:
-        def __init__(self, name, obj):
-            self.name, self.value, self._obj = name, f"plugin:{name}", obj
-
-        def load(self):
-            if isinstance(self._obj, Exception):
-                raise self._obj
-            return self._obj
+    from tests.test_plugins import FakeEntryPoint
 
     def plugin_pass(graph, *, times: int = 1):
         """A pass from an installed package."""

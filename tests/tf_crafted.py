@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from irc.frontends.tensor_bundle import crc32c, read_table
 from irc.formats.tfproto import MESSAGES
+from irc.frontends.tensor_bundle import crc32c, read_table
 
 FLOAT, INT32, STRING = 1, 3, 7
 GOOD_SAVEDMODEL = Path(__file__).resolve().parent / "bad_inputs" / "good" / "tiny_savedmodel"
@@ -192,21 +192,22 @@ def real_rows() -> list[tuple[bytes, bytes]]:
     return sorted(read_table(index.read_bytes()).items())
 
 
+def edited_entry(value: bytes, fields: dict) -> bytes:
+    """A serialized BundleEntryProto with ``fields`` changed (shape given as a list of dims)."""
+    entry = MESSAGES["BundleEntryProto"].FromString(value)
+    for name, field in fields.items():
+        if name == "shape":
+            del entry.shape.dim[:]
+            for dim in field:
+                entry.shape.dim.add(size=dim)
+        else:
+            setattr(entry, name, field)
+    return entry.SerializeToString()
+
+
 def with_entry(key: str, **fields) -> bytes:
     """The real index with one entry's fields changed (shape given as a list of dims)."""
-    rows = []
-    for k, v in real_rows():
-        if k == key.encode():
-            entry = MESSAGES["BundleEntryProto"].FromString(v)
-            for name, value in fields.items():
-                if name == "shape":
-                    del entry.shape.dim[:]
-                    for dim in value:
-                        entry.shape.dim.add(size=dim)
-                else:
-                    setattr(entry, name, value)
-            v = entry.SerializeToString()
-        rows.append((k, v))
+    rows = [(k, edited_entry(v, fields) if k == key.encode() else v) for k, v in real_rows()]
     return table([block(rows)])
 
 
