@@ -325,8 +325,9 @@ def test_check_report_carries_the_note():
         assert len(notes) == 1 and "without CUDA" in notes[0]
 
 
-# The transformer only: MobileNetV2 with random weights drifts by up to 8% (fp16) and 40% (bf16) of its tapped
-# layers' scale through 52 layers (docs/backends.md), more than any stated tolerance would honestly cover.
+# The transformer only against a fixed tolerance: MobileNetV2 with random weights drifts by up to 8% (fp16) and 40%
+# (bf16) of its tapped layers' scale through 52 layers, as it does under Keras' own mixed precision; the test at the
+# end of this file compares the two.
 @pytest.mark.slow
 @pytest.mark.parametrize("name, precision, rtol", [("transformer_encoder", "fp16", 1e-2),
                                                    ("transformer_encoder", "bf16", 4e-2)])
@@ -339,3 +340,50 @@ def test_model_in_half_precision_matches_tensorflow(zoo_models, name, precision,
         warnings.simplefilter("ignore", RuntimeWarning)
         errors = assert_close(cuda.emit(case.graph, precision=precision).run(case.inputs), case.want, rtol=rtol)
     print(f"cuda {precision} {name}: max abs errors {errors}")
+
+
+def _keras_mixed_precision_outputs(keras_model, policy: str, inputs: np.ndarray) -> dict[str, np.ndarray]:
+    """The same architecture and weights under Keras' own mixed precision policy: what a TensorFlow user gets
+    from ``keras.mixed_precision`` instead of irc's ``--precision``."""
+    import keras
+
+    from irc import zoo
+
+    keras.config.set_dtype_policy(policy)
+    try:
+        twin = zoo.MODELS["mobilenet_v2"](size=MODELS["mobilenet_v2"][0]["size"])
+    finally:
+        keras.config.set_dtype_policy("float32")
+    twin.set_weights(keras_model.get_weights())
+    (model_input,) = twin.inputs
+    layers = MODELS["mobilenet_v2"][1]
+    twins = [twin.layers[keras_model.layers.index(keras_model.get_layer(name))] for name in layers]  # auto-named
+    taps = keras.Model(model_input, [twin.output, *(layer.output for layer in twins)])
+    outs = [np.asarray(out, dtype=np.float32) for out in taps(inputs)]
+    return dict(zip(["predictions", *(f"layer:{name}" for name in layers)], outs))
+
+
+def _drift(got: dict, want: dict) -> float:
+    """The largest error over outputs and tapped layers, relative to each one's largest magnitude."""
+    return max(float(np.max(np.abs(got[k].astype(np.float64) - want[k])) / np.max(np.abs(want[k]))) for k in got)
+
+
+# MobileNetV2 (random weights, 52 layers) drifts in half precision whoever computes it: the honest tolerance is
+# "no worse than TensorFlow's own mixed precision on the same weights and inputs" (docs/backends.md). Measured over
+# the output and tapped layers: fp16 7.7% of scale for irc, 6.5% for mixed_float16; bf16 39.5% for both.
+@pytest.mark.slow
+@pytest.mark.parametrize("precision, policy, ratio", [("fp16", "mixed_float16", 1.5), ("bf16", "mixed_bfloat16", 1.5)])
+def test_mobilenet_half_precision_is_as_accurate_as_keras_mixed_precision(zoo_models, precision, policy, ratio):
+    from irc.backends import cuda
+
+    case = model_case(zoo_models, "mobilenet_v2")
+    image = case.inputs[case.graph.inputs[0].name]
+    (output,) = [k for k in case.want if not k.startswith("layer:")]
+    want = {("predictions" if k == output else k): v for k, v in case.want.items()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        got = cuda.emit(case.graph, precision=precision).run(case.inputs)
+    keras_drift = _drift(_keras_mixed_precision_outputs(case.keras, policy, image), want)
+    irc_drift = _drift({k: np.asarray(got[output if k == "predictions" else k]) for k in want}, want)
+    print(f"mobilenet_v2 {precision}: irc {irc_drift:.3g}, keras {policy} {keras_drift:.3g} of scale")
+    assert irc_drift <= ratio * keras_drift
