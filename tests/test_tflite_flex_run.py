@@ -1,6 +1,6 @@
 """Running a .tflite with Flex ops (``irc lower --allow-tf-ops``) from Python, as docs/tflite.md describes.
 
-TensorFlow's Flex delegate is not in every TFLite interpreter: tensorflow-cpu 2.21's ``tf.lite.Interpreter`` and
+TensorFlow's Flex delegate is not in every TFLite interpreter: TensorFlow 2.21's ``tf.lite.Interpreter`` (tensorflow and tensorflow-cpu alike) and
 ai-edge-litert 2.3 refuse such a model ("Select TensorFlow op(s) ... not supported by this interpreter"). irc's
 own reference interpreter runs the Flex ops with TensorFlow's kernels, so ``irc.run(..., allow_tf_ops=True)`` can.
 """
