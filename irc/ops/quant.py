@@ -3,6 +3,8 @@
 - ``quantize(x) {dtype, scale, zero_point, axis=-1}``: float -> integer; the result type carries the parameters.
 - ``dequantize(x)``: integer -> f32, with the parameters of the operand's type (infer requires a quantized operand).
 - ``requantize(x) {dtype, scale, zero_point, axis=-1}``: quantized -> quantized with new parameters.
+- ``fake_quant(x) {min, max, num_bits=8, narrow_range=false}``: float -> float, TensorFlow's FakeQuantWithMinMax*
+  (quantization-aware training): per tensor, or per channel of the last axis.
 
 Kernels do not see types, so the ones that read the operand's parameters (dequantize, requantize) take them from
 the attribute ``_types``: ``(operand_types, result_types)``, lists of TensorType, which the interpreter adds for
@@ -139,3 +141,84 @@ class Requantize(OpDef):
         real = _real(x, _operand_params(attrs))
         q = params_from_attrs(attrs, TensorType(DType.from_numpy(x.dtype), x.shape))
         return [quantize_array(real, attrs["dtype"], q)]
+
+
+# ----- fake quantization (quantization-aware training) -----------------------------------------------------------------
+def nudged_range(lo, hi, num_bits: int, narrow_range: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """TensorFlow's FakeQuant nudging, in float32 as TF computes it: the range [lo, hi] moved so that 0 falls on a
+    grid point. Returns (nudged_min, nudged_max, scale, zero_point) as float32 arrays shaped like ``lo``; the zero
+    point counts from 0 (or 1 with ``narrow_range``) up to 2**num_bits - 1, as TF's unsigned grid does."""
+    lo, hi = np.asarray(lo, np.float32), np.asarray(hi, np.float32)
+    qmin, qmax = np.float32(1 if narrow_range else 0), np.float32((1 << num_bits) - 1)
+    with np.errstate(all="ignore"):
+        scale = ((hi - lo) / (qmax - qmin)).astype(np.float32)
+        zero_from_min = qmin - lo / scale
+        # std::round: half away from zero (zero_from_min >= qmin >= 0 where it is used)
+        zero = np.where(zero_from_min < qmin, qmin, np.where(zero_from_min > qmax, qmax,
+                                                              np.floor(zero_from_min + np.float32(0.5))))
+        zero = zero.astype(np.float32)
+        return ((qmin - zero) * scale).astype(np.float32), ((qmax - zero) * scale).astype(np.float32), scale, zero
+
+
+def fake_quant_array(x: np.ndarray, lo, hi, num_bits: int, narrow_range: bool) -> np.ndarray:
+    """TensorFlow's FakeQuantWithMinMax* in float32, bit for bit: clamp to the nudged range, snap to its grid,
+    ``(floor((clamped - nudged_min) / scale + 0.5) - zero_point + qmin) * scale`` (TF 2.21's arithmetic). ``lo``
+    and ``hi`` are scalars or per-channel vectors along the last axis. A channel with min = max = 0 gives zeros."""
+    x = np.asarray(x, np.float32)
+    lo, hi = np.asarray(lo, np.float32), np.asarray(hi, np.float32)
+    nmin, nmax, scale, zero = nudged_range(lo, hi, num_bits, narrow_range)
+    qmin = np.float32(1 if narrow_range else 0)
+    with np.errstate(all="ignore"):
+        inv = np.float32(1) / scale
+        clamped = np.minimum(np.maximum(x, nmin), nmax)
+        steps = np.floor((clamped - nmin) * inv + np.float32(0.5))
+        out = (steps - (zero - qmin)) * scale
+    return np.where((lo == 0) & (hi == 0), np.float32(0), out).astype(np.float32)
+
+
+def check_fake_quant(lo, hi, num_bits: int) -> str | None:
+    """Why these fake-quant parameters are invalid, or None."""
+    if not 2 <= num_bits <= 16:
+        return f"num_bits is {num_bits}; TensorFlow takes 2 to 16"
+    lo, hi = np.asarray(lo, np.float64).reshape(-1), np.asarray(hi, np.float64).reshape(-1)
+    if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
+        return "its min and max must be finite"
+    bad = np.flatnonzero(lo > hi)
+    if bad.size:
+        i = int(bad[0])
+        where = f" (channel {i})" if lo.size > 1 else ""
+        return f"min {lo[i]:g} is above max {hi[i]:g}{where}"
+    return None
+
+
+@register
+class FakeQuant(OpDef):
+    name = "fake_quant"
+    summary = ("Float quantization simulation (TF's FakeQuantWithMinMax*): clamp to [min, max] nudged so that 0 is "
+               "on the grid, round to one of 2**num_bits levels (narrow_range: one fewer), back to float. min and "
+               "max hold one value (per tensor) or one per channel of the last axis.")
+    operands = ("x",)
+    attrs = {"min": Attr("floats"), "max": Attr("floats"), "num_bits": Attr("int", 8),
+             "narrow_range": Attr("bool", False)}
+    traits = frozenset({PURE})
+
+    def infer(self, types, attrs, consts):
+        x = types[0]
+        if x.dtype is not DType.f32 or x.quant is not None:
+            raise ValueError(f"fake_quant takes a float32 operand, got {x}")
+        lo, hi = attrs["min"], attrs["max"]
+        if len(lo) != len(hi) or not lo:
+            raise ValueError(f"min and max must hold the same number (at least one) of values, got {len(lo)} and "
+                             f"{len(hi)}")
+        why = check_fake_quant(lo, hi, attrs["num_bits"])
+        if why is not None:
+            raise ValueError(why)
+        if len(lo) > 1:
+            last = x.shape[-1] if x.shape else None
+            if x.shape is not None and (not x.shape or (isinstance(last, int) and last != len(lo))):
+                raise ValueError(f"{len(lo)} per-channel ranges for a last dimension of {last if x.shape else 'none'}")
+        return [x]
+
+    def kernel(self, inputs, attrs):
+        return [fake_quant_array(inputs[0], attrs["min"], attrs["max"], attrs["num_bits"], attrs["narrow_range"])]
+
