@@ -24,13 +24,13 @@ ATTR_KINDS: dict[str, tuple[str, ...]] = {
     # flags
     **{name: ("bool",) for name in (
         "Truncate", "adj_x", "adj_y", "align_corners", "grad_a", "grad_b", "grad_x", "grad_y", "half_pixel_centers",
-        "incompatible_shape_error", "is_training", "keep_dims", "resize_if_index_out_of_bounds", "transpose_a",
+        "incompatible_shape_error", "is_training", "keep_dims", "narrow_range", "resize_if_index_out_of_bounds", "transpose_a",
         "transpose_b", "use_cudnn_on_gpu", "validate_indices")},
     # numbers
     **{name: ("int",) for name in (
         "N", "axis", "batch_dims", "begin_mask", "block_size", "ellipsis_mask", "end_mask", "new_axis_mask", "num",
-        "num_elements", "num_split", "parallel_iterations", "shrink_axis_mask")},
-    **{name: ("float",) for name in ("alpha", "epsilon", "exponential_avg_factor")},
+        "num_bits", "num_elements", "num_split", "parallel_iterations", "shrink_axis_mask")},
+    **{name: ("float",) for name in ("alpha", "epsilon", "exponential_avg_factor", "max", "min")},
     **{name: ("list(int)",) for name in ("dilations", "explicit_paddings", "ksize", "squeeze_dims", "strides")},
     **{name: ("string",) for name in ("data_format", "equation", "message", "mode", "padding")},
     **{name: ("func",) for name in ("body", "cond", "else_branch", "then_branch")},
@@ -51,6 +51,7 @@ _INPUT_GROUPS: list[tuple[list[str], list[str]]] = [
     (["input*N"], ["ShapeN"]),
     (["input*T"], ["IdentityN", "StatelessWhile", "While"]),
     (["input_handle"], ["TensorListElementShape", "TensorListLength"]),
+    (["inputs"], ["FakeQuantWithMinMaxArgs"]),
     (["inputs*N"], ["AddN", "Einsum"]),
     (["logits"], ["LogSoftmax", "Softmax"]),
     (["tensor"], ["CheckNumerics"]),
@@ -93,6 +94,7 @@ _INPUT_GROUPS: list[tuple[list[str], list[str]]] = [
         "Mul", "NotEqual", "Pow", "RealDiv", "SquaredDifference", "Sub", "TruncateDiv",
     ]),
     (["condition", "t", "e"], ["Select", "SelectV2"]),
+    (["inputs", "min", "max"], ["FakeQuantWithMinMaxVars", "FakeQuantWithMinMaxVarsPerChannel"]),
     (["input", "begin", "size"], ["Slice"]),
     (["input", "block_shape", "crops"], ["BatchToSpaceND"]),
     (["input", "block_shape", "paddings"], ["SpaceToBatchND"]),

@@ -385,6 +385,17 @@ def dequantize(e: Emitter, node: Node, args: list[str]) -> str:
     return e.dequantize(args[0], node.operands[0].type)
 
 
+@emits("fake_quant")
+def fake_quant(e: Emitter, node: Node, args: list[str]) -> str:
+    a = _attrs(node)
+    lo, hi = a["min"], a["max"]
+    options = f"num_bits={a['num_bits']}, narrow_range={a['narrow_range']}"
+    if len(lo) == 1:
+        return f"tf.quantization.fake_quant_with_min_max_vars({args[0]}, {lit(float(lo[0]))}, " \
+               f"{lit(float(hi[0]))}, {options}, {e.name()})"
+    return f"tf.quantization.fake_quant_with_min_max_vars_per_channel({args[0]}, {lit(tuple(map(float, lo)))}, " \
+           f"{lit(tuple(map(float, hi)))}, {options}, {e.name()})"
+
 def _share_rules_with_tfl_forms() -> None:
     from irc.ops.tfl import FUSABLE_OPS, fused_name
 

@@ -204,6 +204,34 @@ def dequantize(b, node):
     b.op("DEQUANTIZE", [b.tensor(node.operands[0])], [b.result(node.result)])
 
 
+@emits("fake_quant")
+def fake_quant(b, node):
+    """TFLite's FAKE_QUANT for one range; per channel (which the builtin lacks) or a min = max = 0 range (which
+    it turns into NaN) as TensorFlow's arithmetic in builtins: clamp, shift, scale, floor(+0.5), shift, scale."""
+    x, a = node.operands[0], node.attrs
+    lo, hi = np.asarray(a["min"], np.float32), np.asarray(a["max"], np.float32)
+    bits, narrow = a.get("num_bits", 8), a.get("narrow_range", False)
+    if lo.size == 1 and not (lo[0] == 0 and hi[0] == 0):
+        b.op("FAKE_QUANT", [b.tensor(x)], [b.result(node.result)],
+             {"min": float(lo[0]), "max": float(hi[0]), "num_bits": bits, "narrow_range": narrow})
+        return
+    from irc.ops.quant import nudged_range
+
+    nmin, nmax, scale, zero = nudged_range(lo, hi, bits, narrow)
+    empty = (lo == 0) & (hi == 0)  # TF gives zeros: make every step below give 0
+    qmin = np.float32(1 if narrow else 0)
+    nmin, nmax = np.where(empty, 0, nmin), np.where(empty, 0, nmax)
+    with np.errstate(divide="ignore"):
+        inv = np.where(empty, 0, np.float32(1) / np.where(empty, 1, scale))
+    steps = [("MAXIMUM", nmin), ("MINIMUM", nmax), ("SUB", nmin), ("MUL", inv), ("ADD", np.float32(0.5)),
+             ("FLOOR", None), ("SUB", np.where(empty, 0, zero - qmin)), ("MUL", np.where(empty, 0, scale))]
+    current = b.tensor(x)
+    for i, (code, operand) in enumerate(steps):
+        out = b.result(node.result) if i == len(steps) - 1 else b.temp(x.type, f"fake_quant{i}")
+        inputs = [current] if operand is None else [current, b.constant(np.asarray(operand, np.float32))]
+        b.op(code, inputs, [out])
+        current = out
+
 # ----- opaque TensorFlow ops -------------------------------------------------------------------------------------------
 def _flex_check(node: Node) -> str | None:
     if node.attrs.get("library"):

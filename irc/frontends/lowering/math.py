@@ -233,3 +233,39 @@ def _scalar(cx: Lowerer, value, like: Value) -> Value:
 def clip_by_value(cx: Lowerer, node: TFNode, args: list) -> Value:
     x, low, high = args
     return cx.op("minimum", cx.op("maximum", x, low), high)
+
+
+# ----- fake quantization (quantization-aware training) ----------------------------------------------------------------
+@lowers("FakeQuantWithMinMaxArgs", "FakeQuantWithMinMaxVars", "FakeQuantWithMinMaxVarsPerChannel")
+def fake_quant(cx: Lowerer, node: TFNode, args: list) -> Value:
+    """To ``fake_quant`` (its float simulation). Over a constant (a weight) it folds, and the folded constant
+    remembers its grid in ``meta["fake_quant"]``: the quantize pass takes the weight scales from it."""
+    from irc.errors import InputError
+    from irc.ops.quant import check_fake_quant
+
+    if node.op == "FakeQuantWithMinMaxArgs":
+        lo, hi = [float(node.attrs.get("min", -6.0))], [float(node.attrs.get("max", 6.0))]
+        if not lo[0] < hi[0]:  # TF's own check for this op (the Vars ops accept min = max)
+            raise InputError(f"{node.op} node '{node.name}': min {lo[0]:g} must be below max {hi[0]:g}",
+                             where=cx.tfgraph.source)
+    else:
+        lo = [float(v) for v in cx.floats(args[1], "min").reshape(-1)]
+        hi = [float(v) for v in cx.floats(args[2], "max").reshape(-1)]
+    bits, narrow = int(node.attrs.get("num_bits", 8)), bool(node.attrs.get("narrow_range", False))
+    why = check_fake_quant(lo, hi, bits)
+    if why is not None:
+        layer = f" (layer {node.layer})" if node.layer else ""
+        raise InputError(f"{node.op} node '{node.name}'{layer}: {why}", where=cx.tfgraph.source)
+    x = args[0]
+    if node.op == "FakeQuantWithMinMaxVarsPerChannel":
+        last = cx.shape(x, min_rank=1)[-1]
+        if len(lo) != len(hi) or (isinstance(last, int) and len(lo) != last):
+            raise InputError(f"{node.op} node '{node.name}': min and max hold {len(lo)} and {len(hi)} values for a "
+                             f"last dimension of {last}", where=cx.tfgraph.source)
+    elif len(lo) != 1 or len(hi) != 1:
+        raise InputError(f"{node.op} node '{node.name}': min and max must be scalars", where=cx.tfgraph.source)
+    attrs = {"min": tuple(lo), "max": tuple(hi), "num_bits": bits, "narrow_range": narrow}
+    out = cx.op("fake_quant", x, **attrs)
+    if out.is_constant and out.producer is not None:
+        out.producer.meta["fake_quant"] = attrs
+    return out
