@@ -191,6 +191,11 @@ def check_fake_quant(lo, hi, num_bits: int) -> str | None:
     return None
 
 
+def _fake_quant_attrs() -> dict[str, Attr]:
+    return {"min": Attr("floats"), "max": Attr("floats"), "num_bits": Attr("int", 8),
+            "narrow_range": Attr("bool", False)}
+
+
 @register
 class FakeQuant(OpDef):
     name = "fake_quant"
@@ -198,8 +203,7 @@ class FakeQuant(OpDef):
                "on the grid, round to one of 2**num_bits levels (narrow_range: one fewer), back to float. min and "
                "max hold one value (per tensor) or one per channel of the last axis.")
     operands = ("x",)
-    attrs = {"min": Attr("floats"), "max": Attr("floats"), "num_bits": Attr("int", 8),
-             "narrow_range": Attr("bool", False)}
+    attrs = _fake_quant_attrs()
     traits = frozenset({PURE})
 
     def infer(self, types, attrs, consts):
