@@ -27,7 +27,8 @@ QUANTIZE_MODES = ("float16", "dynamic-int8", "int8", "int16x8")
                    "without it. An existing file is replaced; an existing non-empty directory only with --force.")
 @click.option("--quantize", type=click.Choice(QUANTIZE_MODES), default=None, help="Quantize before emitting.")
 @click.option("--calibration", type=click.Path(dir_okay=False), default=None, metavar="DATA.npz",
-              help="Calibration inputs for int8/int16x8: arrays keyed by input name, or one array.")
+              help="Calibration inputs for int8/int16x8: arrays keyed by input name, or one array. A "
+                   "quantization-aware-trained model needs none (it only fills ranges the model lacks).")
 @click.option("--observer", type=click.Choice(["minmax", "percentile", "mse"]), default="minmax", show_default=True,
               help="How calibration picks activation ranges.")
 @click.option("--int8-io", is_flag=True, help="Make the model's own inputs and outputs integer (int8 quantization).")
@@ -59,11 +60,12 @@ def command(model, target, output, quantize, calibration, observer, int8_io, kee
         raise UsageError(f"--emit {target} writes a directory, which cannot go to stdout: give one with -o")
     if (calibration or int8_io or keep_float) and quantize not in ("int8", "int16x8", "dynamic-int8"):
         raise UsageError("--calibration, --int8-io and --keep-float go with --quantize int8, int16x8 or dynamic-int8")
-    if quantize in ("int8", "int16x8") and not calibration:
-        raise UsageError(f"--quantize {quantize} needs calibration data: --calibration DATA.npz")
     check_output(output, backend.writes, force)  # before hours of work, not after
     graph = load_model(model, fast=fast, **options)
     note(f"loaded {model}: {len(graph)} nodes")
+    if quantize in ("int8", "int16x8") and not calibration and not any(n.op == "fake_quant" for n in graph.nodes):
+        # a quantization-aware-trained model carries its ranges in fake-quant ops; any other model needs data
+        raise UsageError(f"--quantize {quantize} needs calibration data: --calibration DATA.npz")
     with progress("optimizing"):
         run_options(graph, backend.default_pipeline, **options)
     gc.collect()  # erased nodes sit in node <-> value cycles: free the weights passes replaced before emitting

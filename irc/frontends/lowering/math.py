@@ -267,5 +267,5 @@ def fake_quant(cx: Lowerer, node: TFNode, args: list) -> Value:
     attrs = {"min": tuple(lo), "max": tuple(hi), "num_bits": bits, "narrow_range": narrow}
     out = cx.op("fake_quant", x, **attrs)
     if out.is_constant and out.producer is not None:
-        out.producer.meta["fake_quant"] = attrs
+        out.producer.meta["fake_quant"] = {**attrs, "per_channel": node.op == "FakeQuantWithMinMaxVarsPerChannel"}
     return out

@@ -28,6 +28,7 @@ from irc.ir.graph import Graph
 from irc.passes import register_pass
 from irc.passes.base import Pass, option
 from irc.passes.quantize.calibration import Ranges, calibrate, load_calibration
+from irc.passes.quantize import qat
 from irc.passes.quantize.constraints import MODES
 
 __all__ = [
@@ -98,15 +99,36 @@ def _quantize(graph: Graph, mode: str, calibration, observer: str, int8_io, keep
     select(graph, keep_float)  # a selector that matches nothing fails now, not after calibrating
     integer = mode in ("int8", "int16x8")
     samples = None
-    if integer:
-        if calibration is None or (isinstance(calibration, str) and not calibration):
-            raise QuantizationError(f"{mode} quantization needs calibration data",
-                                    hint="--calibration data.npz (arrays keyed by input name), or in Python any "
-                                         "iterable of input dicts")
+    no_data = calibration is None or (isinstance(calibration, str) and not calibration)
+    if integer and not no_data:
         samples = random_samples(graph, calibration) if _is_random(calibration) else \
             load_calibration(calibration, graph)
+    trained = None
+    if integer and qat.has_fake_quants(graph):
+        trained = qat.absorb_fake_quants(graph, stats)  # a QAT model: its trained ranges come first
+    elif integer and no_data:
+        raise QuantizationError(f"{mode} quantization needs calibration data",
+                                hint="--calibration data.npz (arrays keyed by input name), or in Python any "
+                                     "iterable of input dicts")
     prepare_for_quantization(graph, mode, stats)
-    ranges = calibrate(graph, samples, observer, progress=progress) if integer else None
+    ranges = None
+    if trained is not None:
+        keep, io = select(graph, keep_float), _io(int8_io, mode) is not None
+        missing = qat.fill_ranges(graph, trained, mode, keep, io)
+        if missing and samples is None:
+            raise QuantizationError(f"{mode} quantization of this quantization-aware-trained model needs "
+                                    f"calibration data for what its fake-quant ops give no range: "
+                                    f"{qat.describe(missing)}", hint="--calibration data.npz fills only those")
+        ranges = trained
+        if missing:  # calibration fills only the ranges the model lacks
+            calibrated = calibrate(graph, samples, observer, progress=progress)
+            ranges = Ranges({**calibrated, **trained})
+            ranges.forced = set(trained.forced)
+            qat.fill_ranges(graph, ranges, mode, keep, io)
+            stats["ranges calibrated"] += len(missing)
+        stats["ranges trained"] += len(trained.forced)
+    elif integer:
+        ranges = calibrate(graph, samples, observer, progress=progress)
     apply_quantization(graph, mode, ranges, int8_io=int8_io, keep_float=keep_float, min_elements=min_elements,
                        stats=stats)
 

@@ -30,6 +30,7 @@ from irc.ir.graph import Graph, Location, Node, Value
 from irc.ir.types import DType, QuantParams, TensorType
 from irc.ops.quant import quantize_array
 from irc.passes.quantize import constraints as C
+from irc.passes.quantize.qat import trained_weight_scales
 
 DYNAMIC_OPS = ("conv2d", "depthwise_conv2d", "matmul")
 _BORDER = ("const", "quantize", "dequantize", "requantize")
@@ -376,7 +377,12 @@ def _quantize_weights(graph: Graph, node: Node, input_params: QuantParams, bias_
         graph.set_operands(node, [*node.operands, bias])
     axis = C.weight_axis(node)
     in_scale = input_params.scale[0]
-    scales = C.weight_scales(w.constant, axis)
+    channels = w.type.shape[axis] if axis is not None and w.type.shape is not None else None
+    trained = trained_weight_scales(w, axis, channels)  # a QAT model's own weight grid
+    if trained is not None:
+        scales, axis = trained
+    else:
+        scales = C.weight_scales(w.constant, axis)
     if bias is not None:
         scales = C.fit_bias(bias.constant, scales, in_scale, bias_dtype)
     q = C.quantize_weights(w.constant, scales, axis)
