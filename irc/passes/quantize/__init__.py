@@ -27,8 +27,8 @@ from irc.errors import QuantizationError, UsageError
 from irc.ir.graph import Graph
 from irc.passes import register_pass
 from irc.passes.base import Pass, option
-from irc.passes.quantize.calibration import Ranges, calibrate, load_calibration
 from irc.passes.quantize import qat
+from irc.passes.quantize.calibration import Ranges, calibrate, load_calibration
 from irc.passes.quantize.constraints import MODES
 
 __all__ = [
