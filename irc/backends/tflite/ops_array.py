@@ -206,12 +206,13 @@ def dequantize(b, node):
 
 @emits("fake_quant")
 def fake_quant(b, node):
-    """TFLite's FAKE_QUANT for one range; per channel (which the builtin lacks) or a min = max = 0 range (which
-    it turns into NaN) as TensorFlow's arithmetic in builtins: clamp, shift, scale, floor(+0.5), shift, scale."""
+    """TFLite's FAKE_QUANT for one range; per channel (which the builtin lacks), narrow_range (which its kernel
+    refuses at run time) or a min = max = 0 range (which it turns into NaN) as TensorFlow's arithmetic in
+    builtins: clamp, shift, scale, floor(+0.5), shift, scale."""
     x, a = node.operands[0], node.attrs
     lo, hi = np.asarray(a["min"], np.float32), np.asarray(a["max"], np.float32)
     bits, narrow = a.get("num_bits", 8), a.get("narrow_range", False)
-    if lo.size == 1 and not (lo[0] == 0 and hi[0] == 0):
+    if lo.size == 1 and not narrow and not (lo[0] == 0 and hi[0] == 0):
         b.op("FAKE_QUANT", [b.tensor(x)], [b.result(node.result)],
              {"min": float(lo[0]), "max": float(hi[0]), "num_bits": bits, "narrow_range": narrow})
         return
