@@ -41,7 +41,7 @@ def qat_model() -> Path:
             env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
             done = subprocess.run([sys.executable, str(BUILDER), str(cache)], env=env, capture_output=True,
-                                  text=True, timeout=600)
+                                  text=True, timeout=600, check=False)
             assert done.returncode == 0, done.stderr[-3000:]
     return cache
 
