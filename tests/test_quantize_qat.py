@@ -233,6 +233,16 @@ def test_each_fake_quant_op_lowers_and_emits_like_tensorflow(name):
     np.testing.assert_allclose(lite[finite], want[finite], atol=step + 1e-5 * np.abs(want[finite]).max())
 
 
+def test_tflite_fake_quant_reads_back(tmp_path):
+    fn = tf.function(SINGLE_OPS["vars"]).get_concrete_function(tf.TensorSpec([2, 3], tf.float32))
+    path = tmp_path / "fq.tflite"
+    path.write_bytes(irc.lower(fn, emit="tflite"))
+    graph = irc.load(path)
+    assert [n.op for n in graph.nodes] == ["fake_quant"]
+    x = np.array([[-2.5, -0.3, 0.0], [0.71, 1.2, 4.0]], np.float32)
+    np.testing.assert_array_equal(next(iter(irc.run(graph, [x]).values())), fn(tf.constant(x)).numpy())
+
+
 def test_tf_emitter_writes_fake_quant_back():
     from irc.backends import tfemit
 

@@ -459,6 +459,15 @@ def _leaky_relu(r, op):
     return r.emit("leaky_relu", r.input(0), alpha=float(_opts(op).alpha) if _opts(op) else 0.0)
 
 
+@reads("FAKE_QUANT")
+def _fake_quant(r, op):
+    opts = _opts(op)
+    if opts is None:
+        raise CannotRead("FAKE_QUANT without its options (min, max, num_bits)")
+    return r.emit("fake_quant", r.input(0), min=(float(opts.min),), max=(float(opts.max),),
+                  num_bits=int(opts.num_bits), narrow_range=bool(opts.narrow_range))
+
+
 @reads("GELU")
 def _gelu(r, op):
     return r.emit("gelu", r.input(0), approximate=bool(_opts(op).approximate) if _opts(op) else False)
