@@ -181,6 +181,8 @@ def check_fake_quant(lo, hi, num_bits: int) -> str | None:
     if not 2 <= num_bits <= 16:
         return f"num_bits is {num_bits}; TensorFlow takes 2 to 16"
     lo, hi = np.asarray(lo, np.float64).reshape(-1), np.asarray(hi, np.float64).reshape(-1)
+    if lo.size != hi.size or not lo.size:
+        return f"min and max hold {lo.size} and {hi.size} values"
     if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
         return "its min and max must be finite"
     bad = np.flatnonzero(lo > hi)

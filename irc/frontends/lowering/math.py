@@ -252,18 +252,19 @@ def fake_quant(cx: Lowerer, node: TFNode, args: list) -> Value:
         lo = [float(v) for v in cx.floats(args[1], "min").reshape(-1)]
         hi = [float(v) for v in cx.floats(args[2], "max").reshape(-1)]
     bits, narrow = int(node.attrs.get("num_bits", 8)), bool(node.attrs.get("narrow_range", False))
-    why = check_fake_quant(lo, hi, bits)
-    if why is not None:
-        layer = f" (layer {node.layer})" if node.layer else ""
-        raise InputError(f"{node.op} node '{node.name}'{layer}: {why}", where=cx.tfgraph.source)
     x = args[0]
+    layer = f" (layer {node.layer})" if node.layer else ""
     if node.op == "FakeQuantWithMinMaxVarsPerChannel":
         last = cx.shape(x, min_rank=1)[-1]
-        if len(lo) != len(hi) or (isinstance(last, int) and len(lo) != last):
-            raise InputError(f"{node.op} node '{node.name}': min and max hold {len(lo)} and {len(hi)} values for a "
-                             f"last dimension of {last}", where=cx.tfgraph.source)
+        if len(lo) != len(hi) or not lo or (isinstance(last, int) and len(lo) != last):
+            raise InputError(f"{node.op} node '{node.name}'{layer}: min and max hold {len(lo)} and {len(hi)} values "
+                             f"for a last dimension of {last}", where=cx.tfgraph.source)
     elif len(lo) != 1 or len(hi) != 1:
-        raise InputError(f"{node.op} node '{node.name}': min and max must be scalars", where=cx.tfgraph.source)
+        raise InputError(f"{node.op} node '{node.name}'{layer}: min and max must be scalars",
+                         where=cx.tfgraph.source)
+    why = check_fake_quant(lo, hi, bits)
+    if why is not None:
+        raise InputError(f"{node.op} node '{node.name}'{layer}: {why}", where=cx.tfgraph.source)
     attrs = {"min": tuple(lo), "max": tuple(hi), "num_bits": bits, "narrow_range": narrow}
     out = cx.op("fake_quant", x, **attrs)
     if out.is_constant and out.producer is not None:
