@@ -165,11 +165,11 @@ def _ties(x, lo, hi, bits: int, narrow: bool) -> np.ndarray:
         return np.abs(steps - np.floor(steps) - 0.5) <= slack
 
 
-def _assert_matches(got, want, x, lo, hi, bits: int, narrow: bool) -> None:
+def _assert_matches(got, want, x, lo, hi, bits: int, narrow: bool, max_ties: float = 0.05) -> None:
     """Equal (NaN where TF gives NaN: min = max != 0), except one step at exact half-step ties."""
     assert np.array_equal(np.isnan(got), np.isnan(want))
     ties = _ties(x, lo, hi, bits, narrow)
-    assert ties.mean() < 0.05  # the exception stays one
+    assert ties.mean() <= max_ties  # the exception stays one
     np.testing.assert_array_equal(got[~ties], want[~ties])
     step = np.broadcast_to(nudged_range(lo, hi, bits, narrow)[2], x.shape)[ties]
     assert np.all(np.abs(got[ties].astype(np.float64) - want[ties]) <= step * 1.001)
@@ -224,7 +224,9 @@ def test_each_fake_quant_op_lowers_and_emits_like_tensorflow(name):
     else:
         (node,) = [n for n in graph.nodes if n.op == "fake_quant"]
         a = node.attrs
-        _assert_matches(got, want, x, np.float32(a["min"]), np.float32(a["max"]), a["num_bits"], a["narrow_range"])
+        # the inputs hold the range ends, which the nudged grid may put on half steps
+        _assert_matches(got, want, x, np.float32(a["min"]), np.float32(a["max"]), a["num_bits"], a["narrow_range"],
+                        max_ties=0.15)
     # TFLite: FAKE_QUANT (per tensor) rounds half away from zero where TF adds 0.5 and floors: one step at ties
     lite, _ = _tflite(irc.lower(fn, emit="tflite"), x)
     finite = np.isfinite(want)
