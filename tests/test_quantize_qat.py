@@ -127,6 +127,20 @@ def test_calibration_only_fills_the_ranges_a_qat_model_lacks(qat_model):
     types = [[str(r.type) for r in n.results] for n in plain.topo_order()]
     assert types == [[str(r.type) for r in n.results] for n in calibrated.topo_order()]
 
+    # quant-report quantizes with the trained ranges too
+    from irc.passes.quantize.report import quant_report
+
+    from irc.passes.cli_options import run_from_options
+
+    graph = irc.load(qat_model / "saved_model")
+    run_from_options(graph, "tflite")  # as irc quant-report does
+    report = quant_report(graph, data["x_train"][:20])
+    trained = {tuple(n.loc.layers): r.type.quant for n in plain.nodes for r in n.results
+               if n.op != "const" and r.type.quant is not None}
+    rows = {row.layer: (row.scale, row.zero_point) for row in report.tensors}
+    for layer in ("quant_conv1", "quant_fc1", "quant_logits"):
+        assert rows[layer] == (trained[(layer,)].scale[0], trained[(layer,)].zero_point[0])
+
     # one activation fake quant gone: its range must come from calibration, named when there is none
     def without_fc1_range():
         graph = irc.load(qat_model / "saved_model")

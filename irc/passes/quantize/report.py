@@ -22,6 +22,7 @@ before it is copied again and quantized (``pair``), so the report works on any g
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
@@ -156,7 +157,7 @@ def quant_report(graph: Graph, calibration, mode: str = "int8", observer: str = 
     ``overrides`` sets calibrated ranges by layer/node selector (``{"conv2": (0.0, 1.5)}``) before quantizing;
     ``samples`` compares on the first N calibration samples only (all of them are used to calibrate).
     """
-    from irc.passes.quantize import _check_mode, apply_quantization, calibrate, load_calibration
+    from irc.passes.quantize import _check_mode, apply_quantization, calibrate, load_calibration, qat
     from irc.passes.quantize.select import select
 
     _check_mode(mode)
@@ -165,7 +166,11 @@ def quant_report(graph: Graph, calibration, mode: str = "int8", observer: str = 
     reference, quantized = pair(graph, mode)
     ranges = None
     if mode in ("int8", "int16x8"):
+        trained = qat.absorb_fake_quants(quantized, Counter()) if qat.has_fake_quants(quantized) else None
         ranges = calibrate(quantized, data, observer, progress=progress)
+        if trained is not None:  # a QAT model: its trained ranges win, calibration fills the others
+            ranges.update(trained)
+            ranges.forced |= trained.forced
         for selector, (lo, hi) in (overrides or {}).items():
             ranges.override(quantized, selector, lo, hi)
     apply_quantization(quantized, mode, ranges, keep_float=keep_float)
