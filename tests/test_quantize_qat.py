@@ -128,9 +128,8 @@ def test_calibration_only_fills_the_ranges_a_qat_model_lacks(qat_model):
     assert types == [[str(r.type) for r in n.results] for n in calibrated.topo_order()]
 
     # quant-report quantizes with the trained ranges too
-    from irc.passes.quantize.report import quant_report
-
     from irc.passes.cli_options import run_from_options
+    from irc.passes.quantize.report import quant_report
 
     graph = irc.load(qat_model / "saved_model")
     run_from_options(graph, "tflite")  # as irc quant-report does
