@@ -319,3 +319,19 @@ def test_int8_of_a_model_without_fake_quants_still_needs_calibration(tmp_path):
     outcome = run_irc(["lower", str(model), "--emit", "tflite", "--quantize", "int8", "-o",
                        str(tmp_path / "out.tflite")], cwd=tmp_path)
     assert_refused(outcome, codes=(2,), fragment="--quantize int8 needs calibration data")
+
+
+@pytest.mark.slow
+def test_dynamic_int8_takes_the_trained_weight_grid(qat_model, qat_int8):
+    """fc1's weights (the one tensor of 1024 elements or more) keep their per-tensor QAT scale, as in TF's file."""
+    x = np.load(qat_model / "data.npz")["x_test"][:4]
+    _, it = _tflite(irc.lower(qat_model / "saved_model", emit="tflite", quantize="dynamic-int8"), x)
+    _, tf_it = _tflite(qat_int8[1], x)
+
+    def fc_weights(ops):
+        return [inputs[1] for op, inputs, _ in ops if op == "FULLY_CONNECTED" and inputs[1][0] == "int8"]
+
+    ours, theirs = fc_weights(_operators(it)), fc_weights(_operators(tf_it))
+    assert len(ours) == 1
+    # the hybrid FULLY_CONNECTED is written with the scale repeated per output channel
+    assert set(ours[0][1]) == set(theirs[0][1]) and set(ours[0][2]) == {0}

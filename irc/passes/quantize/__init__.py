@@ -43,7 +43,9 @@ def quantize_graph(graph: Graph, mode: str, calibration=None, observer: str = "m
 
     ``calibration`` (needed by int8 and int16x8): anything ``load_calibration`` takes (an .npz or .npy path, a
     dict of arrays, an iterable of input dicts) or ``"random[:N]"`` for N standard-normal samples (smoke tests
-    only). It is checked against the graph's inputs before any work. ``observer``: ``minmax``,
+    only). It is checked against the graph's inputs before any work. A quantization-aware-trained graph
+    (``fake_quant`` nodes) needs none: its trained ranges decide, and calibration only fills the ranges it lacks
+    (``qat.py``). ``observer``: ``minmax``,
     ``percentile[:P]`` or ``mse``. ``int8_io``: True (or ``"int8"``) makes the graph's own float inputs and
     outputs integer (int16 in int16x8 mode), ``"uint8"`` makes them uint8. ``keep_float``: layers, nodes, op types
     or regular expressions to leave in float.

@@ -98,7 +98,9 @@ def quantize_dynamic(graph: Graph, keep: set[Node], stats: Counter, min_elements
         if not _is_f32(x) or not _is_f32(w) or (w.type.num_elements or 0) < min_elements:
             continue
         axis = C.weight_axis(node)
-        scales = C.weight_scales(w.constant, axis)
+        channels = w.type.shape[axis] if axis is not None else None
+        trained = trained_weight_scales(w, axis, channels)  # a QAT model's own weight grid
+        scales, axis = trained if trained is not None else (C.weight_scales(w.constant, axis), axis)
         q = C.quantize_weights(w.constant, scales, axis)
         wq = _const(graph, q, TensorType(DType.i8, q.shape, C.weight_params(scales, axis)), w.producer.loc)
         graph.set_operand(node, 1, wq)
