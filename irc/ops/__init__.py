@@ -1,7 +1,8 @@
 """The op registry. Each op family lives in its own module; ``get_op(name)`` finds any op by its name.
 
 Families: core (const), elementwise (add, mul, relu, ...), nn (conv2d, pools, batch_norm, softmax, ...),
-shape (reshape, transpose, concat, slice, ...), reduce (mean, sum, ...), quant (quantize, dequantize),
+shape (reshape, transpose, concat, slice, ...), indexing (cumsum, roll, dynamic slices,
+top_k, gather_nd, scatters), reduce (mean, sum, ...), quant (quantize, dequantize),
 control (call/while, when present) and tf_opaque (``tf.<OpName>`` nodes kept from TensorFlow).
 The registry (``OPS``, see ``irc/registry.py``) loads these families and the ``irc.ops`` plugins before its first
 lookup; ``@register`` adds an op from anywhere (``docs/extending.md``).

@@ -132,7 +132,7 @@ class OpDef:
         return trait in self.traits
 
 
-FAMILIES = ("core", "elementwise", "activation", "nn", "shape", "reduce", "quant", "tfl")
+FAMILIES = ("core", "elementwise", "activation", "nn", "shape", "indexing", "reduce", "quant", "tfl")
 
 
 def _adopt(name: str, obj) -> None:

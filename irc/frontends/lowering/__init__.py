@@ -7,7 +7,8 @@ A lowering that does not apply to a node (a shape computed at run time, an attri
 ``CannotLower`` with the reason.
 
 Families: ``math`` (elementwise, activations, reductions), ``nn`` (convolutions, matmul, pools, norms, resize),
-``array`` (shapes, slicing, gather, concat, ...), ``einsum``, ``control_flow`` (While/If unrolled, TensorLists).
+``array`` (shapes, slicing, gather, concat, ...), ``indexing`` (Cumsum, Roll, XLA's dynamic slices, TopKV2,
+GatherNd, ScatterNd, TensorScatterUpdate/Add), ``einsum``, ``control_flow`` (While/If unrolled, TensorLists).
 Find a lowering by grepping its TF op name: ``grep -rn '"Conv2D"' irc/frontends/lowering``.
 """
 
@@ -27,7 +28,7 @@ from irc.ops.tf_policy import denied_reason
 from irc.registry import Registry
 
 Lowering = Callable[[Lowerer, TFNode, list], object]
-FAMILIES = ("math", "nn", "array", "einsum", "control_flow")
+FAMILIES = ("math", "nn", "array", "indexing", "einsum", "control_flow")
 # TF op type -> lowering: the families above, then the ``irc.lowerings`` plugins (irc/registry.py).
 LOWERINGS: Registry[Lowering] = Registry("lowering of TF op", [f"irc.frontends.lowering.{f}" for f in FAMILIES],
                                          "irc.lowerings")
