@@ -205,6 +205,42 @@ def shape_cases(b: Builder):
     }
 
 
+def indexing_cases(b: Builder):
+    x = b.input("x", 2, 3, 4, 5)
+    i = b.input("i", 3, dtype=DType.i32)  # any ints: offsets are clamped, indices taken modulo
+    i64 = b.op("cast", i, to=DType.i64)
+    big = b.input("big", 2, 1, 2, 1, 3, 2)  # rank 6: beyond SLICE's 5
+
+    def rows(n):  # run-time indices into dim 0 of size n, shaped [3, 1]
+        return b.op("reshape", b.op("floor_mod", i, b.g.const(np.int32(n))), shape=(3, 1))
+
+    t = b.op("reshape", x, shape=(6, 4, 5))
+    upd = b.op("slice", t, begin=(0, 0, 0), size=(3, 4, 5))
+    four = b.op("concat", i, b.g.const(np.array([-1], np.int32)), axis=0)
+    return {
+        "cumsum": b.op("cumsum", x, axis=-1), "cumsum_ex_rev": b.op("cumsum", x, axis=1, exclusive=True, reverse=True),
+        "cumsum_int": b.op("cumsum", i, axis=0, reverse=True),
+        "roll": b.op("roll", x, shifts=(1, -2, 9), axes=(1, 2, -1)), "roll_none": b.op("roll", x, shifts=(3,), axes=(1,)),
+        "roll_rank6": b.op("roll", big, shifts=(1, -1), axes=(4, 5)),
+        "dslice": b.op("dynamic_slice", x, four, size=(1, 2, 3, 4)),
+        "dslice64": b.op("dynamic_slice", t, b.op("slice", i64, begin=(0,), size=(3,)), size=(2, 2, 5)),
+        "dupdate": b.op("dynamic_update_slice", x, b.op("slice", x, begin=(0, 0, 0, 0), size=(2, 1, 2, 3)), four),
+        "dupdate64": b.op("dynamic_update_slice", t, upd, b.op("slice", i64, begin=(0,), size=(3,))),
+        "top_k": b.g.add("top_k", [x], {"k": 2}).results[0],
+        "top_k_full": b.g.add("top_k", [x], {"k": 5}).results[0],
+        "top_k_idx": b.g.add("top_k", [x], {"k": 3}).results[1],
+        "gather_nd": b.op("gather_nd", t, rows(6)),
+        "gather_nd2": b.op("gather_nd", x, b.op("concat", rows(2), rows(3), axis=1)),
+        "scatter_nd": b.op("scatter_nd", rows(6), upd, shape=(6, 4, 5)),
+        "scatter_add": b.op("tensor_scatter_add", t, b.op("cast", rows(6), to=DType.i64), upd),
+        "scatter_update": b.op("tensor_scatter_update", t, b.g.const(np.array([[5], [0], [2]], np.int32)), upd),
+        "scatter_add_repeated": b.op("tensor_scatter_add", t, b.g.const(np.array([[1], [4], [1]], np.int32)), upd),
+        "scatter_nd_repeated": b.op("scatter_nd", b.g.const(np.array([[3, 1], [3, 1], [0, 2]], np.int32)),
+                                    b.op("reshape", b.op("slice", t, begin=(0, 0, 0), size=(3, 1, 5)), shape=(3, 5)),
+                                    shape=(4, 4, 5)),
+    }
+
+
 def reduce_cases(b: Builder):
     x = b.input("x", 2, 3, 4)
     out = {}
@@ -218,7 +254,7 @@ def reduce_cases(b: Builder):
 CASES = {
     "conv": conv_cases, "dynamic_batch": dynamic_batch_cases, "pool_norm": pool_norm_cases,
     "resize_pad": resize_pad_cases, "matmul": matmul_cases, "elementwise": elementwise_cases,
-    "activation": activation_cases, "shape": shape_cases, "reduce": reduce_cases,
+    "activation": activation_cases, "shape": shape_cases, "reduce": reduce_cases, "indexing": indexing_cases,
 }
 
 
@@ -248,6 +284,27 @@ def test_default_pipeline_matches_reference(name):
     g = build(name)
     inputs = inputs_for(g)
     assert_close(run_tflite(emit(g), inputs), interpret(g, inputs))
+
+
+def test_indexing_beyond_a_kernels_rank_is_refused():
+    from irc.errors import UnsupportedOpError
+
+    b = Builder("ranks")
+    x = b.input("x", *([2] * 6))
+    b.g.set_output("y", b.op("dynamic_slice", x, b.g.const(np.zeros(6, np.int32)), size=(1,) * 6))
+    with pytest.raises(UnsupportedOpError, match="SLICE takes rank 5 at most, and operand 0 has rank 6"):
+        emit(b.g, passes="O0")
+
+
+def test_repeated_indices_in_tensor_scatter_update():
+    """TensorFlow leaves their order undefined; TFLite's file gives the mean of their updates (equal ones: exact)."""
+    b = Builder("repeated")
+    t = b.input("t", 4, 3)
+    u = b.input("u", 1, 3)
+    b.g.set_output("y", b.op("tensor_scatter_update", t, b.g.const(np.array([[2], [2]], np.int32)),
+                             b.op("concat", u, u, axis=0)))
+    inputs = inputs_for(b.g)
+    assert_close(run_tflite(emit(b.g, passes="O0"), inputs), interpret(b.g, inputs))
 
 
 def test_every_registry_op_has_an_emitter():

@@ -235,6 +235,45 @@ def test_more_array_ops():
           ops=["DepthToSpace", "SpaceToDepth", "ClipByValue", "MatrixBandPart", "Select", "BatchMatMulV3", "ShapeN"])
 
 
+# ----- cumsum, roll, dynamic slices, top-k, gather_nd and scatters ----------------------------------------------
+def indexing_fn(x, i):
+    """Every indexing op, with run-time offsets and indices (i holds small non-negative ints)."""
+    from tensorflow.compiler.tf2xla.python import xla
+
+    rows = tf.reshape(i[:1, :2] % 3, [2, 1])  # run-time indices into dim 0 of a [3, ...] tensor, maybe repeated
+    t = x[0]  # [3, 4, 5]
+    upd = tf.ones([2, 4, 5]) * x[1, :2]
+    return {
+        "cumsum": tf.math.cumsum(x, axis=-1), "cumsum_rev_ex": tf.math.cumsum(x, axis=1, exclusive=True, reverse=True),
+        "cumsum_int": tf.math.cumsum(i, axis=0, reverse=True),
+        "roll": tf.roll(x, shift=[1, -2, 7], axis=[1, 2, -1]), "roll1": tf.roll(x, 3, axis=-2),
+        "dslice": xla.dynamic_slice(x, tf.stack([0, i[0, 0], i[0, 1] - 2, i[0, 2] * 3]), [2, 2, 3, 4]),
+        "dupdate": xla.dynamic_update_slice(x, x[:, :1, :2, :3] * 10.0, tf.stack([0, i[0, 1], i[0, 0] - 1, 2])),
+        "top_k": tf.math.top_k(x, 3).values, "top_k_idx": tf.math.top_k(x, 5).indices,
+        "gather_nd": tf.gather_nd(t, rows), "gather_nd2": tf.gather_nd(t, tf.concat([rows, rows], axis=1)),
+        "scatter_nd": tf.scatter_nd(rows, upd, [3, 4, 5]),
+        "ts_add": tf.tensor_scatter_nd_add(t, rows, upd),
+        "ts_update": tf.tensor_scatter_nd_update(t, rows[:1], upd[:1]),
+    }
+
+
+INDEXING_SPECS = [spec([2, 3, 4, 5]), spec([2, 3], I32)]
+INDEXING_OPS = ["Cumsum", "Roll", "XlaDynamicSlice", "XlaDynamicUpdateSlice", "TopKV2", "GatherNd", "ScatterNd",
+                "TensorScatterAdd", "TensorScatterUpdate"]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_indexing_ops(seed):
+    check(indexing_fn, INDEXING_SPECS, ops=INDEXING_OPS, seed=seed)
+
+
+def test_indexing_ops_need_constant_parameters():
+    with pytest.raises(irc.errors.UnsupportedOpError, match="Cumsum .*the axis is computed at run time"):
+        lower(lambda x, a: tf.math.cumsum(x, axis=a), [spec([3, 4]), spec([], I32)])
+    with pytest.raises(irc.errors.UnsupportedOpError, match="TopKV2 .*k is computed at run time"):
+        lower(lambda x, k: tf.math.top_k(x, k).values, [spec([3, 4]), spec([], I32)])
+
+
 @pytest.mark.parametrize("index", [
     (slice(None), slice(1, None, 2)), (Ellipsis, 0), (slice(None), None, slice(-2, None)), (1,),
     (slice(None), slice(None, None, -1), slice(None, 2)), (Ellipsis, None, slice(1, 3)), (slice(None), -1, 1)])

@@ -8,7 +8,8 @@ legalizer reports every such node before anything is emitted.
 
 This module holds the table, the shared helpers, elementwise ops and activations; ``ops_nn.py`` has
 convolutions, matmul, pools, normalization, resize and pad; ``ops_array.py`` shapes, slicing, reductions,
-quantization and opaque TensorFlow ops (Flex). Grep an irc op name in quotes to find its emitter.
+quantization and opaque TensorFlow ops (Flex); ``ops_indexing.py`` cumsum, roll, dynamic slices, top_k, gather_nd
+and the scatters. Grep an irc op name in quotes to find its emitter.
 
 Fused activations come from the ``tfl`` dialect (``tfl.conv2d {fused_activation = "relu6"}``, made by the
 ``tfl-fuse`` pass); each ``tfl.X`` shares ``X``'s emitter. TFLite kernels apply NONE, RELU, RELU6 and RELU_N1_TO_1
@@ -41,7 +42,8 @@ class Rule(NamedTuple):
 
 
 # irc op -> emitter rule: this module's and its families', then the ``irc.tflite_emitters`` plugins (irc/registry.py).
-_MODULES = ("irc.backends.tflite.ops", "irc.backends.tflite.ops_nn", "irc.backends.tflite.ops_array")
+_MODULES = ("irc.backends.tflite.ops", "irc.backends.tflite.ops_nn", "irc.backends.tflite.ops_array",
+            "irc.backends.tflite.ops_indexing")
 EMITTERS: Registry[Rule] = Registry("TFLite emitter for op", _MODULES, "irc.tflite_emitters")
 
 
@@ -331,7 +333,8 @@ MAX_VERSION = {
     "MIRROR_PAD": 3, "RESHAPE": 1, "TRANSPOSE": 7, "SQUEEZE": 2, "EXPAND_DIMS": 1, "CONCATENATION": 5, "SPLIT": 4,
     "SPLIT_V": 2, "PACK": 4, "UNPACK": 4, "SLICE": 7, "STRIDED_SLICE": 8, "GATHER": 7, "TILE": 3, "BROADCAST_TO": 3,
     "SHAPE": 1, "ARG_MAX": 3, "ONE_HOT": 1, "MEAN": 3, "SUM": 2, "REDUCE_MAX": 3, "REDUCE_MIN": 3,
-    "REDUCE_PROD": 2, "CUSTOM": 1,
+    "REDUCE_PROD": 2, "CUSTOM": 1, "CUMSUM": 1, "DYNAMIC_UPDATE_SLICE": 5, "TOPK_V2": 3, "GATHER_ND": 5,
+    "SCATTER_ND": 1, "FILL": 4,
 }
 # Versions TensorFlow's converter writes for quantized kernels, where they are not the usual int8 -> 2, int16 -> 3.
 _INT8 = {"HARD_SWISH": 1, "LEAKY_RELU": 1, "QUANTIZE": 1, "CONV_2D": 3, "DEPTHWISE_CONV_2D": 3,
@@ -395,19 +398,22 @@ _RUNTIME = {
     "1.5.0": "ADD AVERAGE_POOL_2D CONCATENATION CONV_2D DEPTHWISE_CONV_2D FULLY_CONNECTED LOGISTIC MAX_POOL_2D "
              "MUL RELU RELU6 RELU_N1_TO_1 RESHAPE SOFTMAX TANH",
     "1.6.0": "PAD MEAN SUB DIV SQUEEZE TRANSPOSE GATHER STRIDED_SLICE SPLIT",
-    "1.7.0": "RESIZE_BILINEAR EXP",
+    "1.7.0": "RESIZE_BILINEAR EXP TOPK_V2",
     "1.9.0": "CAST ARG_MAX MAXIMUM MINIMUM LESS NEG PADV2 GREATER GREATER_EQUAL LESS_EQUAL SELECT SLICE SIN "
              "TRANSPOSE_CONV LOG_SOFTMAX",
     "1.10.0": "TILE EXPAND_DIMS EQUAL NOT_EQUAL LOG SUM SQRT RSQRT SHAPE POW",
     "1.11.0": "PACK LOGICAL_OR ONE_HOT LOGICAL_AND LOGICAL_NOT UNPACK REDUCE_MAX REDUCE_MIN REDUCE_PROD",
     "1.12.0": "FLOOR_DIV SQUARE",
-    "1.13.0": "FLOOR_MOD RESIZE_NEAREST_NEIGHBOR LEAKY_RELU SQUARED_DIFFERENCE MIRROR_PAD ABS SPLIT_V DEQUANTIZE",
-    "1.14.0": "CEIL ELU ROUND QUANTIZE COS FLOOR CUSTOM",
+    "1.13.0": "FLOOR_MOD RESIZE_NEAREST_NEIGHBOR LEAKY_RELU SQUARED_DIFFERENCE MIRROR_PAD ABS SPLIT_V DEQUANTIZE "
+              "FILL",
+    "1.14.0": "CEIL ELU ROUND QUANTIZE COS FLOOR CUSTOM GATHER_ND",
     "1.15.0": "HARD_SWISH",
+    "2.1.0": "SCATTER_ND",
     "2.2.0": "SELECT_V2",
     "2.3.0": "BATCH_MATMUL",
+    "2.4.0": "CUMSUM",
     "2.5.0": "BROADCAST_TO",  # (version 2)
-    "2.9.0": "GELU",
+    "2.9.0": "GELU DYNAMIC_UPDATE_SLICE",
     "2.11.0": "SIGN",
 }
 RUNTIME_OF = {op: release for release, ops in _RUNTIME.items() for op in ops.split()}

@@ -21,6 +21,10 @@ UNARY = {
     "elu": "ELU",
 }
 
+# Indexing ops with a builtin of their own (roll, dynamic_slice and tensor scatters are written as several builtins).
+INDEXING = {"cumsum": "CUMSUM", "dynamic_update_slice": "DYNAMIC_UPDATE_SLICE", "top_k": "TOPK_V2",
+            "gather_nd": "GATHER_ND", "scatter_nd": "SCATTER_ND"}
+
 REDUCE = {"mean": "MEAN", "sum": "SUM", "max": "REDUCE_MAX", "min": "REDUCE_MIN", "prod": "REDUCE_PROD"}
 
 # Activations the writer fuses into the producing op (``fused_activation_function``); others become separate ops.
