@@ -187,7 +187,14 @@ def quant_graph() -> Graph:
     return g
 
 
-GRAPHS = {"cnn": cnn_graph, "sequence": sequence_graph, "quant": quant_graph}
+def indexing_graph() -> Graph:
+    """cumsum, roll, dynamic slices, top_k, gather_nd and the scatters (the TFLite emitters' cases)."""
+    from tests.test_backend_tflite_ops import build
+
+    return build("indexing")
+
+
+GRAPHS = {"cnn": cnn_graph, "sequence": sequence_graph, "quant": quant_graph, "indexing": indexing_graph}
 
 
 @pytest.mark.parametrize("jit", [False, True], ids=["graph", "xla"])

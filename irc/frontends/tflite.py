@@ -694,7 +694,14 @@ def _unpack(r, op):
 
 @reads("SLICE")
 def _slice(r, op):
-    return r.emit("slice", r.input(0), begin=tuple(r.ints(1, "begin")), size=tuple(r.ints(2, "size")))
+    size = tuple(r.ints(2, "size"))
+    try:
+        begin = tuple(r.ints(1, "begin"))
+    except CannotRead:  # offsets computed at run time: within bounds (TFLite refuses the others), a dynamic_slice
+        if -1 in size:
+            raise CannotRead("it slices to the end of a dimension at offsets computed at run time") from None
+        return r.emit("dynamic_slice", r.input(0), r.input(1), size=size)
+    return r.emit("slice", r.input(0), begin=begin, size=size)
 
 
 @reads("STRIDED_SLICE")
@@ -713,6 +720,34 @@ def _gather(r, op):
     opts = _opts(op)
     return r.emit("gather", r.input(0), r.input(1), axis=opts.axis if opts else 0,
                   batch_dims=opts.batch_dims if opts else 0)
+
+
+# ----- indexing -----------------------------------------------------------------------------------------------------
+@reads("CUMSUM")
+def _cumsum(r, op):
+    opts = _opts(op)
+    return r.emit("cumsum", r.input(0), axis=r.int_scalar(1, "axis"), exclusive=bool(opts and opts.exclusive),
+                  reverse=bool(opts and opts.reverse))
+
+
+@reads("DYNAMIC_UPDATE_SLICE")
+def _dynamic_update_slice(r, op):
+    return r.emit("dynamic_update_slice", r.input(0), r.input(1), r.input(2))
+
+
+@reads("TOPK_V2")
+def _top_k(r, op):
+    return r.add("top_k", [r.input(0)], {"k": r.int_scalar(1, "k")}).results
+
+
+@reads("GATHER_ND")
+def _gather_nd(r, op):
+    return r.emit("gather_nd", r.input(0), r.input(1))
+
+
+@reads("SCATTER_ND")
+def _scatter_nd(r, op):
+    return r.emit("scatter_nd", r.input(0), r.input(1), shape=tuple(r.ints(2, "shape")))
 
 
 @reads("TILE")

@@ -360,6 +360,63 @@ def one_hot(e: Emitter, node: Node, args: list[str]) -> str:
             f"dtype={lit(dtype)}, {e.name()})")
 
 
+# ----- indexing ------------------------------------------------------------------------------------------------------
+@emits("cumsum")
+def cumsum(e: Emitter, node: Node, args: list[str]) -> str:
+    a = _attrs(node)
+    return (f"tf.math.cumsum({args[0]}, axis={a['axis']}, exclusive={a['exclusive']}, reverse={a['reverse']}, "
+            f"{e.name()})")
+
+
+@emits("roll")
+def roll(e: Emitter, node: Node, args: list[str]) -> str:
+    return f"tf.roll({args[0]}, shift={lit(node.attr('shifts'))}, axis={lit(node.attr('axes'))}, {e.name()})"
+
+
+def _clamped_start(e: Emitter, begin: str, x: str, size: str) -> str:
+    """XLA's offsets: clamped so the block of ``size`` lies inside ``x``."""
+    return e.bind(f"tf.clip_by_value(tf.cast({begin}, tf.int32), 0, tf.shape({x}) - {size})", "start")
+
+
+@emits("dynamic_slice")
+def dynamic_slice(e: Emitter, node: Node, args: list[str]) -> str:
+    size = lit(node.attr("size"))
+    return f"tf.slice({args[0]}, {_clamped_start(e, args[1], args[0], size)}, {size}, {e.name()})"
+
+
+@emits("dynamic_update_slice")
+def dynamic_update_slice(e: Emitter, node: Node, args: list[str]) -> str:
+    """A scatter of the update at its positions (a pad would need constant paddings under XLA)."""
+    x, update, begin = args
+    start = _clamped_start(e, begin, x, f"tf.shape({update})")
+    ranges = ", ".join(f"tf.range(tf.shape({update})[{i}])" for i in range(node.operands[1].type.rank))
+    grid = e.bind(f"tf.stack(tf.meshgrid({ranges}, indexing='ij'), axis=-1)", "positions")
+    return f"tf.tensor_scatter_nd_update({x}, {grid} + {start}, {update}, {e.name()})"
+
+
+@emits("top_k")
+def top_k(e: Emitter, node: Node, args: list[str]) -> str:
+    return f"tf.math.top_k({args[0]}, k={node.attr('k')}, {e.name()})"
+
+
+@emits("gather_nd")
+def gather_nd(e: Emitter, node: Node, args: list[str]) -> str:
+    return f"tf.gather_nd({args[0]}, {args[1]}, {e.name()})"
+
+
+@emits("scatter_nd")
+def scatter_nd(e: Emitter, node: Node, args: list[str]) -> str:
+    return f"tf.scatter_nd({args[0]}, {args[1]}, {lit(node.attr('shape'))}, {e.name()})"
+
+
+TENSOR_SCATTER = {"tensor_scatter_update": "tf.tensor_scatter_nd_update", "tensor_scatter_add": "tf.tensor_scatter_nd_add"}
+
+
+@emits(*TENSOR_SCATTER)
+def tensor_scatter(e: Emitter, node: Node, args: list[str]) -> str:
+    return f"{TENSOR_SCATTER[node.op]}({args[0]}, {args[1]}, {args[2]}, {e.name()})"
+
+
 # ----- reduce --------------------------------------------------------------------------------------------------------
 REDUCE = {"mean": "tf.math.reduce_mean", "sum": "tf.math.reduce_sum", "max": "tf.math.reduce_max",
           "min": "tf.math.reduce_min", "prod": "tf.math.reduce_prod"}

@@ -156,17 +156,36 @@ def dynamic_slice(b, node):
     x, begin = node.operands
     size = list(node.attr("size"))
     dtype = begin.type.dtype  # SLICE takes begin and size of one type, int32 or int64
-    vector = TensorType(dtype, (len(size),))
-    low = b.temp(vector, "begin_low")
-    b.op("MAXIMUM", [b.tensor(begin), b.int_vector([0] * len(size), dtype.numpy)], [low])
-    if all(isinstance(d, int) for d in x.type.shape):
-        limit = b.int_vector([d - s for d, s in zip(x.type.shape, size)], dtype.numpy)
+    static = all(isinstance(d, int) for d in x.type.shape)
+    limits = [d - s for d, s in zip(x.type.shape, size)] if static else None
+    if limits is not None and _clamped(begin, limits):  # as irc reads a file it wrote: clamped already
+        start = b.tensor(begin)
     else:
-        limit = b.temp(vector, "begin_limit")
-        b.op("SUB", [_shape_vector(b, x, dtype), b.int_vector(size, dtype.numpy)], [limit])
-    start = b.temp(vector, "begin")
-    b.op("MINIMUM", [low, limit], [start])
+        vector = TensorType(dtype, (len(size),))
+        low = b.temp(vector, "begin_low")
+        b.op("MAXIMUM", [b.tensor(begin), b.int_vector([0] * len(size), dtype.numpy)], [low])
+        if limits is not None:
+            limit = b.int_vector(limits, dtype.numpy)
+        else:
+            limit = b.temp(vector, "begin_limit")
+            b.op("SUB", [_shape_vector(b, x, dtype), b.int_vector(size, dtype.numpy)], [limit])
+        start = b.temp(vector, "begin")
+        b.op("MINIMUM", [low, limit], [start])
     b.op("SLICE", [b.tensor(x), start, b.int_vector(size, dtype.numpy)], [b.result(node.result)])
+
+
+def _clamped(begin: Value, limits: list[int]) -> bool:
+    """Whether ``begin`` is minimum(maximum(b, 0), limits) (or constant and within [0, limits])."""
+    if begin.is_constant:
+        return bool(np.all(begin.constant >= 0) and np.all(begin.constant <= limits))
+    low = begin.producer
+    if low is None or low.op != "minimum" or not low.operands[1].is_constant:
+        return False
+    if not np.array_equal(np.reshape(low.operands[1].constant, -1), limits):
+        return False
+    inner = low.operands[0].producer
+    return (inner is not None and inner.op == "maximum" and inner.operands[1].is_constant
+            and not np.any(inner.operands[1].constant))
 
 
 @emits("dynamic_update_slice",
