@@ -267,6 +267,22 @@ def test_indexing_ops(seed):
     check(indexing_fn, INDEXING_SPECS, ops=INDEXING_OPS, seed=seed)
 
 
+def test_indexing_ops_on_the_fast_path_and_in_tflite(tmp_path):
+    """A SavedModel of every indexing op, read without TensorFlow, run by irc and by TFLite's interpreter."""
+    from irc.backends.tflite.backend import emit
+
+    module = tf.Module()
+    module.f = tf.function(indexing_fn, input_signature=INDEXING_SPECS)
+    tf.saved_model.save(module, str(tmp_path / "model"), signatures=module.f)
+    graph = irc.load(tmp_path / "model", fast=True)
+    arrays = sample(INDEXING_SPECS, seed=3)
+    ref = {k: np.asarray(v) for k, v in module.f(*arrays).items()}
+    named = {"x": arrays[0], "i": arrays[1]}
+    assert_close(run(graph, named), ref, 1e-4)
+    runner = tf.lite.Interpreter(model_content=emit(graph)).get_signature_runner()
+    assert_close({k: np.asarray(v) for k, v in runner(**named).items()}, ref, 1e-4)
+
+
 def test_indexing_ops_need_constant_parameters():
     with pytest.raises(irc.errors.UnsupportedOpError, match="Cumsum .*the axis is computed at run time"):
         lower(lambda x, a: tf.math.cumsum(x, axis=a), [spec([3, 4]), spec([], I32)])
