@@ -413,7 +413,7 @@ def test_names_and_locations_come_from_the_model():
 
 
 def _two_unsupported(x):
-    y = tf.math.cumsum(x, axis=1) + tf.math.cumsum(x * 2.0, axis=1, reverse=True)
+    y = tf.math.cumprod(x, axis=1) + tf.math.cumprod(x * 2.0, axis=1, reverse=True)
     return tf.math.lgamma(tf.nn.relu(y) + 1.0)
 
 
@@ -422,7 +422,7 @@ def test_unsupported_ops_are_listed_once():
         lower(_two_unsupported, [spec([None, 5])])
     message = str(info.value)
     assert "2 TensorFlow op types irc cannot lower" in message
-    assert "Cumsum (2 nodes, e.g. Cumsum" in message and "Lgamma (1 node, e.g. Lgamma" in message
+    assert "Cumprod (2 nodes, e.g. Cumprod" in message and "Lgamma (1 node, e.g. Lgamma" in message
     assert "--allow-tf-ops" in message
 
 
@@ -431,21 +431,21 @@ def test_unsupported_ops_name_their_keras_layer(tmp_path):
 
     class Cumulative(keras.layers.Layer):
         def call(self, x):
-            return tf.math.cumsum(x, axis=-1)
+            return tf.math.cumprod(x, axis=-1)
 
     inputs = keras.Input((5,), name="x")
     model = keras.Model(inputs, keras.layers.Dense(3, name="head")(Cumulative(name="running")(inputs)))
-    with pytest.raises(irc.errors.UnsupportedOpError, match=r"Cumsum \(1 node, e\.g\. .*Cumsum in layer running\)"):
+    with pytest.raises(irc.errors.UnsupportedOpError, match=r"Cumprod \(1 node, e\.g\. .*Cumprod in layer running\)"):
         irc.load(model)
 
 
 def test_allow_tf_ops_keeps_opaque_nodes_that_run():
     graph, function = lower(_two_unsupported, [spec([None, 5])], allow_tf_ops=True)
     opaque = [n for n in graph.nodes if n.is_opaque]
-    assert sorted(n.op for n in opaque) == ["tf.Cumsum", "tf.Cumsum", "tf.Lgamma"]
+    assert sorted(n.op for n in opaque) == ["tf.Cumprod", "tf.Cumprod", "tf.Lgamma"]
     assert all(n.attrs["node_def"] and n.results[0].type.shape == graph.inputs[0].type.shape for n in opaque)
     x = np.random.default_rng(5).standard_normal((3, 5)).astype(np.float32)
-    with pytest.raises(irc.errors.InputError, match="Cumsum.*--allow-tf-ops"):  # running them needs the word too
+    with pytest.raises(irc.errors.InputError, match="Cumprod.*--allow-tf-ops"):  # running them needs the word too
         irc.run(graph, {graph.inputs[0].name: x})
     assert_close(irc.run(graph, {graph.inputs[0].name: x}, allow_tf_ops=True), {"output_0": function(x).numpy()})
 

@@ -15,7 +15,7 @@ ATTR_KINDS: dict[str, tuple[str, ...]] = {
     # types
     **{name: ("type",) for name in (
         "DstT", "Index", "SrcT", "TI", "Ta", "Taxis", "Tb", "Tblock_shape", "Tcond", "Tcrops", "Tdim", "Tidx",
-        "Tindex", "Tindices", "Tlen", "Tmultiples", "Tpaddings", "Tparams", "Tperm", "Tshape", "dtype",
+        "Tindex", "Tindices", "Tk", "Tlen", "Tmultiples", "Tpaddings", "Tparams", "Tperm", "Tshape", "Tshift", "dtype",
         "element_dtype", "index_type", "out_type", "output_type", "shape_type")},
     "T": ("type", "list(type)"),
     "Tout": ("type", "list(type)"),
@@ -23,16 +23,17 @@ ATTR_KINDS: dict[str, tuple[str, ...]] = {
     "U": ("type", "list(type)"),
     # flags
     **{name: ("bool",) for name in (
-        "Truncate", "adj_x", "adj_y", "align_corners", "grad_a", "grad_b", "grad_x", "grad_y", "half_pixel_centers",
-        "incompatible_shape_error", "is_training", "keep_dims", "narrow_range", "resize_if_index_out_of_bounds", "transpose_a",
-        "transpose_b", "use_cudnn_on_gpu", "validate_indices")},
+        "Truncate", "adj_x", "adj_y", "align_corners", "exclusive", "grad_a", "grad_b", "grad_x", "grad_y",
+        "half_pixel_centers", "incompatible_shape_error", "is_training", "keep_dims", "narrow_range",
+        "resize_if_index_out_of_bounds", "reverse", "sorted", "transpose_a", "transpose_b", "use_cudnn_on_gpu",
+        "validate_indices")},
     # numbers
     **{name: ("int",) for name in (
-        "N", "axis", "batch_dims", "begin_mask", "block_size", "ellipsis_mask", "end_mask", "new_axis_mask", "num",
+        "N", "axis", "batch_dims", "begin_mask", "block_size", "ellipsis_mask", "end_mask", "k", "new_axis_mask", "num",
         "num_bits", "num_elements", "num_split", "parallel_iterations", "shrink_axis_mask")},
     **{name: ("float",) for name in ("alpha", "epsilon", "exponential_avg_factor", "max", "min")},
     **{name: ("list(int)",) for name in ("dilations", "explicit_paddings", "ksize", "squeeze_dims", "strides")},
-    **{name: ("string",) for name in ("data_format", "equation", "message", "mode", "padding")},
+    **{name: ("string",) for name in ("bad_indices_policy", "data_format", "equation", "message", "mode", "padding")},
     **{name: ("func",) for name in ("body", "cond", "else_branch", "then_branch")},
     "output_shapes": ("list(shape)",),
     "shape": ("shape",),
@@ -46,7 +47,7 @@ _INPUT_GROUPS: list[tuple[list[str], list[str]]] = [
     (["features"], ["Elu", "LeakyRelu", "Relu", "Relu6", "Selu", "Softplus", "Softsign"]),
     (["input"], [
         "DepthToSpace", "EnsureShape", "Identity", "MaxPool", "PlaceholderWithDefault", "PreventGradient", "Rank",
-        "Shape", "Size", "Snapshot", "SpaceToDepth", "Squeeze", "StopGradient",
+        "Shape", "Size", "Snapshot", "SpaceToDepth", "Squeeze", "StopGradient", "TopK",
     ]),
     (["input*N"], ["ShapeN"]),
     (["input*T"], ["IdentityN", "StatelessWhile", "While"]),
@@ -71,15 +72,17 @@ _INPUT_GROUPS: list[tuple[list[str], list[str]]] = [
     (["images", "size"], ["ResizeBilinear", "ResizeNearestNeighbor"]),
     (["input", "dim"], ["ExpandDims"]),
     (["input", "dimension"], ["ArgMax", "ArgMin"]),
+    (["input", "k"], ["TopKV2"]),
     (["input", "filter"], ["Conv2D", "DepthwiseConv2dNative"]),
     (["input", "multiples"], ["Tile"]),
+    (["x", "axis"], ["Cumsum"]),
     (["input", "paddings"], ["MirrorPad", "Pad"]),
     (["input", "reduction_indices"], ["All", "Any", "Max", "Mean", "Min", "Prod", "Sum"]),
     (["input", "shape"], ["BroadcastTo"]),
     (["input_handle", "element_shape"], ["TensorListPopBack", "TensorListStack"]),
     (["input_handle", "tensor"], ["TensorListPushBack"]),
-    (["params", "indices"], ["Gather"]),
-    (["resource", "indices"], ["ResourceGather"]),
+    (["params", "indices"], ["Gather", "GatherNd"]),
+    (["resource", "indices"], ["ResourceGather", "ResourceGatherNd"]),
     (["s0", "s1"], ["BroadcastArgs"]),
     (["split_dim", "value"], ["Split"]),
     (["tensor", "axis"], ["ReverseV2"]),
@@ -96,6 +99,11 @@ _INPUT_GROUPS: list[tuple[list[str], list[str]]] = [
     (["condition", "t", "e"], ["Select", "SelectV2"]),
     (["inputs", "min", "max"], ["FakeQuantWithMinMaxVars", "FakeQuantWithMinMaxVarsPerChannel"]),
     (["input", "begin", "size"], ["Slice"]),
+    (["input", "shift", "axis"], ["Roll"]),
+    (["input", "start_indices", "size_indices"], ["XlaDynamicSlice"]),
+    (["input", "update", "indices"], ["XlaDynamicUpdateSlice"]),
+    (["indices", "updates", "shape"], ["ScatterNd"]),
+    (["tensor", "indices", "updates"], ["TensorScatterAdd", "TensorScatterUpdate"]),
     (["input", "block_shape", "crops"], ["BatchToSpaceND"]),
     (["input", "block_shape", "paddings"], ["SpaceToBatchND"]),
     (["input", "filter", "out_backprop"], ["Conv2DBackpropInputV2"]),
@@ -121,7 +129,7 @@ ATTR_MINIMUMS: dict[str, dict[str, int]] = {
     "AddN": {"N": 1}, "Concat": {"N": 2}, "ConcatV2": {"N": 2}, "Einsum": {"N": 1}, "IdentityN": {"T": 1},
     "Pack": {"N": 1}, "ShapeN": {"N": 1}, "Split": {"num_split": 1}, "SplitV": {"num_split": 1},
     "Unpack": {"num": 0}, "AvgPool": {"ksize": 4, "strides": 4}, "MaxPool": {"ksize": 4, "strides": 4},
-    "DepthToSpace": {"block_size": 2}, "SpaceToDepth": {"block_size": 2},
+    "DepthToSpace": {"block_size": 2}, "SpaceToDepth": {"block_size": 2}, "TopK": {"k": 0},
 }
 
 # OpDef attribute type -> the AttrValue field that holds it (lists: the field inside ``list``)

@@ -62,20 +62,30 @@ def top_k(cx: Lowerer, node: TFNode, args: list) -> list:
     return [values, indices]
 
 
+def _check_policy(node: TFNode) -> None:
+    """irc's ops refuse an index outside the target, as TF's default policy; IGNORE (skip it) is another op."""
+    policy = node.attrs.get("bad_indices_policy", "")
+    if policy not in ("", "DEFAULT", "ERROR"):
+        raise CannotLower(f"bad_indices_policy {policy!r} is not irc's (an index outside the target is an error)")
+
+
 @lowers("GatherNd", "ResourceGatherNd")
 def gather_nd(cx: Lowerer, node: TFNode, args: list) -> Value:
+    _check_policy(node)
     params, indices = args
     return cx.op("gather_nd", params, _index(cx, indices))
 
 
 @lowers("ScatterNd")
 def scatter_nd(cx: Lowerer, node: TFNode, args: list) -> Value:
+    _check_policy(node)
     indices, updates, shape = args
     return cx.op("scatter_nd", _index(cx, indices), updates, shape=tuple(cx.ints(shape, "the shape")))
 
 
 @lowers("TensorScatterUpdate", "TensorScatterAdd")
 def tensor_scatter(cx: Lowerer, node: TFNode, args: list) -> Value:
+    _check_policy(node)
     tensor, indices, updates = args
     op = "tensor_scatter_update" if node.op == "TensorScatterUpdate" else "tensor_scatter_add"
     return cx.op(op, tensor, _index(cx, indices), updates)
