@@ -223,6 +223,7 @@ def indexing_cases(b: Builder):
         "roll": b.op("roll", x, shifts=(1, -2, 9), axes=(1, 2, -1)), "roll_none": b.op("roll", x, shifts=(3,), axes=(1,)),
         "roll_rank6": b.op("roll", big, shifts=(1, -1), axes=(4, 5)),
         "dslice": b.op("dynamic_slice", x, four, size=(1, 2, 3, 4)),
+        "dslice_rank6": b.op("dynamic_slice", big, b.op("concat", i, i, axis=0), size=(1, 1, 2, 1, 2, 1)),
         "dslice64": b.op("dynamic_slice", t, b.op("slice", i64, begin=(0,), size=(3,)), size=(2, 2, 5)),
         "dupdate": b.op("dynamic_update_slice", x, b.op("slice", x, begin=(0, 0, 0, 0), size=(2, 1, 2, 3)), four),
         "dupdate64": b.op("dynamic_update_slice", t, upd, b.op("slice", i64, begin=(0,), size=(3,))),
@@ -290,9 +291,15 @@ def test_indexing_beyond_a_kernels_rank_is_refused():
     from irc.errors import UnsupportedOpError
 
     b = Builder("ranks")
-    x = b.input("x", *([2] * 6))
+    x = b.input("x", *([2] * 9))
+    b.g.set_output("y", b.op("dynamic_update_slice", x, x, b.g.const(np.zeros(9, np.int32))))
+    with pytest.raises(UnsupportedOpError, match="DYNAMIC_UPDATE_SLICE takes rank 8 at most, and operand 0 has rank 9"):
+        emit(b.g, passes="O0")
+    b = Builder("ranks")
+    x = b.g.add_input("x", TensorType(F32, (BATCH,) + (2,) * 5))
     b.g.set_output("y", b.op("dynamic_slice", x, b.g.const(np.zeros(6, np.int32)), size=(1,) * 6))
-    with pytest.raises(UnsupportedOpError, match="SLICE takes rank 5 at most, and operand 0 has rank 6"):
+    with pytest.raises(UnsupportedOpError, match="SLICE takes rank 5 at most; irc gathers instead for an operand of "
+                                                 "known shape"):
         emit(b.g, passes="O0")
 
 

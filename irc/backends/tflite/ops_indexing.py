@@ -5,7 +5,8 @@ as TensorFlow's converter writes them, from builtins:
 
 - ``roll``: per rolled axis, two SLICEs and a CONCATENATION (a GATHER of the rotated positions above rank 5, where
   SLICE stops);
-- ``dynamic_slice``: the offsets clamped with MAXIMUM and MINIMUM (XLA's rule), then a SLICE at them;
+- ``dynamic_slice``: the offsets clamped with MAXIMUM and MINIMUM (XLA's rule), then a SLICE at them (above rank 5,
+  one GATHER per sliced dim);
 - ``tensor_scatter_add``: ADD of the tensor and a SCATTER_ND of the updates;
 - ``tensor_scatter_update``: a SCATTER_ND of the updates and one of ones (how many updates land on each element),
   then SELECT_V2 of their quotient where that count is non-zero, of the tensor elsewhere. Repeated indices give the
@@ -151,7 +152,15 @@ def _rotate_by_slices(b, x: int, type: TensorType, axis: int, shift: int, out: i
 
 
 # ----- dynamic slices ----------------------------------------------------------------------------------------------
-@emits("dynamic_slice", check=_all(_rank_check("SLICE"), _dtype_check("SLICE")))
+def _dynamic_slice_check(node: Node) -> str | None:
+    x = node.operands[0]
+    if x.type.rank is not None and x.type.rank > RANK_LIMITS["SLICE"] and not x.type.is_static:
+        return (f"TFLite's SLICE takes rank {RANK_LIMITS['SLICE']} at most; irc gathers instead for an operand of "
+                f"known shape, and this rank-{x.type.rank} operand's shape is known only at run time")
+    return _rank_check("GATHER")(node) or _dtype_check("SLICE")(node)
+
+
+@emits("dynamic_slice", check=_dynamic_slice_check)
 def dynamic_slice(b, node):
     x, begin = node.operands
     size = list(node.attr("size"))
@@ -171,7 +180,30 @@ def dynamic_slice(b, node):
             b.op("SUB", [_shape_vector(b, x, dtype), b.int_vector(size, dtype.numpy)], [limit])
         start = b.temp(vector, "begin")
         b.op("MINIMUM", [low, limit], [start])
-    b.op("SLICE", [b.tensor(x), start, b.int_vector(size, dtype.numpy)], [b.result(node.result)])
+    if len(size) <= RANK_LIMITS["SLICE"]:
+        b.op("SLICE", [b.tensor(x), start, b.int_vector(size, dtype.numpy)], [b.result(node.result)])
+    else:
+        _slice_by_gathers(b, node, start, dtype)
+
+
+def _slice_by_gathers(b, node: Node, start: int, dtype: DType) -> None:
+    """Above SLICE's rank: one GATHER per sliced dim, of positions start[i] + range(size[i])."""
+    x = node.operands[0]
+    size = node.attr("size")
+    axes = [i for i, (d, s) in enumerate(zip(x.type.shape, size)) if s != d]
+    current, shape = b.tensor(x), list(x.type.shape)
+    if not axes:
+        copy(b, node)
+        return
+    for n, axis in enumerate(axes):
+        offset = b.temp(TensorType(dtype, (1,)), f"begin_{axis}")
+        b.op("SLICE", [start, b.int_vector([axis], dtype.numpy), b.int_vector([1], dtype.numpy)], [offset])
+        positions = b.temp(TensorType(dtype, (size[axis],)), f"positions_{axis}")
+        b.op("ADD", [offset, b.int_vector(range(size[axis]), dtype.numpy)], [positions])
+        shape[axis] = size[axis]
+        out = b.result(node.result) if n == len(axes) - 1 else b.temp(x.type.with_shape(tuple(shape)), f"rows_{axis}")
+        b.op("GATHER", [current, positions], [out], {"axis": axis, "batch_dims": 0})
+        current = out
 
 
 def _clamped(begin: Value, limits: list[int]) -> bool:
