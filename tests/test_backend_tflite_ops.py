@@ -168,6 +168,9 @@ def activation_cases(b: Builder):
     out["leaky"] = b.op("leaky_relu", x, alpha=0.3)
     out["gelu"] = b.op("gelu", x)
     out["gelu_tanh"] = b.op("gelu", x, approximate=True)
+    out["fake_quant"] = b.op("fake_quant", x, min=(-1.0,), max=(1.5,))  # FAKE_QUANT
+    out["fake_quant_channels"] = b.op("fake_quant", x, min=(-1.0,) * 6, max=(0.5, 1, 1.5, 2, 2.5, 3),
+                                      num_bits=4, narrow_range=True)  # TF's arithmetic in builtins
     out["softmax"] = b.op("softmax", x, beta=0.7)
     out["softmax_axis1"] = b.op("softmax", x, axis=1)
     out["log_softmax"] = b.op("log_softmax", x)
