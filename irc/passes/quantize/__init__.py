@@ -30,15 +30,16 @@ from irc.passes.base import Pass, option
 from irc.passes.quantize import qat
 from irc.passes.quantize.calibration import Ranges, calibrate, load_calibration
 from irc.passes.quantize.constraints import MODES
+from irc.passes.quantize.recipe import Recipe, load_recipe
 
 __all__ = [
-    "MODES", "Quantize", "Ranges", "apply_quantization", "calibrate", "load_calibration",
+    "MODES", "Quantize", "Ranges", "Recipe", "apply_quantization", "calibrate", "load_calibration", "load_recipe",
     "prepare_for_quantization", "quantize_graph",
 ]
 
 
-def quantize_graph(graph: Graph, mode: str, calibration=None, observer: str = "minmax", int8_io=False,
-                   keep_float: Iterable[str] = ()) -> Graph:
+def quantize_graph(graph: Graph, mode: str | None = None, calibration=None, observer: str = "minmax",
+                   int8_io=False, keep_float: Iterable[str] = (), recipe: Recipe | None = None) -> Graph:
     """Quantizes ``graph`` in place and returns it.
 
     ``calibration`` (needed by int8 and int16x8): anything ``load_calibration`` takes (an .npz or .npy path, a
@@ -48,77 +49,134 @@ def quantize_graph(graph: Graph, mode: str, calibration=None, observer: str = "m
     (``qat.py``). ``observer``: ``minmax``,
     ``percentile[:P]`` or ``mse``. ``int8_io``: True (or ``"int8"``) makes the graph's own float inputs and
     outputs integer (int16 in int16x8 mode), ``"uint8"`` makes them uint8. ``keep_float``: layers, nodes, op types
-    or regular expressions to leave in float.
+    or regular expressions to leave in float. ``recipe`` (``load_recipe(path)``): a scheme per layer; ``mode``,
+    when given, replaces its default (docs/quantization.md).
     """
-    _quantize(graph, mode, calibration, observer, int8_io, tuple(keep_float), Counter())
+    _quantize(graph, mode, calibration, observer, int8_io, tuple(keep_float), Counter(), recipe=recipe)
     return graph
 
 
-def prepare_for_quantization(graph: Graph, mode: str, stats: Counter | None = None) -> Graph:
-    """The rewrites that must precede calibration (int8 and int16x8: fused tanh/sigmoid split off)."""
+def prepare_for_quantization(graph: Graph, mode: str | Recipe, stats: Counter | None = None) -> Graph:
+    """The rewrites that must precede calibration (int8 and int16x8, or a recipe that uses either: fused
+    tanh/sigmoid split off)."""
     from irc.passes.quantize.rewrite import split_activations
 
-    _check_mode(mode)
+    if isinstance(mode, Recipe):
+        mode = "int8" if mode.static() else mode.default
+    else:
+        _check_mode(mode)
     if mode in ("int8", "int16x8"):
         split_activations(graph, Counter() if stats is None else stats)
     return graph
 
 
-def apply_quantization(graph: Graph, mode: str, ranges: Ranges | None = None, *, int8_io=False,
+def apply_quantization(graph: Graph, mode: str | None, ranges: Ranges | None = None, *, int8_io=False,
                        keep_float: Iterable[str] = (), min_elements: int | None = None,
-                       stats: Counter | None = None) -> Graph:
-    """Rewrites a prepared graph into its quantized form, in place (``ranges`` from ``calibrate``)."""
+                       stats: Counter | None = None, recipe: Recipe | None = None) -> Graph:
+    """Rewrites a prepared graph into its quantized form, in place (``ranges`` from ``calibrate``).
+
+    ``recipe`` gives layers schemes of their own (``mode``, when given, is its default); ``keep_float`` adds
+    ``float`` entries after it."""
     from irc.ir.verify import verify
     from irc.passes.quantize import rewrite
-    from irc.passes.quantize.select import select
+    from irc.passes.quantize.recipe import resolve
 
-    _check_mode(mode)
     stats = Counter() if stats is None else stats
-    keep = select(graph, keep_float)
-    if mode == "float16":
-        rewrite.quantize_float16(graph, keep, stats)
-    elif mode == "dynamic-int8":
-        rewrite.quantize_dynamic(graph, keep, stats, min_elements or rewrite.DYNAMIC_MIN_ELEMENTS)
-    else:
-        if ranges is None:
-            raise QuantizationError(f"{mode} quantization needs calibrated ranges",
-                                    hint="give calibration data: --calibration data.npz")
-        rewrite.quantize_integer(graph, ranges, mode, io=_io(int8_io, mode), keep=keep, stats=stats)
+    recipe = _recipe(mode, recipe, keep_float)
+    io = _io(int8_io, recipe.default)
+    assignment = resolve(graph, recipe)
+    static = [s for s in ("int16x8", "int8") if assignment.nodes(s)]
+    if static and ranges is None:
+        raise QuantizationError(f"{static[0]} quantization needs calibrated ranges",
+                                hint="give calibration data: --calibration data.npz")
+    for scheme in sorted(static, key=lambda s: s == recipe.default):  # the one that takes --int8-io last
+        keep = set(graph.nodes) - assignment.nodes(scheme)
+        rewrite.quantize_integer(graph, ranges, scheme, io=io if scheme == recipe.default else None, keep=keep,
+                                 stats=stats)
+        rewrite.carry_ranges(graph, ranges)  # a dequantized value's range is its source's, for the next scheme
+    if len(static) > 1:
+        rewrite.fold_requantize(graph, stats)
+    for named, threshold in ((False, min_elements or rewrite.DYNAMIC_MIN_ELEMENTS), (True, 1)):
+        group = assignment.nodes("dynamic-int8", named)  # a layer a recipe names is quantized whatever its size
+        if group:
+            rewrite.quantize_dynamic(graph, set(graph.nodes) - group, stats, threshold)
+    for entry, nodes in _weight_only_groups(assignment, recipe):
+        _quantize_weight_only(graph, nodes, entry, stats)
+    if assignment.nodes("float16"):
+        rewrite.quantize_float16(graph, set(graph.nodes) - assignment.nodes("float16"), stats)
     verify(graph)
     return graph
 
 
-def _quantize(graph: Graph, mode: str, calibration, observer: str, int8_io, keep_float: tuple[str, ...],
-              stats: Counter, min_elements: int | None = None, progress: bool | None = None) -> None:
+def _recipe(mode: str | None, recipe: Recipe | None, keep_float: Iterable[str]) -> Recipe:
+    """The recipe to apply: ``recipe`` (or an empty one) with ``mode`` as its default, then ``keep_float``."""
+    from irc.passes.quantize.recipe import Recipe, keep_float_entries
+
+    if mode is not None:
+        _check_mode(mode)
+    if recipe is None:
+        if mode is None:
+            raise UsageError("give a quantization mode or a recipe")
+        recipe = Recipe(mode)
+    return recipe.with_default(mode).plus(*keep_float_entries(keep_float))
+
+
+def _weight_only_groups(assignment, recipe: Recipe):
+    """(entry, nodes) for each weight-only or int4 setting in use, the default's first."""
+    from irc.passes.quantize.recipe import WEIGHT_ONLY, Entry
+
+    groups: dict[tuple, tuple[Entry, set]] = {}
+    for node, scheme in assignment.schemes.items():
+        if scheme in WEIGHT_ONLY:
+            entry = assignment.entries[node] or Entry((), recipe.default, where="the default scheme")
+            key = (entry.scheme, entry.granularity, entry.block_size)
+            groups.setdefault(key, (entry, set()))[1].add(node)
+    return list(groups.values())
+
+
+def _quantize_weight_only(graph: Graph, nodes: set, entry, stats: Counter) -> None:
+    """Weight-only int8/int4 and dynamic int4: irc.passes.quantize.weights does them."""
+    from irc.passes.quantize.recipe import WEIGHT_ONLY, weight_only_module
+
+    bits, dynamic = WEIGHT_ONLY[entry.scheme]
+    stats.update(weight_only_module(entry).quantize_weights(
+        graph, nodes, bits=bits, granularity=entry.granularity or "per-channel", block_size=entry.block_size,
+        dynamic=dynamic))
+
+
+def _quantize(graph: Graph, mode: str | None, calibration, observer: str, int8_io, keep_float: tuple[str, ...],
+              stats: Counter, min_elements: int | None = None, progress: bool | None = None,
+              recipe: Recipe | None = None) -> None:
     from irc.ir.verify import require_data
     from irc.passes.quantize.observers import make_observer
-    from irc.passes.quantize.select import select
+    from irc.passes.quantize.recipe import resolve
 
-    _check_mode(mode)
-    require_data(graph, f"quantizing ({mode})")  # constants elided from a dump: their values decide everything
+    full = _recipe(mode, recipe, keep_float)
+    require_data(graph, f"quantizing ({full.default})")  # constants elided from a dump: their values decide all
     make_observer(observer)
-    _io(int8_io, mode)
-    select(graph, keep_float)  # a selector that matches nothing fails now, not after calibrating
-    integer = mode in ("int8", "int16x8")
+    _io(int8_io, full.default)
+    resolve(graph, full)  # a selector that matches nothing or a scheme no node takes fails now, not after calibrating
+    integer = full.static()
     samples = None
     no_data = calibration is None or (isinstance(calibration, str) and not calibration)
     if integer and not no_data:
         samples = random_samples(graph, calibration) if _is_random(calibration) else \
             load_calibration(calibration, graph)
+    what = mode if mode in ("int8", "int16x8") else "static (int8, int16x8)"
     trained = None
     if integer and qat.has_fake_quants(graph):
         trained = qat.absorb_fake_quants(graph, stats)  # a QAT model: its trained ranges come first
     elif integer and no_data:
-        raise QuantizationError(f"{mode} quantization needs calibration data",
+        raise QuantizationError(f"{what} quantization needs calibration data",
                                 hint="--calibration data.npz (arrays keyed by input name), or in Python any "
                                      "iterable of input dicts")
-    prepare_for_quantization(graph, mode, stats)
+    prepare_for_quantization(graph, full, stats)
     ranges = None
     if trained is not None:
-        keep, io = select(graph, keep_float), _io(int8_io, mode) is not None
-        missing = qat.fill_ranges(graph, trained, mode, keep, io)
+        io = _io(int8_io, full.default) is not None
+        missing = _fill_trained(graph, trained, full, io)
         if missing and samples is None:
-            raise QuantizationError(f"{mode} quantization of this quantization-aware-trained model needs "
+            raise QuantizationError(f"{what} quantization of this quantization-aware-trained model needs "
                                     f"calibration data for what its fake-quant ops give no range: "
                                     f"{qat.describe(missing)}", hint="--calibration data.npz fills only those")
         ranges = trained
@@ -126,13 +184,25 @@ def _quantize(graph: Graph, mode: str, calibration, observer: str, int8_io, keep
             calibrated = calibrate(graph, samples, observer, progress=progress)
             ranges = Ranges({**calibrated, **trained})
             ranges.forced = set(trained.forced)
-            qat.fill_ranges(graph, ranges, mode, keep, io)
+            _fill_trained(graph, ranges, full, io)
             stats["ranges calibrated"] += len(missing)
         stats["ranges trained"] += len(trained.forced)
     elif integer:
         ranges = calibrate(graph, samples, observer, progress=progress)
-    apply_quantization(graph, mode, ranges, int8_io=int8_io, keep_float=keep_float, min_elements=min_elements,
-                       stats=stats)
+    apply_quantization(graph, None, ranges, int8_io=int8_io, min_elements=min_elements, stats=stats, recipe=full)
+
+
+def _fill_trained(graph: Graph, ranges: Ranges, recipe: Recipe, io: bool) -> list:
+    """``qat.fill_ranges`` for each static scheme of ``recipe``, on the nodes that get it."""
+    from irc.passes.quantize.recipe import STATIC, resolve
+
+    assignment = resolve(graph, recipe)
+    missing = []
+    for scheme in STATIC:
+        nodes = assignment.nodes(scheme)
+        if nodes:
+            missing += qat.fill_ranges(graph, ranges, scheme, set(graph.nodes) - nodes, io and scheme == recipe.default)
+    return missing
 
 
 def _check_mode(mode: str) -> None:
@@ -143,6 +213,8 @@ def _check_mode(mode: str) -> None:
 def _io(int8_io, mode: str) -> str | None:
     if int8_io in (False, None, "", "float"):
         return None
+    if mode not in ("int8", "int16x8"):
+        raise UsageError(f"integer inputs and outputs go with int8 or int16x8 quantization, not {mode}")
     if int8_io in (True, "int8", "int16"):
         return "int8"
     if int8_io == "uint8":

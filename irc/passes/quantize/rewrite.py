@@ -346,6 +346,42 @@ class _IntegerRewrite:
                                                      loc=_loc(v, "uint8")).result)
 
 
+# ----- mixed schemes --------------------------------------------------------------------------------------------------
+# requantizations TFLite's QUANTIZE kernel does between integer types; int8 -> int16 it refuses (quantize.cc), so
+# that border stays a DEQUANTIZE and a QUANTIZE
+REQUANTIZABLE = {(DType.i8, DType.i8), (DType.i16, DType.i16), (DType.i16, DType.i8)}
+
+
+def carry_ranges(graph: Graph, ranges) -> None:
+    """Gives every dequantize result the calibrated range of its operand, so that a rewrite for a second scheme can
+    quantize it again (int8 layers after int16x8 ones, say)."""
+    for node in graph.nodes:
+        if node.op == "dequantize" and node.result not in ranges and node.operands[0] in ranges:
+            ranges[node.result] = ranges[node.operands[0]]
+            if node.operands[0] in getattr(ranges, "forced", ()):
+                ranges.forced.add(node.result)
+
+
+def fold_requantize(graph: Graph, stats: Counter) -> None:
+    """``quantize(dequantize(x))`` between two integer schemes -> ``requantize(x)`` where TFLite can do it."""
+    for node in graph.topo_order():
+        if node.op != "quantize":
+            continue
+        dq = node.operands[0].producer
+        if dq is None or dq.op != "dequantize":
+            continue
+        x = dq.operands[0]
+        if (x.type.dtype, node.result.type.dtype) not in REQUANTIZABLE:
+            continue
+        attrs = {k: node.attrs[k] for k in ("dtype", "scale", "zero_point") if k in node.attrs}
+        new = graph.add("requantize", [x], attrs, loc=node.loc)
+        graph.replace_node(node, [new.result])
+        if not dq.result.uses and not graph.is_output(dq.result):
+            graph.erase(dq)
+        stats["requantize nodes"] += 1
+        stats["quantize nodes"] -= 1
+
+
 def _widen_add_outputs(classes: _Classes, qnodes: list[Node], keys: dict, act: DType, stats: Counter) -> None:
     """Output ranges of integer ADD/SUB widened where TFLite's rescaling would need a multiplier above 1."""
     for n in qnodes:
