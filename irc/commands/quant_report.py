@@ -25,8 +25,10 @@ def _range(spec: str) -> tuple[str, tuple[float, float]]:
 @click.argument("model", type=click.Path())
 @click.option("--calibration", type=click.Path(dir_okay=False), required=True, metavar="DATA.npz",
               help="Calibration inputs: arrays keyed by input name (samples along the first axis), or one array.")
-@click.option("--mode", type=click.Choice(["int8", "int16x8", "dynamic-int8", "float16"]), default="int8",
-              show_default=True, help="The quantization to measure.")
+@click.option("--mode", type=click.Choice(["int8", "int16x8", "dynamic-int8", "float16"]), default=None,
+              help="The quantization to measure (default int8; with --recipe, it replaces the recipe's default).")
+@click.option("--recipe", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+              help="Measure a scheme per layer from a TOML or JSON recipe (docs/quantization.md).")
 @click.option("--observer", default="minmax", show_default=True, metavar="NAME",
               help="How calibration picks ranges: minmax, percentile[:P] or mse.")
 @click.option("--keep-float", multiple=True, metavar="SELECTOR",
@@ -43,7 +45,7 @@ def _range(spec: str) -> tuple[str, tuple[float, float]]:
 @click.option("--json", "as_json", is_flag=True, help="Write every tensor's errors as JSON.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write here instead of stdout.")
 @load_options
-def command(model, calibration, mode, observer, keep_float, ranges, samples, limit, passes, as_json, output,
+def command(model, calibration, mode, recipe, observer, keep_float, ranges, samples, limit, passes, as_json, output,
             **options):
     """Quantize MODEL and report, for every quantized tensor, its error against the float model.
 
@@ -53,6 +55,7 @@ def command(model, calibration, mode, observer, keep_float, ranges, samples, lim
     layer names.
 
     Example: irc quant-report model/ --calibration data.npz --keep-float classifier
+    or: irc quant-report model/ --calibration data.npz --recipe mixed.toml
     """
     from irc.ops.tf_policy import check_graph_may_run
     from irc.passes import run_pipeline
@@ -62,6 +65,12 @@ def command(model, calibration, mode, observer, keep_float, ranges, samples, lim
 
     make_observer(observer)
     overrides = dict(_range(spec) for spec in ranges)
+    if recipe:
+        from irc.passes.quantize.recipe import load_recipe
+
+        recipe = load_recipe(recipe)  # checked before the model is loaded
+    elif mode is None:
+        mode = "int8"
     graph = load_model(model, **options)
     check_graph_may_run(graph, where=model)  # calibration runs the model
     data = load_calibration(calibration, graph)  # checked before any work
@@ -70,7 +79,7 @@ def command(model, calibration, mode, observer, keep_float, ranges, samples, lim
         with progress("optimizing"):
             run_pipeline(graph, passes)
     report = quant_report(graph, data, mode=mode, observer=observer, keep_float=keep_float, overrides=overrides,
-                          samples=samples)
+                          samples=samples, recipe=recipe or None)
     if as_json:
         write_output(output, json.dumps(report.to_json(), indent=2) + "\n")
     else:

@@ -10,7 +10,9 @@ Two errors per tensor, over the calibration samples:
   every layer after it; rows are sorted by it, worst first.
 
 ``rel_rmse`` is the RMSE divided by the float tensor's range (max - min); SQNR is
-10 log10(sum(float^2) / sum(error^2)) in dB (None when there is no error at all).
+10 log10(sum(float^2) / sum(error^2)) in dB (None when there is no error at all). The model's outputs get the
+same errors (``outputs``), and their largest ``rel_rmse`` is ``output_error``: the figure ``irc lower
+--max-error`` holds under its bound.
 
     report = quant_report(graph, "data.npz", mode="int8")
     print(report.text())      # or report.to_json()
@@ -84,18 +86,34 @@ class TensorError:
 
 
 @dataclass
+class OutputError:
+    """One model output against the float model's: RMSE relative to the float output's range, SQNR, max |error|."""
+
+    name: str
+    rel_rmse: float
+    sqnr_db: float | None
+    max_abs: float
+
+
+@dataclass
 class QuantReport:
     mode: str
     samples: int
     tensors: list[TensorError] = field(default_factory=list)
     kept_float: list[str] = field(default_factory=list)  # layers (or nodes) left in float
+    outputs: list[OutputError] = field(default_factory=list)
 
     def worst(self, n: int = 1) -> list[TensorError]:
         return self.tensors[:n]
 
+    @property
+    def output_error(self) -> float:
+        """The largest relative RMSE of the model's outputs (0 for a model without float outputs)."""
+        return max((o.rel_rmse for o in self.outputs), default=0.0)
+
     def to_json(self) -> dict:
         return {"mode": self.mode, "samples": self.samples, "kept_float": self.kept_float,
-                "tensors": [asdict(t) for t in self.tensors]}
+                "outputs": [asdict(o) for o in self.outputs], "tensors": [asdict(t) for t in self.tensors]}
 
     def table(self, limit: int | None = None):
         """A rich Table, worst first."""
@@ -121,6 +139,9 @@ class QuantReport:
         console.print(self.table(limit))
         if len(self.tensors) > (limit or len(self.tensors)):
             console.print(f"... {len(self.tensors) - limit} more tensor(s); --limit 0 shows all")
+        for o in self.outputs:
+            console.print(f"output {o.name!r}: rel RMSE {o.rel_rmse:.3%}, SQNR {_db(o.sqnr_db)} dB, "
+                          f"max |error| {o.max_abs:.3g}")
         if self.kept_float:
             console.print(f"kept in float: {', '.join(self.kept_float)}")
         return console.export_text()
@@ -139,7 +160,7 @@ def _db(value: float | None) -> str:
 
 
 # ----- building the pair and comparing ---------------------------------------------------------------------------------
-def pair(graph: Graph, mode: str) -> tuple[Graph, Graph]:
+def pair(graph: Graph, mode) -> tuple[Graph, Graph]:
     """(float reference, copy to quantize): both prepared for ``mode`` and tagged so their nodes match."""
     from irc.passes.quantize import prepare_for_quantization
 
@@ -149,23 +170,24 @@ def pair(graph: Graph, mode: str) -> tuple[Graph, Graph]:
     return reference, reference.copy()
 
 
-def quant_report(graph: Graph, calibration, mode: str = "int8", observer: str = "minmax", keep_float=(), *,
+def quant_report(graph: Graph, calibration, mode: str | None = "int8", observer: str = "minmax", keep_float=(), *,
                  overrides: Mapping[str, tuple[float, float]] | None = None, samples: int | None = None,
-                 progress: bool | None = None) -> QuantReport:
+                 progress: bool | None = None, recipe=None) -> QuantReport:
     """Quantizes a copy of ``graph`` and compares it with the float graph on the calibration data.
 
     ``overrides`` sets calibrated ranges by layer/node selector (``{"conv2": (0.0, 1.5)}``) before quantizing;
-    ``samples`` compares on the first N calibration samples only (all of them are used to calibrate).
+    ``samples`` compares on the first N calibration samples only (all of them are used to calibrate). ``recipe``:
+    a scheme per layer (``mode``, unless None, replaces its default).
     """
-    from irc.passes.quantize import _check_mode, apply_quantization, calibrate, load_calibration, qat
-    from irc.passes.quantize.select import select
+    from irc.passes.quantize import _recipe, apply_quantization, calibrate, load_calibration, qat
+    from irc.passes.quantize.recipe import resolve
 
-    _check_mode(mode)
+    full = _recipe(mode, recipe, keep_float)
     data = load_calibration(calibration, graph)
-    select(graph, keep_float)
-    reference, quantized = pair(graph, mode)
+    resolve(graph, full)
+    reference, quantized = pair(graph, full)
     ranges = None
-    if mode in ("int8", "int16x8"):
+    if full.static():
         trained = qat.absorb_fake_quants(quantized, Counter()) if qat.has_fake_quants(quantized) else None
         ranges = calibrate(quantized, data, observer, progress=progress)
         if trained is not None:  # a QAT model: its trained ranges win, calibration fills the others
@@ -173,12 +195,14 @@ def quant_report(graph: Graph, calibration, mode: str = "int8", observer: str = 
             ranges.forced |= trained.forced
         for selector, (lo, hi) in (overrides or {}).items():
             ranges.override(quantized, selector, lo, hi)
-    apply_quantization(quantized, mode, ranges, keep_float=keep_float)
-    return compare(reference, quantized, data[:samples] if samples else data, mode, progress=progress)
+    apply_quantization(quantized, None, ranges, recipe=full)
+    label = full.default if recipe is None else f"recipe {recipe.source or ''} (default {full.default})"
+    return compare(reference, quantized, data[:samples] if samples else data, label, progress=progress,
+                   static=full.static())
 
 
 def compare(reference: Graph, quantized: Graph, samples: list[dict], mode: str = "int8", *,
-            progress: bool | None = None) -> QuantReport:
+            progress: bool | None = None, static: bool | None = None) -> QuantReport:
     """The report of ``quantized`` against ``reference`` (a pair from ``pair``) over ``samples``."""
     from irc.passes.quantize.calibration import batches, progress_bar
 
@@ -187,16 +211,27 @@ def compare(reference: Graph, quantized: Graph, samples: list[dict], mode: str =
             if r.type.quant or (r.type.dtype.is_float and _has_low_precision_operand(node))]
     total = {r: _Sums() for r in rows}
     added = {r: _Sums() for r in rows}
+    outputs = {name: _Sums() for name, v in quantized.outputs.items()}
+    peaks = dict.fromkeys(outputs, 0.0)
     with progress_bar(len(samples), "comparing", progress) as advance:
         for inputs, count in batches(samples, reference):
             floats = _float_values(reference, inputs)
-            _QuantRun(quantized, by_id, floats, inputs, total, added).run()
+            quantized_run = _QuantRun(quantized, by_id, floats, inputs, total, added)
+            quantized_run.run()
+            for name, v in quantized.outputs.items():
+                if v in quantized_run.reference and v.type.dtype.is_float:
+                    ref, got = quantized_run.reference[v], quantized_run.real(v)
+                    outputs[name].add(ref, got)
+                    err = np.abs(np.asarray(got, np.float64) - ref)
+                    peaks[name] = max(peaks[name], float(np.max(err, initial=0.0, where=np.isfinite(err))))
             advance(count)
     report = QuantReport(mode, len(samples))
     for r in rows:
         report.tensors.append(_row(r, total[r], added[r]))
     report.tensors.sort(key=lambda t: (_rank(t.layer_sqnr_db), _rank(t.sqnr_db)))
-    if mode in ("int8", "int16x8"):
+    report.outputs = [OutputError(name, sums.rel_rmse(), sums.sqnr(), peaks[name])
+                      for name, sums in outputs.items() if sums.count]
+    if static or (static is None and mode in ("int8", "int16x8")):
         report.kept_float = _kept_float(quantized)
     return report
 
