@@ -26,9 +26,9 @@ def _fraction(ctx, param, value):
     try:
         number = float(text[:-1]) / 100 if text.endswith("%") else float(text)
     except ValueError:
-        raise click.BadParameter(f"{value!r} is not a number (write e.g. 0.01 or 1%)") from None
+        raise UsageError(f"--max-error: {value!r} is not a number (write e.g. 0.01 or 1%)") from None
     if not 0 < number < float("inf"):
-        raise click.BadParameter(f"must be above 0, not {value!r}")
+        raise UsageError(f"--max-error must be above 0, not {value!r}")
     return number
 
 

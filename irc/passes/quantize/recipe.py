@@ -126,8 +126,10 @@ def load_recipe(path) -> Recipe:
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as error:
-            line = f":{error.lineno}:{error.colno}" if getattr(error, "lineno", None) else ""
-            raise QuantizationError(f"bad TOML: {getattr(error, 'msg', error)}", where=f"{where}{line}") from None
+            # Python < 3.14 has the place only in the message: "... (at line 2, column 9)"
+            found = re.fullmatch(r"(.*) \(at line (\d+), column (\d+)\)", str(error), re.DOTALL)
+            message, place = (found[1], f":{found[2]}:{found[3]}") if found else (str(error), "")
+            raise QuantizationError(f"bad TOML: {message}", where=f"{where}{place}") from None
         except RecursionError:
             raise QuantizationError("bad TOML: nested too deeply", where=where) from None
         lines = text.splitlines()
