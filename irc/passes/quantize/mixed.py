@@ -57,13 +57,14 @@ class Choice:
     base_size: int
     max_error: float | None
     steps: list[Step] = field(default_factory=list)
+    measurements: int = 0  # quantized runs over the calibration samples
 
     def summary(self) -> str:
         bound = f" (bound {self.max_error:.3%})" if self.max_error is not None else ""
         return (f"written by irc lower --max-error: output rel RMSE {self.error:.3%}{bound}, constants "
                 f"{self.size / 1024:.1f} KB;\nall {self.recipe.default}: {self.base_error:.3%}, "
-                f"{self.base_size / 1024:.1f} KB; {len(self.recipe.entries)} entr(ies), {len(self.steps)} "
-                f"measurement(s) after the first")
+                f"{self.base_size / 1024:.1f} KB; {len(self.recipe.entries)} entr(ies) from {self.measurements} "
+                f"measurement(s)")
 
 
 def constant_bytes(graph: Graph) -> int:
@@ -106,10 +107,12 @@ class _Search:
     def __init__(self, graph: Graph, ranges, samples, progress, log):
         self.graph, self.ranges, self.samples, self.progress, self.log = graph, ranges, samples, progress, log
         self.units = _units(graph)  # selector -> its nodes
+        self.measurements = 0
 
     def measure(self, recipe: Recipe) -> tuple[QuantReport, int]:
         from irc.passes.quantize import apply_quantization
 
+        self.measurements += 1
         trial = self.graph.copy()
         apply_quantization(trial, None, _transfer(self.ranges, self.graph, trial), recipe=recipe, stats=Counter())
         report = compare(self.graph, trial, self.samples, recipe.default, progress=self.progress, static=True)
@@ -140,6 +143,7 @@ class _Search:
                      f"constants {size / 1024:.1f} KB")
             batch *= 2
         choice.recipe, choice.error, choice.size = recipe, report.output_error, size
+        choice.measurements = self.measurements
         if max_error is not None and choice.error > max_error:
             limit = f" within --target-size {target_size}" if target_size is not None else ""
             raise QuantizationError(f"the output error stays at {choice.error:.3%}, above --max-error "
@@ -163,10 +167,9 @@ class _Search:
         """Entries giving a layer one step more bits, worst layer (by the error it adds) first."""
         schemes = resolve(self.graph, recipe).schemes
         score: dict[str, tuple[float, float]] = {}
-        for row in report.tensors:
-            unit = self.by_names.get(tuple(row.nodes))
-            if unit is not None:
-                key = (_rank(row.layer_sqnr_db), _rank(row.sqnr_db))
+        for value, row in report.by_value.items():
+            key = (_rank(row.layer_sqnr_db), _rank(row.sqnr_db))
+            for unit in self.units_of(value):
                 score[unit] = min(score.get(unit, key), key)
         moves, budget = [], None if target_size is None else target_size - size
         for unit in sorted(score, key=score.get):
@@ -185,12 +188,23 @@ class _Search:
             moves.append(Entry((unit,), step, where=WHERE))
         return moves
 
+    def units_of(self, value) -> list[str]:
+        """The layers whose precision decides a quantized value's error: its producer's, or for a quantize or
+        requantize at a border, its users' (moving them to the other side removes the border)."""
+        node = value.producer
+        if node is None:
+            return []
+        if ID in node.meta:
+            return [self.unit_of[node.meta[ID]]] if node.meta[ID] in self.unit_of else []
+        if node.op in ("quantize", "requantize"):
+            return [self.unit_of[u.meta[ID]] for u, _ in value.uses if u.meta.get(ID) in self.unit_of]
+        return []
+
     @property
-    def by_names(self) -> dict[tuple[str, ...], str]:
-        if not hasattr(self, "_by_names"):
-            self._by_names = {tuple(n.loc.names): unit for unit, nodes in self.units.items() for n in nodes
-                               if n.loc.names}
-        return self._by_names
+    def unit_of(self) -> dict[int, str]:
+        if not hasattr(self, "_unit_of"):
+            self._unit_of = {n.meta[ID]: unit for unit, nodes in self.units.items() for n in nodes}
+        return self._unit_of
 
 
 def _units(graph: Graph) -> dict[str, list[Node]]:

@@ -102,6 +102,7 @@ class QuantReport:
     tensors: list[TensorError] = field(default_factory=list)
     kept_float: list[str] = field(default_factory=list)  # layers (or nodes) left in float
     outputs: list[OutputError] = field(default_factory=list)
+    by_value: dict = field(default_factory=dict, repr=False)  # the quantized graph's Value -> its TensorError
 
     def worst(self, n: int = 1) -> list[TensorError]:
         return self.tensors[:n]
@@ -227,7 +228,8 @@ def compare(reference: Graph, quantized: Graph, samples: list[dict], mode: str =
             advance(count)
     report = QuantReport(mode, len(samples))
     for r in rows:
-        report.tensors.append(_row(r, total[r], added[r]))
+        report.by_value[r] = _row(r, total[r], added[r])
+        report.tensors.append(report.by_value[r])
     report.tensors.sort(key=lambda t: (_rank(t.layer_sqnr_db), _rank(t.sqnr_db)))
     report.outputs = [OutputError(name, sums.rel_rmse(), sums.sqnr(), peaks[name])
                       for name, sums in outputs.items() if sums.count]
