@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
 from collections import Counter
 
@@ -239,10 +240,15 @@ def test_mixed_graph_runs_in_tflite_as_in_irc():
     (["--quantize", "int8", "--max-error", "-1", "--calibration", "x.npz"], "must be above 0"),
     (["--quantize", "int8", "--target-size", "lots", "--calibration", "x.npz"], "is not a size"),
     (["--write-recipe", "r.toml"], "go with --quantize or --recipe"),
+    (["--quantize", "dynamic-int8", "--int8-io"], "--int8-io goes with int8 or int16x8"),
+    (["--recipe", "."], "a recipe is a regular file"),
+    (["--recipe", "fifo.toml"], "a recipe is a regular file"),
+    (["--recipe", "nothing.toml"], "nothing.toml: no such recipe file"),
 ])
 def test_lower_refuses_bad_recipe_options_before_loading(tmp_path, args, fragment):
     write(tmp_path, "bad.toml", 'default = "int8"\n[[layers]]\nselect = "/a[/"\nscheme = "float"\n')
     write(tmp_path, "static.toml", '[[layers]]\nselect = "a"\nscheme = "int16x8"\n')
+    os.mkfifo(tmp_path / "fifo.toml")  # reading it would block
     # the model does not exist: each refusal must come before it is read
     outcome = run_irc(["lower", "missing-model", "-o", "out.tflite", *args], cwd=tmp_path)
     assert_refused(outcome, fragment=fragment)

@@ -54,7 +54,7 @@ def _size(ctx, param, value):
 @click.option("--int8-io", is_flag=True, help="Make the model's own inputs and outputs integer (int8 quantization).")
 @click.option("--keep-float", multiple=True, metavar="SELECTOR",
               help="Leave matching layers in float: a Keras layer or node name, /regex/ or op:TYPE (repeatable).")
-@click.option("--recipe", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+@click.option("--recipe", default=None, metavar="FILE",
               help="A scheme per layer, from a TOML or JSON recipe (docs/quantization.md); --quantize replaces its "
                    "default.")
 @click.option("--max-error", callback=_fraction, default=None, metavar="E",
@@ -172,6 +172,8 @@ class _Plan:
         if quantize == "float16" and (calibration or int8_io or keep_float) and not recipe:
             raise UsageError("--calibration, --int8-io and --keep-float go with --quantize int8, int16x8 or "
                              "dynamic-int8")
+        if int8_io and default not in ("int8", "int16x8"):
+            raise UsageError("--int8-io goes with int8 or int16x8 quantization (--quantize, or the recipe's default)")
         if search and default not in ("int8", "int16x8"):
             raise UsageError("--max-error and --target-size start from --quantize int8 or int16x8")
         static = default in ("int8", "int16x8") or (recipe is not None and recipe.with_default(quantize).static())

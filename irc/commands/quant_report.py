@@ -27,7 +27,7 @@ def _range(spec: str) -> tuple[str, tuple[float, float]]:
               help="Calibration inputs: arrays keyed by input name (samples along the first axis), or one array.")
 @click.option("--mode", type=click.Choice(["int8", "int16x8", "dynamic-int8", "float16"]), default=None,
               help="The quantization to measure (default int8; with --recipe, it replaces the recipe's default).")
-@click.option("--recipe", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+@click.option("--recipe", default=None, metavar="FILE",
               help="Measure a scheme per layer from a TOML or JSON recipe (docs/quantization.md).")
 @click.option("--observer", default="minmax", show_default=True, metavar="NAME",
               help="How calibration picks ranges: minmax, percentile[:P] or mse.")

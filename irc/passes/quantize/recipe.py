@@ -101,6 +101,8 @@ def load_recipe(path) -> Recipe:
     import tomllib
 
     where = str(path)
+    if Path(path).exists() and not Path(path).is_file():  # a directory, a FIFO or a device would block or mislead
+        raise QuantizationError("a recipe is a regular file", where=where)
     try:
         size = Path(path).stat().st_size
         if size > MAX_BYTES:
@@ -108,8 +110,6 @@ def load_recipe(path) -> Recipe:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise QuantizationError("no such recipe file", where=where) from None
-    except IsADirectoryError:
-        raise QuantizationError("a recipe is a file, not a directory", where=where) from None
     except UnicodeDecodeError:
         raise QuantizationError("a recipe is UTF-8 text", where=where) from None
     except OSError as error:
