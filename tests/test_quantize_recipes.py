@@ -365,3 +365,9 @@ def test_max_error_on_mobilenet_v2(zoo_models, tmp_path):
 def test_usage_errors_in_python():
     with pytest.raises(UsageError, match="integer inputs and outputs go with int8 or int16x8"):
         quantize_graph(cnn(), recipe=Recipe("dynamic-int8"), int8_io=True)
+
+
+@pytest.mark.skipif(HAS_WEIGHTS_MODULE, reason="irc.passes.quantize.weights is here: the weight-only schemes run")
+def test_a_weight_only_default_needs_its_module_before_any_work():
+    with pytest.raises(QuantizationError, match=r"scheme weight-only \(the default\) needs irc.passes.quantize"):
+        quantize_graph(cnn(), recipe=Recipe("dynamic-int4"), calibration=None)

@@ -128,7 +128,10 @@ def _weight_only_groups(assignment, recipe: Recipe):
     groups: dict[tuple, tuple[Entry, set]] = {}
     for node, scheme in assignment.schemes.items():
         if scheme in WEIGHT_ONLY:
-            entry = assignment.entries[node] or Entry((), recipe.default, where="the default scheme")
+            entry = assignment.entries[node]
+            if entry is None and not any(v.is_constant and v.type.dtype.is_float for v in node.operands):
+                continue  # the default scheme goes to the layers with weights; an entry's nodes are all passed on
+            entry = entry or Entry((), recipe.default, where="the default scheme")
             key = (entry.scheme, entry.granularity, entry.block_size)
             groups.setdefault(key, (entry, set()))[1].add(node)
     return list(groups.values())

@@ -239,6 +239,8 @@ def resolve(graph: Graph, recipe: Recipe, min_elements: int = 1) -> Assignment:
     none of whose nodes can take its scheme (both before any work)."""
     from irc.passes.quantize.select import select
 
+    if recipe.default in WEIGHT_ONLY:
+        weight_only_module()
     nodes = [n for n in graph.nodes if n.op != "const"]
     result = Assignment({n: recipe.default for n in nodes}, {n: None for n in nodes})
     for entry in recipe.entries:
@@ -280,7 +282,7 @@ def weight_only_module(entry: Entry | None = None):
     import importlib.util
 
     if importlib.util.find_spec("irc.passes.quantize.weights") is None:
-        scheme = entry.scheme if entry else "weight-only"
+        scheme = entry.scheme if entry else "weight-only (the default)"
         raise QuantizationError(f"{entry.label() if entry else ''}scheme {scheme} needs "
                                 f"irc.passes.quantize.weights (weight-only and int4 quantization), which this "
                                 f"irc does not have")
