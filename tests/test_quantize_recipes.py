@@ -371,3 +371,17 @@ def test_usage_errors_in_python():
 def test_a_weight_only_default_needs_its_module_before_any_work():
     with pytest.raises(QuantizationError, match=r"scheme weight-only \(the default\) needs irc.passes.quantize"):
         quantize_graph(cnn(), recipe=Recipe("dynamic-int4"), calibration=None)
+
+
+@pytest.mark.parametrize("name, text, message", [
+    ("big.toml", "# " + "x" * (1 << 20) + "\n", "too big"),
+    ("deep.toml", "default = " + "[" * 100_000 + "\n", "bad TOML"),
+    ("deep.json", "[" * 100_000, "bad JSON"),
+    ("binary.toml", "\udcff", "UTF-8"),
+])
+def test_hostile_recipe_files(tmp_path, name, text, message):
+    path = tmp_path / name
+    path.write_bytes(text.encode("utf-8", "surrogateescape"))
+    outcome = run_irc(["lower", "missing-model", "-o", "out.tflite", "--recipe", name, "--calibration", "x.npz"],
+                      cwd=tmp_path)
+    assert_refused(outcome, fragment=message)
