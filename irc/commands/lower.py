@@ -92,7 +92,7 @@ def command(model, target, output, quantize, calibration, observer, int8_io, kee
     if backend.writes == "directory" and output == "-":
         raise UsageError(f"--emit {target} writes a directory, which cannot go to stdout: give one with -o")
     plan = _Plan.check(quantize, calibration, int8_io, keep_float, recipe, max_error, target_size, write_recipe,
-                       output, target)
+                       output)
     check_output(output, backend.writes, force)  # before hours of work, not after
     check_output(plan.write_recipe, "file", force)
     graph = load_model(model, fast=fast, **options)
@@ -158,7 +158,7 @@ class _Plan:
 
     @classmethod
     def check(cls, quantize, calibration, int8_io, keep_float, recipe_path, max_error, target_size, write_recipe,
-              output, target) -> _Plan:
+              output) -> _Plan:
         recipe = None
         if recipe_path:
             from irc.passes.quantize.recipe import load_recipe
