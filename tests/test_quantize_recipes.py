@@ -385,3 +385,32 @@ def test_hostile_recipe_files(tmp_path, name, text, message):
     outcome = run_irc(["lower", "missing-model", "-o", "out.tflite", "--recipe", name, "--calibration", "x.npz"],
                       cwd=tmp_path)
     assert_refused(outcome, fragment=message)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_mixes_run_in_tflite_as_in_irc(seed):
+    """Every layer of the CNN in a scheme drawn at random (where it fits): each border must be one TFLite takes."""
+    import random
+
+    tf = pytest.importorskip("tensorflow")
+    from irc.backends.tflite.backend import emit
+    from irc.passes.quantize.recipe import why_not
+
+    draw = random.Random(seed)
+    g, samples = cnn(seed), images(6, seed)
+    prepare_for_quantization(g, "int8")
+    ranges = calibrate(g, samples)
+    entries = []
+    for layer in ("conv1", "conv2", "pool", "flatten", "fc", "prob"):
+        scheme = draw.choice(["int8", "int16x8", "float", "float16", "dynamic-int8"])
+        if why_not(node_of(g, layer), scheme) is None:
+            entries.append({"select": layer, "scheme": scheme})
+    recipe = parse_recipe({"default": draw.choice(["int8", "int16x8", "float"]), "layers": entries})
+    apply_quantization(g, None, ranges, recipe=recipe)
+    interpreter = tf.lite.Interpreter(model_content=emit(g, passes="O0"), num_threads=1)
+    interpreter.allocate_tensors()
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    for sample in samples:
+        interpreter.set_tensor(inp["index"], sample["image"])
+        interpreter.invoke()
+        assert np.abs(interpreter.get_tensor(out["index"]) - run(g, sample)["prob"]).max() < 3 / 256, recipe
