@@ -414,3 +414,14 @@ def test_random_mixes_run_in_tflite_as_in_irc(seed):
         interpreter.set_tensor(inp["index"], sample["image"])
         interpreter.invoke()
         assert np.abs(interpreter.get_tensor(out["index"]) - run(g, sample)["prob"]).max() < 3 / 256, recipe
+
+
+def test_the_quantize_pass_takes_a_recipe(tmp_path):
+    from irc.passes import run_pipeline
+
+    recipe = write(tmp_path, "mixed.toml", 'default = "int8"\n[[layers]]\nselect = "conv2"\nscheme = "int16x8"\n')
+    np.savez(tmp_path / "cal.npz", image=np.concatenate([s["image"] for s in images(8)]))
+    g = cnn()
+    run_pipeline(g, f"quantize{{recipe={recipe} calibration={tmp_path / 'cal.npz'}}}")
+    assert node_of(g, "conv1", "conv2d").result.type.dtype is DType.i8
+    assert node_of(g, "conv2", "conv2d").result.type.dtype is DType.i16

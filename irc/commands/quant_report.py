@@ -54,8 +54,10 @@ def command(model, calibration, mode, recipe, observer, keep_float, ranges, samp
     dB (higher is better) and an RMSE relative to the float tensor's range. Layers are named by their Keras
     layer names.
 
-    Example: irc quant-report model/ --calibration data.npz --keep-float classifier
-    or: irc quant-report model/ --calibration data.npz --recipe mixed.toml
+    \b
+    Examples:
+      irc quant-report model/ --calibration data.npz --keep-float classifier
+      irc quant-report model/ --calibration data.npz --recipe mixed.toml
     """
     from irc.ops.tf_policy import check_graph_may_run
     from irc.passes import run_pipeline

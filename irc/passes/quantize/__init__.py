@@ -257,7 +257,9 @@ class Quantize(Pass):
     int8_io: bool = option(False, "integer graph inputs and outputs instead of quantize/dequantize at the edges")
     keep_float: tuple[str, ...] = option((), "layers, nodes, op types or regexes to leave in float")
     min_elements: int = option(1024, "dynamic-int8: the smallest weight tensor to quantize")
+    recipe: str = option("", "a recipe file (TOML or JSON): a scheme per layer, in place of mode")
 
     def apply(self, graph, stats):
-        _quantize(graph, self.mode, self.calibration or None, self.observer, self.int8_io, self.keep_float, stats,
-                  min_elements=self.min_elements)
+        recipe = load_recipe(self.recipe) if self.recipe else None
+        _quantize(graph, None if recipe else self.mode, self.calibration or None, self.observer, self.int8_io,
+                  self.keep_float, stats, min_elements=self.min_elements, recipe=recipe)
