@@ -235,7 +235,7 @@ def test_mixed_graph_runs_in_tflite_as_in_irc():
 # ----- the command line ------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("args, fragment", [
     (["--recipe", "bad.toml", "--calibration", "x.npz"], "bad.toml:2: bad regular expression"),
-    (["--recipe", "static.toml"], "the recipe static.toml needs calibration data"),
+    (["--quantize", "int8", "--max-error", "1%"], "--max-error and --target-size need calibration data"),
     (["--quantize", "dynamic-int8", "--max-error", "0.01"], "start from --quantize int8 or int16x8"),
     (["--quantize", "int8", "--max-error", "-1", "--calibration", "x.npz"], "must be above 0"),
     (["--quantize", "int8", "--target-size", "lots", "--calibration", "x.npz"], "is not a size"),
@@ -247,7 +247,6 @@ def test_mixed_graph_runs_in_tflite_as_in_irc():
 ])
 def test_lower_refuses_bad_recipe_options_before_loading(tmp_path, args, fragment):
     write(tmp_path, "bad.toml", 'default = "int8"\n[[layers]]\nselect = "/a[/"\nscheme = "float"\n')
-    write(tmp_path, "static.toml", '[[layers]]\nselect = "a"\nscheme = "int16x8"\n')
     os.mkfifo(tmp_path / "fifo.toml")  # reading it would block
     # the model does not exist: each refusal must come before it is read
     outcome = run_irc(["lower", "missing-model", "-o", "out.tflite", *args], cwd=tmp_path)
@@ -275,6 +274,17 @@ def _output_error(model, calibration, recipe_path):
     graph = load(model)
     run_pipeline(graph, "tflite")
     return quant_report(graph, str(calibration), mode=None, recipe=load_recipe(recipe_path)).output_error
+
+
+def test_a_static_recipe_needs_data_unless_the_model_is_quantization_aware(digits, tmp_path):
+    model, _ = digits
+    write(tmp_path, "static.toml", '[[layers]]\nselect = "conv2"\nscheme = "int16x8"\n')
+    # a quantization-aware-trained model carries its ranges, so this is known only once the model is read
+    outcome = run_irc(["lower", str(model), "-o", "out.tflite", "--recipe", "static.toml"], cwd=tmp_path)
+    errors = [line for line in outcome.stderr.splitlines() if line.startswith("error")]
+    assert outcome.returncode == 2 and errors == [
+        "error: the recipe static.toml needs calibration data: --calibration DATA.npz"], outcome.describe()
+    assert not (tmp_path / "out.tflite").exists()
 
 
 def test_max_error_on_the_digits_cnn_replays(digits, tmp_path):
