@@ -45,6 +45,10 @@ class Limits:
     max_loop_iterations: int = 1_000_000
 
 
+# How deep regions (a loop in a loop in a conditional...) may nest in a graph irc reads: the printer, verifier
+# and interpreter recurse once per level. TensorFlow models nest a few levels at most.
+MAX_REGION_DEPTH = 64
+
 ENV = {"max_memory": "IRC_MAX_MEMORY", "max_nodes": "IRC_MAX_NODES", "max_loop_iterations": "IRC_MAX_LOOP_ITERATIONS"}
 FLAG = {"max_memory": "--max-memory", "max_nodes": "--max-graph-nodes", "max_loop_iterations": "--max-loop-iterations"}
 

@@ -27,7 +27,8 @@ from tests.bad_inputs.fuzzing import CORPUS, EXAMPLES, bounded, fuzz_settings, m
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = [CORPUS / "good" / "tiny.irc", CORPUS / "good" / "cnn.irc", ROOT / "tests" / "passes" / "fuse.irc",
-         ROOT / "tests" / "passes" / "fold-constants.irc"]
+         ROOT / "tests" / "passes" / "fold-constants.irc", CORPUS / "irc" / "loop_body_changes_shape.irc",
+         CORPUS / "irc" / "if_branches_disagree.irc"]
 SEED_TEXTS = [p.read_text().split("// EXPECT:")[0] for p in SEEDS if p.exists()]
 
 TOKENS = [
@@ -36,7 +37,8 @@ TOKENS = [
     "2147483648", "99999999999999999999", "1.5", "-0.0", "1e308", "1e-320", "nan", "inf", "-inf", "true", "false",
     "\"y\"", "\"\"", "\"\\u0000\"", "\"\\ud800\"", "return", "as", "const", "value", "dense", "relu", "add",
     "matmul", "conv2d", "reshape", "shape", "concat", "axis", "q", "q(0.5, 0)", "b64\"AAAA\"", "b64\"\"",
-    "sha256:00ff", "loc", "in", "\"layer\"", "// comment\n", "\n", " ",
+    "sha256:00ff", "loc", "in", "\"layer\"", "// comment\n", "\n", " ", "^", "^body", "^then(%x: f32[2])", "while",
+    "if", "cond",
 ]
 
 # Numbers at and just past every dtype's bounds, as a tensor literal may hold them.

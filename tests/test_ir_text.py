@@ -53,7 +53,7 @@ def arrays(draw):
 
 
 @st.composite
-def graphs(draw):
+def graphs(draw, depth=0):
     g = Graph(draw(names))
     values = [g.add_input(f"in{i}" if draw(st.booleans()) else draw(names) + str(i), draw(tensor_types()))
               for i in range(draw(st.integers(0, 3)))]
@@ -65,10 +65,12 @@ def graphs(draw):
         attrs = draw(st.dictionaries(names, attr_values, max_size=4))
         types = draw(st.lists(tensor_types(), min_size=1, max_size=3))
         loc = Location(tuple(draw(st.lists(names, max_size=2))), tuple(draw(st.lists(names, max_size=2))))
-        op = draw(st.sampled_from(["conv2d", "add", "tf.Foo", "my.op", "weird op"]))
-        values.extend(g.add(op, operands, attrs, types=types, loc=loc).results)
+        op = draw(st.sampled_from(["conv2d", "add", "tf.Foo", "my.op", "weird op", "while", "if"]))
+        # nested regions: graphs of their own (isolated from above), up to two levels deep
+        regions = draw(st.lists(graphs(depth + 1), max_size=2)) if depth < 2 and draw(st.booleans()) else []
+        values.extend(g.add(op, operands, attrs, types=types, loc=loc, regions=regions).results)
     for i, v in enumerate(draw(st.lists(st.sampled_from(values), max_size=3)) if values else []):
-        g.set_output(f"out{i}", v)
+        g.set_output(str(i) if depth and draw(st.booleans()) else f"out{i}", v)  # a region's results: positional
     return g
 
 
@@ -92,7 +94,12 @@ def assert_same(a: Graph, b: Graph):
     index_b = {v: i for i, v in enumerate(r for n in nb for r in n.results)}
     index_b.update({v: f"in{i}" for i, v in enumerate(b.inputs)})
     assert [[index[o] for o in n.operands] for n in na] == [[index_b[o] for o in n.operands] for n in nb]
-    assert {k: index[v] for k, v in a.outputs.items()} == {k: index_b[v] for k, v in b.outputs.items()}
+    assert [(k, index[v]) for k, v in a.outputs.items()] == [(k, index_b[v]) for k, v in b.outputs.items()]
+    for x, y in zip(na, nb):
+        assert len(x.regions) == len(y.regions)
+        for ra, rb in zip(x.regions, y.regions):
+            assert rb.parent is y and not rb.is_top_level
+            assert_same(ra, rb)
 
 
 @settings(max_examples=300, deadline=None)

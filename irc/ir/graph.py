@@ -6,6 +6,12 @@ anything, and runs the verifier only then. To make that hold, a node's ``op``, `
 ``results`` and a value's ``type`` are read-only outside these methods: ``node.attrs["perm"] = ...`` raises a
 TypeError that names ``graph.set_attr``. Constants are ``const`` nodes holding a numpy array in their ``value``
 attribute.
+
+Regions: a node may own nested graphs (``node.regions``, e.g. a ``while``'s cond and body). A region is an
+ordinary Graph, isolated from above: its inputs are the region's arguments, its outputs (in order) its results,
+and it uses no value of an enclosing graph. ``region.parent`` is the node that owns it (None for a top-level
+graph); an edit inside a region counts as a change of every enclosing graph (``version``). ``walk()`` and
+``nodes`` see one graph's own nodes; ``walk(recursive=True)`` and ``all_graphs()`` reach into regions.
 """
 
 from __future__ import annotations
@@ -160,17 +166,19 @@ class Node:
     """One operation. ``op`` names a registry op, dialect-qualified outside the core (``tfl.conv2d``, or
     ``tf.<OpName>`` for an opaque TensorFlow op).
 
-    ``op``, ``attrs`` (an ``Attrs`` mapping), ``operands`` and ``results`` (tuples) are read-only: Graph methods
-    edit them. ``meta`` is free scratch space for passes.
+    ``op``, ``attrs`` (an ``Attrs`` mapping), ``operands``, ``results`` and ``regions`` (tuples; regions are the
+    nested graphs a control-flow op owns, empty for ordinary ops) are read-only: Graph methods edit them.
+    ``meta`` is free scratch space for passes.
     """
 
-    __slots__ = ("_op", "_operands", "_results", "_attrs", "loc", "seq", "graph", "meta")
+    __slots__ = ("_op", "_operands", "_results", "_attrs", "_regions", "loc", "seq", "graph", "meta")
 
     def __init__(self, op: str, attrs: dict[str, Any], loc: Location, seq: int):
         self._op = op
         self._operands: tuple[Value, ...] = ()
         self._results: tuple[Value, ...] = ()
         self._attrs = Attrs(attrs)
+        self._regions: tuple[Graph, ...] = ()
         self.loc = loc
         self.seq = seq  # creation order: the tie-break that keeps topological order stable
         self.graph: Graph | None = None
@@ -181,6 +189,8 @@ class Node:
     operands = property(lambda self: self._operands,
                         _read_only("Node.operands", "graph.set_operand or graph.set_operands"))
     results = property(lambda self: self._results, _read_only("Node.results", "a new node (graph.add)"))
+    regions = property(lambda self: self._regions,
+                       _read_only("Node.regions", "a new node (graph.add(..., regions=...)), or edit inside a region"))
 
     @property
     def dialect(self) -> str:
@@ -229,8 +239,34 @@ class Graph:
     def __post_init__(self):
         self._nodes: dict[Node, None] = {}  # an ordered set
         self._seq = itertools.count()
-        self.version = 0
+        self._version = 0
         self._input_names: set[str] = {v.name for v in self.inputs}
+        self.parent: Node | None = None  # the node owning this graph as a region; None at top level
+
+    @property
+    def version(self) -> int:
+        """Counts edits of this graph and of every region nested in it (the pass manager compares it)."""
+        return self._version
+
+    @version.setter
+    def version(self, value: int) -> None:
+        step = value - self._version
+        graph = self
+        while graph is not None:
+            graph._version += step
+            graph = graph.parent.graph if graph.parent is not None else None
+
+    @property
+    def is_top_level(self) -> bool:
+        return self.parent is None
+
+    @property
+    def depth(self) -> int:
+        """How many regions deep this graph is (0 at top level)."""
+        depth, graph = 0, self
+        while graph.parent is not None and graph.parent.graph is not None:
+            depth, graph = depth + 1, graph.parent.graph
+        return depth
 
     # ----- building -------------------------------------------------------------------------------------------
     def add_input(self, name: str, type: TensorType) -> Value:
@@ -260,14 +296,29 @@ class Graph:
         *,
         types: Sequence[TensorType] | None = None,
         loc: Location = Location(),
+        regions: Sequence[Graph] = (),
     ) -> Node:
-        """Adds a node; result types are inferred from the op registry unless given."""
+        """Adds a node; result types are inferred from the op registry unless given.
+
+        ``regions`` are the graphs the node owns (a ``while``'s cond and body): each becomes the node's, and must
+        not belong to another node.
+        """
         attrs = dict(attrs or {})
+        regions = tuple(regions)
+        for region in regions:
+            if not isinstance(region, Graph):
+                raise TypeError(f"a region is a Graph, not {type(region).__name__}")
+            if region.parent is not None:
+                raise ValueError(f"region {region.name!r} already belongs to {region.parent}: copy it first")
         if types is None:
             from irc.ops import infer_types
 
-            types = infer_types(op, [v.type for v in operands], attrs, [v.constant for v in operands])
+            types = infer_types(op, [v.type for v in operands], attrs, [v.constant for v in operands],
+                                regions=regions)
         node = Node(op, attrs, loc, next(self._seq))
+        node._regions = regions
+        for region in regions:
+            region.parent = node
         node.graph = self
         node._operands = tuple(operands)
         for i, v in enumerate(node._operands):
@@ -277,9 +328,10 @@ class Graph:
         self.version += 1
         return node
 
-    def op(self, op: str, *operands: Value, loc: Location = Location(), **attrs) -> Value:
+    def op(self, op: str, *operands: Value, loc: Location = Location(), regions: Sequence[Graph] = (),
+           **attrs) -> Value:
         """Shorthand for a single-result node: ``g.op("add", x, y)``."""
-        return self.add(op, operands, attrs, loc=loc).result
+        return self.add(op, operands, attrs, loc=loc, regions=regions).result
 
     def const(self, array, loc: Location = Location()) -> Value:
         array = np.asarray(array)
@@ -346,8 +398,8 @@ class Graph:
             v.uses.remove((node, i))
         node._operands = ()
         del self._nodes[node]
-        node.graph = None
         self.version += 1
+        node.graph = None
 
     def is_output(self, value: Value) -> bool:
         return any(v is value for v in self.outputs.values())
@@ -387,11 +439,25 @@ class Graph:
             raise ValueError("graph has a cycle")
         return order
 
-    def walk(self, op: str | None = None) -> Iterator[Node]:
-        """Nodes in topological order, optionally only those of one op."""
+    def walk(self, op: str | None = None, *, recursive: bool = False) -> Iterator[Node]:
+        """Nodes in topological order, optionally only those of one op.
+
+        With ``recursive``, each node is followed by the nodes of its regions (depth first, region by region);
+        ``node.graph`` says which graph a node belongs to.
+        """
         for node in self.topo_order():
             if op is None or node.op == op:
                 yield node
+            if recursive:
+                for region in node.regions:
+                    yield from region.walk(op, recursive=True)
+
+    def all_graphs(self) -> Iterator[Graph]:
+        """This graph, then every region nested in it, depth first (parents before their regions)."""
+        yield self
+        for node in self.topo_order():
+            for region in node.regions:
+                yield from region.all_graphs()
 
     def to_networkx(self):
         """A networkx DiGraph of node -> user edges, for analyses and pattern matching."""
@@ -412,7 +478,7 @@ class Graph:
         return dict(sorted(counts.items()))
 
     def copy(self) -> Graph:
-        """A structural copy (constants' arrays are shared, not copied)."""
+        """A structural copy, regions included (constants' arrays are shared, not copied). The copy is top level."""
         new = Graph(self.name)
         mapping: dict[Value, Value] = {}
         for v in self.inputs:
@@ -421,6 +487,7 @@ class Graph:
             clone = new.add(
                 node.op, [mapping[v] for v in node.operands], dict(node.attrs),
                 types=[r.type for r in node.results], loc=node.loc,
+                regions=[region.copy() for region in node.regions],
             )
             clone.meta = dict(node.meta)
             for old, fresh in zip(node.results, clone.results):

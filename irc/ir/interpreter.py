@@ -2,6 +2,8 @@
 
 It defines what every pass must preserve. A node whose operands or results are quantized runs as
 dequantize -> float kernel -> quantize to its result type, so quantized graphs have a float reference too.
+An op with regions (``while``, ``if``) runs them as graphs of their own, through its ``evaluate``; the observer
+sees the nodes inside them too, once per time they run.
 """
 
 from __future__ import annotations
@@ -67,7 +69,24 @@ def _check_input(value: Value, array: np.ndarray, symbols: dict) -> np.ndarray:
 
 def run(graph: Graph, inputs, observer: Observer | None = None) -> dict[str, np.ndarray]:
     """Runs ``graph`` on ``inputs`` and returns its outputs by name."""
-    env = bind_inputs(graph, inputs)
+    return _run_bound(graph, bind_inputs(graph, inputs), observer)
+
+
+def run_region(region: Graph, args: list[np.ndarray], observer: Observer | None = None) -> list[np.ndarray]:
+    """Runs a region on its arguments (in order); returns its results in order."""
+    if len(args) != len(region.inputs):
+        raise InputError(f"region {region.name!r} takes {len(region.inputs)} argument(s), got {len(args)}")
+    symbols: dict[SymDim, int] = {}
+    env = {}
+    for value, array in zip(region.inputs, args):
+        try:
+            env[value] = _check_input(value, np.asarray(array), symbols)
+        except InputError as e:
+            raise InputError(f"region {region.name!r} gets a value that does not fit its argument: {e.message}")
+    return list(_run_bound(region, env, observer).values())
+
+
+def _run_bound(graph: Graph, env: dict[Value, np.ndarray], observer: Observer | None) -> dict[str, np.ndarray]:
     order = graph.topo_order()
     remaining = {}  # value -> number of uses left, so intermediate arrays are freed early
     for node in order:
@@ -76,7 +95,7 @@ def run(graph: Graph, inputs, observer: Observer | None = None) -> dict[str, np.
     keep = set(graph.outputs.values())
     for node in order:
         args = [env[v] for v in node.operands]
-        outs = run_node(node, args)
+        outs = run_node(node, args, observer)
         if observer is not None:
             observer(node, outs)
         for value, out in zip(node.results, outs):
@@ -88,12 +107,19 @@ def run(graph: Graph, inputs, observer: Observer | None = None) -> dict[str, np.
     return {name: env[v] for name, v in graph.outputs.items()}
 
 
-def run_node(node: Node, args: list[np.ndarray]) -> list[np.ndarray]:
-    """One node's outputs, with quantized operands handled by dequantize -> float kernel -> quantize."""
+def run_node(node: Node, args: list[np.ndarray], observer: Observer | None = None) -> list[np.ndarray]:
+    """One node's outputs, with quantized operands handled by dequantize -> float kernel -> quantize.
+
+    A node with regions runs them (``observer`` sees their nodes)."""
     from irc.ops import get_op
 
     op = get_op(node.op)
     attrs = op.with_defaults(node.attrs)
+    if node.regions:
+        where = f"running node {node_label(node)}"
+        outs = op.evaluate(args, attrs, node.regions, lambda region, values: run_region(region, values, observer),
+                           where)
+        return [quantize(np.asarray(o), r.type) for o, r in zip(outs, node.results)]
     if node.op != "const":  # a constant's array is the IR's own: there is nothing to allocate
         _check_result_sizes(node, args)
     try:

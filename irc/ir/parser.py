@@ -19,6 +19,7 @@ from importlib import resources
 import numpy as np
 from lark import Lark, Token, Transformer, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, v_args
 
+from irc import limits
 from irc.errors import ParseError
 from irc.ir.graph import Graph, Location
 from irc.ir.printer import ElidedTensor
@@ -29,7 +30,8 @@ from irc.ir.types import DType, QuantParams, SymDim, TensorType
 def _lark() -> Lark:
     # The transformer runs inside the LALR parser, as each rule is reduced: no parse tree is built.
     grammar = resources.files("irc.ir").joinpath("grammar.lark").read_text()
-    return Lark(grammar, parser="lalr", propagate_positions=False, maybe_placeholders=True, transformer=_Build())
+    return Lark(grammar, parser="lalr", propagate_positions=False, maybe_placeholders=True, transformer=_Build(),
+                lexer_callbacks={"CARET": _open_region, "LBRACE": _open_brace, "RBRACE": _close_brace})
 
 
 # Named weights for elided constants, for the parse under way (set by parse()).
@@ -52,6 +54,52 @@ _head: ContextVar[_Head | None] = ContextVar("irc_parse_tensor_head", default=No
 # How deep each attribute list read so far nests, by id (set by parse()).
 _depths: ContextVar[dict[int, int]] = ContextVar("irc_parse_list_depths")
 MAX_LIST_DEPTH = 32  # irc's deepest attribute kind is a list of int lists
+MAX_REGION_DEPTH = limits.MAX_REGION_DEPTH
+
+
+@dataclass
+class _Region:
+    """A region as read: its ``^`` token, name, and items (params, nodes, return)."""
+
+    caret: Token
+    name: str
+    items: tuple
+
+
+@dataclass
+class _Braces:
+    """The braces open where the lexer stands, and how many of them open regions: regions nest too deep is said
+    as the lexer reaches the first one too many, before the parser has read (and held) the rest of the text."""
+
+    region_next: bool = False  # a ``^`` was read: the next ``{`` opens a region (its params hold no braces)
+    opens_region: list[bool] | None = None
+    regions: int = 0
+
+
+_braces: ContextVar[_Braces] = ContextVar("irc_parse_braces")
+
+
+def _open_region(tok: Token) -> Token:
+    _braces.get().region_next = True
+    return tok
+
+
+def _open_brace(tok: Token) -> Token:
+    state = _braces.get()
+    region, state.region_next = state.region_next, False
+    state.opens_region.append(region)
+    if region:
+        state.regions += 1
+        if state.regions > MAX_REGION_DEPTH:  # the printer, verifier and interpreter recurse once per level
+            raise _Fail(tok, f"regions nest more than {MAX_REGION_DEPTH} deep")
+    return tok
+
+
+def _close_brace(tok: Token) -> Token:
+    state = _braces.get()
+    if state.opens_region and state.opens_region.pop():  # an unbalanced "}" is the parser's to report
+        state.regions -= 1
+    return tok
 
 
 class _Fail(Exception):
@@ -321,8 +369,11 @@ class _Build(Transformer):
     def node(self, results, opname, *rest):
         return ("node", results or [], opname, rest)
 
+    def region(self, caret, name, *rest):
+        return _Region(caret, name, rest)
+
     def output(self, tok, name):
-        return tok, _unquote(name)
+        return tok, (None if name is None else _unquote(name))
 
     def ret(self, *outputs):
         return [o for o in outputs if o is not None]
@@ -337,6 +388,7 @@ class _Build(Transformer):
 def parse(text: str, source: str = "<string>", weights: Mapping[str, np.ndarray] | None = None) -> Graph:
     """Parses irc text into a Graph. ``weights`` resolves elided constants by hash (from a ``--weights`` file)."""
     reset, reset_head, reset_depths = _weights.set(weights), _head.set(None), _depths.set({})
+    reset_braces = _braces.set(_Braces(opens_region=[]))
     collecting = gc.isenabled()
     gc.disable()  # parsing allocates millions of objects and no cycles: collecting as it goes doubles the time
     try:
@@ -359,6 +411,7 @@ def parse(text: str, source: str = "<string>", weights: Mapping[str, np.ndarray]
         _weights.reset(reset)
         _head.reset(reset_head)
         _depths.reset(reset_depths)
+        _braces.reset(reset_braces)
         if collecting:
             gc.enable()
 
@@ -369,14 +422,20 @@ def _too_deep(source: str) -> ParseError:
 
 def _assemble(name, rest, source) -> Graph:
     graph = Graph(name)
+    _fill(graph, list(rest), [], top=True)
+    return graph
+
+
+def _fill(graph: Graph, items: list, outer: list[dict], top: bool) -> None:
+    """Adds the params, nodes (and their regions) and return of one graph as read; ``outer`` holds the value
+    names of the graphs enclosing a region, which it may not use (regions are isolated from above)."""
     values = {}
-    items = list(rest)
     ret = items.pop()
     params = [p for p in items if isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], Token)]
     nodes = [n for n in items if isinstance(n, tuple) and n and n[0] == "node"]
     for tok, type in params:
         vname = _value_name(tok)
-        if tok in values:
+        if str(tok) in values:
             raise _Fail(tok, f"input {tok} is declared twice")
         values[str(tok)] = graph.add_input(vname, type)
     for _, results, opname, rest in nodes:
@@ -384,26 +443,38 @@ def _assemble(name, rest, source) -> Graph:
         attrs = next((r for r in rest if isinstance(r, dict)), {})
         types = [r for r in rest if isinstance(r, TensorType)]
         loc = next((r for r in rest if isinstance(r, Location)), Location())
-        operands = []
-        for tok in operand_toks:
-            if str(tok) not in values:
-                raise _Fail(tok, f"value {tok} is used before it is defined")
-            operands.append(values[str(tok)])
+        operands = [_lookup(values, outer, tok) for tok in operand_toks]
         if len(types) != len(results):
             where = results[0] if results else operand_toks[0] if operand_toks else None
             raise _Fail(where, f"{opname} has {len(results)} result(s) but {len(types)} type(s)")
-        node = graph.add(opname, operands, attrs, types=types, loc=loc)
+        regions = []
+        for read in (r for r in rest if isinstance(r, _Region)):
+            region = Graph(read.name)
+            _fill(region, list(read.items), [*outer, values], top=False)
+            regions.append(region)
+        node = graph.add(opname, operands, attrs, types=types, loc=loc, regions=regions)
         for tok, value in zip(results, node.results):
             if str(tok) in values:
                 raise _Fail(tok, f"value {tok} is defined twice")
             values[str(tok)] = value
-    for tok, out_name in ret:
-        if str(tok) not in values:
-            raise _Fail(tok, f"value {tok} is used before it is defined")
+    for index, (tok, out_name) in enumerate(ret):
+        if out_name is None:
+            if top:
+                raise _Fail(tok, f'a graph output needs a name: write {tok} as "NAME"')
+            out_name = str(index)
+        value = _lookup(values, outer, tok)
         if out_name in graph.outputs:
             raise _Fail(tok, f"output {out_name!r} is returned twice")
-        graph.outputs[out_name] = values[str(tok)]
-    return graph
+        graph.outputs[out_name] = value
+
+
+def _lookup(values: dict, outer: list[dict], tok):
+    if str(tok) in values:
+        return values[str(tok)]
+    if any(str(tok) in scope for scope in outer):
+        raise _Fail(tok, f"value {tok} belongs to an enclosing graph: a region uses only its own arguments "
+                         "(pass it in as one)")
+    raise _Fail(tok, f"value {tok} is used before it is defined")
 
 
 def _error(source: str, token, message: str) -> ParseError:
@@ -416,7 +487,7 @@ _FRIENDLY = {
     "VALUE": "a value like %0", "IDENT": "a name", "STRING": "a quoted string", "INT": "an integer",
     "FLOAT": "a number", "DTYPE": "a dtype like f32", "LPAR": "'('", "RPAR": "')'", "LBRACE": "'{'",
     "RBRACE": "'}'", "LSQB": "'['", "RSQB": "']'", "COMMA": "','", "COLON": "':'", "EQUAL": "'='",
-    "SPECIAL_FLOAT": "inf or nan", "RETURN": "'return'", "LESSTHAN": "'<'", "MORETHAN": "'>'", "AT": "'@'",
+    "SPECIAL_FLOAT": "inf or nan", "RETURN": "'return'", "CARET": "'^' (a region)", "LESSTHAN": "'<'", "MORETHAN": "'>'", "AT": "'@'",
 }
 
 

@@ -153,19 +153,30 @@ def format_loc(loc) -> str:
 
 # ----- graphs ------------------------------------------------------------------------------------------------------
 class Namer:
-    """Gives every value its printed name: graph inputs by name, node results by number in print order."""
+    """Gives every value its printed name: graph inputs by name, node results by number in print order.
 
-    def __init__(self, graph):
+    A region gets a scope of its own (``scope``): its arguments' names, and numbers that continue the enclosing
+    graph's, so every number is printed once.
+    """
+
+    def __init__(self, graph, counter: list[int] | None = None):
         self.names = {}
         for v in graph.inputs:
             self.names[v] = "%" + format_key(v.name)
-        self.next = 0
+        self._counter = counter if counter is not None else [0]
+
+    @property
+    def next(self) -> int:
+        return self._counter[0]
 
     def define(self, value) -> str:
-        name = f"%{self.next}"
-        self.next += 1
+        name = f"%{self._counter[0]}"
+        self._counter[0] += 1
         self.names[value] = name
         return name
+
+    def scope(self, region) -> Namer:
+        return Namer(region, self._counter)
 
     def __getitem__(self, value) -> str:
         return self.names[value]
@@ -178,15 +189,35 @@ def print_graph(graph, full: bool = False, weights: str | None = None) -> str:
     params = ", ".join(f"{namer[v]}: {format_type(v.type)}" for v in graph.inputs)
     lines = [f"// weights: {weights}"] if weights else []
     lines.append(f"graph @{format_key(graph.name)}({params}) {{")
-    for node in graph.topo_order():
-        lines.append("  " + format_node(node, namer, full))
-    outs = ", ".join(f"{namer[v]} as {format_string(name)}" for name, v in graph.outputs.items())
-    lines.append(f"  return {outs}" if outs else "  return")
+    _print_body(graph, namer, full, "  ", lines, top=True)
     lines.append("}")
     return "\n".join(lines) + "\n"
 
 
+def _print_body(graph, namer: Namer, full: bool, indent: str, lines: list[str], top: bool) -> None:
+    """A graph's nodes (regions nested below their node) and its return line."""
+    for node in graph.topo_order():
+        lines.append(indent + format_node(node, namer, full))
+        for region in node.regions:
+            inner = namer.scope(region)
+            params = ", ".join(f"{inner[v]}: {format_type(v.type)}" for v in region.inputs)
+            lines.append(f"{indent}  ^{format_key(region.name)}({params}) {{")
+            _print_body(region, inner, full, indent + "    ", lines, top=False)
+            lines.append(f"{indent}  }}")
+    outs = ", ".join(_format_output(namer, name, v, i, top) for i, (name, v) in enumerate(graph.outputs.items()))
+    lines.append(f"{indent}return {outs}" if outs else f"{indent}return")
+
+
+def _format_output(namer: Namer, name: str, value, index: int, top: bool) -> str:
+    """A graph output: ``%3 as "name"``; a region's results are positional, so ``as`` is left out when the name
+    is its position."""
+    if not top and name == str(index):
+        return namer[value]
+    return f"{namer[value]} as {format_string(name)}"
+
+
 def format_node(node, namer: Namer, full: bool = False) -> str:
+    """A node's line (its regions, if any, follow on lines of their own: see ``print_graph``)."""
     operands = ", ".join(namer[v] for v in node.operands)
     results = ", ".join(namer.define(r) for r in node.results)
     types = ", ".join(format_type(r.type) for r in node.results)
@@ -198,7 +229,7 @@ def format_node(node, namer: Namer, full: bool = False) -> str:
 def collect_weights(graph) -> dict[str, np.ndarray]:
     """Constants a default dump elides, keyed by their hash: what ``irc dump --save-weights FILE.npz`` saves beside a dump."""
     weights = {}
-    for node in graph.nodes:
+    for node in graph.walk(recursive=True):
         for value in node.attrs.values():
             if isinstance(value, np.ndarray) and value.size > ELIDE_ABOVE and value.dtype.kind not in "OUS":
                 weights[tensor_digest(value)] = value

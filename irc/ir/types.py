@@ -172,3 +172,20 @@ def shapes_compatible(a: tuple[Dim, ...] | None, b: tuple[Dim, ...] | None) -> b
     if a is None or b is None:
         return True
     return len(a) == len(b) and all(dims_compatible(x, y) for x, y in zip(a, b))
+
+
+def join_dims(a: Dim, b: Dim) -> Dim:
+    """The most precise dim that describes both: equal dims stay, different ones become unknown."""
+    return a if a == b else None
+
+
+def join_types(a: TensorType, b: TensorType) -> TensorType:
+    """The type of a value that is ``a`` on one path and ``b`` on another (an ``if``'s branches, a loop's
+    iterations): same dtype, shapes joined dimension by dimension (a rank that differs is unknown)."""
+    if a.dtype != b.dtype:
+        raise ValueError(f"{a} and {b} have different dtypes")
+    if a.shape is None or b.shape is None or len(a.shape) != len(b.shape):
+        shape = None
+    else:
+        shape = tuple(join_dims(x, y) for x, y in zip(a.shape, b.shape))
+    return TensorType(a.dtype, shape, a.quant if a.quant == b.quant else None)

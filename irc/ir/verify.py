@@ -1,7 +1,9 @@
 """The verifier: checks the invariants every pass must keep.
 
 The graph is acyclic, every operand is defined in the graph, ops are known with valid attributes and arity,
-and each node's declared result types agree with what the op's shape rule infers.
+and each node's declared result types agree with what the op's shape rule infers. Regions are checked as graphs
+of their own (isolated from above: a value of an enclosing graph is an error), and each region's signature
+against its op's operands and results (the op's ``infer_regions``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,11 @@ def find_problems(graph: Graph, *, elided_ok: bool = False) -> list[str]:
     A constant elided from a dump (only its type and hash known) is a problem unless ``elided_ok``: such a graph
     can be printed, drawn and counted, but not run, transformed or emitted.
     """
+    return _graph_problems(graph, elided_ok, frozenset())
+
+
+def _graph_problems(graph: Graph, elided_ok: bool, outer: frozenset) -> list[str]:
+    """``find_problems`` for one graph; ``outer`` holds the values of the graphs enclosing it (a region)."""
     from irc.ops import get_op
 
     problems: list[str] = []
@@ -39,7 +46,10 @@ def find_problems(graph: Graph, *, elided_ok: bool = False) -> list[str]:
     for node in order:
         label = node_label(node)
         for i, v in enumerate(node.operands):
-            if v not in defined:
+            if v in outer:
+                problems.append(f"{label}: operand {i} is a value of an enclosing graph; a region uses only its "
+                                "own arguments (pass the value in as one)")
+            elif v not in defined:
                 problems.append(f"{label}: operand {i} is not defined in the graph")
         try:
             op = get_op(node.op)
@@ -49,6 +59,14 @@ def find_problems(graph: Graph, *, elided_ok: bool = False) -> list[str]:
         if (why := op.check_arity(len(node.operands))) is not None:
             problems.append(f"{label}: {why}")
             continue
+        if (why := op.check_region_count(len(node.regions))) is not None:
+            problems.append(f"{label}: {why}")
+            continue
+        if node.regions:
+            inner = outer | defined
+            for name, region in zip(op.regions, node.regions):
+                problems.extend(f"{p}, in region '{name}' of {label}"
+                                for p in _graph_problems(region, elided_ok, inner))
         if node.op == "const" and isinstance(node.attrs.get("value"), ElidedTensor):
             problems.extend(_elided_problems(node, label, elided_ok))
             continue
@@ -57,8 +75,12 @@ def find_problems(graph: Graph, *, elided_ok: bool = False) -> list[str]:
         if attr_problems or node.is_opaque:
             continue
         try:
-            inferred = op.infer([v.type for v in node.operands], op.with_defaults(node.attrs),
-                                [_constant(v) for v in node.operands])
+            if op.regions:
+                inferred = op.infer_regions([v.type for v in node.operands], op.with_defaults(node.attrs),
+                                            node.regions)
+            else:
+                inferred = op.infer([v.type for v in node.operands], op.with_defaults(node.attrs),
+                                    [_constant(v) for v in node.operands])
         except (ValueError, TypeError, IndexError) as e:
             problems.append(f"{label}: {e}")
             continue
@@ -69,7 +91,9 @@ def find_problems(graph: Graph, *, elided_ok: bool = False) -> list[str]:
             if (why := _type_mismatch(want, got.type)) is not None:
                 problems.append(f"{label}: result {i} {why}")
     for name, v in graph.outputs.items():
-        if v not in defined:
+        if v in outer:
+            problems.append(f"output {name!r} is a value of an enclosing graph; a region returns only its own values")
+        elif v not in defined:
             problems.append(f"output {name!r} is not defined in the graph")
     return problems
 
@@ -82,7 +106,8 @@ def _constant(value) -> np.ndarray | None:
 
 def require_data(graph: Graph, purpose: str) -> None:
     """An InputError when a constant was elided from a dump: ``purpose`` (emitting tflite, ...) needs its data."""
-    elided = [n for n in graph.nodes if n.op == "const" and isinstance(n.attrs.get("value"), ElidedTensor)]
+    elided = [n for n in graph.walk(recursive=True)
+              if n.op == "const" and isinstance(n.attrs.get("value"), ElidedTensor)]
     if elided:
         more = f" and {len(elided) - 1} more" if len(elided) > 1 else ""
         raise InputError(f"{purpose} needs the data of constant sha256:{elided[0].attrs['value'].digest} "

@@ -59,7 +59,7 @@ def check_resolved(graph, weights_path: Path, irc_path) -> None:
     from irc.ir.printer import ElidedTensor
     from irc.ir.verify import node_label
 
-    for node in graph.nodes:
+    for node in graph.walk(recursive=True):
         value = node.attrs.get("value") if node.op == "const" else None
         if isinstance(value, ElidedTensor):
             raise InputError(f"its weights file {weights_path} has no constant sha256:{value.digest} "
@@ -106,4 +106,5 @@ def write_ir(graph, output, *, full: bool = False, weights_out=None, force: bool
 def _still_elided(graph) -> bool:
     from irc.ir.printer import ElidedTensor
 
-    return any(node.op == "const" and isinstance(node.attrs.get("value"), ElidedTensor) for node in graph.nodes)
+    return any(node.op == "const" and isinstance(node.attrs.get("value"), ElidedTensor)
+               for node in graph.walk(recursive=True))

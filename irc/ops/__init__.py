@@ -3,7 +3,7 @@
 Families: core (const), elementwise (add, mul, relu, ...), nn (conv2d, pools, batch_norm, softmax, ...),
 shape (reshape, transpose, concat, slice, ...), indexing (cumsum, roll, dynamic slices,
 top_k, gather_nd, scatters), reduce (mean, sum, ...), quant (quantize, dequantize),
-control (call/while, when present) and tf_opaque (``tf.<OpName>`` nodes kept from TensorFlow).
+control (while, if: ops that own regions) and tf_opaque (``tf.<OpName>`` nodes kept from TensorFlow).
 The registry (``OPS``, see ``irc/registry.py``) loads these families and the ``irc.ops`` plugins before its first
 lookup; ``@register`` adds an op from anywhere (``docs/extending.md``).
 
@@ -32,14 +32,19 @@ def all_ops() -> dict[str, OpDef]:
     return registered_ops()
 
 
-def infer_types(name, types, attrs, consts=None):
-    """Result types of op ``name`` applied to operands of ``types`` (attribute defaults filled in)."""
+def infer_types(name, types, attrs, consts=None, regions=()):
+    """Result types of op ``name`` applied to operands of ``types`` (attribute defaults filled in); an op with
+    regions (``while``, ``if``) reads them from its ``regions``."""
     op = get_op(name)
     if (why := op.check_arity(len(types))) is not None:
+        raise ValueError(f"{name} {why}")
+    if (why := op.check_region_count(len(regions))) is not None:
         raise ValueError(f"{name} {why}")
     problems = op.check_attrs(attrs)
     if problems:
         raise ValueError(f"{name}: {'; '.join(problems)}")
+    if op.regions:
+        return op.infer_regions(list(types), op.with_defaults(attrs), tuple(regions))
     consts = list(consts) if consts is not None else [None] * len(types)
     return op.infer(list(types), op.with_defaults(attrs), consts)
 

@@ -87,9 +87,25 @@ class OpDef:
     attrs: ClassVar[dict[str, Attr]] = {}
     traits: ClassVar[frozenset[str]] = frozenset({PURE})
     summary: ClassVar[str] = ""
+    # The names of the regions (nested graphs) the op owns, in order: ("cond", "body") for ``while``. Ordinary
+    # ops own none. An op with regions gives its result types from them (``infer_regions``) and runs them through
+    # the interpreter (``evaluate``), as irc/ops/control.py does.
+    regions: ClassVar[tuple[str, ...]] = ()
 
     def infer(self, types: list[TensorType], attrs: dict, consts: list[np.ndarray | None]) -> list[TensorType]:
         raise NotImplementedError
+
+    def infer_regions(self, types: list[TensorType], attrs: dict, regions: Sequence) -> list[TensorType]:
+        """Result types of an op with regions, checking each region's signature against the operands (a
+        ValueError says what disagrees)."""
+        raise NotImplementedError
+
+    def check_region_count(self, count: int) -> str | None:
+        if count == len(self.regions):
+            return None
+        if not self.regions:
+            return f"owns no regions, got {count}"
+        return f"owns {len(self.regions)} region(s) ({', '.join(self.regions)}), got {count}"
 
     def kernel(self, inputs: list[np.ndarray], attrs: dict) -> list[np.ndarray]:
         raise NotImplementedError
@@ -132,7 +148,7 @@ class OpDef:
         return trait in self.traits
 
 
-FAMILIES = ("core", "elementwise", "activation", "nn", "shape", "indexing", "reduce", "quant", "tfl")
+FAMILIES = ("core", "elementwise", "activation", "nn", "shape", "indexing", "reduce", "quant", "control", "tfl")
 
 
 def _adopt(name: str, obj) -> None:
