@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 
+from irc import limits
 from irc.ir.types import Dim, DType, TensorType
 from irc.ops.activation import Fusable
 from irc.ops.base import (
@@ -457,6 +458,34 @@ class Shape(OpDef):
 
     def kernel(self, inputs, attrs):
         return [np.array(inputs[0].shape, dtype=attrs["dtype"].numpy)]
+
+
+@register
+class Fill(OpDef):
+    name = "fill"
+    summary = "A tensor of the shape ``dims`` holds (computed at run time) filled with the scalar ``value``."
+    operands = ("dims", "value")
+
+    def infer(self, types, attrs, consts):
+        dims, value = types
+        if dims.dtype not in (DType.i32, DType.i64) or dims.rank != 1:
+            raise ValueError(f"fill's dims must be an i32 or i64 vector, got {dims}")
+        if value.rank not in (0, None):
+            raise ValueError(f"fill's value must be a scalar, got {value}")
+        known = consts[0] if consts else None
+        if known is not None:
+            if any(int(d) < 0 for d in known.reshape(-1)):
+                raise ValueError(f"fill's dims {known.tolist()} has a negative dimension")
+            return [TensorType(value.dtype, tuple(int(d) for d in known.reshape(-1)))]
+        if dims.shape is None or dims.shape[0] is None or not isinstance(dims.shape[0], int):
+            return [TensorType(value.dtype, None)]
+        return [TensorType(value.dtype, (None,) * dims.shape[0])]
+
+    def kernel(self, inputs, attrs):
+        dims, value = inputs
+        shape = tuple(int(d) for d in dims.reshape(-1))
+        limits.check_array(shape, value.dtype.itemsize, f"fill's result ({value.dtype}{list(shape)})")
+        return [np.full(shape, value.reshape(()), dtype=value.dtype)]
 
 
 # ----- argmax, one_hot ---------------------------------------------------------------------------------------------

@@ -335,6 +335,11 @@ def shape(e: Emitter, node: Node, args: list[str]) -> str:
     return f"tf.shape({args[0]}, out_type={lit(node.attr('dtype'))}, {e.name()})"
 
 
+@emits("fill")
+def fill(e: Emitter, node: Node, args: list[str]) -> str:
+    return f"tf.fill({args[0]}, {args[1]}, {e.name()})"
+
+
 @emits("pack")
 def pack(e: Emitter, node: Node, args: list[str]) -> str:
     return f"tf.stack([{', '.join(args)}], axis={node.attr('axis')}, {e.name()})"

@@ -8,7 +8,8 @@ A lowering that does not apply to a node (a shape computed at run time, an attri
 
 Families: ``math`` (elementwise, activations, reductions), ``nn`` (convolutions, matmul, pools, norms, resize),
 ``array`` (shapes, slicing, gather, concat, ...), ``indexing`` (Cumsum, Roll, XLA's dynamic slices, TopKV2,
-GatherNd, ScatterNd, TensorScatterUpdate/Add), ``einsum``, ``control_flow`` (While/If unrolled, TensorLists).
+GatherNd, ScatterNd, TensorScatterUpdate/Add), ``einsum``, ``control_flow`` (While/If/Case as regions,
+TensorLists as tensors).
 Find a lowering by grepping its TF op name: ``grep -rn '"Conv2D"' irc/frontends/lowering``.
 """
 
@@ -19,7 +20,7 @@ from collections.abc import Callable, Mapping
 
 from irc import limits
 from irc.errors import InputError, UnsupportedOpError, UsageError
-from irc.frontends.lowering.context import CannotLower, Lowerer, TensorList, ref_value, tf_dtype
+from irc.frontends.lowering.context import CannotLower, Lowerer, ref_value, tf_dtype
 from irc.frontends.tfgraph import TFGraph, TFNode
 from irc.ir.graph import Graph, Location, Value
 from irc.ir.liveness import remove_dead
@@ -33,8 +34,8 @@ FAMILIES = ("math", "nn", "array", "indexing", "einsum", "control_flow")
 LOWERINGS: Registry[Lowering] = Registry("lowering of TF op", [f"irc.frontends.lowering.{f}" for f in FAMILIES],
                                          "irc.lowerings")
 BATCH = SymDim("batch")
-# Ops that can never be kept as opaque TF nodes (they need TF functions or TensorList values irc drops).
-NEVER_OPAQUE = frozenset({"While", "StatelessWhile", "If", "StatelessIf"})
+# Ops that can never be kept as opaque TF nodes (they need TF functions, which irc lowers into regions).
+NEVER_OPAQUE = frozenset({"While", "StatelessWhile", "If", "StatelessIf", "Case", "StatelessCase"})
 # Ops the driver handles itself.
 _DRIVER_OPS = frozenset({"Placeholder"})
 
@@ -78,8 +79,7 @@ def lower_graph(tfgraph: TFGraph, input_shapes: Mapping[str, tuple] | None = Non
         except CannotLower as e:
             raise InputError(f"output {out_name!r} cannot be read: {e}", where=tfgraph.source) from None
         if not isinstance(value, Value):
-            raise UnsupportedOpError(f"output {out_name!r} is a TensorList, which irc cannot return",
-                                     where=tfgraph.source)
+            raise UnsupportedOpError(f"output {out_name!r} is not a tensor irc can return", where=tfgraph.source)
         graph.set_output(out_name, value)
     remove_dead(graph)  # folded constants, unused shape arithmetic, the TF outputs nothing uses
     return graph
@@ -151,7 +151,7 @@ def lower_nodes(cx: Lowerer, nodes: list[TFNode], env: dict[str, list]) -> None:
                 continue
             cx.lowered += 1
             if cx.lowered > cx.max_lowered:
-                limits.check_expansion(cx.lowered, cx.source_nodes, "unrolling the model's loops and calls",
+                limits.check_expansion(cx.lowered, cx.source_nodes, "inlining the model's function calls",
                                        where=cx.tfgraph.source)
             env[node.name] = lower_node(cx, node, _read_inputs(cx, node, env))
     finally:
@@ -208,4 +208,4 @@ def _cannot_lower(cx: Lowerer, node: TFNode, reason: str) -> UnsupportedOpError:
                               where=cx.tfgraph.source)
 
 
-__all__ = ["LOWERINGS", "CannotLower", "Lowerer", "TensorList", "lower_graph", "lowers", "supported_ops"]
+__all__ = ["LOWERINGS", "CannotLower", "Lowerer", "lower_graph", "lowers", "supported_ops"]

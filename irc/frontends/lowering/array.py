@@ -243,6 +243,9 @@ def slice_(cx: Lowerer, node: TFNode, args: list) -> Value:
 @lowers("StridedSlice")
 def strided_slice(cx: Lowerer, node: TFNode, args: list) -> Value:
     x, begin, end, strides = args
+    known = [cx.dims(begin), cx.dims(end)]
+    if any(dims is None or None in dims for dims in known):  # a loop counter, say
+        return _run_time_index(cx, node, x, begin, strides)
     attrs = {"begin": tuple(cx.ints(begin, "the slice begin")), "end": tuple(cx.ints(end, "the slice end")),
              "strides": tuple(cx.ints(strides, "the slice strides"))}
     for mask in ("begin_mask", "end_mask", "ellipsis_mask", "new_axis_mask", "shrink_axis_mask"):
@@ -257,6 +260,32 @@ def strided_slice(cx: Lowerer, node: TFNode, args: list) -> Value:
         out = cx.op("strided_slice", x, **attrs)
         return cx.dims_value(entries, out, out.type.dtype, scalar=picked.ndim == 0)
     return cx.op("strided_slice", x, **attrs)
+
+
+def _run_time_index(cx: Lowerer, node: TFNode, x: Value, begin: Value, strides: Value) -> Value:
+    """``x[:, i]`` with ``i`` known only at run time (a loop counter): a gather on each indexed axis. Other axes
+    must be whole (``:``)."""
+    steps = cx.ints(strides, "the slice strides")
+    rank = len(cx.shape(x))
+    shrink, full = int(node.attrs.get("shrink_axis_mask", 0)), int(node.attrs.get("begin_mask", 0)) & int(
+        node.attrs.get("end_mask", 0))
+    if node.attrs.get("ellipsis_mask", 0) or node.attrs.get("new_axis_mask", 0) or len(steps) > rank:
+        raise CannotLower("the slice begin is computed at run time and the slice has ellipsis or new axes")
+    for axis in range(len(steps)):
+        if not (shrink >> axis & 1 or (full >> axis & 1 and steps[axis] == 1)):
+            raise CannotLower("the slice begin is computed at run time; irc reads such a slice only as single "
+                              "indices (x[:, i]) on some axes and whole axes elsewhere")
+    if begin.type.dtype is not DType.i32:
+        begin = cx.op("cast", begin, to=DType.i32)
+    for axis in reversed(range(len(steps))):  # the last axis first, so earlier axes keep their numbers
+        if shrink >> axis & 1:
+            index = cx.op("gather", begin, cx.const(np.asarray(axis, np.int32)))
+            size = x.type.shape[axis]
+            size = (cx.const(np.asarray(size, np.int32)) if isinstance(size, int) else
+                    cx.op("gather", cx.op("shape", x), cx.const(np.asarray(axis, np.int32))))
+            index = cx.op("floor_mod", index, size)  # a negative index counts from the end, as in TF
+            x = cx.op("gather", x, index, axis=axis)
+    return x
 
 
 def _with_defaults(attrs: dict) -> dict:

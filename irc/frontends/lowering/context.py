@@ -10,7 +10,6 @@ time), and tracks *partly known* integer vectors: ``Shape`` of a tensor with a s
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 import math
 from typing import Any
 
@@ -27,18 +26,6 @@ FOLD_LIMIT = 1 << 24
 
 class CannotLower(Exception):
     """A lowering that does not apply to this node (dynamic shapes, an unsupported attribute value, ...)."""
-
-
-@dataclass(frozen=True)
-class TensorList:
-    """A TF TensorList value (``variant``) while loops are unrolled: its items are irc values (None = unset).
-
-    Lists are immutable here: TensorListSetItem makes a new one, as TF's value semantics say.
-    """
-
-    items: tuple[Value | None, ...]
-    element_shape: tuple[Dim, ...] | None
-    dtype: DType
 
 
 def tf_dtype(name: str) -> DType:
@@ -264,7 +251,7 @@ def _short(attrs: dict) -> str:
 
 
 def ref_value(env: dict[str, list], ref: str):
-    """The irc value (or TensorList) a TF ref ("node", "node:k") names in ``env``."""
+    """The irc value a TF ref ("node", "node:k") names in ``env``."""
     name, idx = split_ref(ref)
     outs = env.get(name)
     if outs is None and ref in env:  # a function argument spelled with a colon

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from irc.frontends.lowering.context import CannotLower, Lowerer, TensorList, tf_dtype
+from irc.frontends.lowering.context import CannotLower, Lowerer, tf_dtype
 from irc.frontends.tfgraph import TFNode
 from irc.ir.graph import Value
 from irc.ir.types import Dim, SymDim, TensorType
@@ -19,8 +19,8 @@ _CONST_LIMIT = 1 << 16  # constant operands up to this many elements are given t
 
 
 def lower_opaque(cx: Lowerer, node: TFNode, args: list) -> list[Value]:
-    if any(isinstance(a, TensorList) for a in args):
-        raise CannotLower("it takes a TensorList")
+    if node.op.startswith(("TensorList", "EmptyTensorList")):  # irc's lists are plain tensors, not TF variants
+        raise CannotLower("it works on a TensorList, which irc turns into a plain tensor")
     if not node.node_def:
         raise CannotLower("irc has no NodeDef for it")
     types = result_types(node, args)
