@@ -261,15 +261,40 @@ def _concrete(fn, input_shapes: dict, source: str):
         raise UsageError(f"{source}: cannot trace the tf.function ({e}); give it an input_signature") from None
 
 
+def _keep_cases_functional(concrete):
+    """Freezing lowers a ``Case`` to v1 Switch/Merge control flow even with ``lower_control_flow=False`` (as it
+    does not ``If`` and ``While``) unless the op says otherwise: mark each for the freeze, and give back a function
+    that puts the marks back as they were."""
+    from tensorflow.core.framework import attr_value_pb2
+
+    graphs = [concrete.graph]
+    graphs += [f.graph for f in getattr(concrete.graph, "_functions", {}).values() if hasattr(f, "graph")]
+    marked = []
+    for graph in graphs:
+        for op in graph.get_operations():
+            if op.type in ("Case", "StatelessCase") and "_lower_using_switch_merge" in op.node_def.attr:
+                marked.append((op, op.node_def.attr["_lower_using_switch_merge"].b))
+                op._set_attr("_lower_using_switch_merge", attr_value_pb2.AttrValue(b=False))
+
+    def restore():
+        for op, value in marked:
+            op._set_attr("_lower_using_switch_merge", attr_value_pb2.AttrValue(b=value))
+
+    return restore
+
+
 def _from_function(concrete, source: str, input_shapes: dict, output_names=(), known_layers=()) -> TFGraph:
     """Freeze a ConcreteFunction and read its GraphDef with the fast path's decoder."""
     _import_tf()
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
+    restore = _keep_cases_functional(concrete)
     try:
         frozen = convert_variables_to_constants_v2(concrete, lower_control_flow=False)
     except Exception as e:  # noqa: BLE001 - TF raises many kinds; each one means this input cannot be read
         raise InputError(f"TensorFlow cannot freeze the model: {e}", where=source) from None
+    finally:
+        restore()
     data = frozen.graph.as_graph_def().SerializeToString()
     try:
         nodes, library = decode_graph_def(tfproto.parse("GraphDef", data))
