@@ -178,20 +178,25 @@ def _make_pending_lists(cx: Lowerer, args: list, body_fn: TFFunction) -> list:
         if not isinstance(args[i], Value):
             raise CannotLower(f"loop value {i} is not a tensor irc tracks")
 
+    # stand-ins of length 1: the lists' own lengths are values of the enclosing graph, which the probe cannot use
+    proxies = {i: PendingList(1, args[i].element, args[i].dtype) for i in pending}
+
     def probe(values):
         local = list(args)
         for k, i in enumerate(others):
             local[i] = values[k] if not args[i].is_constant else cx.const(args[i].constant)
+        for i, proxy in proxies.items():
+            local[i] = proxy
         call_function(cx, body_fn.name, local)
         return []
 
     build_region(cx, "probe", [body_fn.inputs[i][0] for i in others], [args[i].type for i in others], probe)
     made = list(args)
     for i in pending:
-        lst = args[i]
-        if lst.learned is None or lst.learned.shape is None:
+        learned = proxies[i].learned
+        if learned is None or learned.shape is None:
             raise CannotLower(f"loop value {i} is a TensorList whose element shape irc cannot learn from the loop")
-        made[i] = _zeros(cx, lst.count, lst.learned.shape, lst.dtype)
+        made[i] = _zeros(cx, args[i].count, learned.shape, args[i].dtype)
     return made
 
 
