@@ -110,17 +110,19 @@ def one_line(error: BaseException) -> str:
               help="Largest array, string or inflated member an input may make irc build (default 256M).")
 @click.option("--max-graph-nodes", "max_nodes", metavar="N", envvar="IRC_MAX_NODES",
               help="Most graph nodes a reader may make, function inlining included (default 2000000).")
+@click.option("--max-loop-iterations", "max_loops", metavar="N", envvar="IRC_MAX_LOOP_ITERATIONS",
+              help="Most loop iterations irc's interpreter runs in one run, nested loops included (default 1000000).")
 @click.option("--load", "--load-pass", "load", multiple=True, metavar="FILE.py",
               help="Load a Python file that adds ops, lowerings, emitters, passes or targets (repeatable).")
 @click.pass_context
-def main(ctx, debug, verbose, quiet, max_memory, max_nodes, load):
+def main(ctx, debug, verbose, quiet, max_memory, max_nodes, max_loops, load):
     """irc: compile TensorFlow models to TFLite, XLA, CUDA and TPU programs.
 
     Example: irc lower model/ --emit tflite -o model.tflite
     """
     ctx.ensure_object(dict)
     ctx.obj.update(debug=debug, verbose=verbose, quiet=quiet)
-    set_limits(ctx, max_memory, max_nodes)
+    set_limits(ctx, max_memory, max_nodes, max_loops)
     show_library_notes(quiet)
     if load:
         from irc.registry import load_file
@@ -129,13 +131,14 @@ def main(ctx, debug, verbose, quiet, max_memory, max_nodes, load):
             load_file(path)
 
 
-def set_limits(ctx, max_memory, max_nodes) -> None:
+def set_limits(ctx, max_memory, max_nodes, max_loops=None) -> None:
     from irc import limits
     from irc.errors import UsageError
 
     try:
         limits.set_global(max_memory=max_memory and limits.parse_size(max_memory),
-                          max_nodes=max_nodes and limits.parse_count(max_nodes, "--max-graph-nodes"))
+                          max_nodes=max_nodes and limits.parse_count(max_nodes, "--max-graph-nodes"),
+                          max_loop_iterations=max_loops and limits.parse_count(max_loops, "--max-loop-iterations"))
     except UsageError as error:
         raise click.UsageError(str(error), ctx=ctx) from None
 
@@ -159,7 +162,7 @@ def show_library_notes(quiet: bool = False) -> None:
 
 
 GLOBAL_FLAGS = {"--debug", "-v", "-vv", "-vvv", "--verbose", "-q", "--quiet"}
-GLOBAL_OPTIONS = {"--max-memory", "--max-graph-nodes", "--load", "--load-pass"}  # global options that take a value
+GLOBAL_OPTIONS = {"--max-memory", "--max-graph-nodes", "--max-loop-iterations", "--load", "--load-pass"}  # global options that take a value
 
 
 def hoist_global_options(args: list[str]) -> list[str]:

@@ -41,7 +41,8 @@ class Limits:
     # EXPANSION_FLOOR: a few kilobytes of functions that call each other twice, twenty deep, describe a million
     # nodes. None once max_nodes is set explicitly: the user's node limit is then the only one.
     max_expansion: int | None = 100
-    # Iterations the reference interpreter runs one loop for before giving up.
+    # Loop iterations the reference interpreter runs in one run, every loop (nested ones too) counted together:
+    # three loops of 4,096 trips nested in one another would otherwise run 2^36 bodies, each loop under the limit.
     max_loop_iterations: int = 1_000_000
 
 

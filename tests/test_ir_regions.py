@@ -97,8 +97,51 @@ def test_a_runaway_loop_is_an_error_not_a_hang():
     g = counting_loop()
     with limits.override(max_loop_iterations=100):
         run(g, {"x": np.zeros(2, np.float32), "n": np.int32(100)})
-        with pytest.raises(InputError, match=r"'while' at w \(layer rnn\).*loop ran more than 100 iterations"):
+        with pytest.raises(InputError, match=r"'while' at w \(layer rnn\).*loops ran more than 100 iterations"):
             run(g, {"x": np.zeros(2, np.float32), "n": np.int32(101)})
+
+
+def test_the_iteration_limit_counts_every_loop_of_a_run_together():
+    text = print_graph(counting_loop())
+    g = parse(text)
+    with limits.override(max_loop_iterations=10):
+        for _ in range(3):  # each run has a budget of its own
+            run(g, {"x": np.zeros(2, np.float32), "n": np.int32(10)})
+    nested = parse(NESTED)
+    with limits.override(max_loop_iterations=4 * 4 + 4):
+        assert run(nested, {"n": np.int32(4)})["total"] == 16
+    with limits.override(max_loop_iterations=4 * 4 + 3), pytest.raises(InputError, match="loops ran more than 19"):
+        run(nested, {"n": np.int32(4)})
+
+
+NESTED = """
+graph @g(%n: i32[]) {
+  %0 = const() {value = dense<i32[] [0]>} : i32[]
+  %1, %2, %3 = while(%0, %0, %n) : i32[], i32[], i32[]
+    ^cond(%i: i32[], %t: i32[], %n: i32[]) {
+      %4 = less(%i, %n) : bool[]
+      return %4
+    }
+    ^body(%i: i32[], %t: i32[], %n: i32[]) {
+      %5 = const() {value = dense<i32[] [1]>} : i32[]
+      %6 = add(%i, %5) : i32[]
+      %7 = const() {value = dense<i32[] [0]>} : i32[]
+      %8, %9, %10 = while(%7, %t, %n) : i32[], i32[], i32[]
+        ^cond(%j: i32[], %t: i32[], %n: i32[]) {
+          %11 = less(%j, %n) : bool[]
+          return %11
+        }
+        ^body(%j: i32[], %t: i32[], %n: i32[]) {
+          %12 = const() {value = dense<i32[] [1]>} : i32[]
+          %13 = add(%j, %12) : i32[]
+          %14 = add(%t, %12) : i32[]
+          return %13, %14, %n
+        }
+      return %6, %9, %n
+    }
+  return %2 as "total"
+}
+"""
 
 
 def test_max_trip_count_stops_the_loop():

@@ -76,18 +76,28 @@ def test_inlining_is_counted_from_the_input(tmp_path):
         read_graphdef_bytes(data, "t.pb")
 
 
-def test_loops_nested_in_loops_are_refused_while_unrolling(tmp_path):
-    model = write(tmp_path, "loops.pb", craft.nested_loops_graphdef(3))  # 4096**3 body runs from 21 nodes
-    assert_refused(dump(tmp_path, model), codes=(1,),
-                   fragment="unrolling the model's loops and calls would make 2,101 nodes from the 21 in the input")
-
-
-def test_nested_loops_unroll_when_the_node_limit_is_given(tmp_path):
-    model = write(tmp_path, "loops.pb", craft.nested_loops_graphdef(2, trips=40))  # 1,600 Relus
-    assert_refused(dump(tmp_path, model), codes=(1,), fragment="more than 100 times as many")
-    outcome = dump(tmp_path, model, "--max-graph-nodes", "50000")
+def test_loops_nested_in_loops_stay_loops(tmp_path):
+    """Three While loops nested in one another's bodies, 4,096 trips each (2^36 body runs from 21 nodes), lower
+    to three nested while regions: nothing is unrolled, so nothing grows."""
+    model = write(tmp_path, "loops.pb", craft.nested_loops_graphdef(3))
+    outcome = dump(tmp_path, model)
     assert outcome.returncode == 0, outcome.describe()
-    assert (tmp_path / "out.irc").read_text().count("= relu(") == 40 * 40 + 1
+    assert outcome.seconds < 10 and outcome.peak_mb < 300, outcome.describe()
+    text = (tmp_path / "out.irc").read_text()
+    assert text.count("= while(") == 3 and text.count("= relu(") == 2
+
+
+def test_running_nested_loops_stops_at_the_iteration_limit(tmp_path):
+    model = write(tmp_path, "loops.pb", craft.nested_loops_graphdef(3))
+    outcome = run_irc(["--max-loop-iterations", "3000", "run", model, "--random", "0"], cwd=tmp_path)
+    assert_refused(outcome, codes=(1,), fragment="loops ran more than 3,000 iterations (raise the limit with "
+                                                  "--max-loop-iterations or IRC_MAX_LOOP_ITERATIONS")
+
+
+def test_nested_loops_run_when_the_iteration_limit_allows(tmp_path):
+    model = write(tmp_path, "loops.pb", craft.nested_loops_graphdef(2, trips=40))  # 1,600 Relus at run time
+    outcome = run_irc(["run", model, "--random", "0"], cwd=tmp_path)
+    assert outcome.returncode == 0, outcome.describe()
 
 
 # ---- constants ----------------------------------------------------------------------------------------------

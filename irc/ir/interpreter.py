@@ -8,6 +8,7 @@ sees the nodes inside them too, once per time they run.
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
@@ -67,9 +68,29 @@ def _check_input(value: Value, array: np.ndarray, symbols: dict) -> np.ndarray:
     return array
 
 
+# Loop iterations run so far in the run under way (every loop counted together), against max_loop_iterations.
+_iterations: ContextVar[list[int] | None] = ContextVar("irc_loop_iterations", default=None)
+
+
 def run(graph: Graph, inputs, observer: Observer | None = None) -> dict[str, np.ndarray]:
     """Runs ``graph`` on ``inputs`` and returns its outputs by name."""
-    return _run_bound(graph, bind_inputs(graph, inputs), observer)
+    token = _iterations.set([0]) if _iterations.get() is None else None
+    try:
+        return _run_bound(graph, bind_inputs(graph, inputs), observer)
+    finally:
+        if token is not None:
+            _iterations.reset(token)
+
+
+def count_iteration(where: str) -> None:
+    """Counts one loop iteration against ``max_loop_iterations``, for the run under way."""
+    counter = _iterations.get()
+    counter[0] += 1
+    most = limits.current().max_loop_iterations
+    if counter[0] > most:
+        raise InputError(f"loops ran more than {most:,} iterations", where=where,
+                         hint=f"raise the limit with {limits.FLAG['max_loop_iterations']} or "
+                              f"{limits.ENV['max_loop_iterations']} if the model is meant to loop longer")
 
 
 def run_region(region: Graph, args: list[np.ndarray], observer: Observer | None = None) -> list[np.ndarray]:
@@ -117,8 +138,13 @@ def run_node(node: Node, args: list[np.ndarray], observer: Observer | None = Non
     attrs = op.with_defaults(node.attrs)
     if node.regions:
         where = f"running node {node_label(node)}"
-        outs = op.evaluate(args, attrs, node.regions, lambda region, values: run_region(region, values, observer),
-                           where)
+        token = _iterations.set([0]) if _iterations.get() is None else None  # a node run alone (folding) counts alone
+        try:
+            outs = op.evaluate(args, attrs, node.regions,
+                               lambda region, values: run_region(region, values, observer), where)
+        finally:
+            if token is not None:
+                _iterations.reset(token)
         return [quantize(np.asarray(o), r.type) for o, r in zip(outs, node.results)]
     if node.op != "const":  # a constant's array is the IR's own: there is nothing to allocate
         _check_result_sizes(node, args)

@@ -3,7 +3,7 @@
 A region is an ordinary Graph isolated from above: its inputs are its arguments, its outputs (in order) its
 results, and it uses no value of an enclosing graph (see docs/ir.md). The ops here give their result types from
 their regions' signatures (``infer_regions``, which the verifier also runs) and run them through the interpreter
-(``evaluate``), with ``irc.limits``' ``max_loop_iterations`` bounding a loop.
+(``evaluate``), with ``irc.limits``' ``max_loop_iterations`` bounding the iterations of a run.
 
 - ``while(init...)`` with regions (cond, body): cond maps the n carried values to one bool scalar, body maps them
   to their next values, of the same types. A carried dimension that changes across iterations is ``?`` in the
@@ -19,8 +19,6 @@ from typing import ClassVar
 
 import numpy as np
 
-from irc import limits
-from irc.errors import InputError
 from irc.ir.types import DType, TensorType, join_types, shapes_compatible
 from irc.ops.base import Attr, OpDef, register
 
@@ -97,18 +95,16 @@ class While(RegionOp):
         return list(body_args)
 
     def evaluate(self, args, attrs, regions, run_region, where):
+        from irc.ir.interpreter import count_iteration
+
         cond, body = regions
         values = list(args)
-        most = limits.current().max_loop_iterations
         bound = attrs["max_trip_count"]
         iterations = 0
         while bool(np.asarray(run_region(cond, values)[0]).reshape(-1)[0]):
             if bound >= 0 and iterations >= bound:
                 break
-            if iterations >= most:
-                raise InputError(f"the loop ran more than {most:,} iterations", where=where,
-                                 hint=f"raise the limit with {limits.FLAG['max_loop_iterations']} or "
-                                      f"{limits.ENV['max_loop_iterations']} if the loop is meant to run longer")
+            count_iteration(where)
             values = run_region(body, values)
             iterations += 1
         return values
