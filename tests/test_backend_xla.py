@@ -479,3 +479,20 @@ def test_irc_lower_command_for_each_target(zoo_models, tmp_path):
     assert 'default="10.9.8.7:8470"' in (tmp_path / "tpu" / "run_tpu.py").read_text()
     result = runner.invoke(main, ["check", path, "--target", "xla"], catch_exceptions=False)
     assert result.exit_code == 0 and "will convert to xla" in result.output
+
+
+def test_fill_and_dynamic_update_slice_emit_as_their_kernels_run(tmp_path):
+    """What TensorLists become (a list made at a run-time length, an item set at a run-time index)."""
+    from irc.backends import xla
+    from irc.ir.interpreter import run
+
+    g = Graph("lists")
+    i, item = g.add_input("i", TensorType(DType.i32, ())), g.add_input("item", TensorType(DType.f32, (3,)))
+    dims = g.op("pack", g.const(np.int32(4)), g.const(np.int32(3)), axis=0)
+    zeros = g.op("fill", dims, g.const(np.float32(0)))
+    start = g.op("pack", i, g.const(np.int32(0)), axis=0)
+    g.set_output("list", g.op("dynamic_update_slice", zeros, g.op("expand_dims", item, axis=0), start))
+    model = xla.emit(g, passes="", output=tmp_path / "out")
+    for index in (1, 3, 7, -2):  # past either end: clamped, as XLA does
+        inputs = {"i": np.int32(index), "item": np.array([1, 2, 3], np.float32)}
+        np.testing.assert_array_equal(model.run(inputs)["list"], run(g, inputs)["list"])

@@ -3,7 +3,7 @@ import pytest
 import tensorflow as tf
 
 from irc.ir.types import DType, QuantParams, SymDim, TensorType
-from irc.ops import get_op, infer_types
+from irc.ops import get_op, infer_types, run_kernel
 from irc.ops.base import QUANT_PRESERVING
 from tests.op_oracle import check, infer_shape, rand, tf_run
 
@@ -226,3 +226,15 @@ def test_quant_preserving_traits():
     assert infer_types("reshape", [TensorType(DType.i8, (2, 3), q)], {"shape": (6,)})[0].quant == q
     per_axis = QuantParams((0.5, 0.25), (0, 0), axis=0)
     assert infer_types("transpose", [TensorType(DType.i8, (2, 3), per_axis)], {"perm": (1, 0)})[0].quant is None
+
+
+def test_fill():
+    dims, value = np.asarray([2, 3], np.int32), np.float32(1.5)
+    (want,) = tf_run(lambda d, v: tf.fill(d, v), dims, value)
+    types = [TensorType(DType.i32, (2,)), TensorType(DType.f32, ())]
+    assert infer_types("fill", types, {}, [dims, None])[0].shape == (2, 3)  # known dims: a static shape
+    assert infer_types("fill", types, {})[0].shape == (None, None)  # dims computed at run time
+    (got,) = run_kernel("fill", [dims, value], {})
+    np.testing.assert_array_equal(got, want)
+    with pytest.raises(ValueError, match="negative"):
+        infer_types("fill", types, {}, [np.asarray([2, -1], np.int32), None])

@@ -228,7 +228,7 @@ def zip_bomb(nbytes: int, name: str = "x.npy", shape=None) -> bytes:
 
 def nested_loops_graphdef(depth: int, trips: int = 4096) -> bytes:
     """x: f32[1] through ``depth`` While loops nested in one another's bodies, each running ``trips`` times (a
-    constant trip count irc unrolls): trips**depth body runs from a few dozen nodes."""
+    constant trip count): trips**depth body runs at run time from a few dozen nodes."""
     gd = MESSAGES["GraphDef"]()
     placeholder(gd, shape=(1,))
     _loop(gd, "loop", "x", 0, trips)

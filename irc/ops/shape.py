@@ -468,7 +468,7 @@ class Fill(OpDef):
 
     def infer(self, types, attrs, consts):
         dims, value = types
-        if dims.dtype not in (DType.i32, DType.i64) or dims.rank != 1:
+        if dims.dtype not in (DType.i32, DType.i64) or dims.rank not in (1, None):
             raise ValueError(f"fill's dims must be an i32 or i64 vector, got {dims}")
         if value.rank not in (0, None):
             raise ValueError(f"fill's value must be a scalar, got {value}")
