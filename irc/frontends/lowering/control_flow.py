@@ -16,6 +16,7 @@ Stack the tensor itself, PushBack a ``concat``, PopBack two ``strided_slice``s.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -78,7 +79,7 @@ def build_region(cx: Lowerer, name: str, arg_names: Sequence[str], arg_types: Se
     try:
         args = []
         taken: set[str] = set()
-        for i, (arg_name, t) in enumerate(zip(arg_names, arg_types)):
+        for i, (arg_name, t) in enumerate(zip(_short_names(arg_names), arg_types)):
             unique = arg_name if arg_name and arg_name not in taken else f"arg{i}"
             taken.add(unique)
             value = region.add_input(unique, t)
@@ -95,6 +96,16 @@ def build_region(cx: Lowerer, name: str, arg_names: Sequence[str], arg_types: Se
         cx.graph, cx.sym_sources, cx._masks, cx._folded, cx.region_depth = saved
     remove_dead(region)
     return region
+
+
+def _short_names(names: Sequence[str]) -> list[str]:
+    """TF function argument names without the prefix they all share (``functional_1_lstm_1_while_``)."""
+    names = list(names)
+    if len(names) < 2:
+        return names
+    prefix = os.path.commonprefix(names)
+    cut = prefix.rfind("_") + 1
+    return [name[cut:] for name in names] if cut and all(len(n) > cut for n in names) else names
 
 
 def _local(cx: Lowerer, values: Sequence, passed: Sequence[int], args: Sequence[Value]) -> list:
