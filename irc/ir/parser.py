@@ -284,6 +284,12 @@ class _Build(Transformer):
         except ValueError as e:
             raise _Fail(axis, str(e)) from None
 
+    def blockwise(self, axis, block, scales, zps):
+        try:
+            return QuantParams(scales, zps, _int(axis), _int(block))
+        except ValueError as e:
+            raise _Fail(axis, str(e)) from None
+
     def type(self, dtype, dims, quant):
         return TensorType(DType(str(dtype)), dims, quant)
 

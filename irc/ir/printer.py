@@ -57,7 +57,8 @@ def format_quant(q: QuantParams) -> str:
         return f" q({format_float(q.scale[0])}, {q.zero_point[0]})"
     scales = ", ".join(format_float(s) for s in q.scale)
     zps = ", ".join(str(z) for z in q.zero_point)
-    return f" q(axis={q.axis}, [{scales}], [{zps}])"
+    block = "" if q.block_size is None else f"block={q.block_size}, "
+    return f" q(axis={q.axis}, {block}[{scales}], [{zps}])"
 
 
 def format_type(t: TensorType) -> str:

@@ -21,6 +21,7 @@ class DType(enum.Enum):
     bf16 = "bf16"
     f64 = "f64"
     i8 = "i8"
+    i4 = "i4"  # 4-bit weights: held in int8 arrays with values in [-8, 7], packed two per byte in .tflite files
     u8 = "u8"
     i16 = "i16"
     i32 = "i32"
@@ -34,6 +35,8 @@ class DType(enum.Enum):
             import ml_dtypes  # shipped with tensorflow and jax; only needed for bfloat16
 
             return np.dtype(ml_dtypes.bfloat16)
+        if self is DType.i4:
+            return np.dtype(np.int8)
         return np.dtype(_NUMPY_NAMES[self])
 
     @property
@@ -42,7 +45,15 @@ class DType(enum.Enum):
 
     @property
     def is_integer(self) -> bool:
-        return self in (DType.i8, DType.u8, DType.i16, DType.i32, DType.i64)
+        return self in (DType.i4, DType.i8, DType.u8, DType.i16, DType.i32, DType.i64)
+
+    @property
+    def int_range(self) -> tuple[int, int]:
+        """The smallest and largest value of an integer dtype (i4: -8 and 7, though held in int8 arrays)."""
+        if self is DType.i4:
+            return -8, 7
+        info = np.iinfo(self.numpy)
+        return int(info.min), int(info.max)
 
     @property
     def itemsize(self) -> int:
@@ -76,7 +87,7 @@ _NUMPY_NAMES = {
     DType.bool: "bool", DType.str: "object",
 }
 _LONG_NAMES = {name: member for member, name in _NUMPY_NAMES.items() if member is not DType.str}
-_LONG_NAMES.update({"bfloat16": DType.bf16, "string": DType.str, "half": DType.f16, "double": DType.f64})
+_LONG_NAMES.update({"int4": DType.i4, "bfloat16": DType.bf16, "string": DType.str, "half": DType.f16, "double": DType.f64})
 
 
 @dataclass(frozen=True)
@@ -99,17 +110,25 @@ def dim_str(d: Dim) -> str:
 
 @dataclass(frozen=True)
 class QuantParams:
-    """Affine quantization: real = scale * (q - zero_point). ``axis`` is set for per-channel parameters."""
+    """Affine quantization: real = scale * (q - zero_point). ``axis`` is set for per-channel parameters.
+
+    ``block_size`` (blockwise, 2-D tensors only): every channel along ``axis`` is cut into blocks of that many
+    elements along the other axis, each with a scale of its own; ``scale`` then lists them channel by channel
+    (``channels * blocks`` values, a [channels, blocks] array read row by row).
+    """
 
     scale: tuple[float, ...]
     zero_point: tuple[int, ...]
     axis: int | None = None
+    block_size: int | None = None
 
     def __post_init__(self):
         if len(self.scale) != len(self.zero_point) or not self.scale:
             raise ValueError("quantization needs as many zero points as scales, and at least one")
         if self.axis is None and len(self.scale) != 1:
             raise ValueError("per-tensor quantization has exactly one scale")
+        if self.block_size is not None and (self.axis is None or self.block_size < 1):
+            raise ValueError("blockwise quantization needs a channel axis and a positive block size")
 
     @property
     def per_axis(self) -> bool:

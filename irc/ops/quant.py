@@ -23,11 +23,14 @@ from irc.ops.base import PURE, Attr, OpDef, normalize_axis, register
 QUANT_DTYPES = (DType.i8, DType.u8, DType.i16, DType.i32)
 
 
-def _param_arrays(q: QuantParams, ndim: int) -> tuple[np.ndarray, np.ndarray]:
+def _param_arrays(q: QuantParams, ndim: int, shape: tuple[int, ...] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Scale and zero point as float64 arrays that broadcast against an array of rank ``ndim`` (per axis: along
-    ``q.axis``). The one place that does this: the kernels here and the interpreter's quantized nodes use it."""
+    ``q.axis``; blockwise: of ``shape``, one value per element). The one place that does this: the kernels here
+    and the interpreter's quantized nodes use it."""
     scale = np.asarray(q.scale, dtype=np.float64)
     zp = np.asarray(q.zero_point, dtype=np.float64)
+    if q.block_size is not None:
+        return _blockwise(scale, q, shape), _blockwise(zp, q, shape)
     if q.axis is not None and ndim:
         shape = [1] * ndim
         shape[q.axis] = -1
@@ -35,12 +38,24 @@ def _param_arrays(q: QuantParams, ndim: int) -> tuple[np.ndarray, np.ndarray]:
     return scale, zp
 
 
+def _blockwise(values: np.ndarray, q: QuantParams, shape) -> np.ndarray:
+    """Per-block ``values`` ([channels, blocks], row by row) spread over a 2-D tensor of ``shape``."""
+    if shape is None or len(shape) != 2:
+        raise ValueError("blockwise quantization applies to 2-D tensors only")
+    channels, length = shape[q.axis], shape[1 - q.axis]
+    if length % q.block_size or values.size != channels * (length // q.block_size):
+        raise ValueError(f"{values.size} block scales do not fit a {list(shape)} tensor in blocks of "
+                         f"{q.block_size} along axis {1 - q.axis}")
+    spread = np.repeat(values.reshape(channels, -1), q.block_size, axis=1)
+    return spread if q.axis == 0 else spread.T
+
+
 def quantize_array(x: np.ndarray, dtype: DType, q: QuantParams) -> np.ndarray:
-    scale, zp = _param_arrays(q, x.ndim)
-    info = np.iinfo(dtype.numpy)
+    scale, zp = _param_arrays(q, x.ndim, np.shape(x))
+    lo, hi = dtype.int_range
     with np.errstate(all="ignore"):
         out = np.rint(np.asarray(x, np.float64) / scale) + zp
-    return np.clip(out, info.min, info.max).astype(dtype.numpy)
+    return np.clip(out, lo, hi).astype(dtype.numpy)
 
 
 def dequantize_array(x: np.ndarray, q: QuantParams) -> np.ndarray:
@@ -48,7 +63,7 @@ def dequantize_array(x: np.ndarray, q: QuantParams) -> np.ndarray:
 
 
 def _real(x: np.ndarray, q: QuantParams) -> np.ndarray:
-    scale, zp = _param_arrays(q, x.ndim)
+    scale, zp = _param_arrays(q, x.ndim, np.shape(x))
     return (x.astype(np.float64) - zp) * scale
 
 

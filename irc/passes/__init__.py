@@ -28,6 +28,7 @@ BUILTIN_PASSES = {
     "tfl-fuse": "irc.passes.tfl_fuse",
     "layout": "irc.passes.layout",
     "quantize": "irc.passes.quantize",
+    "quantize-weights": "irc.passes.quantize.weights",
     # Passes a backend brings (its ``passes``); they run in its default pipeline and, by name, anywhere.
     "tflite-idioms": "irc.backends.tflite.legalize",
 }

@@ -49,11 +49,11 @@ from irc.ir.verify import require_data
 DEFAULT_PIPELINE = "tflite,tflite-idioms"
 SIGNATURE_KEY = "serving_default"
 QUANTIZE_MODES = ("float16",)  # handled here; the integer modes go to irc's quantizer
-QUANTIZE_OPTIONS = ("calibration", "observer", "int8_io", "keep_float")
+QUANTIZE_OPTIONS = ("calibration", "observer", "int8_io", "keep_float", "granularity", "block_size")
 
 TFL_TYPES = {
     DType.f32: "FLOAT32", DType.f16: "FLOAT16", DType.bf16: "BFLOAT16", DType.f64: "FLOAT64",
-    DType.i8: "INT8", DType.u8: "UINT8", DType.i16: "INT16", DType.i32: "INT32", DType.i64: "INT64",
+    DType.i8: "INT8", DType.i4: "INT4", DType.u8: "UINT8", DType.i16: "INT16", DType.i32: "INT32", DType.i64: "INT64",
     DType.bool: "BOOL", DType.str: "STRING",
 }
 _SHARE_LIMIT = 256  # constants up to this many bytes are shared by content (axes, shapes, scalars)
@@ -145,6 +145,14 @@ def quantization(q: QuantParams | None) -> Quantization | None:
     return Quantization(scale=list(q.scale), zero_point=list(q.zero_point), quantized_dimension=q.axis or 0)
 
 
+def pack_int4(array: np.ndarray) -> np.ndarray:
+    """TFLite's INT4 layout: two values a byte, the first in the low nibble (an odd count leaves 4 bits spare)."""
+    flat = np.asarray(array, np.int8).reshape(-1).astype(np.uint8) & 0x0F
+    if flat.size % 2:
+        flat = np.append(flat, np.uint8(0))
+    return flat[0::2] | (flat[1::2] << 4)
+
+
 def string_buffer(array: np.ndarray) -> bytes:
     """TFLite's string tensor layout: count, count + 1 offsets from the start, then the bytes."""
     items = [s if isinstance(s, bytes) else str(s).encode() for s in np.asarray(array, object).reshape(-1)]
@@ -179,9 +187,23 @@ class ModelBuilder:
         if type.dtype not in TFL_TYPES:
             raise TargetError(f"TFLite has no {type.dtype.value} tensors", where=name)
         shape, signature, has_rank = tensor_shape(type)
+        q = quantization(type.quant)
+        if type.quant is not None and type.quant.block_size is not None:
+            q = self._blockwise(type, name)
         self.tensors.append(Tensor(name, shape, TFL_TYPES[type.dtype], buffer, shape_signature=signature,
-                                   quantization=quantization(type.quant), has_rank=has_rank))
+                                   quantization=q, has_rank=has_rank))
         return len(self.tensors) - 1
+
+    def _blockwise(self, type: TensorType, name: str) -> Quantization:
+        """LiteRT's blockwise encoding (as ai-edge-quantizer writes it): a [channels, blocks] float16 tensor of
+        scales named by the quantization details, channels along dimension 0, no zero points (symmetric)."""
+        q = type.quant
+        if q.axis != 0 or type.rank != 2 or any(q.zero_point):
+            raise TargetError("TFLite takes blockwise weights as symmetric [out, in] matrices with blocks along "
+                              "the input axis", where=name)
+        scales = np.asarray(q.scale, np.float16).reshape(type.shape[0], -1)
+        index = self._buffer_tensor(scales, TensorType(DType.f16, scales.shape), name + "_scales")
+        return Quantization(quantized_dimension=0, blockwise=(index, -1, q.block_size))
 
     def bind(self, value: Value, index: int) -> None:
         self._tensor_of[value] = index
@@ -242,6 +264,8 @@ class ModelBuilder:
     def _buffer_tensor(self, array: np.ndarray, type: TensorType, name: str) -> int:
         if type.dtype is DType.str:
             data = string_buffer(array)
+        elif type.dtype is DType.i4:
+            data = pack_int4(array)
         else:
             data = np.ascontiguousarray(array, dtype=type.dtype.numpy.newbyteorder("<"))
         self.buffers.append(Buffer(data))

@@ -9,6 +9,8 @@ quantized filter keeps its channel axis through the rewrite.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from irc.backends.tflite.ops import (
@@ -24,7 +26,7 @@ from irc.backends.tflite.ops import (
     with_tfl,
 )
 from irc.ir.graph import Node, Value
-from irc.ir.types import DType, QuantParams, TensorType
+from irc.ir.types import DType, TensorType
 
 TO_NHWC, TO_NCHW = (0, 2, 3, 1), (0, 3, 1, 2)
 
@@ -41,7 +43,7 @@ def rewritten_constant(b, value: Value, perm=None, shape=None, axis_map=None) ->
     if q is not None and q.axis is not None:
         axis = perm.index(q.axis) if perm is not None else q.axis
         axis = axis_map(axis) if axis_map is not None else axis
-        q = QuantParams(q.scale, q.zero_point, axis)
+        q = replace(q, axis=axis)
     return b.constant(np.ascontiguousarray(array), type=TensorType(value.type.dtype, array.shape, q),
                       name=b.name_of(value.producer))
 
@@ -214,7 +216,7 @@ def batch_matmul(b, node):
         weights = matrix if adj_y else matrix.T  # FULLY_CONNECTED takes [out, in]
         q = w.type.quant
         if q is not None and q.axis is not None:
-            q = QuantParams(q.scale, q.zero_point, 0)
+            q = replace(q, axis=0)
         wi = b.constant(np.ascontiguousarray(weights), type=TensorType(w.type.dtype, weights.shape, q),
                         name=b.name_of(w.producer))
         keep = a.type.rank > 2

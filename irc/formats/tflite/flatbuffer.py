@@ -52,6 +52,7 @@ class Quantization:
     min: list[float] = field(default_factory=list)
     max: list[float] = field(default_factory=list)
     custom: bytes | None = None  # CustomQuantization details, opaque
+    blockwise: tuple[int, int, int] | None = None  # BlockwiseQuantization: (scales tensor, zero points tensor, size)
 
     def __post_init__(self):
         self.scale, self.min, self.max = _f32(self.scale), _f32(self.min), _f32(self.max)
@@ -323,16 +324,21 @@ class _Writer:
         return self.table(opts.TABLE, values)
 
     def quantization(self, q: Quantization) -> int:
-        custom = None
+        details, kind = None, 0
         if q.custom is not None:
             data = self.data(np.frombuffer(q.custom, np.uint8))
-            custom = self.table(schema.CUSTOM_QUANTIZATION, {"custom": data})
+            details, kind = self.table(schema.CUSTOM_QUANTIZATION, {"custom": data}), schema.DETAILS_CUSTOM
+        elif q.blockwise is not None:
+            scales, zero_points, size = q.blockwise
+            details = self.table(schema.BLOCKWISE_QUANTIZATION,
+                                 {"scales": scales, "zero_points": zero_points, "block_size": size})
+            kind = schema.DETAILS_BLOCKWISE
         return self.table(schema.QUANTIZATION, {
             "min": self.vector(q.min, "f") if q.min else None,
             "max": self.vector(q.max, "f") if q.max else None,
             "scale": self.vector(q.scale, "f") if q.scale else None,
             "zero_point": self.vector(q.zero_point, "q") if q.zero_point else None,
-            "details_type": 1 if custom else 0, "details": custom,
+            "details_type": kind, "details": details,
             "quantized_dimension": q.quantized_dimension,
         })
 
@@ -621,13 +627,20 @@ class _Reader:
 
 def _read_quantization(r: _Reader, t: _Table) -> Quantization | None:
     Q = schema.QUANTIZATION
-    custom = None
-    if r.scalar(t, Q["details_type"]) == 1 and r.ref(t, Q["details"]):
+    custom = blockwise = None
+    kind = r.scalar(t, Q["details_type"])
+    if kind == schema.DETAILS_CUSTOM and r.ref(t, Q["details"]):
         details = r.table(r.ref(t, Q["details"]), t.what + " details")
         custom = r.blob(details, schema.CUSTOM_QUANTIZATION["custom"]) or b""
+    elif kind == schema.DETAILS_BLOCKWISE and r.ref(t, Q["details"]):
+        details = r.table(r.ref(t, Q["details"]), t.what + " details")
+        B = schema.BLOCKWISE_QUANTIZATION
+        blockwise = (r.scalar(details, B["scales"]), r.scalar(details, B["zero_points"]),
+                     r.scalar(details, B["block_size"]))
     q = Quantization(scale=r.values(t, Q["scale"]) or [], zero_point=r.values(t, Q["zero_point"]) or [],
                      quantized_dimension=r.scalar(t, Q["quantized_dimension"]),
-                     min=r.values(t, Q["min"]) or [], max=r.values(t, Q["max"]) or [], custom=custom)
+                     min=r.values(t, Q["min"]) or [], max=r.values(t, Q["max"]) or [], custom=custom,
+                     blockwise=blockwise)
     return None if q == Quantization() else q  # TF writes an empty table for unquantized tensors
 
 

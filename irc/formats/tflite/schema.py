@@ -217,6 +217,9 @@ TENSOR = table("Tensor", """shape:[int] type:TensorType buffer:uint name:string
 QUANTIZATION = table("QuantizationParameters", """min:[float] max:[float] scale:[float] zero_point:[long]
     details:QuantizationDetails quantized_dimension:int""")
 CUSTOM_QUANTIZATION = table("CustomQuantization", "custom:[ubyte]")
+# scales and zero_points are tensor indices (zero_points -1: symmetric), as ai-edge-quantizer writes them
+BLOCKWISE_QUANTIZATION = table("BlockwiseQuantization", "scales:int zero_points:int block_size:int")
+DETAILS_CUSTOM, DETAILS_BLOCKWISE = 1, 2  # QuantizationDetails union members
 OPERATOR_CODE = table("OperatorCode", "deprecated_builtin_code:byte custom_code:string version:int=1 "
                       "builtin_code:BuiltinOperator")
 OPERATOR = table("Operator", """opcode_index:uint inputs:[int] outputs:[int] builtin_options:BuiltinOptions

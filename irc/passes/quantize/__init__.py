@@ -39,7 +39,8 @@ __all__ = [
 
 
 def quantize_graph(graph: Graph, mode: str | None = None, calibration=None, observer: str = "minmax",
-                   int8_io=False, keep_float: Iterable[str] = (), recipe: Recipe | None = None) -> Graph:
+                   int8_io=False, keep_float: Iterable[str] = (), recipe: Recipe | None = None, *,
+                   granularity: str | None = None, block_size: int | None = None) -> Graph:
     """Quantizes ``graph`` in place and returns it.
 
     ``calibration`` (needed by int8 and int16x8): anything ``load_calibration`` takes (an .npz or .npy path, a
@@ -50,9 +51,11 @@ def quantize_graph(graph: Graph, mode: str | None = None, calibration=None, obse
     ``percentile[:P]`` or ``mse``. ``int8_io``: True (or ``"int8"``) makes the graph's own float inputs and
     outputs integer (int16 in int16x8 mode), ``"uint8"`` makes them uint8. ``keep_float``: layers, nodes, op types
     or regular expressions to leave in float. ``recipe`` (``load_recipe(path)``): a scheme per layer; ``mode``,
-    when given, replaces its default (docs/quantization.md).
+    when given, replaces its default (docs/quantization.md). ``granularity`` (per-tensor, per-channel, blockwise)
+    and ``block_size``: the default scheme's, when it is a weight-only or int4 one (``weights.py``).
     """
-    _quantize(graph, mode, calibration, observer, int8_io, tuple(keep_float), Counter(), recipe=recipe)
+    _quantize(graph, mode, calibration, observer, int8_io, tuple(keep_float), Counter(), recipe=recipe,
+              granularity=granularity, block_size=block_size)
     return graph
 
 
@@ -72,11 +75,12 @@ def prepare_for_quantization(graph: Graph, mode: str | Recipe, stats: Counter | 
 
 def apply_quantization(graph: Graph, mode: str | None, ranges: Ranges | None = None, *, int8_io=False,
                        keep_float: Iterable[str] = (), min_elements: int | None = None,
-                       stats: Counter | None = None, recipe: Recipe | None = None) -> Graph:
+                       stats: Counter | None = None, recipe: Recipe | None = None, granularity: str | None = None,
+                       block_size: int | None = None) -> Graph:
     """Rewrites a prepared graph into its quantized form, in place (``ranges`` from ``calibrate``).
 
     ``recipe`` gives layers schemes of their own (``mode``, when given, is its default); ``keep_float`` adds
-    ``float`` entries after it."""
+    ``float`` entries after it. ``granularity`` and ``block_size`` go with a weight-only or int4 default."""
     from irc.ir.verify import verify
     from irc.passes.quantize import rewrite
     from irc.passes.quantize.recipe import resolve
@@ -84,6 +88,7 @@ def apply_quantization(graph: Graph, mode: str | None, ranges: Ranges | None = N
     stats = Counter() if stats is None else stats
     recipe = _recipe(mode, recipe, keep_float)
     io = _io(int8_io, recipe.default)
+    default_weights = _default_weights(recipe, granularity, block_size)
     assignment = resolve(graph, recipe)
     static = [s for s in ("int16x8", "int8") if assignment.nodes(s)]
     if static and ranges is None:
@@ -100,7 +105,7 @@ def apply_quantization(graph: Graph, mode: str | None, ranges: Ranges | None = N
         group = assignment.nodes("dynamic-int8", named)  # a layer a recipe names is quantized whatever its size
         if group:
             rewrite.quantize_dynamic(graph, set(graph.nodes) - group, stats, threshold)
-    for entry, nodes in _weight_only_groups(assignment, recipe):
+    for entry, nodes in _weight_only_groups(assignment, recipe, default_weights):
         _quantize_weight_only(graph, nodes, entry, stats)
     if assignment.nodes("float16"):
         rewrite.quantize_float16(graph, set(graph.nodes) - assignment.nodes("float16"), stats)
@@ -121,19 +126,44 @@ def _recipe(mode: str | None, recipe: Recipe | None, keep_float: Iterable[str]) 
     return recipe.with_default(mode).plus(*keep_float_entries(keep_float))
 
 
-def _weight_only_groups(assignment, recipe: Recipe):
-    """(entry, nodes) for each weight-only or int4 setting in use, the default's first."""
+def _default_weights(recipe: Recipe, granularity: str | None, block_size: int | None):
+    """The default scheme's WeightScheme (granularity and block size checked), or None when it is not one."""
+    from irc.passes.quantize.recipe import WEIGHT_ONLY
+
+    if recipe.default not in WEIGHT_ONLY:
+        if granularity is not None or block_size is not None:
+            raise UsageError(f"--granularity and --block-size go with {', '.join(WEIGHT_ONLY)}, not "
+                             f"{recipe.default}")
+        return None
+    from irc.passes.quantize.weights import scheme_for_mode
+
+    return scheme_for_mode(recipe.default, granularity, block_size)
+
+
+def _weight_only_groups(assignment, recipe: Recipe, default):
+    """(entry, nodes) for each weight-only or int4 setting in use, the default's first. The default scheme goes
+    to the layers it suits (``weights.refusal``); an entry's nodes are all passed on, to be refused by name."""
     from irc.passes.quantize.recipe import WEIGHT_ONLY, Entry
 
     groups: dict[tuple, tuple[Entry, set]] = {}
+    defaulted = False
     for node, scheme in assignment.schemes.items():
         if scheme in WEIGHT_ONLY:
             entry = assignment.entries[node]
-            if entry is None and not any(v.is_constant and v.type.dtype.is_float for v in node.operands):
-                continue  # the default scheme goes to the layers with weights; an entry's nodes are all passed on
-            entry = entry or Entry((), recipe.default, where="the default scheme")
+            if entry is None:
+                from irc.passes.quantize.weights import _weights, refusal
+
+                defaulted = defaulted or _weights(node) is not None
+                if refusal(node, default) is not None:
+                    continue
+                entry = Entry((), recipe.default, default.granularity, default.block_size, "the default scheme")
             key = (entry.scheme, entry.granularity, entry.block_size)
             groups.setdefault(key, (entry, set()))[1].add(node)
+    if defaulted and default is not None and not any(e.where == "the default scheme" for e, _ in groups.values()):
+        from irc.passes.quantize.weights import ops_supporting
+
+        raise QuantizationError(f"no layer of the model takes {default} weights",
+                                hint=f"LiteRT runs it on: {', '.join(ops_supporting(default)) or 'no op'}")
     return list(groups.values())
 
 
@@ -149,7 +179,7 @@ def _quantize_weight_only(graph: Graph, nodes: set, entry, stats: Counter) -> No
 
 def _quantize(graph: Graph, mode: str | None, calibration, observer: str, int8_io, keep_float: tuple[str, ...],
               stats: Counter, min_elements: int | None = None, progress: bool | None = None,
-              recipe: Recipe | None = None) -> None:
+              recipe: Recipe | None = None, granularity: str | None = None, block_size: int | None = None) -> None:
     from irc.ir.verify import require_data
     from irc.passes.quantize.observers import make_observer
     from irc.passes.quantize.recipe import resolve
@@ -157,7 +187,9 @@ def _quantize(graph: Graph, mode: str | None, calibration, observer: str, int8_i
     full = _recipe(mode, recipe, keep_float)
     require_data(graph, f"quantizing ({full.default})")  # constants elided from a dump: their values decide all
     make_observer(observer)
-    _io(int8_io, full.default)
+    weights = _default_weights(full, granularity, block_size)
+    if _io(int8_io, full.default) and weights is not None:
+        raise UsageError(f"{full.default} keeps float activations: integer inputs and outputs go with int8 or int16x8")
     resolve(graph, full)  # a selector that matches nothing or a scheme no node takes fails now, not after calibrating
     integer = full.static()
     samples = None
@@ -192,7 +224,8 @@ def _quantize(graph: Graph, mode: str | None, calibration, observer: str, int8_i
         stats["ranges trained"] += len(trained.forced)
     elif integer:
         ranges = calibrate(graph, samples, observer, progress=progress)
-    apply_quantization(graph, None, ranges, int8_io=int8_io, min_elements=min_elements, stats=stats, recipe=full)
+    apply_quantization(graph, None, ranges, int8_io=int8_io, min_elements=min_elements, stats=stats, recipe=full,
+                       granularity=granularity, block_size=block_size)
 
 
 def _fill_trained(graph: Graph, ranges: Ranges, recipe: Recipe, io: bool) -> list:

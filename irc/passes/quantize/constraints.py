@@ -23,7 +23,8 @@ import numpy as np
 from irc.ir.graph import Node
 from irc.ir.types import DType, QuantParams
 
-MODES = ("float16", "dynamic-int8", "int8", "int16x8")
+MODES = ("float16", "dynamic-int8", "int8", "int16x8", "int8-weight-only", "int4-weight-only", "dynamic-int4")
+WEIGHT_ONLY_MODES = ("int8-weight-only", "int4-weight-only", "dynamic-int4")  # weights.py: no calibration
 ACTIVATION_DTYPE = {"int8": DType.i8, "int16x8": DType.i16}
 BIAS_DTYPE = {"int8": DType.i32, "int16x8": DType.i64}
 
