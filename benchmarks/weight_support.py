@@ -154,9 +154,9 @@ def markdown(rows: list[dict]) -> str:
     lines = ["| op | bits | kind | granularity | runs | litert err | tf.lite err | why not |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         gran = r["granularity"] + (f" {r['block_size']}" if r["block_size"] else "")
-        fmt = lambda k: f"{r[k]:.2g}" if k in r else ""  # noqa: E731
+        litert, tfl = (f"{r[k]:.2g}" if k in r else "" for k in ("litert", "tf.lite"))
         lines.append(f"| {r['op']} | {r['bits']} | {'dynamic' if r['dynamic'] else 'weight-only'} | {gran} | "
-                     f"{'yes' if r['runs'] else 'no'} | {fmt('litert')} | {fmt('tf.lite')} | {r.get('why', '')} |")
+                     f"{'yes' if r['runs'] else 'no'} | {litert} | {tfl} | {r.get('why', '')} |")
     return "\n".join(lines)
 
 

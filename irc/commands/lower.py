@@ -15,7 +15,27 @@ from irc.commands.common import check_output, force_option, load_model, load_opt
 from irc.commands.pipeline import pipeline_options, run_options
 from irc.errors import UsageError
 
-QUANTIZE_MODES = ("float16", "dynamic-int8", "int8", "int16x8")
+QUANTIZE_MODES = ("float16", "dynamic-int8", "int8", "int16x8", "int8-weight-only", "int4-weight-only", "dynamic-int4")
+WEIGHT_MODES = ("int8-weight-only", "int4-weight-only", "dynamic-int4")  # irc/passes/quantize/weights.py
+
+
+def weight_options(command):
+    """--granularity and --block-size, for the weight modes."""
+    command = click.option("--block-size", type=click.IntRange(32, 256), default=None, metavar="N",
+                           help="Weights per block with --granularity blockwise: 32, 64, 128 or 256.")(command)
+    return click.option("--granularity", type=click.Choice(["per-tensor", "per-channel", "blockwise"]), default=None,
+                        help="Weight modes: one scale per tensor, per output channel (default) or per block of "
+                             "--block-size inputs.")(command)
+
+
+def check_weight_options(quantize: str | None, granularity: str | None, block_size: int | None) -> None:
+    """The weight options' combination, checked before the model is loaded."""
+    if (granularity or block_size) and quantize not in WEIGHT_MODES:
+        raise UsageError(f"--granularity and --block-size go with --quantize {', '.join(WEIGHT_MODES)}")
+    if quantize in WEIGHT_MODES:
+        from irc.passes.quantize.weights import scheme_for_mode
+
+        scheme_for_mode(quantize, granularity, block_size)
 
 
 def _fraction(ctx, param, value):
@@ -52,6 +72,7 @@ def _size(ctx, param, value):
 @click.option("--observer", type=click.Choice(["minmax", "percentile", "mse"]), default="minmax", show_default=True,
               help="How calibration picks activation ranges.")
 @click.option("--int8-io", is_flag=True, help="Make the model's own inputs and outputs integer (int8 quantization).")
+@weight_options
 @click.option("--keep-float", multiple=True, metavar="SELECTOR",
               help="Leave matching layers in float: a Keras layer or node name, /regex/ or op:TYPE (repeatable).")
 @click.option("--recipe", default=None, metavar="FILE",
@@ -81,7 +102,7 @@ def _size(ctx, param, value):
 @load_options
 @pipeline_options
 def command(model, target, output, quantize, calibration, observer, int8_io, keep_float, recipe, max_error,
-            target_size, write_recipe, layout, tpu_address, precision, jit, batch_sizes, fast, force, **options):
+            target_size, write_recipe, granularity, block_size, layout, tpu_address, precision, jit, batch_sizes, fast, force, **options):
     """Lower MODEL (SavedModel dir, .keras, .h5, .pb, .tflite or .irc) to a target."""
     from irc.backends import get_backend
 
@@ -93,6 +114,7 @@ def command(model, target, output, quantize, calibration, observer, int8_io, kee
         raise UsageError(f"--emit {target} writes a directory, which cannot go to stdout: give one with -o")
     plan = _Plan.check(quantize, calibration, int8_io, keep_float, recipe, max_error, target_size, write_recipe,
                        output)
+    check_weight_options(quantize, granularity, block_size)
     check_output(output, backend.writes, force)  # before hours of work, not after
     check_output(plan.write_recipe, "file", force)
     graph = load_model(model, fast=fast, **options)
@@ -123,7 +145,8 @@ def command(model, target, output, quantize, calibration, observer, int8_io, kee
         # Checked against the graph's inputs before any calibration work starts.
         samples = load_calibration(calibration, graph) if calibration else None
         quantize_graph(graph, quantize, calibration=samples, observer=observer, int8_io=int8_io,
-                       keep_float=keep_float, recipe=plan.recipe)
+                       keep_float=keep_float, recipe=plan.recipe,
+                       granularity=granularity, block_size=block_size)
         recipe_text = _recipe(quantize, plan.recipe, keep_float).to_toml()
     target_options = {"passes": "O0", "quantize": backend_quantize}  # the pipeline ran above
     if layout is not None:

@@ -7,6 +7,7 @@ import json
 import click
 
 from irc.commands.common import load_model, load_options, note, progress, write_output
+from irc.commands.lower import check_weight_options, weight_options
 from irc.errors import UsageError
 
 
@@ -25,10 +26,12 @@ def _range(spec: str) -> tuple[str, tuple[float, float]]:
 @click.argument("model", type=click.Path())
 @click.option("--calibration", type=click.Path(dir_okay=False), required=True, metavar="DATA.npz",
               help="Calibration inputs: arrays keyed by input name (samples along the first axis), or one array.")
-@click.option("--mode", type=click.Choice(["int8", "int16x8", "dynamic-int8", "float16"]), default=None,
+@click.option("--mode", type=click.Choice(["int8", "int16x8", "dynamic-int8", "float16", "int8-weight-only",
+                                          "int4-weight-only", "dynamic-int4"]), default=None,
               help="The quantization to measure (default int8; with --recipe, it replaces the recipe's default).")
 @click.option("--recipe", default=None, metavar="FILE",
               help="Measure a scheme per layer from a TOML or JSON recipe (docs/quantization.md).")
+@weight_options
 @click.option("--observer", default="minmax", show_default=True, metavar="NAME",
               help="How calibration picks ranges: minmax, percentile[:P] or mse.")
 @click.option("--keep-float", multiple=True, metavar="SELECTOR",
@@ -46,7 +49,7 @@ def _range(spec: str) -> tuple[str, tuple[float, float]]:
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write here instead of stdout.")
 @load_options
 def command(model, calibration, mode, recipe, observer, keep_float, ranges, samples, limit, passes, as_json, output,
-            **options):
+            granularity, block_size, **options):
     """Quantize MODEL and report, for every quantized tensor, its error against the float model.
 
     Two errors per tensor: the one the layer itself adds (its weights and output range, given the inputs it
@@ -66,6 +69,7 @@ def command(model, calibration, mode, recipe, observer, keep_float, ranges, samp
     from irc.passes.quantize.report import quant_report
 
     make_observer(observer)
+    check_weight_options(mode, granularity, block_size)
     overrides = dict(_range(spec) for spec in ranges)
     if recipe:
         from irc.passes.quantize.recipe import load_recipe
@@ -81,7 +85,8 @@ def command(model, calibration, mode, recipe, observer, keep_float, ranges, samp
         with progress("optimizing"):
             run_pipeline(graph, passes)
     report = quant_report(graph, data, mode=mode, observer=observer, keep_float=keep_float, overrides=overrides,
-                          samples=samples, recipe=recipe or None)
+                          samples=samples, recipe=recipe or None,
+                          granularity=granularity, block_size=block_size)
     if as_json:
         write_output(output, json.dumps(report.to_json(), indent=2) + "\n")
     else:

@@ -201,6 +201,11 @@ def quantize(b, node):
 
 @emits("dequantize")
 def dequantize(b, node):
+    from irc.backends.tflite.ops_nn import takes_widened_weights
+
+    if node.operands[0].is_constant and node.result.uses and not b.graph.is_output(node.result) and \
+            all(takes_widened_weights(user, i) for user, i in node.result.uses):
+        return  # weight-only weights: each user writes the constant in its layout, with a DEQUANTIZE of its own
     b.op("DEQUANTIZE", [b.tensor(node.operands[0])], [b.result(node.result)])
 
 

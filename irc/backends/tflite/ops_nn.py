@@ -48,6 +48,39 @@ def rewritten_constant(b, value: Value, perm=None, shape=None, axis_map=None) ->
                       name=b.name_of(value.producer))
 
 
+def widened_constant(value: Value) -> Value | None:
+    """The stored constant of weights that a ``dequantize`` widens to float (weight-only quantization), or None."""
+    p = value.producer
+    if p is not None and p.op == "dequantize" and p.operands[0].is_constant:
+        return p.operands[0]
+    return None
+
+
+def takes_widened_weights(node: Node, index: int) -> bool:
+    """Whether ``node``'s emitter writes its operand ``index`` from the stored constant when a dequantize widens
+    one (so that the constant is rewritten to TFLite's layout once, in its small integer form)."""
+    if index != 1 or node.core_op not in ("conv2d", "depthwise_conv2d", "matmul", "batch_matmul"):
+        return False
+    if node.core_op == "batch_matmul":
+        return _weights_2d(node.operands[0], node.operands[1], node.attr("adj_x"), node.attr("adj_y"))
+    return True
+
+
+def weights_tensor(b, value: Value, **rewrite) -> int | None:
+    """Constant weights rewritten to TFLite's layout (``rewritten_constant``). Weights widened from a quantized
+    constant are rewritten in their stored form and widened by a DEQUANTIZE of their own, which LiteRT runs once,
+    when it prepares the model. None for computed weights."""
+    if value.is_constant:
+        return rewritten_constant(b, value, **rewrite)
+    stored = widened_constant(value)
+    if stored is None:
+        return None
+    index = rewritten_constant(b, stored, **rewrite)
+    out = b.temp(TensorType(DType.f32, tuple(b.tensors[index].shape)), "dequantized")
+    b.op("DEQUANTIZE", [index], [out])
+    return out
+
+
 def reshaped(b, index: int, type: TensorType, shape, suffix: str) -> int:
     """A RESHAPE of tensor ``index`` to ``shape`` (one entry may be -1)."""
     out = b.temp(type.with_shape(tuple(None if d < 0 else d for d in shape)), suffix)
@@ -102,9 +135,8 @@ def conv_check(node: Node) -> str | None:
 @emits(*with_tfl("conv2d"), check=conv_check)
 def conv2d(b, node):
     x, f = node.operands[:2]
-    if f.is_constant:
-        weights = rewritten_constant(b, f, perm=(3, 0, 1, 2))  # HWIO -> OHWI
-    else:
+    weights = weights_tensor(b, f, perm=(3, 0, 1, 2))  # HWIO -> OHWI
+    if weights is None:
         weights = transposed(b, b.tensor(f), f.type, (3, 0, 1, 2), "filter_ohwi")
     (dh, dw) = node.attr("dilations")
     bias = bias_or_zeros(b, node, f.type.shape[3])
@@ -117,10 +149,9 @@ def depthwise_conv2d(b, node):
     x, f = node.operands[:2]
     kh, kw, cin, mult = f.type.shape
     channels = cin * mult if isinstance(cin, int) and isinstance(mult, int) else None
-    if f.is_constant:
-        # [kh, kw, in, mult] -> [1, kh, kw, in * mult]: output channel c * mult + m, as TFLite counts them
-        weights = rewritten_constant(b, f, shape=(1, kh, kw, channels), axis_map=lambda axis: 3)
-    else:
+    # [kh, kw, in, mult] -> [1, kh, kw, in * mult]: output channel c * mult + m, as TFLite counts them
+    weights = weights_tensor(b, f, shape=(1, kh, kw, channels), axis_map=lambda axis: 3)
+    if weights is None:
         weights = reshaped(b, b.tensor(f), f.type, (1, kh, kw, -1 if channels is None else channels), "filter")
     (dh, dw) = node.attr("dilations")
     fields = {**window_fields(node), "depth_multiplier": mult, "dilation_h_factor": dh, "dilation_w_factor": dw}
@@ -172,8 +203,8 @@ def matmul(b, node):
     if node.attr("transpose_a"):
         ai = transposed(b, ai, a.type, (1, 0), "a_transposed")
     bias = b.tensor(node.operands[2]) if len(node.operands) > 2 else -1
-    if w.is_constant:
-        weights = b.tensor(w) if node.attr("transpose_b") else rewritten_constant(b, w, perm=(1, 0))
+    if w.is_constant or widened_constant(w) is not None:
+        weights = weights_tensor(b, w) if node.attr("transpose_b") else weights_tensor(b, w, perm=(1, 0))
         activated(b, node, "FULLY_CONNECTED", [ai, weights, bias], bias_type(b, bias, ai))
         return
     _batch_matmul(b, node, ai, b.tensor(w), adj_x=False, adj_y=node.attr("transpose_b"), bias=bias)
@@ -197,6 +228,8 @@ def _batch_matmul(b, node: Node, ai: int, wi: int, *, adj_x: bool, adj_y: bool, 
 def _weights_2d(a: Value, w: Value, adj_x: bool, adj_y: bool) -> bool:
     """Whether batch_matmul(a, w) is a FULLY_CONNECTED: constant w with no batch of its own, a not adjointed."""
     ra, rw = a.type.rank, w.type.rank
+    if widened_constant(w) is not None:
+        w = widened_constant(w)
     if adj_x or not w.is_constant or ra is None or rw is None or ra < 2 or rw > ra:
         return False
     if any(d != 1 for d in w.type.shape[:-2]):
@@ -211,14 +244,19 @@ def batch_matmul(b, node):
     adj_x, adj_y = node.attr("adj_x"), node.attr("adj_y")
     if _weights_2d(a, w, adj_x, adj_y):
         # as TensorFlow's converter: a constant right-hand side is a FULLY_CONNECTED that keeps a's leading dims
-        k, n = w.type.shape[-2:]
-        matrix = w.constant.reshape(k, n)
+        stored = widened_constant(w) or w
+        k, n = stored.type.shape[-2:]
+        matrix = stored.constant.reshape(k, n)
         weights = matrix if adj_y else matrix.T  # FULLY_CONNECTED takes [out, in]
-        q = w.type.quant
+        q = stored.type.quant
         if q is not None and q.axis is not None:
             q = replace(q, axis=0)
-        wi = b.constant(np.ascontiguousarray(weights), type=TensorType(w.type.dtype, weights.shape, q),
-                        name=b.name_of(w.producer))
+        wi = b.constant(np.ascontiguousarray(weights), type=TensorType(stored.type.dtype, weights.shape, q),
+                        name=b.name_of(stored.producer))
+        if stored is not w:
+            widened = b.temp(TensorType(DType.f32, weights.shape), "dequantized")
+            b.op("DEQUANTIZE", [wi], [widened])
+            wi = widened
         keep = a.type.rank > 2
         b.op("FULLY_CONNECTED", [b.tensor(a), wi, -1], [b.result(node.result)],
              {"keep_num_dims": True} if keep else None)

@@ -173,12 +173,14 @@ def pair(graph: Graph, mode) -> tuple[Graph, Graph]:
 
 def quant_report(graph: Graph, calibration, mode: str | None = "int8", observer: str = "minmax", keep_float=(), *,
                  overrides: Mapping[str, tuple[float, float]] | None = None, samples: int | None = None,
-                 progress: bool | None = None, recipe=None) -> QuantReport:
+                 progress: bool | None = None, recipe=None, granularity: str | None = None,
+                 block_size: int | None = None) -> QuantReport:
     """Quantizes a copy of ``graph`` and compares it with the float graph on the calibration data.
 
     ``overrides`` sets calibrated ranges by layer/node selector (``{"conv2": (0.0, 1.5)}``) before quantizing;
     ``samples`` compares on the first N calibration samples only (all of them are used to calibrate). ``recipe``:
-    a scheme per layer (``mode``, unless None, replaces its default).
+    a scheme per layer (``mode``, unless None, replaces its default). ``granularity`` and ``block_size`` go with
+    a weight-only or int4 default (int8-weight-only, int4-weight-only, dynamic-int4).
     """
     from irc.passes.quantize import _recipe, apply_quantization, calibrate, load_calibration, qat
     from irc.passes.quantize.recipe import resolve
@@ -196,7 +198,7 @@ def quant_report(graph: Graph, calibration, mode: str | None = "int8", observer:
             ranges.forced |= trained.forced
         for selector, (lo, hi) in (overrides or {}).items():
             ranges.override(quantized, selector, lo, hi)
-    apply_quantization(quantized, None, ranges, recipe=full)
+    apply_quantization(quantized, None, ranges, recipe=full, granularity=granularity, block_size=block_size)
     label = full.default if recipe is None else f"recipe {recipe.source or ''} (default {full.default})"
     return compare(reference, quantized, data[:samples] if samples else data, label, progress=progress,
                    static=full.static())
@@ -239,13 +241,16 @@ def compare(reference: Graph, quantized: Graph, samples: list[dict], mode: str =
 
 
 def _has_low_precision_operand(node: Node) -> bool:
-    """Quantized weights (dynamic-int8) or float16 weights widened by a cast (float16)."""
+    """Quantized weights (dynamic-int8), weights widened by a dequantize (weight-only) or float16 weights widened by
+    a cast (float16)."""
     if node.op in ("dequantize", "cast"):
         return False
     for v in node.operands:
         if v.type.quant is not None:
             return True
         p = v.producer
+        if p is not None and p.op == "dequantize" and p.operands[0].is_constant:
+            return True
         if p is not None and p.op == "cast" and p.operands[0].type.dtype.value == "f16":
             return True
     return False
