@@ -15,6 +15,12 @@ accuracies come from the digits model.
 
 The digits CNN (``irc.zoo.small_cnn`` trained for seconds on ``sklearn.datasets.load_digits``) gives the
 accuracies: float, and irc vs TF for int8 and dynamic-int8, on the 397 held-out digits.
+
+A second table (``--aeq-only`` for just this one) sets irc beside Google's AI Edge Quantizer (run on TF's float
+.tflite of the same SavedModel, with its recipes) and TF's converter, for every weight scheme more than one of
+them offers: weight-only int8 and int4, dynamic int8 and int4, dynamic int4 blockwise. For each model and scheme:
+file size, accuracy on the held-out digits (CNN) or the error against TF's float file on held-out inputs
+(MobileNetV2: max abs and RMS), and latency as a ratio to AEQ's file (interleaved invokes, 1 thread).
 """
 
 from __future__ import annotations
@@ -170,6 +176,118 @@ def digits(workdir: Path, epochs: int = 8) -> list[dict]:
     return rows
 
 
+# ----- against AI Edge Quantizer ---------------------------------------------------------------------------------------
+# name -> (irc quantize_graph arguments, AEQ (config kind, bits, granularity), whether TF's converter does it)
+SCHEMES = {
+    "weight-only int8": ({"mode": "int8-weight-only"}, ("weight_only", 8, "CHANNELWISE"), False),
+    "weight-only int4": ({"mode": "int4-weight-only"}, ("weight_only", 4, "CHANNELWISE"), False),
+    "dynamic int8": ({"mode": "dynamic-int8"}, ("dynamic", 8, "CHANNELWISE"), True),
+    "dynamic int4": ({"mode": "dynamic-int4"}, ("dynamic", 4, "CHANNELWISE"), False),
+    "dynamic int4 block 32": ({"mode": "dynamic-int4", "granularity": "blockwise", "block_size": 32},
+                              ("dynamic", 4, "BLOCKWISE_32"), False),
+    "dynamic int4 block 128": ({"mode": "dynamic-int4", "granularity": "blockwise", "block_size": 128},
+                               ("dynamic", 4, "BLOCKWISE_128"), False),
+}
+
+
+def irc_weights(path: Path, options: dict) -> bytes:
+    from irc.api import load
+    from irc.backends.tflite.backend import emit
+    from irc.passes import run_pipeline
+    from irc.passes.quantize import quantize_graph
+
+    graph = load(path)
+    run_pipeline(graph, "tflite")
+    quantize_graph(graph, **options)
+    return emit(graph, passes="O0")
+
+
+def aeq_convert(float_model: bytes, kind: str, bits: int, granularity: str) -> bytes:
+    import contextlib
+    import io
+
+    from ai_edge_quantizer import qtyping, quantizer
+
+    q = quantizer.Quantizer(bytearray(float_model))
+    add = q.add_weight_only_config if kind == "weight_only" else q.add_dynamic_config
+    add(regex=".*", operation_name=qtyping.TFLOperationName.ALL_SUPPORTED, num_bits=bits,
+        granularity=qtyping.QuantGranularity[granularity])
+    with contextlib.redirect_stdout(io.StringIO()):  # its size report
+        return bytes(q.quantize(enable_progress_bar=False).quantized_model)
+
+
+def versus_aeq(workdir: Path, size: int, warmup: int, runs: int, epochs: int = 8) -> list[dict]:
+    """irc, AEQ (and TF where it offers the scheme) per weight scheme, on the digits CNN and MobileNetV2."""
+    from irc import zoo
+
+    rows = []
+    trained = zoo.trained_digits(epochs)
+    models = [("digits cnn", zoo.export(trained.model, workdir / "aeq-digits"), trained.x_test, trained.x_test[:1])]
+    rng = np.random.default_rng(7)  # held-out inputs: not the calibration inputs of the first table
+    held_out = rng.uniform(-1, 1, (8, size, size, 3)).astype(np.float32)
+    mobilenet_path = zoo.export(zoo.build("mobilenet_v2", size=size), workdir / f"aeq-mobilenet-{size}")
+    models.append((f"mobilenet_v2 {size}", mobilenet_path, held_out, held_out[:1]))
+    for model, path, inputs, one in models:
+        float_model, _ = tf_convert(path, "float", [])
+        reference = _outputs(float_model, inputs)
+        rows.append(_quality(model, "float", "TF", float_model, reference, reference, trained))
+        for scheme, (options, (kind, bits, granularity), tf_too) in SCHEMES.items():
+            note(f"{model}: {scheme}")
+            files = {"irc": irc_weights(path, options), "AEQ": aeq_convert(float_model, kind, bits, granularity)}
+            if tf_too:
+                files["TF"] = tf_convert(path, "dynamic-int8", [])[0]
+            runners = {who: Runner(data, 1) for who, data in files.items()}
+            times = time_pair(runners["irc"], runners["AEQ"], one, warmup, runs)[0]
+            for who, data in files.items():
+                row = _quality(model, scheme, who, data, _outputs(data, inputs), reference, trained)
+                if who == "irc":
+                    row["x_aeq"] = statistics.median(times["ratio"])
+                rows.append(row)
+    return rows
+
+
+def _outputs(model: bytes, inputs: np.ndarray) -> np.ndarray:
+    runner = Runner(model, 1)
+    return np.concatenate([runner(inputs[i:i + 1]) for i in range(len(inputs))])
+
+
+def _quality(model: str, scheme: str, who: str, data: bytes, out: np.ndarray, reference: np.ndarray, trained) -> dict:
+    row = {"model": model, "scheme": scheme, "by": who, "bytes": len(data)}
+    if model == "digits cnn":
+        row["accuracy"] = float(np.mean(out.argmax(1) == trained.y_test))
+    err = out.astype(np.float64) - reference
+    row["max_abs"], row["rms"] = float(np.abs(err).max()), float(np.sqrt(np.mean(err ** 2)))
+    return row
+
+
+def aeq_table(rows: list[dict]) -> str:
+    head = "| model | scheme | by | size KB | accuracy | max abs err | RMS err | latency x AEQ |"
+    lines = [head, "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        acc = f"{r['accuracy']:.2%}" if "accuracy" in r else ""
+        ratio = f"{r['x_aeq']:.2f}" if "x_aeq" in r else ""
+        lines.append(f"| {r['model']} | {r['scheme']} | {r['by']} | {r['bytes'] / 1024:.1f} | {acc} | "
+                     f"{r['max_abs']:.2g} | {r['rms']:.2g} | {ratio} |")
+    return "\n".join(lines)
+
+
+def check_aeq(rows: list[dict]) -> list[str]:
+    """For every scheme both tools offer: irc's file no larger and no less accurate than AEQ's."""
+    by = {(r["model"], r["scheme"], r["by"]): r for r in rows}
+    failures = []
+    for (model, scheme, who), r in by.items():
+        theirs = by.get((model, scheme, "AEQ"))
+        if who != "irc" or theirs is None:
+            continue
+        if r["bytes"] > theirs["bytes"]:
+            failures.append(f"{model} {scheme}: irc {r['bytes']} bytes, AEQ {theirs['bytes']}")
+        if "accuracy" in r and r["accuracy"] < theirs["accuracy"]:
+            failures.append(f"{model} {scheme}: irc accuracy {r['accuracy']:.2%}, AEQ {theirs['accuracy']:.2%}")
+        if "accuracy" not in r and r["rms"] > theirs["rms"] * 1.05:
+            failures.append(f"{model} {scheme}: irc RMS error {r['rms']:.3g}, AEQ {theirs['rms']:.3g}")
+    return failures
+
+
 # ----- report ------------------------------------------------------------------------------------------------------
 def table(rows: list[dict]) -> str:
     head = f"{'model':<18} {'mode':<13} {'by':<5} {'size KB':>9} {'x float':>8} {'median ms':>10} {'p90 ms':>8} " \
@@ -197,22 +315,34 @@ def main(argv=None) -> int:
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--threads", type=int, default=1, help="TFLite interpreter threads")
     parser.add_argument("--no-digits", action="store_true", help="skip the digits accuracy table")
+    parser.add_argument("--no-aeq", action="store_true", help="skip the table against AI Edge Quantizer")
+    parser.add_argument("--aeq-only", action="store_true", help="only the table against AI Edge Quantizer")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows as JSON")
     args = parser.parse_args(argv)
     import tensorflow as tf
 
+    rows, aeq_rows = [], []
     with tempfile.TemporaryDirectory() as tmp:
-        rows = mobilenet(args.size, args.calibration, args.warmup, args.runs, args.threads, Path(tmp))
-        if not args.no_digits:
-            rows += digits(Path(tmp))
+        if not args.aeq_only:
+            rows = mobilenet(args.size, args.calibration, args.warmup, args.runs, args.threads, Path(tmp))
+            if not args.no_digits:
+                rows += digits(Path(tmp))
+        if not args.no_aeq:
+            aeq_rows = versus_aeq(Path(tmp), args.size, args.warmup, args.runs)
     print(f"TFLite interpreter, {args.threads} thread(s); TensorFlow {tf.__version__}; {platform.processor() or ''} "
           f"{os.cpu_count()} CPUs; MobileNetV2 calibrated on {args.calibration} inputs")
-    print(table(rows))
-    failures = check(rows)
+    failures = []
+    if rows:
+        print(table(rows))
+        failures += check(rows)
+    if aeq_rows:
+        print("\nagainst AI Edge Quantizer (on TF's float .tflite) and TF's converter, 1 thread:")
+        print(aeq_table(aeq_rows))
+        failures += check_aeq(aeq_rows)
     for line in failures:
         print(f"FAIL {line}")
     if args.json:
-        args.json.write_text(json.dumps(rows, indent=2))
+        args.json.write_text(json.dumps(rows + aeq_rows, indent=2))
     return 1 if failures else 0
 
 

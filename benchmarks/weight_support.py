@@ -15,6 +15,7 @@ table; tests/test_quantize_weights.py checks that every supported scheme still r
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -63,15 +64,20 @@ def sample(graph, seed: int = 1) -> dict:
     return out
 
 
-def lowered(op: str):
-    """The model after the tflite pipeline, with the target node (the one op whose weights we quantize)."""
+@functools.cache
+def _lowered(op: str):
     import keras
 
     from irc.api import load
     from irc.backends.tflite.backend import prepare
 
     keras.utils.set_random_seed(0)
-    graph = prepare(load(keras_model(op)))
+    return prepare(load(keras_model(op)))
+
+
+def lowered(op: str):
+    """A copy of the model after the tflite pipeline, and its one ``op`` node (whose weights get quantized)."""
+    graph = _lowered(op).copy()
     nodes = [n for n in graph.nodes if n.core_op == op]
     if len(nodes) != 1:
         raise RuntimeError(f"expected one {op} node after the pipeline, got {[n.op for n in graph.nodes]}")

@@ -13,7 +13,7 @@ import numpy as np
 from irc.errors import InputError, VerifyError
 from irc.ir.graph import Graph, Node
 from irc.ir.printer import ElidedTensor
-from irc.ir.types import TensorType, shapes_compatible
+from irc.ir.types import DType, TensorType, shapes_compatible
 
 
 def node_label(node: Node) -> str:
@@ -88,6 +88,8 @@ def _graph_problems(graph: Graph, elided_ok: bool, outer: frozenset) -> list[str
             problems.append(f"{label}: declares {len(node.results)} results, the op gives {len(inferred)}")
             continue
         for i, (want, got) in enumerate(zip(inferred, node.results)):
+            if node.op == "const" and got.type.dtype is DType.i4 and _holds_int4(node.attrs["value"]):
+                want = TensorType(DType.i4, want.shape, want.quant)  # i4 constants are held in int8 arrays
             if (why := _type_mismatch(want, got.type)) is not None:
                 problems.append(f"{label}: result {i} {why}")
     for name, v in graph.outputs.items():
@@ -96,6 +98,11 @@ def _graph_problems(graph: Graph, elided_ok: bool, outer: frozenset) -> list[str
         elif v not in defined:
             problems.append(f"output {name!r} is not defined in the graph")
     return problems
+
+
+def _holds_int4(array) -> bool:
+    return isinstance(array, np.ndarray) and array.dtype == np.int8 and \
+        (array.size == 0 or (int(array.min()) >= -8 and int(array.max()) <= 7))
 
 
 def _constant(value) -> np.ndarray | None:

@@ -208,6 +208,8 @@ def group_rows(w: np.ndarray, axis: int | None, block_size: int | None) -> np.nd
     rows = np.moveaxis(w, axis, 0)
     if block_size is None:
         return rows.reshape(rows.shape[0], -1)
+    if w.ndim != 2 or w.shape[1 - axis] % block_size:
+        raise ValueError(f"a {list(w.shape)} tensor does not split into blocks of {block_size} along axis {1 - axis}")
     return rows.reshape(-1, block_size)
 
 

@@ -1,0 +1,292 @@
+"""Weight-only and dynamic int8/int4 weights, per tensor, per channel and blockwise (irc/passes/quantize/weights.py):
+the arithmetic, the IR and TFLite encodings, LiteRT running every scheme SUPPORTED lists (both interpreters), and
+the refusals of the ones it does not."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from irc.errors import QuantizationError, UsageError
+from irc.ir.graph import Graph, Location
+from irc.ir.interpreter import run
+from irc.ir.types import DType, TensorType
+from irc.ir.verify import verify
+from irc.passes import run_pipeline
+from irc.passes.quantize import quantize_graph
+from irc.passes.quantize.weights import (
+    BLOCK_SIZES,
+    GRANULARITIES,
+    SUPPORTED,
+    quantize_weights,
+    quantized_weights,
+)
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+RNG = np.random.default_rng(3)
+
+
+def mlp() -> Graph:
+    """x[1, 64] -> fc1 (matmul [64, 128]) -> relu -> fc2 (matmul [128, 32]); and an embedding lookup."""
+    g = Graph("mlp")
+    x = g.add_input("x", TensorType(DType.f32, (1, 64)))
+    ids = g.add_input("ids", TensorType(DType.i32, (1, 4)))
+    w1 = (RNG.standard_normal((64, 128)) * 0.2).astype(np.float32)
+    w2 = (RNG.standard_normal((128, 32)) * 0.2).astype(np.float32)
+    table = RNG.standard_normal((50, 64)).astype(np.float32)
+    h = g.add("matmul", [x, g.const(w1)], loc=Location(("m/fc1/MatMul",), ("fc1",))).result
+    h = g.add("relu", [h], loc=Location(("m/fc1/Relu",), ("fc1",))).result
+    g.set_output("y", g.add("matmul", [h, g.const(w2)], loc=Location(("m/fc2/MatMul",), ("fc2",))).result)
+    e = g.add("gather", [g.const(table), ids], {"axis": 0, "batch_dims": 0},
+              loc=Location(("m/embed/Gather",), ("embed",))).result
+    g.set_output("e", e)
+    return g
+
+
+def inputs():
+    return {"x": RNG.standard_normal((1, 64)).astype(np.float32), "ids": np.array([[0, 7, 49, 3]], np.int32)}
+
+
+def node(graph: Graph, layer: str):
+    return next(n for n in graph.nodes if layer in n.loc.layers and n.op != "const")
+
+
+# ----- the arithmetic ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("bits", [8, 4])
+@pytest.mark.parametrize("axis, block", [(None, None), (1, None), (0, None), (1, 32), (0, 32), (1, 64)])
+def test_quantized_weights_round_within_half_a_step(bits, axis, block):
+    w = (RNG.standard_normal((128, 96)) * 0.1).astype(np.float32)
+    w[3, 5] = 2.0  # an outlier: its group's scale, not everyone's
+    q, params = quantized_weights(w, bits, axis, block)
+    qmax = {8: 127, 4: 7}[bits]
+    assert q.dtype == np.int8 and np.abs(q).max() <= qmax
+    from irc.ops.quant import dequantize_array
+
+    back = dequantize_array(q, params)
+    scales = np.asarray(params.scale)
+    groups = 1 if axis is None else w.shape[axis] * (w.shape[1 - axis] // block if block else 1)
+    assert scales.size == groups and params.block_size == block and params.axis == axis
+    err = np.abs(back - w)
+    clipped = np.abs(w) > qmax * scales.max()  # the scale search may clip a few outliers on purpose
+    assert err[~clipped].max() <= scales.max() / 2 * 1.0001
+    if block:  # LiteRT reads block scales as float16
+        assert np.array_equal(scales, scales.astype(np.float16).astype(np.float64))
+
+
+def test_finer_granularity_means_less_weight_error():
+    w = (RNG.standard_normal((256, 64)) * RNG.uniform(0.01, 1, 64)).astype(np.float32)  # channels of many sizes
+    from irc.ops.quant import dequantize_array
+
+    def rms(axis, block):
+        q, params = quantized_weights(w, 4, axis, block)
+        return float(np.sqrt(np.mean((dequantize_array(q, params) - w) ** 2)))
+
+    assert rms(1, 32) < rms(1, None) < rms(None, None)
+
+
+def test_scale_search_beats_max_scaling():
+    w = RNG.standard_normal((1, 4096)).astype(np.float32)  # a gaussian row: the peak is a rare outlier
+    q, params = quantized_weights(w, 4, None, None)
+    plain = np.clip(np.rint(w / (np.abs(w).max() / 7)), -7, 7) * (np.abs(w).max() / 7)
+    ours = q * params.scale[0]
+    assert np.mean((ours - w) ** 2) < 0.8 * np.mean((plain - w) ** 2)
+
+
+def test_int4_packing_matches_ai_edge_quantizer():
+    from irc.backends.tflite.backend import pack_int4
+
+    values = np.array([-8, 7, -1, 0, 3, -5, 6], np.int8)  # odd length: the last byte half empty
+    packed = pack_int4(values)
+    assert packed.tolist() == [0x78, 0x0F, 0xB3, 0x06]  # first value in the low nibble
+    aeq = pytest.importorskip("ai_edge_quantizer.transformations.transformation_utils")
+    assert np.array_equal(packed, aeq.pack_data(4, values.view(np.uint8)))
+
+
+# ----- the graph rewrite -----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("dynamic, granularity, block", [(False, "per-channel", None), (True, "blockwise", 32)])
+def test_quantize_weights_in_the_graph(dynamic, granularity, block):
+    g = mlp()
+    x = inputs()
+    expect = run(g, x)
+    stats = quantize_weights(g, [node(g, "fc1"), node(g, "fc2")], bits=4, granularity=granularity,
+                             block_size=block, dynamic=dynamic)
+    verify(g)
+    kind = "dynamic" if dynamic else "weight-only"
+    assert stats[f"weights quantized (int4 {kind} {granularity}{' 32' if block else ''})"] == 2
+    fc1 = node(g, "fc1")
+    w = fc1.operands[1]
+    stored = w if dynamic else w.producer.operands[0]
+    assert stored.type.dtype is DType.i4 and stored.type.quant.block_size == block
+    assert np.abs(stored.constant).max() <= 7
+    assert (w.producer.op == "const") == dynamic
+    assert node(g, "embed").operands[0].type.dtype is DType.f32  # not asked for
+    got = run(g, x)
+    rms = np.sqrt(np.mean((got["y"] - expect["y"]) ** 2)) / np.sqrt(np.mean(expect["y"] ** 2))
+    assert 0.005 < rms < 0.2  # int4: some 10% error per weight, averaged over 64 and 128 inputs
+    assert np.array_equal(got["e"], expect["e"])
+    text = g.dump(full=True)
+    assert "i4[64,128] q(axis=1, " + ("block=32, [" if block else "[") in text
+    from irc.ir.parser import parse
+
+    assert parse(text).dump(full=True) == text
+
+
+def test_every_eligible_node_by_default_and_the_pass():
+    g = mlp()
+    stats = quantize_weights(g, bits=8, granularity="per-channel", block_size=None, dynamic=False)
+    assert stats["weights quantized (int8 weight-only per-channel)"] == 3  # fc1, fc2, embed
+    table = node(g, "embed").operands[0].producer.operands[0]
+    assert table.type.dtype is DType.i8 and table.type.quant.axis == 0  # a scale per embedding row
+    g = mlp()
+    report = run_pipeline(g, "quantize-weights{bits=4 granularity=blockwise block-size=32 dynamic=true}")
+    assert report.stats["weights quantized (int4 dynamic blockwise 32)"] == 2  # the gather stays float
+    assert report.stats["weights left float"] == 1
+
+
+def test_quantize_graph_modes_and_keep_float():
+    g = mlp()
+    quantize_graph(g, "int4-weight-only", granularity="per-tensor", keep_float=["fc2"])
+    assert node(g, "fc2").operands[1].producer.op == "const"
+    assert node(g, "fc1").operands[1].producer.op == "dequantize"
+    with pytest.raises(UsageError, match="go with int8-weight-only"):
+        quantize_graph(mlp(), "int8", calibration="random:2", granularity="per-tensor")
+    with pytest.raises(UsageError, match="block size of 32, 64, 128, 256"):
+        quantize_graph(mlp(), "dynamic-int4", granularity="blockwise")
+    with pytest.raises(UsageError, match="integer inputs and outputs"):
+        quantize_graph(mlp(), "int4-weight-only", int8_io=True)
+
+
+# ----- refusals --------------------------------------------------------------------------------------------------------
+def test_unsupported_pairs_are_one_line_errors_naming_the_layer():
+    g = mlp()
+    before = g.dump(full=True)
+    with pytest.raises(QuantizationError) as e:  # LiteRT has no hybrid embedding lookup
+        quantize_weights(g, [node(g, "fc1"), node(g, "embed")], bits=4, granularity="blockwise", block_size=32,
+                         dynamic=True)
+    message = str(e.value)
+    assert "\n" not in message and "m/embed/Gather" in message and "Keras layer embed" in message
+    assert "LiteRT cannot run gather with int4 dynamic blockwise 32 weights (it runs them on: matmul" in message
+    assert g.dump(full=True) == before  # checked before anything changed
+    with pytest.raises(QuantizationError, match="relu has no weights"):
+        quantize_weights(g, [next(n for n in g.nodes if n.op == "relu")], bits=8, granularity="per-tensor",
+                         block_size=None, dynamic=False)
+    with pytest.raises(QuantizationError, match="do not split into blocks of 256"):
+        quantize_weights(g, [node(g, "fc1")], bits=4, granularity="blockwise", block_size=256, dynamic=True)
+
+
+def test_no_eligible_node_is_an_error():
+    g = Graph("conv")
+    x = g.add_input("x", TensorType(DType.f32, (1, 8, 8, 4)))
+    w = RNG.standard_normal((3, 3, 4, 8)).astype(np.float32)
+    g.set_output("y", g.add("conv2d", [x, g.const(w)], {"strides": (1, 1), "padding": "SAME"}).result)
+    with pytest.raises(QuantizationError, match="no layer of the model takes int4 dynamic blockwise 32 weights"):
+        quantize_graph(g, "dynamic-int4", granularity="blockwise", block_size=32)
+
+
+def test_support_table_is_complete():
+    ops = {op for op, *_ in SUPPORTED}
+    assert len(SUPPORTED) == len(ops) * 2 * len(GRANULARITIES) * 2
+    assert BLOCK_SIZES == (32, 64, 128, 256)
+    assert SUPPORTED[("matmul", 4, "blockwise", True)] and not SUPPORTED[("matmul", 4, "blockwise", False)]
+
+
+def test_cli_refusals_come_before_loading(tmp_path):
+    from tests.hostile import assert_refused, run_irc
+
+    missing = tmp_path / "no_such_model"
+    outcome = run_irc(["lower", missing, "-o", tmp_path / "m.tflite", "--quantize", "int8", "--granularity",
+                       "blockwise"], cwd=tmp_path)
+    assert_refused(outcome, codes=(2,), fragment="--granularity and --block-size go with")
+    outcome = run_irc(["lower", missing, "-o", tmp_path / "m.tflite", "--quantize", "dynamic-int4",
+                       "--granularity", "blockwise"], cwd=tmp_path)
+    assert_refused(outcome, codes=(2,), fragment="block size of 32, 64, 128, 256")
+
+
+# ----- LiteRT --------------------------------------------------------------------------------------------------------
+SUPPORTED_SCHEMES = [key for key, ok in SUPPORTED.items() if ok]
+UNSUPPORTED_SCHEMES = [("depthwise_conv2d", 8, "per-tensor", True), ("depthwise_conv2d", 4, "per-channel", True),
+                       ("matmul", 4, "blockwise", False), ("matmul", 8, "blockwise", True)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("op, bits, granularity, dynamic", SUPPORTED_SCHEMES)
+def test_litert_runs_every_supported_scheme(op, bits, granularity, dynamic):
+    pytest.importorskip("ai_edge_litert")
+    import weight_support
+
+    block_sizes = BLOCK_SIZES if granularity == "blockwise" else (None,)
+    for size in block_sizes:
+        result = weight_support.try_scheme(op, bits, granularity, dynamic, size)
+        assert result["runs"], result
+        assert result["litert"] <= weight_support.TOLERANCE[dynamic]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("op, bits, granularity, dynamic", UNSUPPORTED_SCHEMES)
+def test_unsupported_schemes_really_fail_in_litert(op, bits, granularity, dynamic):
+    """The refusals are not overcautious: these files, forced out, crash or compute garbage in LiteRT."""
+    pytest.importorskip("ai_edge_litert")
+    import weight_support
+
+    assert not SUPPORTED[(op, bits, granularity, dynamic)]
+    result = weight_support.try_scheme(op, bits, granularity, dynamic, 32 if granularity == "blockwise" else None)
+    assert not result["runs"]
+
+
+@pytest.mark.slow
+def test_blockwise_file_is_encoded_as_ai_edge_quantizer_encodes_it(tmp_path):
+    """irc's dynamic int4 blockwise dense layer against AEQ's on TF's float file: same encoding, no more error."""
+    tf = pytest.importorskip("tensorflow")
+    pytest.importorskip("ai_edge_quantizer")
+    import weight_support
+    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_quantizer import qtyping, quantizer
+
+    from irc.backends.tflite.backend import emit
+
+    graph, dense = weight_support.lowered("matmul")
+    x = weight_support.sample(graph)
+    (expect,) = run(graph, x).values()
+    float_model = tf.lite.TFLiteConverter.from_keras_model(weight_support.keras_model("matmul")).convert()
+    quantize_weights(graph, [dense], bits=4, granularity="blockwise", block_size=32, dynamic=True)
+    ours = emit(graph, passes="O0")
+    q = quantizer.Quantizer(bytearray(float_model))
+    q.add_dynamic_config(regex=".*", operation_name=qtyping.TFLOperationName.ALL_SUPPORTED, num_bits=4,
+                         granularity=qtyping.QuantGranularity.BLOCKWISE_32)
+    theirs = bytes(q.quantize(enable_progress_bar=False).quantized_model)
+
+    def weights(data: bytes):
+        model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(data, 0))
+        sub = model.subgraphs[0]
+        (t,) = [t for t in sub.tensors if t.type == schema.TensorType.INT4]
+        scales = sub.tensors[t.quantization.details.scales]
+        return t, scales, len(model.buffers[t.buffer].data)
+
+    (t1, s1, n1), (t2, s2, n2) = weights(ours), weights(theirs)
+    assert list(t1.shape) == list(t2.shape) == [64, 256] and n1 == n2 == 64 * 256 // 2
+    assert t1.quantization.detailsType == t2.quantization.detailsType == 2  # BlockwiseQuantization
+    assert t1.quantization.details.blockSize == t2.quantization.details.blockSize == 32
+    assert t1.quantization.details.zeroPoints == t2.quantization.details.zeroPoints == -1
+    assert s1.type == s2.type == schema.TensorType.FLOAT16 and list(s1.shape) == list(s2.shape) == [64, 8]
+    assert len(ours) <= len(theirs)
+    errors = []
+    for data in (ours, theirs):
+        got = weight_support.run_tflite(weight_support.interpreters()["litert"], data, x)
+        errors.append(float(np.sqrt(np.mean((got.reshape(expect.shape) - expect) ** 2))))
+    assert errors[0] <= errors[1] * 1.05, errors
+
+
+@pytest.mark.slow
+def test_quant_report_with_int4_weights(tmp_path):
+    from irc.passes.quantize.report import quant_report
+
+    g = mlp()
+    data = [inputs() for _ in range(4)]
+    report = quant_report(g, data, mode="int4-weight-only", granularity="blockwise", block_size=32)
+    layers = {t.layer for t in report.tensors}
+    assert {"fc1", "fc2"} <= layers  # the dense layers with int4 weights
+    fc2 = next(t for t in report.tensors if t.layer == "fc2")
+    assert 10 < fc2.layer_sqnr_db < 60
