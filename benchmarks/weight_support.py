@@ -40,7 +40,7 @@ def keras_model(op: str):
     layers = keras.layers
     if op == "gather":
         ids = keras.Input((6,), batch_size=1, dtype="int32", name="ids")
-        return keras.Model(ids, layers.Embedding(96, 64, name="embedding")(ids))
+        return keras.Model(ids, layers.Embedding(96, 256, name="embedding")(ids))
     if op in ("conv2d", "depthwise_conv2d"):
         x = keras.Input((8, 8, 16), batch_size=1, name="x")
         layer = layers.Conv2D(32, 3, name="conv") if op == "conv2d" else layers.DepthwiseConv2D(3, name="dw")
@@ -84,15 +84,39 @@ def lowered(op: str):
     return graph, nodes[0]
 
 
-def interpreters():
+INTERPRETERS = ("litert", "tf.lite")
+_pool = None  # a worker process for the interpreters: some files crash them (a segfault kills the process)
+
+
+def interpreter(name: str):
+    if name == "litert":
+        from ai_edge_litert.interpreter import Interpreter
+
+        return Interpreter
     import tensorflow as tf
-    from ai_edge_litert.interpreter import Interpreter
 
     warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated.*")
-    return {"litert": Interpreter, "tf.lite": tf.lite.Interpreter}
+    return tf.lite.Interpreter
 
 
-def run_tflite(cls, data: bytes, inputs: dict) -> np.ndarray:
+def run_isolated(name: str, data: bytes, inputs: dict) -> np.ndarray:
+    """``run_tflite`` with interpreter ``name`` in a worker process; RuntimeError if it crashed."""
+    global _pool
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+    from multiprocessing import get_context
+
+    if _pool is None:
+        _pool = ProcessPoolExecutor(1, mp_context=get_context("spawn"))
+    try:
+        return _pool.submit(run_tflite, name, data, inputs).result()
+    except BrokenProcessPool:
+        _pool = None
+        raise RuntimeError("the interpreter crashed") from None
+
+
+def run_tflite(name: str, data: bytes, inputs: dict) -> np.ndarray:
+    cls = interpreter(name)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "m.tflite"
         path.write_bytes(data)
@@ -114,8 +138,9 @@ def try_scheme(op: str, bits: int, granularity: str, dynamic: bool, block_size: 
     (expect_float,) = run(graph, inputs).values()
     scheme = WeightScheme(bits, granularity, block_size if granularity == "blockwise" else None, dynamic)
     w = node.operands[1 if op != "gather" else 0]
-    if granularity != "per-tensor" and channel_axis(node) is None or \
-            granularity == "blockwise" and w.type.rank != 2:
+    axis = channel_axis(node)
+    if granularity != "per-tensor" and axis is None or granularity == "blockwise" and (
+            w.type.rank != 2 or w.type.shape[1 - axis] % block_size):
         return {"runs": False, "why": "not representable"}
     _quantize_node(graph, node, scheme)
     (expect,) = run(graph, inputs).values()
@@ -125,18 +150,23 @@ def try_scheme(op: str, bits: int, granularity: str, dynamic: bool, block_size: 
         data = emit(graph, passes="O0")
     except Exception as e:  # noqa: BLE001 (a table of what happens)
         return {"runs": False, "why": f"emit: {e}"}
-    for name, cls in interpreters().items():
+    for name in INTERPRETERS:
         try:
-            got = run_tflite(cls, data, inputs)
+            got = run_isolated(name, data, inputs)
         except Exception as e:  # noqa: BLE001
-            result.update(runs=False, why=f"{name}: {str(e).splitlines()[0][:120]}")
+            _fail(result, f"{name}: {str(e).splitlines()[0][:120]}")
             continue
         err = float(np.abs(got.reshape(expect.shape) - expect).max()) / span
         result[name] = err
         if not err <= TOLERANCE[dynamic]:
-            result.update(runs=False, why=f"{name}: error {err:.3g} of the output range")
+            _fail(result, f"{name}: error {err:.3g} of the output range")
     result["weight error"] = float(np.abs(expect - expect_float).max()) / span
     return result
+
+
+def _fail(result: dict, why: str) -> None:
+    result["runs"] = False
+    result["why"] = f"{result['why']}; {why}" if "why" in result else why
 
 
 def matrix(block_sizes=(32, 64, 128, 256)) -> list[dict]:

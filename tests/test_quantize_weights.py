@@ -274,7 +274,7 @@ def test_blockwise_file_is_encoded_as_ai_edge_quantizer_encodes_it(tmp_path):
     assert len(ours) <= len(theirs)
     errors = []
     for data in (ours, theirs):
-        got = weight_support.run_tflite(weight_support.interpreters()["litert"], data, x)
+        got = weight_support.run_tflite("litert", data, x)
         errors.append(float(np.sqrt(np.mean((got.reshape(expect.shape) - expect) ** 2))))
     assert errors[0] <= errors[1] * 1.05, errors
 

@@ -19,6 +19,8 @@ naming its producer (``irc_producer``: irc and its version) and the oldest TFLit
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from irc import __version__
@@ -56,6 +58,7 @@ TFL_TYPES = {
     DType.i8: "INT8", DType.i4: "INT4", DType.u8: "UINT8", DType.i16: "INT16", DType.i32: "INT32", DType.i64: "INT64",
     DType.bool: "BOOL", DType.str: "STRING",
 }
+_CALL_PREFIX = re.compile(r"^(?:Stateful)?PartitionedCall(?:_\d+)?/")
 _SHARE_LIMIT = 256  # constants up to this many bytes are shared by content (axes, shapes, scalars)
 
 
@@ -283,7 +286,8 @@ class ModelBuilder:
         if node is None:
             return "irc"
         if node.loc.names:
-            return ";".join(node.loc.names)
+            # without the signature call's prefix, as TF's converter (which inlines the call) names them
+            return ";".join(dict.fromkeys(_CALL_PREFIX.sub("", n) for n in node.loc.names))
         return f"{node.core_op}_{node.seq}"  # tfl.conv2d is named as conv2d is
 
     def type_of(self, index: int) -> str:

@@ -43,34 +43,28 @@ WEIGHT_OPERAND = {"conv2d": 1, "depthwise_conv2d": 1, "matmul": 1, "batch_matmul
 OPS = tuple(WEIGHT_OPERAND)
 
 # (op, bits, granularity, dynamic) -> whether LiteRT (ai_edge_litert 2.x and tf.lite in TF 2.21, CPU) runs it and
-# gives the float answer within the rounding error; benchmarks/weight_support.py measures it. ``matmul`` is
-# FULLY_CONNECTED; ``batch_matmul`` a constant right-hand side, which TFLite also runs as FULLY_CONNECTED.
-SUPPORTED: dict[tuple[str, int, str, bool], bool] = {}
-
-
-def _fill_support() -> None:
-    dense = {("per-tensor", False), ("per-channel", False), ("blockwise", False),
-             ("per-tensor", True), ("per-channel", True), ("blockwise", True)}
-    table = {
-        # op: {bits: the (granularity, dynamic) pairs that run}
-        "conv2d": {8: dense - {("blockwise", False), ("blockwise", True)},
-                   4: {("per-tensor", False), ("per-channel", False), ("per-channel", True)}},
-        "depthwise_conv2d": {8: {("per-tensor", False), ("per-channel", False), ("per-channel", True)},
-                             4: {("per-tensor", False), ("per-channel", False)}},
-        "matmul": {8: dense - {("blockwise", False), ("blockwise", True)},
-                   4: dense - {("blockwise", False)}},
-        "gather": {8: {("per-tensor", False), ("per-channel", False)},
-                   4: {("per-tensor", False), ("per-channel", False)}},
-    }
-    table["batch_matmul"] = table["matmul"]
-    for op in OPS:
-        for bits in BITS:
-            for granularity in GRANULARITIES:
-                for dynamic in (False, True):
-                    SUPPORTED[(op, bits, granularity, dynamic)] = (granularity, dynamic) in table[op][bits]
-
-
-_fill_support()
+# gives the float answer within the rounding error, as benchmarks/weight_support.py measured (docs/quantization.md
+# has the table, with how each other scheme fails). ``matmul`` is FULLY_CONNECTED; ``batch_matmul`` a constant
+# right-hand side, which TFLite also runs as FULLY_CONNECTED; ``gather`` an embedding lookup.
+_RUNS = {
+    # (op, bits): the (granularity, dynamic) pairs that run
+    ("conv2d", 8): {("per-tensor", False), ("per-channel", False), ("per-tensor", True), ("per-channel", True)},
+    ("conv2d", 4): {("per-tensor", False), ("per-channel", False), ("per-tensor", True), ("per-channel", True)},
+    # hybrid per-tensor int8 depthwise runs but computes garbage; hybrid int4 depthwise has no kernel
+    ("depthwise_conv2d", 8): {("per-tensor", False), ("per-channel", False), ("per-channel", True)},
+    ("depthwise_conv2d", 4): {("per-tensor", False), ("per-channel", False)},
+    # blockwise weights run only in the hybrid int4 kernel: DEQUANTIZE ignores block scales, int8 blocks crash it
+    ("matmul", 8): {("per-tensor", False), ("per-channel", False), ("per-tensor", True), ("per-channel", True)},
+    ("matmul", 4): {("per-tensor", False), ("per-channel", False), ("per-tensor", True), ("per-channel", True),
+                    ("blockwise", True)},
+    ("gather", 8): {("per-tensor", False), ("per-channel", False)},
+    ("gather", 4): {("per-tensor", False), ("per-channel", False)},
+}
+_RUNS[("batch_matmul", 8)], _RUNS[("batch_matmul", 4)] = _RUNS[("matmul", 8)], _RUNS[("matmul", 4)]
+SUPPORTED: dict[tuple[str, int, str, bool], bool] = {
+    (op, bits, granularity, dynamic): (granularity, dynamic) in _RUNS[(op, bits)]
+    for op in OPS for bits in BITS for granularity in GRANULARITIES for dynamic in (False, True)
+}
 
 
 @dataclass(frozen=True)
