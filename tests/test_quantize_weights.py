@@ -285,8 +285,45 @@ def test_quant_report_with_int4_weights(tmp_path):
 
     g = mlp()
     data = [inputs() for _ in range(4)]
-    report = quant_report(g, data, mode="int4-weight-only", granularity="blockwise", block_size=32)
+    report = quant_report(g, data, mode="dynamic-int4", granularity="blockwise", block_size=32)
     layers = {t.layer for t in report.tensors}
     assert {"fc1", "fc2"} <= layers  # the dense layers with int4 weights
     fc2 = next(t for t in report.tensors if t.layer == "fc2")
     assert 10 < fc2.layer_sqnr_db < 60
+
+
+@pytest.mark.slow
+def test_lower_cli_writes_int4_files_litert_runs(tmp_path):
+    pytest.importorskip("ai_edge_litert")
+    keras = pytest.importorskip("keras")
+    from click.testing import CliRunner
+
+    import weight_support
+    from irc.cli import main
+
+    keras.utils.set_random_seed(0)
+    x = keras.Input((64,), batch_size=1, name="x")
+    h = keras.layers.Dense(128, activation="relu", name="fc1")(x)
+    model = keras.Model(x, keras.layers.Dense(32, name="fc2")(h))
+    model.save(tmp_path / "mlp.keras")
+    data = {"x": RNG.standard_normal((1, 64)).astype(np.float32)}
+    expect = model.predict(data["x"], verbose=0)
+    runner = CliRunner()
+    sizes = {}
+    for args in (["--quantize", "int4-weight-only"], ["--quantize", "int8-weight-only", "--granularity", "per-tensor"],
+                 ["--quantize", "dynamic-int4", "--granularity", "blockwise", "--block-size", "64"]):
+        out = tmp_path / f"{args[1]}.tflite"
+        result = runner.invoke(main, ["lower", str(tmp_path / "mlp.keras"), "-o", str(out), *args])
+        assert result.exit_code == 0, result.output
+        got = weight_support.run_tflite("litert", out.read_bytes(), data)
+        rel = np.sqrt(np.mean((got - expect) ** 2) / np.mean(expect ** 2))
+        assert rel < (0.02 if args[1] == "int8-weight-only" else 0.2), (args, rel)
+        sizes[args[1]] = out.stat().st_size
+    # half a byte a weight saved; the per-channel int4 file pays a float32 scale and an int64 zero point a channel
+    assert sizes["int8-weight-only"] - sizes["int4-weight-only"] >= (64 * 128 + 128 * 32) // 2 - (128 + 32) * 12
+    result = runner.invoke(main, ["lower", str(tmp_path / "mlp.keras"), "-o", str(tmp_path / "bad.tflite"),
+                                  "--quantize", "int4-weight-only", "--granularity", "blockwise", "--block-size", "32"])
+    assert result.exit_code == 1
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "no layer of the model takes int4 weight-only blockwise 32 weights" in lines[0], lines
+    assert not (tmp_path / "bad.tflite").exists()
