@@ -296,9 +296,9 @@ def test_quant_report_with_int4_weights(tmp_path):
 def test_lower_cli_writes_int4_files_litert_runs(tmp_path):
     pytest.importorskip("ai_edge_litert")
     keras = pytest.importorskip("keras")
+    import weight_support
     from click.testing import CliRunner
 
-    import weight_support
     from irc.cli import main
 
     keras.utils.set_random_seed(0)
@@ -327,3 +327,22 @@ def test_lower_cli_writes_int4_files_litert_runs(tmp_path):
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and "no layer of the model takes int4 weight-only blockwise 32 weights" in lines[0], lines
     assert not (tmp_path / "bad.tflite").exists()
+
+
+@pytest.mark.parametrize("quant, fragment", [
+    ("q(axis=1, block=32, [0.5], [0])", "1 block scales do not fit a \\[64, 4\\] tensor in blocks of 32 along axis 0"),
+    ("q(axis=1, block=0, [0.5], [0])", "positive block size"),
+    ("q(axis=2, block=32, [0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5], [0, 0, 0, 0, 0, 0, 0, 0])", "axis"),
+])
+def test_bad_blockwise_types_in_the_text_form_are_input_errors(quant, fragment):
+    from irc.errors import InputError
+    from irc.ir.parser import parse
+
+    text = f"""graph @g(%x: f32[1,64]) {{
+  %w = const() {{value = dense<i8[64,4] [{", ".join(["1"] * 256)}]>}} : i4[64,4] {quant}
+  %d = dequantize(%w) : f32[64,4]
+  %y = matmul(%x, %d) : f32[1,4]
+  return %y as "y"
+}}"""
+    with pytest.raises(InputError, match=fragment):
+        parse(text)

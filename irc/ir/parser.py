@@ -107,6 +107,17 @@ class _Fail(Exception):
         self.token, self.message = token, message
 
 
+def _blockwise_problem(dims, q: QuantParams) -> str | None:
+    """Why blockwise parameters do not fit a tensor of shape ``dims`` (None if they do)."""
+    if dims is None or len(dims) != 2 or not all(isinstance(d, int) for d in dims) or q.axis not in (0, 1):
+        return "blockwise quantization needs a matrix of known shape, quantized along axis 0 or 1"
+    length = dims[1 - q.axis]
+    if length % q.block_size or len(q.scale) != dims[q.axis] * (length // q.block_size):
+        return (f"{len(q.scale)} block scales do not fit a {list(dims)} tensor in blocks of {q.block_size} "
+                f"along axis {1 - q.axis}")
+    return None
+
+
 def _unquote(token: str) -> str:
     try:
         return json.loads(token)
@@ -291,6 +302,10 @@ class _Build(Transformer):
             raise _Fail(axis, str(e)) from None
 
     def type(self, dtype, dims, quant):
+        if quant is not None and quant.block_size is not None:
+            why = _blockwise_problem(dims, quant)
+            if why:
+                raise _Fail(dtype, why)
         return TensorType(DType(str(dtype)), dims, quant)
 
     def tensor_head(self, dtype_tok, *dims):
