@@ -44,6 +44,7 @@ from irc.ir.types import DType, QuantParams, SymDim, TensorType
 BATCH = SymDim("batch")
 DTYPES = {
     "FLOAT32": DType.f32, "FLOAT16": DType.f16, "BFLOAT16": DType.bf16, "FLOAT64": DType.f64, "INT8": DType.i8,
+    "INT4": DType.i4,
     "UINT8": DType.u8, "INT16": DType.i16, "INT32": DType.i32, "INT64": DType.i64, "BOOL": DType.bool,
     "STRING": DType.str,
 }
@@ -205,11 +206,28 @@ class Reader:
         if t.type not in DTYPES:
             raise InputError(f"tensor {index} ({t.name!r}) has type {t.type}, which irc does not support",
                              where=self.source)
+        quant = self._blockwise(index) if t.quantization is not None and t.quantization.blockwise else _quant(t)
         if not t.has_rank and not t.shape:
-            return TensorType(DTYPES[t.type], None, _quant(t))
+            return TensorType(DTYPES[t.type], None, quant)
         dims = t.shape_signature if t.shape_signature is not None else t.shape
         shape = tuple((BATCH if batch and i == 0 else None) if d < 0 else d for i, d in enumerate(dims))
-        return TensorType(DTYPES[t.type], shape, _quant(t))
+        return TensorType(DTYPES[t.type], shape, quant)
+
+    def _blockwise(self, index: int) -> QuantParams:
+        """LiteRT's blockwise parameters: a [out, in / block] float tensor of scales, no zero points."""
+        from irc.ir.parser import _blockwise_problem
+
+        t = self.sg.tensors[index]
+        scales_at, zero_points_at, size = t.quantization.blockwise
+        scales = self.data(scales_at) if 0 <= scales_at < len(self.sg.tensors) and scales_at != index else None
+        if scales is None or zero_points_at != -1 or size < 1 or t.quantization.quantized_dimension != 0:
+            raise CannotRead(f"tensor {index} ({t.name!r}) has blockwise parameters irc does not read")
+        q = QuantParams(tuple(float(v) for v in np.asarray(scales, np.float64).reshape(-1)), (0,) * scales.size, 0,
+                        size)
+        why = _blockwise_problem(tuple(t.shape), q)
+        if why or not np.all(np.asarray(q.scale) > 0):
+            raise CannotRead(f"tensor {index} ({t.name!r}): {why or 'block scales must be positive'}")
+        return q
 
     def value(self, index: int) -> Value:
         """The irc value of tensor ``index``: a constant for tensors with data."""
@@ -236,6 +254,8 @@ class Reader:
         raw = buffer.view()
         if t.type == "STRING":
             return _strings(raw, t.name)
+        if t.type == "INT4":
+            return _int4(np.frombuffer(raw, np.uint8), t.shape)
         if t.type not in schema.NUMPY_DTYPES:
             raise CannotRead(f"tensor {index} holds {t.type} data, which irc does not read")
         return np.frombuffer(raw, schema.NUMPY_DTYPES[t.type]).reshape(t.shape)
@@ -378,6 +398,13 @@ def _unique(name: str, index: int, taken: set[str], tries: dict[str, int]) -> st
     tries[base] = tried
     taken.add(candidate)
     return candidate
+
+
+def _int4(packed: np.ndarray, shape) -> np.ndarray:
+    """TFLite's packed INT4 (two a byte, the first in the low nibble) as int8 values in [-8, 7]."""
+    count = int(np.prod(shape))
+    nibbles = np.stack([packed & 0x0F, packed >> 4], axis=1).reshape(-1)[:count].astype(np.int8)
+    return np.where(nibbles > 7, nibbles - 16, nibbles).astype(np.int8).reshape(shape)
 
 
 def _quant(t) -> QuantParams | None:
