@@ -371,3 +371,21 @@ def test_int4_and_blockwise_files_read_back(tmp_path):
     (tmp_path / "bad.tflite").write_bytes(write_model(model))
     with pytest.raises(InputError, match="blockwise parameters irc does not read"):
         load(tmp_path / "bad.tflite")
+
+
+def test_recipes_mix_weight_schemes_per_layer():
+    from irc.passes.quantize.recipe import Entry, Recipe
+
+    g = mlp()
+    recipe = Recipe("int8-weight-only", (Entry(("fc1",), "dynamic-int4", "blockwise", 32, "r.toml:2"),
+                                         Entry(("embed",), "int4-weight-only", "per-tensor", None, "r.toml:6")))
+    quantize_graph(g, recipe=recipe)
+    fc1, fc2, embed = node(g, "fc1"), node(g, "fc2"), node(g, "embed")
+    assert fc1.operands[1].type.dtype is DType.i4 and fc1.operands[1].type.quant.block_size == 32
+    assert fc2.operands[1].producer.operands[0].type.dtype is DType.i8  # the default, per channel
+    assert fc2.operands[1].producer.operands[0].type.quant.axis == 1
+    table = embed.operands[0].producer.operands[0].type
+    assert table.dtype is DType.i4 and table.quant.axis is None
+    bad = Recipe("int8-weight-only", (Entry(("embed",), "dynamic-int4", "blockwise", 32, "r.toml:2"),))
+    with pytest.raises(QuantizationError, match="Keras layer embed.*LiteRT cannot run gather with int4 dynamic"):
+        quantize_graph(mlp(), recipe=bad)

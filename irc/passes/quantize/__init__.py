@@ -141,24 +141,29 @@ def _default_weights(recipe: Recipe, granularity: str | None, block_size: int | 
 
 
 def _weight_only_groups(assignment, recipe: Recipe, default):
-    """(entry, nodes) for each weight-only or int4 setting in use, the default's first. The default scheme goes
-    to the layers it suits (``weights.refusal``); an entry's nodes are all passed on, to be refused by name."""
+    """(entry, nodes) for each weight-only or int4 setting in use. Only nodes with constant weights count. The
+    default scheme goes to the layers it suits (``weights.refusal``); an entry's are all passed on, so that
+    ``quantize_weights`` refuses, by name, a layer LiteRT cannot run with the entry's scheme."""
     from irc.passes.quantize.recipe import WEIGHT_ONLY, Entry
+    from irc.passes.quantize.weights import _weights, refusal
 
     groups: dict[tuple, tuple[Entry, set]] = {}
     defaulted = False
+    entries = {e for e in assignment.entries.values() if e is not None and e.scheme in WEIGHT_ONLY}
     for node, scheme in assignment.schemes.items():
-        if scheme in WEIGHT_ONLY:
-            entry = assignment.entries[node]
-            if entry is None:
-                from irc.passes.quantize.weights import _weights, refusal
-
-                defaulted = defaulted or _weights(node) is not None
-                if refusal(node, default) is not None:
-                    continue
-                entry = Entry((), recipe.default, default.granularity, default.block_size, "the default scheme")
-            key = (entry.scheme, entry.granularity, entry.block_size)
-            groups.setdefault(key, (entry, set()))[1].add(node)
+        if scheme not in WEIGHT_ONLY or _weights(node) is None:
+            continue  # a layer's activation or reshape has no weights to store
+        entry = assignment.entries[node]
+        if entry is None:
+            defaulted = True
+            if refusal(node, default) is not None:
+                continue
+            entry = Entry((), recipe.default, default.granularity, default.block_size, "the default scheme")
+        key = (entry.scheme, entry.granularity, entry.block_size)
+        groups.setdefault(key, (entry, set()))[1].add(node)
+    for entry in entries - {e for e, _ in groups.values()}:
+        raise QuantizationError(f"{entry.label()}{', '.join(map(repr, entry.select))} selects no layer with "
+                                f"constant weights for scheme {entry.scheme}")
     if defaulted and default is not None and not any(e.where == "the default scheme" for e, _ in groups.values()):
         from irc.passes.quantize.weights import ops_supporting
 
