@@ -168,3 +168,53 @@ def pad(cx: Lowerer, node: TFNode, args: list) -> Value:
         if fill_value != 0:
             attrs["constant_value"] = float(fill_value)
     return cx.op("pad", x, **attrs)
+
+
+# ----- 3-D convolutions and pools ----------------------------------------------------------------------------------
+def _dhw(node: TFNode, name: str, default=(1, 1, 1, 1, 1)) -> tuple[int, int, int]:
+    """The (d, h, w) entries of a 5-entry NDHWC list; the batch and channel entries must be 1."""
+    values = [int(v) for v in node.attrs.get(name, default)]
+    if len(values) != 5:
+        raise CannotLower(f"{name} {values} has {len(values)} entries, not 5")
+    if values[0] != 1 or values[4] != 1:
+        raise CannotLower(f"{name} {values} steps over the batch or channel dim")
+    return tuple(values[1:4])
+
+
+def _ndhwc(node: TFNode) -> str:
+    if node.attrs.get("data_format", "NDHWC") != "NDHWC":
+        raise CannotLower(f"data_format {node.attrs['data_format']} (irc's 3-D ops are NDHWC)")
+    padding = node.attrs.get("padding", "VALID")
+    if padding not in ("SAME", "VALID"):
+        raise CannotLower(f"padding {padding}")
+    return padding
+
+
+@lowers("Conv3D")
+def conv3d(cx: Lowerer, node: TFNode, args: list) -> Value:
+    x, filt = args
+    padding = _ndhwc(node)
+    return cx.op("conv3d", x, filt, strides=_dhw(node, "strides"), dilations=_dhw(node, "dilations"),
+                 padding=padding)
+
+
+@lowers("Conv3DBackpropInputV2")
+def conv3d_transpose(cx: Lowerer, node: TFNode, args: list) -> Value:
+    """The gradient of Conv3D (Keras Conv3DTranspose): input_sizes becomes output_shape (-1 where symbolic)."""
+    sizes, filt, x = args
+    padding = _ndhwc(node)
+    if _dhw(node, "dilations") != (1, 1, 1):
+        raise CannotLower("dilated transposed convolution")
+    dims = cx.dims(sizes)
+    if dims is None or len(dims) != 5:
+        raise CannotLower("input_sizes is computed at run time")
+    output_shape = tuple(d if isinstance(d, int) else -1 for d in dims)
+    return cx.op("conv3d_transpose", x, filt, output_shape=output_shape, strides=_dhw(node, "strides"),
+                 padding=padding)
+
+
+@lowers("MaxPool3D", "AvgPool3D")
+def pool3d(cx: Lowerer, node: TFNode, args: list) -> Value:
+    padding = _ndhwc(node)
+    op = "max_pool3d" if node.op == "MaxPool3D" else "avg_pool3d"
+    return cx.op(op, args[0], ksize=_dhw(node, "ksize"), strides=_dhw(node, "strides"), padding=padding)
