@@ -193,9 +193,26 @@ def _ndhwc(node: TFNode) -> str:
 @lowers("Conv3D")
 def conv3d(cx: Lowerer, node: TFNode, args: list) -> Value:
     x, filt = args
-    padding = _ndhwc(node)
-    return cx.op("conv3d", x, filt, strides=_dhw(node, "strides"), dilations=_dhw(node, "dilations"),
-                 padding=padding)
+    padding, strides, dilations = _ndhwc(node), _dhw(node, "strides"), _dhw(node, "dilations")
+    origin = cx.space_to_batch.get(x)
+    if origin is not None and len(origin[1]) == 3 and (padding, strides, dilations) == ("VALID", (1,) * 3, (1,) * 3) \
+            and _only_consumers(cx, node.name, "BatchToSpaceND"):
+        # tf.nn.convolution's dilated Conv3D: SpaceToBatchND, a plain convolution per phase, BatchToSpaceND. As one
+        # dilated convolution over the padded input (BatchToSpaceND then only crops), as TF's converter makes it.
+        padded, block = origin
+        out = cx.op("conv3d", padded, filt, dilations=block)
+        cx.dilated[out] = block
+        return out
+    return cx.op("conv3d", x, filt, strides=strides, dilations=dilations, padding=padding)
+
+
+def _only_consumers(cx: Lowerer, name: str, op: str) -> bool:
+    """Whether every TF node that reads node ``name`` is an ``op`` (and no output does)."""
+    nodes = [*cx.tfgraph.nodes, *(n for f in cx.tfgraph.functions.values() for n in f.nodes)]
+    outputs = [ref for _, ref in cx.tfgraph.outputs] + [ref for f in cx.tfgraph.functions.values()
+                                                        for _, ref in f.outputs]
+    readers = [n for n in nodes if any(i.lstrip("^").split(":")[0] == name for i in n.inputs)]
+    return bool(readers) and all(n.op == op for n in readers) and all(r.split(":")[0] != name for r in outputs)
 
 
 @lowers("Conv3DBackpropInputV2")

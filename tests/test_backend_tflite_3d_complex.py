@@ -1,0 +1,139 @@
+"""3-D convolutions and pools, complex numbers and FFTs through the TFLite backend, run in TensorFlow's TFLite
+interpreter against TensorFlow (1e-4 of the output's scale): Keras layers and tf.functions through the default
+pipeline, and the builtins (CONV_3D, CONV_3D_TRANSPOSE, RFFT2D, REAL, IMAG, COMPLEX_ABS) from hand-built graphs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import irc
+from irc.backends.tflite.backend import emit
+from irc.formats.tflite.flatbuffer import read_model
+from irc.frontends.tflite import graph_of
+from irc.ir.graph import Graph
+from irc.ir.interpreter import run as interpret
+from irc.ir.types import DType, TensorType
+from tests.test_backend_tflite_ops import assert_close, ops_of, run_tflite
+
+tf = pytest.importorskip("tensorflow")
+keras = pytest.importorskip("keras")
+RNG = np.random.default_rng(11)
+
+
+def check_model(model, shapes, resolver="xnnpack", **emit_options) -> list[str]:
+    """Lowers ``model`` (a Keras model or tf.function), emits it and compares TFLite's results with TF's."""
+    graph = irc.load(model)
+    data = emit(graph, **emit_options)
+    arrays = [RNG.standard_normal(s).astype(np.float32) for s in shapes]
+    names = [v.name for v in graph.inputs]
+    want = model(*arrays)
+    want = want if isinstance(want, dict) else {"output_0": want}
+    got = run_tflite(data, dict(zip(names, arrays)), resolver)
+    if set(got) != set(want) and len(got) == len(want) == 1:
+        got = {next(iter(want)): next(iter(got.values()))}
+    assert_close(got, {k: np.asarray(v) for k, v in want.items()}, rtol=1e-4)
+    return ops_of(data)
+
+
+def keras_model(layer, shape):
+    model = keras.Sequential([keras.Input(shape), layer])
+    return model
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"strides": 1, "padding": "same"},
+    {"strides": (2, 1, 2), "padding": "valid"},
+    {"strides": 2, "padding": "same"},
+    {"dilation_rate": (2, 1, 2), "padding": "same"},
+    {"dilation_rate": 2, "padding": "valid", "activation": "relu"},
+], ids=str)
+def test_keras_conv3d(kwargs):
+    ops = check_model(keras_model(keras.layers.Conv3D(4, (3, 2, 3), **kwargs), (7, 6, 8, 3)), [(2, 7, 6, 8, 3)])
+    assert "CONV_3D" in ops and "CUSTOM" not in ops
+
+
+@pytest.mark.parametrize("layer", ["MaxPooling3D", "AveragePooling3D"])
+@pytest.mark.parametrize("kwargs", [
+    {"pool_size": 2},
+    {"pool_size": (3, 2, 2), "strides": (2, 1, 2), "padding": "same"},
+    {"pool_size": (1, 1, 2), "strides": (1, 3, 3), "padding": "same"},  # TF's 3-D SAME windows start inside
+], ids=str)
+def test_keras_pool3d(layer, kwargs):
+    ops = check_model(keras_model(getattr(keras.layers, layer)(**kwargs), (5, 7, 6, 3)), [(2, 5, 7, 6, 3)])
+    assert set(ops) <= {"RESHAPE", "MAX_POOL_2D", "AVERAGE_POOL_2D", "SLICE"}
+
+
+@pytest.mark.parametrize("kwargs", [{"strides": 2, "padding": "same"}, {"strides": (1, 2, 3), "padding": "valid"}],
+                         ids=str)
+def test_keras_conv3d_transpose(kwargs):
+    ops = check_model(keras_model(keras.layers.Conv3DTranspose(3, (3, 2, 3), **kwargs), (3, 4, 3, 2)),
+                      [(2, 3, 4, 3, 2)])
+    assert "CONV_3D_TRANSPOSE" in ops
+
+
+def test_fnet_mixing_is_matrix_products():
+    """real(fft2d(complex(x, 0))), FNet's token mixing, runs on builtins: no complex tensor is left."""
+    f = tf.function(lambda x: tf.math.real(tf.signal.fft2d(tf.complex(x, tf.zeros_like(x)))),
+                    input_signature=[tf.TensorSpec([None, 12, 16], tf.float32)])
+    ops = check_model(f, [(2, 12, 16)])
+    assert set(ops) <= {"FULLY_CONNECTED", "BATCH_MATMUL", "SUB"}, ops
+
+
+@pytest.mark.parametrize("n", [16, 10])
+def test_irfft_of_rfft(n):
+    f = tf.function(lambda x: tf.signal.irfft(tf.signal.rfft(x, [n]), [n]),
+                    input_signature=[tf.TensorSpec([None, 3, n], tf.float32)])
+    ops = check_model(f, [(2, 3, n)])
+    assert "CUSTOM" not in ops
+
+
+def test_complex_arithmetic_and_transforms():
+    def fn(x, y):
+        z = tf.signal.fft(tf.complex(x, y)) * tf.complex(y, x)
+        w = tf.signal.ifft2d(z) + tf.signal.fft2d(z)
+        spectrum = tf.signal.rfft2d(x, [4, 8])
+        return {"abs": tf.abs(w), "imag": tf.math.imag(w), "back": tf.signal.irfft2d(spectrum, [4, 6]),
+                "rabs": tf.abs(spectrum)}
+
+    f = tf.function(fn, input_signature=[tf.TensorSpec([None, 4, 6], tf.float32)] * 2)
+    ops = check_model(f, [(2, 4, 6), (2, 4, 6)])
+    assert "CUSTOM" not in ops and "RFFT2D" in ops and "COMPLEX_ABS" in ops
+
+
+def test_builtins_from_graphs():
+    """-O0: the complex builtins as irc writes them, RFFT over a unit dim of RFFT2D as TF's converter does."""
+    g = Graph("spectral")
+    x = g.add_input("x", TensorType(DType.f32, (2, 4, 8)))
+    spectrum = g.op("rfft2d", x, fft_length=(4, 8))
+    g.set_output("real", g.op("real", spectrum))
+    g.set_output("imag", g.op("imag", spectrum))
+    g.set_output("abs", g.op("complex_abs", g.op("rfft", x, fft_length=(16,))))
+    v = g.add_input("v", TensorType(DType.f32, (1, 4, 5, 4, 2)))
+    conv = g.op("conv3d", v, g.const(RNG.standard_normal((2, 3, 2, 2, 3)).astype(np.float32)),
+                g.const(RNG.standard_normal(3).astype(np.float32)), strides=(1, 2, 1), padding="SAME")
+    g.set_output("conv", g.op("conv3d_transpose", conv, g.const(RNG.standard_normal((2, 2, 3, 2, 3)).astype(
+        np.float32)), output_shape=(1, 5, 8, 6, 2), strides=(1, 3, 1), padding="VALID"))
+    data = emit(g, passes="O0")
+    assert sorted(set(ops_of(data))) == sorted(
+        {"RFFT2D", "REAL", "IMAG", "COMPLEX_ABS", "EXPAND_DIMS", "SQUEEZE", "CONV_3D", "CONV_3D_TRANSPOSE"})
+    inputs = {"x": RNG.standard_normal((2, 4, 8)).astype(np.float32),
+              "v": RNG.standard_normal((1, 4, 5, 4, 2)).astype(np.float32)}
+    for resolver in ("builtin", "xnnpack"):
+        assert_close(run_tflite(data, inputs, resolver), interpret(g, inputs), rtol=1e-4)
+
+
+def test_tflite_reader_reads_the_builtins_back():
+    g = Graph("back")
+    x = g.add_input("x", TensorType(DType.f32, (2, 4, 8)))
+    spectrum = g.op("rfft2d", x, fft_length=(4, 8))
+    g.set_output("y", g.op("add", g.op("real", spectrum), g.op("complex_abs", spectrum)))
+    v = g.add_input("v", TensorType(DType.f32, (1, 4, 5, 4, 2)))
+    conv = g.op("conv3d", v, g.const(RNG.standard_normal((2, 3, 2, 2, 3)).astype(np.float32)), padding="SAME")
+    g.set_output("t", g.op("conv3d_transpose", conv, g.const(RNG.standard_normal((2, 2, 3, 2, 3)).astype(
+        np.float32)), output_shape=(1, 4, 5, 4, 2), padding="SAME"))
+    back = graph_of(read_model(emit(g, passes="O0")))
+    assert {"rfft2d", "real", "complex_abs", "conv3d", "conv3d_transpose"} <= {n.op for n in back.nodes}
+    inputs = {"x": RNG.standard_normal((2, 4, 8)).astype(np.float32),
+              "v": RNG.standard_normal((1, 4, 5, 4, 2)).astype(np.float32)}
+    assert_close(interpret(back, inputs), interpret(g, inputs), rtol=1e-5)
