@@ -137,3 +137,56 @@ def test_tflite_reader_reads_the_builtins_back():
     inputs = {"x": RNG.standard_normal((2, 4, 8)).astype(np.float32),
               "v": RNG.standard_normal((1, 4, 5, 4, 2)).astype(np.float32)}
     assert_close(interpret(back, inputs), interpret(g, inputs), rtol=1e-5)
+
+
+def spectral_and_3d_graph() -> Graph:
+    """Every op of this family once, for the emitters that are not TFLite's."""
+    g = Graph("family")
+    x = g.add_input("x", TensorType(DType.f32, (2, 4, 8)))
+    z = g.op("mul", g.op("fft", g.op("complex", x, g.op("neg", x))), g.const(np.full((8,), 0.5 + 1j, np.complex64)))
+    w = g.op("ifft2d", g.op("fft2d", g.op("ifft", z)))
+    g.set_output("parts", g.op("add", g.op("real", w), g.op("sub", g.op("imag", w), g.op("complex_abs", w))))
+    g.set_output("real", g.op("irfft2d", g.op("rfft2d", x, fft_length=(4, 6)), fft_length=(4, 5)))
+    g.set_output("rfft", g.op("irfft", g.op("rfft", x, fft_length=(8,)), fft_length=(8,)))
+    v = g.add_input("v", TensorType(DType.f32, (1, 6, 5, 4, 2)))
+    conv = g.op("conv3d", v, g.const(RNG.standard_normal((2, 3, 2, 2, 3)).astype(np.float32)),
+                g.const(RNG.standard_normal(3).astype(np.float32)), strides=(1, 2, 1), padding="SAME")
+    dilated = g.op("conv3d", v, g.const(RNG.standard_normal((2, 2, 2, 2, 3)).astype(np.float32)),
+                   dilations=(2, 1, 2), padding="SAME")
+    pooled = g.op("max_pool3d", g.op("avg_pool3d", dilated, ksize=(2, 2, 2), padding="SAME"), ksize=(1, 2, 2),
+                  strides=(1, 2, 2))
+    g.set_output("pooled", pooled)
+    g.set_output("conv", g.op("conv3d_transpose", conv, g.const(RNG.standard_normal((2, 2, 3, 2, 3)).astype(
+        np.float32)), output_shape=(1, 7, 8, 6, 2), strides=(1, 3, 1), padding="VALID"))
+    return g
+
+
+def test_tensorflow_emitter_matches_the_interpreter():
+    from irc.backends import tfemit
+
+    g = spectral_and_3d_graph()
+    inputs = {"x": RNG.standard_normal((2, 4, 8)).astype(np.float32),
+              "v": RNG.standard_normal((1, 6, 5, 4, 2)).astype(np.float32)}
+    assert_close(tfemit.build(g).run(inputs), interpret(g, inputs), rtol=1e-4)
+
+
+def test_tflite_default_pipeline_on_every_op():
+    """The default pipeline splits every complex value: the file runs in TFLite without Flex."""
+    g = spectral_and_3d_graph()
+    data = emit(g)
+    assert "CUSTOM" not in ops_of(data)
+    inputs = {"x": RNG.standard_normal((2, 4, 8)).astype(np.float32),
+              "v": RNG.standard_normal((1, 6, 5, 4, 2)).astype(np.float32)}
+    assert_close(run_tflite(data, inputs), interpret(g, inputs), rtol=1e-4)
+
+
+def test_flex_forms_are_read_back_as_irc_ops():
+    """-O0 writes the transforms TFLite has no kernel for as Flex ops; the reader gives back the irc ops."""
+    g = spectral_and_3d_graph()
+    data = emit(g, passes="O0")
+    assert "CUSTOM" in ops_of(data)
+    back = graph_of(read_model(data))
+    assert not any(n.is_opaque for n in back.nodes)
+    inputs = {"x": RNG.standard_normal((2, 4, 8)).astype(np.float32),
+              "v": RNG.standard_normal((1, 6, 5, 4, 2)).astype(np.float32)}
+    assert_close(interpret(back, inputs), interpret(g, inputs), rtol=1e-5)
