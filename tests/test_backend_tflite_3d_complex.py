@@ -190,3 +190,20 @@ def test_flex_forms_are_read_back_as_irc_ops():
     inputs = {"x": RNG.standard_normal((2, 4, 8)).astype(np.float32),
               "v": RNG.standard_normal((1, 6, 5, 4, 2)).astype(np.float32)}
     assert_close(interpret(back, inputs), interpret(g, inputs), rtol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["dynamic-int8", "int8", "int16x8"])
+def test_quantization_leaves_complex_values_alone(mode):
+    from irc.passes.quantize import quantize_graph
+
+    g = spectral_and_3d_graph()
+    inputs = {"x": RNG.standard_normal((2, 4, 8)).astype(np.float32),
+              "v": RNG.standard_normal((1, 6, 5, 4, 2)).astype(np.float32)}
+    want = interpret(g, inputs)
+    quantize_graph(g, mode, calibration=None if mode == "dynamic-int8" else [inputs])
+    assert not [v for n in g.nodes for v in (*n.operands, *n.results) if v.type.dtype is DType.c64 and v.type.quant]
+    got = interpret(g, inputs)
+    for key in ("real", "rfft", "conv", "pooled"):  # nothing the quantizer takes: unchanged
+        np.testing.assert_array_equal(got[key], want[key])
+    data = emit(spectral_and_3d_graph(), quantize=mode, calibration=None if mode == "dynamic-int8" else [inputs])
+    assert "CUSTOM" not in ops_of(data)

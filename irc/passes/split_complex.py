@@ -15,7 +15,7 @@ row (FNet's authors use them on accelerators for the same reason); the matrices 
 
 A complex value that something else still reads (a graph output, an op this pass does not convert) is rebuilt
 with ``complex(re, im)``; transforms over dims known only at run time are left as they are, and with
-``keep_rfft`` (the ``tflite`` pipeline's setting) so are the real transforms TFLite's RFFT2D kernel computes.
+``keep-rfft`` (the ``tflite`` pipeline's setting) so are the real transforms TFLite's RFFT2D kernel computes.
 """
 
 from __future__ import annotations
@@ -226,7 +226,7 @@ def _mul(s: Splitter, node: Node, x: Value | None, y: Value | None) -> Value | N
 @register_pass(name="split-complex")
 def split_complex(graph: Graph, *, keep_rfft: bool = False) -> dict:
     """Complex arithmetic as pairs of f32 tensors; Fourier transforms over static dims as DFT matrix products.
-    ``keep_rfft`` leaves the real transforms whose lengths are powers of two (TFLite's RFFT2D builtin)."""
+    ``keep-rfft`` leaves the real transforms whose lengths are powers of two (TFLite's RFFT2D builtin)."""
     if not any(v.type.dtype is DType.c64 for n in graph.nodes for v in n.results):
         return {"complex ops split": 0}
     splitter = Splitter(graph, keep_rfft)
