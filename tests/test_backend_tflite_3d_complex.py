@@ -207,3 +207,18 @@ def test_quantization_leaves_complex_values_alone(mode):
         np.testing.assert_array_equal(got[key], want[key])
     data = emit(spectral_and_3d_graph(), quantize=mode, calibration=None if mode == "dynamic-int8" else [inputs])
     assert "CUSTOM" not in ops_of(data)
+
+
+def test_transforms_of_rank_6_stay_within_batch_matmul_ranks():
+    """split-complex flattens leading dims: TFLite's BATCH_MATMUL takes rank 5 at most."""
+    g = Graph("rank6")
+    x = g.add_input("x", TensorType(DType.f32, (2, 1, 3, 2, 4, 8)))
+    z = g.op("fft2d", g.op("complex", x, g.op("neg", x)))
+    g.set_output("y", g.op("irfft", g.op("add", z, g.op("rfft2d", x, fft_length=(4, 14))), fft_length=(8,)))
+    data = emit(g)
+    model = read_model(data)
+    ranks = [len(model.subgraphs[0].tensors[op.inputs[1]].shape) for op in model.subgraphs[0].operators
+             if model.operator_codes[op.opcode_index].builtin_code == "BATCH_MATMUL"]
+    assert ranks and max(ranks) <= 5
+    inputs = {"x": RNG.standard_normal((2, 1, 3, 2, 4, 8)).astype(np.float32)}
+    assert_close(run_tflite(data, inputs), interpret(g, inputs), rtol=1e-4)

@@ -153,19 +153,40 @@ class Splitter:
         self.converted.add(node)
 
     def transform(self, node: Node) -> Pair | None:
-        op, x = node.op, node.operands[0]
-        two = op.endswith("2d")
+        """The transform's (real, imaginary) parts. Operands of rank > 3 are flattened to rank 3 around it, so the
+        products stay within every target's batch_matmul (TFLite's BATCH_MATMUL takes rank 5 at most)."""
+        x = node.operands[0]
+        two = node.op.endswith("2d")
         dims = _static_dims(x, 2 if two else 1)
         if dims is None:
             return None
+        source = x if node.op in ("rfft", "rfft2d") else self.pair_of(x, node)
+        lead = x.type.shape[:-2]
+        if len(lead) <= 1:
+            return self.transform_parts(node, source, dims)
+        if sum(not isinstance(d, int) for d in lead) > 1:
+            return None
+        flat = (-1, *x.type.shape[-2:])
+        if isinstance(source, Value):
+            source = self.op(node, "reshape", source, shape=flat)
+        else:
+            source = tuple(None if v is None else self.op(node, "reshape", v, shape=flat) for v in source)
+        pair = self.transform_parts(node, source, dims)
+        back = tuple(d if isinstance(d, int) else -1 for d in lead) + tuple(node.result.type.shape[-2:])
+        return tuple(None if v is None else self.op(node, "reshape", v, shape=back) for v in pair)
+
+    def transform_parts(self, node: Node, source: Value | Pair, dims: tuple[int, ...]) -> Pair:
+        """The transform of ``source`` (the real operand of rfft/rfft2d, the parts of the others)."""
+        op = node.op
+        two = op.endswith("2d")
         lengths = tuple(node.attr("fft_length")) if op in ("rfft", "irfft", "rfft2d", "irfft2d") else dims
         inverse = op.startswith("i")
         if op in ("rfft", "rfft2d"):
             n = lengths[-1]
             cos, sin = _dft(dims[-1], n // 2 + 1, n)
-            pair = self.complex_times(node, (x, None), cos, -sin, left=False)
+            pair = self.complex_times(node, (source, None), cos, -sin, left=False)
         elif op in ("irfft", "irfft2d"):
-            pair = self.pair_of(x, node)
+            pair = source
             if two:  # the inverse transform over dim -2 first, cropped or padded to fft_length[0]
                 cos, sin = _dft(dims[0], lengths[0], lengths[0], 1.0 / lengths[0])
                 pair = self.complex_times(node, pair, cos.T, sin.T, left=True)
@@ -183,8 +204,8 @@ class Splitter:
         else:
             n = dims[-1]
             cos, sin = _dft(n, n, n, 1.0 / n if inverse else 1.0)
-            pair = self.complex_times(node, self.pair_of(x, node), cos, sin if inverse else -sin, left=False)
-        if two and op != "irfft2d":  # then over dim -2, from the left: W[k, m] x[m, :]
+            pair = self.complex_times(node, source, cos, sin if inverse else -sin, left=False)
+        if two:  # then over dim -2, from the left: W[k, m] x[m, :]
             rows, n = dims[0], lengths[0]
             cos, sin = _dft(rows, n, n, 1.0 / n if inverse else 1.0)
             pair = self.complex_times(node, pair, cos.T, (sin if inverse else -sin).T, left=True)
