@@ -222,3 +222,20 @@ def test_transforms_of_rank_6_stay_within_batch_matmul_ranks():
     assert ranks and max(ranks) <= 5
     inputs = {"x": RNG.standard_normal((2, 1, 3, 2, 4, 8)).astype(np.float32)}
     assert_close(run_tflite(data, inputs), interpret(g, inputs), rtol=1e-4)
+
+
+def test_bias_and_batch_norm_fold_into_3d_convolutions():
+    """fuse and fold-batchnorm treat conv3d and conv3d_transpose as the 2-D convolutions: CONV_3D takes the bias."""
+    g = Graph("bias3d")
+    v = g.add_input("v", TensorType(DType.f32, (1, 4, 5, 4, 2)))
+    conv = g.op("conv3d", v, g.const(RNG.standard_normal((2, 3, 2, 2, 3)).astype(np.float32)), padding="SAME")
+    conv = g.op("add", conv, g.const(RNG.standard_normal(3).astype(np.float32)))
+    params = [g.const(RNG.uniform(0.5, 1.5, 3).astype(np.float32)) for _ in range(4)]
+    conv = g.op("batch_norm", conv, *params)
+    up = g.op("conv3d_transpose", conv, g.const(RNG.standard_normal((2, 2, 2, 2, 3)).astype(np.float32)),
+              output_shape=(1, 8, 10, 8, 2), strides=(2, 2, 2), padding="SAME")
+    g.set_output("y", g.op("add", up, g.const(RNG.standard_normal(2).astype(np.float32))))
+    data = emit(g)
+    assert sorted(ops_of(data)) == ["CONV_3D", "CONV_3D_TRANSPOSE"]
+    inputs = {"v": RNG.standard_normal((1, 4, 5, 4, 2)).astype(np.float32)}
+    assert_close(run_tflite(data, inputs), interpret(g, inputs), rtol=1e-4)

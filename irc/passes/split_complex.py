@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from irc import limits
 from irc.ir.graph import Graph, Node, Value
 from irc.ir.liveness import remove_dead
 from irc.ir.types import DType
@@ -42,6 +43,8 @@ def _static_dims(v: Value, count: int) -> tuple[int, ...] | None:
 def _dft(rows: int, cols: int, length: int, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """(cos, sin) of 2 pi r c / length for r < min(rows, length), zero rows beyond: a signal of ``rows`` entries
     cropped or zero-padded to ``length``, giving ``cols`` frequencies."""
+    # sized from the graph's description (a crafted fft_length): refused past the memory limit, not allocated
+    limits.check_array((4, rows, cols), 8, f"a {rows}x{cols} DFT matrix (split-complex)")
     r = np.arange(min(rows, length))[:, None].astype(np.float64)
     c = np.arange(cols)[None, :].astype(np.float64)
     angle = 2 * np.pi * ((r * c) % length) / length  # the remainder keeps the angles small and exact
