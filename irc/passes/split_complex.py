@@ -15,7 +15,8 @@ row (FNet's authors use them on accelerators for the same reason); the matrices 
 
 A complex value that something else still reads (a graph output, an op this pass does not convert) is rebuilt
 with ``complex(re, im)``; transforms over dims known only at run time are left as they are, and with
-``keep-rfft`` (the ``tflite`` pipeline's setting) so are the real transforms TFLite's RFFT2D kernel computes.
+``keep-rfft`` so is an ``rfft2d`` that TFLite's RFFT2D kernel computes (the ``tflite`` pipeline does not keep it:
+that kernel was seen to overwrite other tensors when XNNPACK delegates operators before it).
 """
 
 from __future__ import annotations
@@ -142,7 +143,7 @@ class Splitter:
                 return  # a broadcast: a part alone would have another shape than the value
             self.pairs[node.result] = pair
         elif op in TRANSFORMS:
-            if self.keep_rfft and op in ("rfft", "rfft2d") and power_of_two(node.attr("fft_length")):
+            if self.keep_rfft and op == "rfft2d" and power_of_two(node.attr("fft_length")):
                 return
             pair = self.transform(node)
             if pair is None:
@@ -227,8 +228,9 @@ class Splitter:
 
 
 def power_of_two(lengths) -> bool:
-    """Whether TFLite's RFFT2D kernel takes these lengths: powers of two, the innermost at least 2."""
-    return all(n > 0 and n & (n - 1) == 0 for n in lengths) and lengths[-1] >= 2
+    """Whether TFLite's RFFT2D kernel takes these lengths: powers of two, each at least 2 (its rdft2d is not made
+    for a height of 1)."""
+    return all(n >= 2 and n & (n - 1) == 0 for n in lengths)
 
 
 def _zero(v: Value, depth: int = 8) -> bool:
@@ -250,7 +252,7 @@ def _mul(s: Splitter, node: Node, x: Value | None, y: Value | None) -> Value | N
 @register_pass(name="split-complex")
 def split_complex(graph: Graph, *, keep_rfft: bool = False) -> dict:
     """Complex arithmetic as pairs of f32 tensors; Fourier transforms over static dims as DFT matrix products.
-    ``keep-rfft`` leaves the real transforms whose lengths are powers of two (TFLite's RFFT2D builtin)."""
+    ``keep-rfft`` leaves an rfft2d whose lengths are powers of two (TFLite's RFFT2D builtin)."""
     if not any(v.type.dtype is DType.c64 for n in graph.nodes for v in n.results):
         return {"complex ops split": 0}
     splitter = Splitter(graph, keep_rfft)

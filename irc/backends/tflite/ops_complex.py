@@ -1,17 +1,20 @@
 """TFLite emitters for complex numbers and Fourier transforms.
 
 TFLite has builtins for ``real``, ``imag``, ``complex_abs`` (REAL, IMAG, COMPLEX_ABS, any rank) and for the
-real 2-D transform RFFT2D, whose kernel takes power-of-two lengths only; ``rfft`` is an RFFT2D over a unit
-dim, as TensorFlow's converter writes it. TFLite has no kernel for the complex transforms, the inverse real
-ones or ``complex``: they are Flex ops (a NodeDef irc writes itself), as TensorFlow's converter makes them,
-and need the Flex delegate at run time. ``complex(x, 0)`` (how Keras' fft2 starts from a real tensor) is a CAST.
+real 2-D transform RFFT2D, whose kernel (Ooura's rdft2d) takes power-of-two lengths of at least 2 only.
+TensorFlow's converter writes ``rfft`` as an RFFT2D over a [1, n] plane, outside that contract: in TFLite's
+interpreter with XNNPACK such a file was seen to overwrite another tensor's data, so irc does not (and TFLite's
+SLICE takes no complex tensor to cut a taller plane down). The complex transforms, the inverse real ones,
+``rfft`` and ``complex`` are Flex ops (a NodeDef irc writes itself), as TensorFlow's converter makes them, which
+need the Flex delegate at run time; the ``tflite`` pipeline's ``split-complex`` pass leaves none of them where
+the dims are static. ``complex(x, 0)`` (how Keras' fft2 starts from a real tensor) is a CAST.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from irc.backends.tflite.ops import emits, needs_rank
+from irc.backends.tflite.ops import emits
 from irc.formats.tflite.flatbuffer import FLEX_PREFIX, flex_options
 from irc.formats.tflite.opnames import COMPLEX_PARTS, FLEX_CORE
 from irc.formats.tfproto import MESSAGES
@@ -72,21 +75,11 @@ def transform(b, node):
     flex(b, node, [b.tensor(node.operands[0])], ["input"])
 
 
-@emits("rfft", "rfft2d", "irfft", "irfft2d", check=needs_rank(0))
+@emits("rfft", "rfft2d", "irfft", "irfft2d")
 def real_transform(b, node):
     x = node.operands[0]
     lengths = list(node.attr("fft_length"))
-    if node.op in ("irfft", "irfft2d") or not power_of_two(lengths):
+    if node.op != "rfft2d" or not power_of_two(lengths):
         flex(b, node, [b.tensor(x), b.int_vector(lengths)], ["input", "fft_length"])
         return
-    if node.op == "rfft2d":
-        b.op("RFFT2D", [b.tensor(x), b.int_vector(lengths)], [b.result(node.result)])
-        return
-    # rfft: the innermost dim becomes a [1, n] plane (EXPAND_DIMS and SQUEEZE keep unknown leading dims)
-    axis = x.type.rank - 1
-    plane = b.temp(x.type.with_shape(x.type.shape[:-1] + (1,) + x.type.shape[-1:]), "plane")
-    b.op("EXPAND_DIMS", [b.tensor(x), b.int_constant(axis)], [plane])
-    out = node.result.type
-    spectrum = b.temp(out.with_shape(out.shape[:-1] + (1,) + out.shape[-1:]), "spectrum")
-    b.op("RFFT2D", [plane, b.int_vector([1, *lengths])], [spectrum])
-    b.op("SQUEEZE", [spectrum], [b.result(node.result)], {"squeeze_dims": [axis]})
+    b.op("RFFT2D", [b.tensor(x), b.int_vector(lengths)], [b.result(node.result)])
