@@ -60,3 +60,23 @@ def test_shape_rules():
         infer_shape("fft2d", [(4,)], dtype=DType.c64)
     with pytest.raises(ValueError, match="fft_length"):
         infer_shape("rfft2d", [(4, 4)], {"fft_length": (4,)})
+
+
+def test_c64_in_the_text_form():
+    """c64 types and constants print and parse back (constants as bytes); a list of numbers is refused."""
+    from irc.errors import InputError
+    from irc.ir.graph import Graph
+    from irc.ir.parser import parse
+    from irc.ir.printer import print_graph
+    from irc.ir.types import TensorType
+
+    g = Graph("c")
+    x = g.add_input("x", TensorType(DType.f32, (2, 3)))
+    z = g.op("mul", g.op("complex", x, x), g.const(np.array([1 + 2j, -0.5j, 3], np.complex64)))
+    g.set_output("y", g.op("real", g.op("fft", z)))
+    text = print_graph(g, full=True)
+    assert "c64[2,3]" in text and 'dense<c64[3] b64"' in text
+    assert print_graph(parse(text), full=True) == text
+    with pytest.raises(InputError, match="written as bytes"):
+        parse(text.replace(text[text.index('dense<c64[3]'):text.index('">', text.index('dense<c64[3]')) + 2],
+                           "dense<c64[3] [1.0, 2.0, 3.0]>"))
