@@ -41,7 +41,8 @@ def assert_close(got: np.ndarray, want: np.ndarray, tol: float = TOL) -> None:
         assert np.array_equal(got[~finite], want[~finite], equal_nan=True), "inf/nan values differ"
         if finite.any():
             scale = max(1.0, float(np.max(np.abs(want[finite]))))
-            err = float(np.max(np.abs(got[finite].astype(np.float64) - want[finite])))
+            wide = np.complex128 if got.dtype.kind == "c" else np.float64  # float64 would drop an imaginary part
+            err = float(np.max(np.abs(got[finite].astype(wide) - want[finite])))
             assert err <= tol * scale, f"max abs error {err} > {tol} * {scale}"
     else:
         np.testing.assert_array_equal(got, want)

@@ -46,7 +46,7 @@ DTYPES = {
     "FLOAT32": DType.f32, "FLOAT16": DType.f16, "BFLOAT16": DType.bf16, "FLOAT64": DType.f64, "INT8": DType.i8,
     "INT4": DType.i4,
     "UINT8": DType.u8, "INT16": DType.i16, "INT32": DType.i32, "INT64": DType.i64, "BOOL": DType.bool,
-    "STRING": DType.str,
+    "STRING": DType.str, "COMPLEX64": DType.c64,
 }
 # Shape arithmetic is evaluated as the file is read only while it is the size of shapes, axes and paddings (which
 # is all the importers read of it): a larger integer result, or more of them in all, stays a node of the graph,
@@ -848,10 +848,90 @@ def _resize(r, op):
                   align_corners=bool(opts and opts.align_corners), half_pixel_centers=bool(opts and opts.half_pixel_centers))
 
 
+# ----- 3-D convolutions, complex numbers ---------------------------------------------------------------------------
+def _then_activation(r, value: Value, activation: str) -> Value:
+    """A fused activation of an operator whose irc op has no ``tfl`` form, as the activation op after it."""
+    if activation == "none":
+        return value
+    if activation != "relu_n1_to_1":
+        return r.emit(activation, value)
+    low = r.temp("maximum", value, r.const(np.float32(-1.0)))
+    return r.emit("minimum", low, r.const(np.float32(1.0)))
+
+
+def _same_3d(r, x: Value, k, strides, dilations, padding: str) -> tuple[Value, str]:
+    """TFLite's 3-D SAME padding is never negative (TensorFlow's 3-D kernels' is, where a window is narrower than
+    its stride, and irc's conv3d follows those): such a window is read as an explicit pad and a VALID one."""
+    effective = [(kk - 1) * d + 1 for kk, d in zip(k, dilations)]
+    if padding != "SAME" or all(e >= s for e, s in zip(effective, strides)):
+        return x, padding
+    spatial = x.type.shape[1:4] if x.type.rank == 5 else (None,) * 3
+    if not all(isinstance(n, int) for n in spatial):
+        raise CannotRead("a SAME window narrower than its stride over a spatial size known only at run time")
+    pads = []
+    for n, e, s in zip(spatial, effective, strides):
+        total = max((-(-n // s) - 1) * s + e - n, 0)
+        pads.append((total // 2, total - total // 2))
+    return r.temp("pad", x, paddings=((0, 0), *pads, (0, 0))), "VALID"
+
+
+def _fields_3d(opts) -> tuple:
+    return ((opts.stride_d, opts.stride_h, opts.stride_w),
+            (opts.dilation_d_factor, opts.dilation_h_factor, opts.dilation_w_factor))
+
+
+@reads("CONV_3D")
+def _conv3d(r, op):
+    opts = _opts(op)
+    x, f = r.input(0), r.input(1)
+    strides, dilations = _fields_3d(opts)
+    x, padding = _same_3d(r, x, f.type.shape[:3], strides, dilations, opts.padding)
+    act = r.activation(x, opts)
+    out = r.add("conv3d", [x, f, *_bias(r, 2)], {"strides": strides, "dilations": dilations, "padding": padding},
+                quant_from=0 if act == "none" else None).result
+    return _then_activation(r, out, act)
+
+
+@reads("CONV_3D_TRANSPOSE")
+def _conv3d_transpose(r, op):
+    opts = _opts(op)
+    shape = r.dynamic_dims(r.ints(0, "output shape"))
+    x, f = r.input(2), r.input(1)
+    strides, dilations = _fields_3d(opts)
+    if dilations != (1, 1, 1):
+        raise CannotRead("a dilated CONV_3D_TRANSPOSE")
+    act = r.activation(x, opts)
+    out = r.add("conv3d_transpose", [x, f, *_bias(r, 3)],
+                {"output_shape": tuple(shape), "strides": strides, "padding": opts.padding},
+                quant_from=0 if act == "none" else None).result
+    return _then_activation(r, out, act)
+
+
+@reads(*opnames.COMPLEX_PARTS.values())
+def _complex_part(r, op):
+    return r.emit(opnames.inverse(opnames.COMPLEX_PARTS)[r._code_name(op)], r.input(0))
+
+
+@reads("RFFT2D")
+def _rfft2d(r, op):
+    return r.emit("rfft2d", r.input(0), fft_length=tuple(r.ints(1, "fft_length")))
+
+
 # ----- Flex ops -----------------------------------------------------------------------------------------------------
+_FLEX_CORE = opnames.inverse(opnames.FLEX_CORE)
+
+
 @reads("FLEX")
 def _flex(r, op):
     name, node_def = parse_flex_options(op.custom_options or b"", f"{r.source}: operator {r._code_name(op)}")
+    if name in _FLEX_CORE:  # an op irc writes as Flex (ops_complex.py): read back as the irc op
+        core = _FLEX_CORE[name]
+        try:
+            if core.startswith(("rfft", "irfft")):
+                return r.emit(core, r.input(0), fft_length=tuple(r.ints(1, "fft_length")))
+            return r.emit(core, *r.operands())
+        except (ValueError, CannotRead):
+            pass  # complex128, a computed fft_length: kept as the TensorFlow op
     types = [r._file_type(i) for i in op.outputs]
     node = r.graph.add(f"tf.{name}", r.operands(), {"node_def": node_def}, types=types, loc=r.loc)
     return node.results

@@ -14,8 +14,9 @@ from __future__ import annotations
 ATTR_KINDS: dict[str, tuple[str, ...]] = {
     # types
     **{name: ("type",) for name in (
-        "DstT", "Index", "SrcT", "TI", "Ta", "Taxis", "Tb", "Tblock_shape", "Tcond", "Tcrops", "Tdim", "Tidx",
-        "Tindex", "Tindices", "Tk", "Tlen", "Tmultiples", "Tpaddings", "Tparams", "Tperm", "Tshape", "Tshift", "dtype",
+        "DstT", "Index", "SrcT", "TI", "Ta", "Taxis", "Tb", "Tblock_shape", "Tcomplex", "Tcond", "Tcrops", "Tdim",
+        "Tidx", "Tindex", "Tindices", "Tk", "Tlen", "Tmultiples", "Tpaddings", "Tparams", "Tperm", "Treal", "Tshape",
+        "Tshift", "dtype",
         "element_dtype", "index_type", "out_type", "output_type", "shape_type")},
     "T": ("type", "list(type)"),
     "Tout": ("type", "list(type)"),
@@ -46,8 +47,9 @@ _INPUT_GROUPS: list[tuple[list[str], list[str]]] = [
     ([], ["Const", "NoOp", "Placeholder"]),
     (["features"], ["Elu", "LeakyRelu", "Relu", "Relu6", "Selu", "Softplus", "Softsign"]),
     (["input"], [
-        "DepthToSpace", "EnsureShape", "Identity", "MaxPool", "PlaceholderWithDefault", "PreventGradient", "Rank",
-        "Shape", "Size", "Snapshot", "SpaceToDepth", "Squeeze", "StopGradient", "TopK",
+        "AvgPool3D", "DepthToSpace", "EnsureShape", "FFT", "FFT2D", "IFFT", "IFFT2D", "Identity", "Imag", "MaxPool",
+        "MaxPool3D", "PlaceholderWithDefault", "PreventGradient", "Rank", "Real", "Shape", "Size", "Snapshot",
+        "SpaceToDepth", "Squeeze", "StopGradient", "TopK",
     ]),
     (["input*N"], ["ShapeN"]),
     (["input*T"], ["IdentityN", "StatelessWhile", "While"]),
@@ -59,8 +61,8 @@ _INPUT_GROUPS: list[tuple[list[str], list[str]]] = [
     (["value"], ["AvgPool", "Unpack"]),
     (["values*N"], ["Pack"]),
     (["x"], [
-        "Abs", "Cast", "Ceil", "Cos", "Erf", "Erfc", "Exp", "Expm1", "Floor", "Inv", "Log", "Log1p", "LogicalNot",
-        "Neg", "OnesLike", "Reciprocal", "Rint", "Round", "Rsqrt", "Sigmoid", "Sign", "Sin", "Sqrt", "Square", "Tanh",
+        "Abs", "Cast", "Ceil", "ComplexAbs", "Cos", "Erf", "Erfc", "Exp", "Expm1", "Floor", "Inv", "Log", "Log1p",
+        "LogicalNot", "Neg", "OnesLike", "Reciprocal", "Rint", "Round", "Rsqrt", "Sigmoid", "Sign", "Sin", "Sqrt", "Square", "Tanh",
         "ZerosLike",
     ]),
     (["a", "b"], ["MatMul"]),
@@ -73,7 +75,8 @@ _INPUT_GROUPS: list[tuple[list[str], list[str]]] = [
     (["input", "dim"], ["ExpandDims"]),
     (["input", "dimension"], ["ArgMax", "ArgMin"]),
     (["input", "k"], ["TopKV2"]),
-    (["input", "filter"], ["Conv2D", "DepthwiseConv2dNative"]),
+    (["input", "fft_length"], ["IRFFT", "IRFFT2D", "RFFT", "RFFT2D"]),
+    (["input", "filter"], ["Conv2D", "Conv3D", "DepthwiseConv2dNative"]),
     (["input", "multiples"], ["Tile"]),
     (["x", "axis"], ["Cumsum"]),
     (["input", "paddings"], ["MirrorPad", "Pad"]),
@@ -82,6 +85,7 @@ _INPUT_GROUPS: list[tuple[list[str], list[str]]] = [
     (["input_handle", "element_shape"], ["TensorListPopBack", "TensorListStack"]),
     (["input_handle", "tensor"], ["TensorListPushBack"]),
     (["params", "indices"], ["Gather", "GatherNd"]),
+    (["real", "imag"], ["Complex"]),
     (["resource", "indices"], ["ResourceGather", "ResourceGatherNd"]),
     (["s0", "s1"], ["BroadcastArgs"]),
     (["split_dim", "value"], ["Split"]),
@@ -113,7 +117,7 @@ _INPUT_GROUPS: list[tuple[list[str], list[str]]] = [
     (["input_handle", "index", "element_shape"], ["TensorListGetItem"]),
     (["input_handle", "index", "item"], ["TensorListSetItem"]),
     (["input_handle", "indices", "element_shape"], ["TensorListGather"]),
-    (["input_sizes", "filter", "out_backprop"], ["Conv2DBackpropInput"]),
+    (["input_sizes", "filter", "out_backprop"], ["Conv2DBackpropInput", "Conv3DBackpropInputV2"]),
     (["params", "indices", "axis"], ["GatherV2"]),
     (["start", "limit", "delta"], ["Range"]),
     (["t", "clip_value_min", "clip_value_max"], ["ClipByValue"]),
@@ -130,6 +134,8 @@ ATTR_MINIMUMS: dict[str, dict[str, int]] = {
     "Pack": {"N": 1}, "ShapeN": {"N": 1}, "Split": {"num_split": 1}, "SplitV": {"num_split": 1},
     "Unpack": {"num": 0}, "AvgPool": {"ksize": 4, "strides": 4}, "MaxPool": {"ksize": 4, "strides": 4},
     "DepthToSpace": {"block_size": 2}, "SpaceToDepth": {"block_size": 2}, "TopK": {"k": 0},
+    "AvgPool3D": {"ksize": 5, "strides": 5}, "MaxPool3D": {"ksize": 5, "strides": 5}, "Conv3D": {"strides": 5},
+    "Conv3DBackpropInputV2": {"strides": 5},
 }
 
 # OpDef attribute type -> the AttrValue field that holds it (lists: the field inside ``list``)

@@ -205,6 +205,8 @@ def _item(dtype: DType, tok: Token):
         if kind != "STRING":
             raise _Fail(tok, f"a str tensor holds strings, not {_abbreviated(tok)}")
         return _unquote(tok).encode()
+    if dtype is DType.c64:
+        raise _Fail(tok, "a c64 tensor is written as bytes (b64\"...\"), not as a list of numbers")
     if dtype is DType.bool:
         if kind not in ("TRUE", "FALSE"):
             raise _Fail(tok, f"a bool tensor holds true or false, not {_abbreviated(tok)}")

@@ -99,7 +99,7 @@ def format_tensor(value, full: bool) -> str:
     array = np.asarray(value)
     dtype = DType.from_numpy(array.dtype)
     head = f"{dtype.value}[{','.join(str(d) for d in array.shape)}]"
-    if array.size <= INLINE_AT_MOST:
+    if array.size <= INLINE_AT_MOST and dtype is not DType.c64:  # complex numbers are written as bytes
         items = ", ".join(format_scalar(x, dtype) for x in array.ravel().tolist())
         return f"dense<{head} [{items}]>"
     if not full and array.size > ELIDE_ABOVE:

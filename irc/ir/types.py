@@ -28,6 +28,7 @@ class DType(enum.Enum):
     i64 = "i64"
     bool = "bool"
     str = "str"
+    c64 = "c64"  # complex64: two f32s (real, imaginary); spectral ops (fft2d, rfft, ...) make and take it
 
     @property
     def numpy(self) -> np.dtype:
@@ -42,6 +43,10 @@ class DType(enum.Enum):
     @property
     def is_float(self) -> bool:
         return self in (DType.f32, DType.f16, DType.bf16, DType.f64)
+
+    @property
+    def is_complex(self) -> bool:
+        return self is DType.c64
 
     @property
     def is_integer(self) -> bool:
@@ -84,7 +89,7 @@ class DType(enum.Enum):
 _NUMPY_NAMES = {
     DType.f32: "float32", DType.f16: "float16", DType.f64: "float64",
     DType.i8: "int8", DType.u8: "uint8", DType.i16: "int16", DType.i32: "int32", DType.i64: "int64",
-    DType.bool: "bool", DType.str: "object",
+    DType.bool: "bool", DType.str: "object", DType.c64: "complex64",
 }
 _LONG_NAMES = {name: member for member, name in _NUMPY_NAMES.items() if member is not DType.str}
 _LONG_NAMES.update({"int4": DType.i4, "bfloat16": DType.bf16, "string": DType.str, "half": DType.f16, "double": DType.f64})

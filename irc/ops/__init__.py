@@ -1,8 +1,9 @@
 """The op registry. Each op family lives in its own module; ``get_op(name)`` finds any op by its name.
 
-Families: core (const), elementwise (add, mul, relu, ...), nn (conv2d, pools, batch_norm, softmax, ...),
+Families: core (const), elementwise (add, mul, relu, ...), nn (conv2d, conv3d, pools, batch_norm, softmax, ...),
 shape (reshape, transpose, concat, slice, ...), indexing (cumsum, roll, dynamic slices,
 top_k, gather_nd, scatters), reduce (mean, sum, ...), quant (quantize, dequantize),
+complex (complex, real, imag, the FFTs),
 control (while, if: ops that own regions) and tf_opaque (``tf.<OpName>`` nodes kept from TensorFlow).
 The registry (``OPS``, see ``irc/registry.py``) loads these families and the ``irc.ops`` plugins before its first
 lookup; ``@register`` adds an op from anywhere (``docs/extending.md``).

@@ -148,7 +148,8 @@ class OpDef:
         return trait in self.traits
 
 
-FAMILIES = ("core", "elementwise", "activation", "nn", "shape", "indexing", "reduce", "quant", "control", "tfl")
+FAMILIES = ("core", "elementwise", "activation", "nn", "shape", "indexing", "reduce", "quant", "control", "complex",
+            "tfl")
 
 
 def _adopt(name: str, obj) -> None:

@@ -359,5 +359,8 @@ class Cast(UnaryElementwise):
         return [TensorType(attrs["to"], types[0].shape)]
 
     def kernel(self, inputs, attrs):
+        x = inputs[0]
+        if x.dtype.kind == "c" and not attrs["to"].is_complex:
+            x = np.real(x)  # as TensorFlow's Cast: the real part (numpy would warn, then do the same)
         with np.errstate(all="ignore"):
-            return [inputs[0].astype(attrs["to"].numpy)]
+            return [x.astype(attrs["to"].numpy)]

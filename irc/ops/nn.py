@@ -1,4 +1,4 @@
-"""Neural-network ops: convolutions, matmul, pools, batch norm, resize and pad.
+"""Neural-network ops: convolutions, matmul, pools, batch norm, resize and pad; 3-D convolutions and pools.
 
 Spatial ops take ``data_format`` NHWC (default) or NCHW; kernels compute in NHWC and transpose around it.
 ``strides``, ``dilations`` and ``ksize`` are ``[h, w]``. SAME padding is TensorFlow's: the output has
@@ -495,3 +495,168 @@ class Pad(OpDef):
             return [np.pad(x, attrs["paddings"], constant_values=np.asarray(attrs["constant_value"]).astype(x.dtype))]
         return [np.pad(x, attrs["paddings"], mode=mode)]
 
+
+
+# ----- 3-D convolutions and pools (NDHWC) --------------------------------------------------------------------------
+def _triple(values, what: str) -> tuple[int, int, int]:
+    if len(values) != 3 or any(v < 1 for v in values):
+        raise ValueError(f"{what} must be three positive ints [d, h, w], got {list(values)}")
+    return tuple(values)
+
+
+def _rank5(t: TensorType, what: str) -> tuple:
+    if t.shape is None:
+        return (None,) * 5
+    if len(t.shape) != 5:
+        raise ValueError(f"{what} must have rank 5, got rank {len(t.shape)}")
+    return t.shape
+
+
+def padding_3d(size: int, k: int, stride: int, dilation: int, padding: str) -> tuple[int, int]:
+    """(before, after) padding of one axis of a 3-D window op, as TensorFlow's 3-D kernels (Eigen's) place it.
+
+    Unlike the 2-D ops, SAME padding is not clamped at zero: where the window is narrower than the stride the
+    total may be negative, and the windows then start ``trunc(total / 2)`` positions into the input (a crop).
+    """
+    if padding == "VALID":
+        return 0, 0
+    out = -(-size // stride)
+    total = (out - 1) * stride + (k - 1) * dilation + 1 - size
+    before = total // 2 if total >= 0 else -(-total // 2)
+    return before, total - before
+
+
+def _taps3(x: np.ndarray, k, stride, dilation, padding, value=0):
+    """As ``_taps`` for NDHWC ``x``: yields ((i, j, l), view) with view[:, od, oh, ow, :] under that tap."""
+    spatial = x.shape[1:4]
+    outs = [window_out(n, kk, s, d, padding) for n, kk, s, d in zip(spatial, k, stride, dilation)]
+    pads = [padding_3d(n, kk, s, d, padding) for n, kk, s, d in zip(spatial, k, stride, dilation)]
+    x = x[(slice(None), *(slice(max(-before, 0), None) for before, _ in pads))]  # a negative padding crops
+    pads = [(max(before, 0), max(after, 0)) for before, after in pads]
+    if any(sum(p) for p in pads):
+        x = np.pad(x, ((0, 0), *pads, (0, 0)), constant_values=value)
+    for tap in np.ndindex(*k):
+        index = tuple(slice(t * d, t * d + (o - 1) * s + 1, s) for t, d, o, s in zip(tap, dilation, outs, stride))
+        yield tap, x[(slice(None), *index)]
+
+
+@register
+class Conv3D(OpDef):
+    name = "conv3d"
+    summary = "3-D convolution of an NDHWC tensor with a DHWIO filter [kd, kh, kw, in, out]."
+    operands = ("x", "filter", "bias?")
+    attrs = {"strides": Attr("ints", (1, 1, 1)), "padding": PADDING, "dilations": Attr("ints", (1, 1, 1))}
+
+    def infer(self, types, attrs, consts):
+        _check_dtypes(types)
+        n, *spatial, c = _rank5(types[0], "the input")
+        *k, kin, kout = _rank5(types[1], "the filter")
+        strides, dilations = _triple(attrs["strides"], "strides"), _triple(attrs["dilations"], "dilations")
+        if isinstance(c, int) and isinstance(kin, int) and c != kin:
+            raise ValueError(f"input channels {c} differ from the filter's in-channels {kin}")
+        _check_bias(types, kout)
+        out = [window_out(size, kk, s, d, attrs["padding"]) for size, kk, s, d in zip(spatial, k, strides, dilations)]
+        return [TensorType(types[0].dtype, (n, *out, kout))]
+
+    def kernel(self, inputs, attrs):
+        x, f = inputs[0], inputs[1].astype(inputs[0].dtype, copy=False)
+        taps = [t for _, t in _taps3(x, f.shape[:3], attrs["strides"], attrs["dilations"], attrs["padding"])]
+        cols = np.stack(taps, axis=4)  # [n, od, oh, ow, kd*kh*kw, c]
+        y = cols.reshape(-1, cols.shape[4] * cols.shape[5]) @ f.reshape(-1, f.shape[4])
+        y = y.reshape(cols.shape[:4] + (f.shape[4],))
+        return [_add_bias(y, inputs)]
+
+
+@register
+class Conv3DTranspose(OpDef):
+    name = "conv3d_transpose"
+    summary = "Transposed 3-D convolution (the gradient of conv3d); filter [kd, kh, kw, out, in], NDHWC."
+    operands = ("x", "filter", "bias?")
+    attrs = {"output_shape": Attr("ints"), "strides": Attr("ints", (1, 1, 1)), "padding": PADDING}
+
+    def infer(self, types, attrs, consts):
+        _check_dtypes(types)
+        padding = attrs["padding"]
+        n, *spatial, c = _rank5(types[0], "the input")
+        *k, kout, kin = _rank5(types[1], "the filter")
+        strides = _triple(attrs["strides"], "strides")
+        merge_dims(c, kin, "input channels and the filter's in-channels")
+        if len(attrs["output_shape"]) != 5:
+            raise ValueError(f"output_shape must have 5 entries, got {list(attrs['output_shape'])}")
+        derived = (n, *(_transposed_size(s, kk, st, padding) for s, kk, st in zip(spatial, k, strides)), kout)
+        out = [der if d == -1 else d for d, der in zip(attrs["output_shape"], derived)]
+        out[0] = merge_dims(out[0], n, "output_shape's batch and the input's")
+        out[4] = merge_dims(out[4], kout, "output_shape's channels and the filter's out-channels")
+        for size, kk, st, got in zip(out[1:4], k, strides, spatial):
+            known = isinstance(size, int) and isinstance(got, int) and isinstance(kk, int)
+            if known and window_out(size, kk, st, 1, padding) != got:
+                raise ValueError(f"output_shape {list(attrs['output_shape'])} does not give input {types[0]} "
+                                 f"under a {kk}-wide {padding} convolution with stride {st}")
+        _check_bias(types, out[4])
+        return [TensorType(types[0].dtype, tuple(out))]
+
+    def kernel(self, inputs, attrs):
+        x, padding, strides = inputs[0], attrs["padding"], attrs["strides"]
+        f = inputs[1].astype(x.dtype, copy=False)
+        k, kout = f.shape[:3], f.shape[3]
+        spatial = x.shape[1:4]
+        derived = [(s - 1) * st + kk if padding == "VALID" else s * st for s, kk, st in zip(spatial, k, strides)]
+        want = attrs["output_shape"][1:4]
+        out = [der if d == -1 else d for d, der in zip(want, derived)]
+        pads = [same_padding(o, kk, st, 1, padding)[0] for o, kk, st in zip(out, k, strides)]
+        cols = np.tensordot(x, f, axes=([4], [4]))  # [n, d, h, w, kd, kh, kw, out]
+        size = [max(p + o, (s - 1) * st + kk) for p, o, s, st, kk in zip(pads, out, spatial, strides, k)]
+        buf = np.zeros((x.shape[0], *size, kout), x.dtype)
+        for tap in np.ndindex(*k):
+            index = tuple(slice(t, t + (s - 1) * st + 1, st) for t, s, st in zip(tap, spatial, strides))
+            buf[(slice(None), *index)] += cols[(slice(None),) * 4 + tap]
+        y = buf[(slice(None), *(slice(p, p + o) for p, o in zip(pads, out)))]
+        return [_add_bias(y, inputs)]
+
+
+class Pool3D(OpDef):
+    operands = ("x",)
+    attrs = {"ksize": Attr("ints"), "strides": Attr("ints", (1, 1, 1)), "padding": PADDING}
+
+    def infer(self, types, attrs, consts):
+        n, *spatial, c = _rank5(types[0], "the input")
+        k, strides = _triple(attrs["ksize"], "ksize"), _triple(attrs["strides"], "strides")
+        out = [window_out(size, kk, s, 1, attrs["padding"]) for size, kk, s in zip(spatial, k, strides)]
+        return [TensorType(types[0].dtype, (n, *out, c))]
+
+    def taps(self, x: np.ndarray, attrs: dict, value=0):
+        return _taps3(x, attrs["ksize"], attrs["strides"], (1, 1, 1), attrs["padding"], value)
+
+
+@register
+class MaxPool3D(Pool3D):
+    name = "max_pool3d"
+    summary = "Max over each 3-D window of an NDHWC tensor (padding never wins)."
+    traits = frozenset({PURE, QUANT_PRESERVING})
+
+    def infer(self, types, attrs, consts):
+        return [keep_quant(types[0], t) for t in super().infer(types, attrs, consts)]
+
+    def kernel(self, inputs, attrs):
+        x = inputs[0]
+        low = -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min
+        acc = None
+        for _, tap in self.taps(x, attrs, low):
+            acc = tap.copy() if acc is None else np.maximum(acc, tap, out=acc)
+        return [acc]
+
+
+@register
+class AvgPool3D(Pool3D):
+    name = "avg_pool3d"
+    summary = "Mean over each 3-D window of an NDHWC tensor; padded positions are not counted (as TensorFlow)."
+
+    def kernel(self, inputs, attrs):
+        x = inputs[0]
+        work = x if x.dtype.kind == "f" else x.astype(np.float32)
+        acc = None
+        for _, tap in self.taps(work, attrs):
+            acc = tap.copy() if acc is None else np.add(acc, tap, out=acc)
+        ones = np.ones((1,) + x.shape[1:4] + (1,), acc.dtype)
+        count = sum(tap for _, tap in self.taps(ones, attrs))
+        return [(acc / count).astype(x.dtype, copy=False)]

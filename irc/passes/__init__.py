@@ -29,6 +29,7 @@ BUILTIN_PASSES = {
     "layout": "irc.passes.layout",
     "quantize": "irc.passes.quantize",
     "quantize-weights": "irc.passes.quantize.weights",
+    "split-complex": "irc.passes.split_complex",
     # Passes a backend brings (its ``passes``); they run in its default pipeline and, by name, anywhere.
     "tflite-idioms": "irc.backends.tflite.legalize",
 }
@@ -43,7 +44,9 @@ PIPELINES = {
     "O3": f"{_SIMPLIFY},fold-batchnorm,layout{{target=nhwc}},{_SIMPLIFY},fuse,{_CLEANUP}",
     # TFLite: every batch norm folded, bias/pad fused into conv, depthwise and matmul, then activations into
     # conv, depthwise, matmul and arithmetic as tfl.* ops (the TFLite dialect).
-    "tflite": f"{_SIMPLIFY},fold-batchnorm,layout{{target=nhwc}},{_SIMPLIFY},"
+    # Complex values become f32 pairs (TFLite's complex kernels are few, the transforms would be Flex ops, and its
+    # RFFT2D was seen to overwrite other tensors under XNNPACK: docs/tflite.md).
+    "tflite": f"{_SIMPLIFY},split-complex,fold-batchnorm,layout{{target=nhwc}},{_SIMPLIFY},"
               "fuse,tfl-fuse{activations=relu,relu6,relu_n1_to_1,tanh},cse,dce",
     # XLA fuses elementwise ops itself: fold what is constant and drop batch norms, keep the graph NHWC.
     "xla": f"{_SIMPLIFY},fold-batchnorm,layout{{target=nhwc}},{_SIMPLIFY},{_CLEANUP}",

@@ -1,6 +1,7 @@
 """fuse: target-neutral fusions of core ops: bias adds and explicit zero padding into the op that consumes them.
 
-- conv2d / depthwise_conv2d / conv2d_transpose / matmul + add(per-channel constant) -> the op with a bias
+- conv2d / depthwise_conv2d / conv2d_transpose / conv3d / conv3d_transpose / matmul + add(per-channel constant)
+  -> the op with a bias
   (its third operand, a 1-D constant);
 - pad(x) with zeros on the spatial dims + a VALID conv2d/depthwise_conv2d -> the conv with SAME padding, when the
   padding is exactly what SAME would add (Keras' ZeroPadding2D before a strided conv usually is).

@@ -1,6 +1,6 @@
-"""Helpers for rewriting "linear" ops (conv2d, depthwise_conv2d, conv2d_transpose, matmul) with constant weights:
-which axis their output channels are on, scaling their weights per output channel, and rebuilding them with a new
-bias. fold-batchnorm and fuse share them. They are core ops: a target's fused form (``tfl.conv2d``) is never
+"""Helpers for rewriting "linear" ops (conv2d, depthwise_conv2d, conv2d_transpose, conv3d, conv3d_transpose, matmul)
+with constant weights: which axis their output channels are on, scaling their weights per output channel, and
+rebuilding them with a new bias. fold-batchnorm and fuse share them. They are core ops: a target's fused form (``tfl.conv2d``) is never
 rebuilt here, so its fused activation cannot be lost or misplaced.
 """
 
@@ -15,13 +15,13 @@ from irc.ir.types import TensorType
 from irc.passes.rewrite import RewritePattern, Rewriter
 from irc.passes.util import channel_vector, const_array, is_quantized, only_use
 
-LINEAR_OPS = ("conv2d", "depthwise_conv2d", "conv2d_transpose", "matmul")
+LINEAR_OPS = ("conv2d", "depthwise_conv2d", "conv2d_transpose", "conv3d", "conv3d_transpose", "matmul")
 
 
 def channel_axis(node: Node) -> int:
     """The output channel axis of a linear op (or of batch_norm), as a non-negative index."""
     rank = node.results[0].type.rank or 0
-    if node.op != "matmul" and node.attr("data_format") == "NCHW":
+    if "data_format" in node.opdef.attrs and node.attr("data_format") == "NCHW":
         return 1
     return rank - 1
 
@@ -48,6 +48,10 @@ def _channel_shape(node: Node, weights: np.ndarray) -> tuple[int, ...]:
         return (1, 1, w[2], w[3])
     if node.op == "conv2d_transpose":  # [kh, kw, out, in]
         return (1, 1, w[2], 1)
+    if node.op == "conv3d":  # [kd, kh, kw, in, out]
+        return (1, 1, 1, 1, w[4])
+    if node.op == "conv3d_transpose":  # [kd, kh, kw, out, in]
+        return (1, 1, 1, w[3], 1)
     return (w[0], 1) if node.attr("transpose_b") else (1, w[1])  # matmul b: [n, k] or [k, n]
 
 

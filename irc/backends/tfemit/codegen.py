@@ -36,7 +36,7 @@ _RESERVED = frozenset({"tf", "w", "np", "model", *RUNTIME_HELPERS})
 TF_DTYPES = {
     DType.f32: "tf.float32", DType.f16: "tf.float16", DType.bf16: "tf.bfloat16", DType.f64: "tf.float64",
     DType.i8: "tf.int8", DType.u8: "tf.uint8", DType.i16: "tf.int16", DType.i32: "tf.int32", DType.i64: "tf.int64",
-    DType.bool: "tf.bool", DType.str: "tf.string",
+    DType.bool: "tf.bool", DType.str: "tf.string", DType.c64: "tf.complex64",
 }
 
 

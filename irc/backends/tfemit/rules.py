@@ -265,6 +265,68 @@ def pad(e: Emitter, node: Node, args: list[str]) -> str:
     return f"tf.pad({args[0]}, {lit(a['paddings'])}, mode={lit(a['mode'].upper())}{extra}, {e.name()})"
 
 
+# ----- 3-D convolutions and pools (NDHWC) ------------------------------------------------------------------------------
+def _dhw5(values) -> list[int]:
+    return [1, *values, 1]
+
+
+@emits("conv3d")
+def conv3d(e: Emitter, node: Node, args: list[str]) -> str:
+    a = _attrs(node)
+    if tuple(a["dilations"]) == (1, 1, 1):
+        conv = f"tf.nn.conv3d({args[0]}, {args[1]}, strides={_dhw5(a['strides'])}, padding={lit(a['padding'])}"
+    else:  # TF's CPU Conv3D has no dilation: tf.nn.convolution runs it through space-to-batch
+        conv = (f"tf.nn.convolution({args[0]}, {args[1]}, strides={lit(a['strides'])}, "
+                f"padding={lit(a['padding'])}, dilations={lit(a['dilations'])}")
+    return _bias(e, f"{conv}, {e.name()})", args)
+
+
+@emits("conv3d_transpose")
+def conv3d_transpose(e: Emitter, node: Node, args: list[str]) -> str:
+    a = _attrs(node)
+    shape = node.result.type.shape or tuple(a["output_shape"])
+    if all(isinstance(d, int) and d >= 0 for d in shape):
+        output_shape = lit(shape)
+    else:  # only the batch may be unknown here: take it from x at run time
+        rest = [d if isinstance(d, int) else -1 for d in shape[1:]]
+        if -1 in rest:
+            raise ValueError("conv3d_transpose needs a static output shape apart from the batch")
+        output_shape = e.bind(f"tf.stack([tf.shape({args[0]})[0], {', '.join(map(str, rest))}])", "output_shape")
+    conv = (f"tf.nn.conv3d_transpose({args[0]}, {args[1]}, {output_shape}, strides={_dhw5(a['strides'])}, "
+            f"padding={lit(a['padding'])}, {e.name()})")
+    return _bias(e, conv, args)
+
+
+@emits("max_pool3d", "avg_pool3d")
+def pool3d(e: Emitter, node: Node, args: list[str]) -> str:
+    a = _attrs(node)
+    fn = "tf.nn.max_pool3d" if node.op == "max_pool3d" else "tf.nn.avg_pool3d"
+    return (f"{fn}({args[0]}, ksize={_dhw5(a['ksize'])}, strides={_dhw5(a['strides'])}, "
+            f"padding={lit(a['padding'])}, {e.name()})")
+
+
+# ----- complex numbers and Fourier transforms --------------------------------------------------------------------------
+COMPLEX = {"real": "tf.math.real", "imag": "tf.math.imag", "complex_abs": "tf.math.abs", "fft": "tf.signal.fft",
+           "ifft": "tf.signal.ifft", "fft2d": "tf.signal.fft2d", "ifft2d": "tf.signal.ifft2d"}
+REAL_FFT = {"rfft": "tf.signal.rfft", "irfft": "tf.signal.irfft", "rfft2d": "tf.signal.rfft2d",
+            "irfft2d": "tf.signal.irfft2d"}
+
+
+@emits("complex")
+def complex_(e: Emitter, node: Node, args: list[str]) -> str:
+    return f"tf.dtypes.complex({args[0]}, {args[1]}, {e.name()})"
+
+
+@emits(*COMPLEX)
+def complex_unary(e: Emitter, node: Node, args: list[str]) -> str:
+    return f"{COMPLEX[node.op]}({args[0]}, {e.name()})"
+
+
+@emits(*REAL_FFT)
+def real_fft(e: Emitter, node: Node, args: list[str]) -> str:
+    return f"{REAL_FFT[node.op]}({args[0]}, {lit(node.attr('fft_length'))}, {e.name()})"
+
+
 # ----- shape ---------------------------------------------------------------------------------------------------------
 @emits("reshape")
 def reshape(e: Emitter, node: Node, args: list[str]) -> str:

@@ -56,7 +56,7 @@ QUANTIZE_OPTIONS = ("calibration", "observer", "int8_io", "keep_float", "granula
 TFL_TYPES = {
     DType.f32: "FLOAT32", DType.f16: "FLOAT16", DType.bf16: "BFLOAT16", DType.f64: "FLOAT64",
     DType.i8: "INT8", DType.i4: "INT4", DType.u8: "UINT8", DType.i16: "INT16", DType.i32: "INT32", DType.i64: "INT64",
-    DType.bool: "BOOL", DType.str: "STRING",
+    DType.bool: "BOOL", DType.str: "STRING", DType.c64: "COMPLEX64",
 }
 _CALL_PREFIX = re.compile(r"^(?:Stateful)?PartitionedCall(?:_\d+)?/")
 _SHARE_LIMIT = 256  # constants up to this many bytes are shared by content (axes, shapes, scalars)

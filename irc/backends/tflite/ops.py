@@ -7,9 +7,10 @@ An emitter is ``fn(b, node)``: it reads the node's operands with ``b.tensor(valu
 legalizer reports every such node before anything is emitted.
 
 This module holds the table, the shared helpers, elementwise ops and activations; ``ops_nn.py`` has
-convolutions, matmul, pools, normalization, resize and pad; ``ops_array.py`` shapes, slicing, reductions,
-quantization and opaque TensorFlow ops (Flex); ``ops_indexing.py`` cumsum, roll, dynamic slices, top_k, gather_nd
-and the scatters. Grep an irc op name in quotes to find its emitter.
+convolutions, matmul, pools, normalization, resize and pad (3-D ones too); ``ops_array.py`` shapes, slicing,
+reductions, quantization and opaque TensorFlow ops (Flex); ``ops_indexing.py`` cumsum, roll, dynamic slices,
+top_k, gather_nd and the scatters; ``ops_complex.py`` complex numbers and the FFTs. Grep an irc op name in quotes
+to find its emitter.
 
 Fused activations come from the ``tfl`` dialect (``tfl.conv2d {fused_activation = "relu6"}``, made by the
 ``tfl-fuse`` pass); each ``tfl.X`` shares ``X``'s emitter. TFLite kernels apply NONE, RELU, RELU6 and RELU_N1_TO_1
@@ -43,7 +44,7 @@ class Rule(NamedTuple):
 
 # irc op -> emitter rule: this module's and its families', then the ``irc.tflite_emitters`` plugins (irc/registry.py).
 _MODULES = ("irc.backends.tflite.ops", "irc.backends.tflite.ops_nn", "irc.backends.tflite.ops_array",
-            "irc.backends.tflite.ops_indexing")
+            "irc.backends.tflite.ops_indexing", "irc.backends.tflite.ops_complex")
 EMITTERS: Registry[Rule] = Registry("TFLite emitter for op", _MODULES, "irc.tflite_emitters")
 
 
@@ -412,7 +413,8 @@ _RUNTIME = {
     "2.2.0": "SELECT_V2",
     "2.3.0": "BATCH_MATMUL",
     "2.4.0": "CUMSUM",
-    "2.5.0": "BROADCAST_TO",  # (version 2)
+    "2.5.0": "BROADCAST_TO RFFT2D CONV_3D IMAG REAL COMPLEX_ABS",  # (BROADCAST_TO: version 2)
+    "2.6.0": "CONV_3D_TRANSPOSE",
     "2.9.0": "GELU DYNAMIC_UPDATE_SLICE",
     "2.11.0": "SIGN",
 }

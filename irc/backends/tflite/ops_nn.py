@@ -337,3 +337,135 @@ def pad(b, node):
         b.op("PAD", [b.tensor(x), paddings], [out])  # quantized: TFLite pads with the zero point (real 0)
     else:
         b.op("PADV2", [b.tensor(x), paddings, scalar(b, value, x.type)], [out])
+
+
+# ----- 3-D convolutions and pools --------------------------------------------------------------------------------------
+def _spatial_3d(node: Node) -> tuple:
+    return tuple(node.operands[0].type.shape[1:4]) if node.operands[0].type.rank == 5 else (None,) * 3
+
+
+def _windows_3d(node: Node) -> tuple:
+    """(kernel, strides, dilations) of a 3-D window op, each (d, h, w)."""
+    if node.core_op in ("max_pool3d", "avg_pool3d"):
+        return tuple(node.attr("ksize")), tuple(node.attr("strides")), (1, 1, 1)
+    return tuple(node.operands[1].type.shape[:3]), tuple(node.attr("strides")), tuple(node.attr("dilations"))
+
+
+def _crop_check(node: Node) -> str | None:
+    """TensorFlow's 3-D SAME windows narrower than the stride may start inside the input (ops/nn.py's padding_3d):
+    the emitter crops those axes, which needs their size."""
+    if node.attr("padding") != "SAME":
+        return None
+    k, strides, dilations = _windows_3d(node)
+    for axis, (size, kk, s, d) in enumerate(zip(_spatial_3d(node), k, strides, dilations)):
+        if not isinstance(size, int) and (not isinstance(kk, int) or (kk - 1) * d + 1 < s):
+            return f"a SAME window narrower than its stride over spatial dim {axis + 1} needs that dim's size"
+    return None
+
+
+def _cropped_3d(b, node: Node) -> int:
+    """The input tensor of a 3-D window op, its leading rows cut where TensorFlow's SAME padding is negative."""
+    from irc.ops.nn import padding_3d
+
+    x = node.operands[0]
+    index = b.tensor(x)
+    if node.attr("padding") != "SAME":
+        return index
+    k, strides, dilations = _windows_3d(node)
+    cuts = [0] * 5
+    for axis, (size, kk, s, d) in enumerate(zip(_spatial_3d(node), k, strides, dilations)):
+        if (kk - 1) * d + 1 < s:
+            cuts[axis + 1] = max(-padding_3d(size, kk, s, d, "SAME")[0], 0)
+    if not any(cuts):
+        return index
+    shape = tuple(d - c if isinstance(d, int) else d for d, c in zip(x.type.shape, cuts))
+    out = b.temp(x.type.with_shape(shape), "cropped")
+    b.op("SLICE", [index, b.int_vector(cuts), b.int_vector([-1] * 5)], [out])
+    return out
+
+
+def _fields_3d(node: Node, dilations=(1, 1, 1)) -> dict:
+    (sd, sh, sw), (dd, dh, dw) = node.attr("strides"), dilations
+    return {"padding": node.attr("padding"), "stride_d": sd, "stride_h": sh, "stride_w": sw,
+            "dilation_d_factor": dd, "dilation_h_factor": dh, "dilation_w_factor": dw}
+
+
+def _conv3d_check(node: Node) -> str | None:
+    for v in (*node.operands[:2], node.result):
+        if v.type.dtype is not DType.f32 or v.type.quant is not None:
+            return "TFLite's CONV_3D computes in float32 only"
+    return needs_rank(0, 1)(node) or _crop_check(node)
+
+
+@emits("conv3d", check=_conv3d_check)
+def conv3d(b, node):
+    # TFLite's filter layout is TensorFlow's [kd, kh, kw, in, out]
+    inputs = [_cropped_3d(b, node), b.tensor(node.operands[1])]
+    if len(node.operands) > 2:
+        inputs.append(b.tensor(node.operands[2]))
+    b.op("CONV_3D", inputs, [b.result(node.result)], _fields_3d(node, node.attr("dilations")))
+
+
+def _conv3d_transpose_check(node: Node) -> str | None:
+    shape = node.result.type.shape
+    if shape is None or not all(isinstance(d, int) for d in shape[1:]):
+        return "CONV_3D_TRANSPOSE needs the output's spatial size and channels known"
+    return no_wide_floats(node)
+
+
+@emits("conv3d_transpose", check=_conv3d_transpose_check)
+def conv3d_transpose(b, node):
+    x, f = node.operands[:2]
+    n, *rest = node.result.type.shape
+    if isinstance(n, int):
+        output_shape = b.int_vector([n, *rest])
+    else:  # a batch known only at run time: [shape(x)[0], d, h, w, c]
+        x_shape = b.temp(TensorType(DType.i32, (5,)), "input_shape")
+        b.op("SHAPE", [b.tensor(x)], [x_shape], {"out_type": "INT32"})
+        batch = b.temp(TensorType(DType.i32, (1,)), "batch")
+        b.op("SLICE", [x_shape, b.int_vector([0]), b.int_vector([1])], [batch])
+        output_shape = b.temp(TensorType(DType.i32, (5,)), "output_shape")
+        b.op("CONCATENATION", [batch, b.int_vector(rest)], [output_shape], {"axis": 0})
+    inputs = [output_shape, b.tensor(f), b.tensor(x)]  # the filter is TensorFlow's [kd, kh, kw, out, in]
+    if len(node.operands) > 2:
+        inputs.append(b.tensor(node.operands[2]))
+    b.op("CONV_3D_TRANSPOSE", inputs, [b.result(node.result)], _fields_3d(node))
+
+
+def _pool3d_check(node: Node) -> str | None:
+    x, y = node.operands[0].type, node.result.type
+    if x.rank != 5 or not all(isinstance(d, int) for d in (*x.shape[1:], *y.shape[1:])):
+        return "the 3-D pool is written as two 2-D pools, which needs the input's and result's sizes but the batch"
+    return no_wide_floats(node) or _crop_check(node)
+
+
+def _pool3d(code: str):
+    def emit(b, node):
+        """max/avg over (d, h, w) = that over d of that over (h, w): each a 2-D pool between reshapes. Exact for
+        both (a window and its padding are products of per-axis ranges, so are an average's counts)."""
+        x, y = node.operands[0], node.result
+        (kd, kh, kw), (sd, sh, sw) = node.attr("ksize"), node.attr("strides")
+        padding = node.attr("padding")
+        index = _cropped_3d(b, node)
+        d, h, w, c = b.tensors[index].shape[1:]
+        od, oh, ow = y.type.shape[1:4]
+        planes = reshaped(b, index, x.type, (-1, h, w, c), "planes")
+        plane_type = y.type.with_shape((None, oh, ow, c))
+        if (kh, kw, sh, sw) != (1, 1, 1, 1):
+            pooled = b.temp(plane_type, "hw_pooled")
+            fields = {"padding": padding, "stride_h": sh, "stride_w": sw, "filter_height": kh, "filter_width": kw}
+            b.op(code, [planes], [pooled], fields)
+            planes = pooled
+        columns = reshaped(b, planes, plane_type, (-1, d, oh * ow, c), "columns")
+        if (kd, sd) != (1, 1):
+            pooled = b.temp(y.type.with_shape((None, od, oh * ow, c)), "d_pooled")
+            fields = {"padding": padding, "stride_h": sd, "stride_w": 1, "filter_height": kd, "filter_width": 1}
+            b.op(code, [columns], [pooled], fields)
+            columns = pooled
+        b.op("RESHAPE", [columns, b.int_vector((-1, od, oh, ow, c))], [b.result(y)])
+
+    return emit
+
+
+emits("max_pool3d", check=_pool3d_check)(_pool3d("MAX_POOL_2D"))
+emits("avg_pool3d", check=_pool3d_check)(_pool3d("AVERAGE_POOL_2D"))

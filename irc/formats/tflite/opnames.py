@@ -36,3 +36,12 @@ ACTIVATION_OPS = {"relu": "RELU", "relu6": "RELU6", "relu_n1_to_1": "RELU_N1_TO_
 def inverse(table: dict[str, str]) -> dict[str, str]:
     """TFLite builtin -> irc op, for the reader."""
     return {code: op for op, code in table.items()}
+
+
+# Complex numbers: builtins, and the ops TFLite has no kernel for, written as Flex ops of these TF ops (the reader
+# reads those back as the irc op rather than as an opaque ``tf.*`` node).
+COMPLEX_PARTS = {"real": "REAL", "imag": "IMAG", "complex_abs": "COMPLEX_ABS"}
+FLEX_CORE = {
+    "complex": "Complex", "fft": "FFT", "ifft": "IFFT", "fft2d": "FFT2D", "ifft2d": "IFFT2D",
+    "rfft": "RFFT", "irfft": "IRFFT", "rfft2d": "RFFT2D", "irfft2d": "IRFFT2D",
+}

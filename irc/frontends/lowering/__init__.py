@@ -9,7 +9,7 @@ A lowering that does not apply to a node (a shape computed at run time, an attri
 Families: ``math`` (elementwise, activations, reductions), ``nn`` (convolutions, matmul, pools, norms, resize),
 ``array`` (shapes, slicing, gather, concat, ...), ``indexing`` (Cumsum, Roll, XLA's dynamic slices, TopKV2,
 GatherNd, ScatterNd, TensorScatterUpdate/Add), ``einsum``, ``control_flow`` (While/If/Case as regions,
-TensorLists as tensors).
+TensorLists as tensors), ``complex`` (complex numbers and the FFTs).
 Find a lowering by grepping its TF op name: ``grep -rn '"Conv2D"' irc/frontends/lowering``.
 """
 
@@ -29,7 +29,7 @@ from irc.ops.tf_policy import denied_reason
 from irc.registry import Registry
 
 Lowering = Callable[[Lowerer, TFNode, list], object]
-FAMILIES = ("math", "nn", "array", "indexing", "einsum", "control_flow")
+FAMILIES = ("math", "nn", "array", "indexing", "einsum", "control_flow", "complex")
 # TF op type -> lowering: the families above, then the ``irc.lowerings`` plugins (irc/registry.py).
 LOWERINGS: Registry[Lowering] = Registry("lowering of TF op", [f"irc.frontends.lowering.{f}" for f in FAMILIES],
                                          "irc.lowerings")

@@ -507,6 +507,7 @@ def space_to_batch(cx: Lowerer, node: TFNode, args: list) -> Value:
     m, rest = len(block), list(shape_[1 + len(block):])
     if any(p for pair in pads for p in pair):
         x = cx.op("pad", x, paddings=((0, 0),) + tuple((int(a), int(b)) for a, b in pads) + ((0, 0),) * len(rest))
+    padded = x
     spatial = cx.shape(x)[1:1 + m]
     if not all(isinstance(d, int) for d in spatial + tuple(rest)):
         raise CannotLower(f"space-to-batch of {x.type}, whose spatial size is known only at run time")
@@ -519,8 +520,10 @@ def space_to_batch(cx: Lowerer, node: TFNode, args: list) -> Value:
     perm += list(range(1 + 2 * m, 1 + 2 * m + len(rest)))
     x = cx.op("transpose", x, perm=tuple(perm))
     factor = int(np.prod(block))
-    return _reshape_to(cx, x, (_merged_batch(batch, factor),) + tuple(d // b for d, b in zip(spatial, block))
-                       + tuple(rest))
+    out = _reshape_to(cx, x, (_merged_batch(batch, factor),) + tuple(d // b for d, b in zip(spatial, block))
+                      + tuple(rest))
+    cx.space_to_batch[out] = (padded, tuple(block))  # a convolution of it may become a dilated one (nn.py)
+    return out
 
 
 @lowers("BatchToSpaceND")
@@ -530,6 +533,8 @@ def batch_to_space(cx: Lowerer, node: TFNode, args: list) -> Value:
     block, crops, shape_ = _block_args(cx, x, block_value, crop_value, "crops")
     m, rest = len(block), list(shape_[1 + len(block):])
     spatial = shape_[1:1 + m]
+    if cx.dilated.get(x) == tuple(block):  # a dilated convolution made it in place (nn.py): only the crop is left
+        return _crop(cx, x, spatial, crops, rest)
     if not all(isinstance(d, int) for d in tuple(spatial) + tuple(rest)):
         raise CannotLower(f"batch-to-space of {x.type}, whose spatial size is known only at run time")
     factor = int(np.prod(block))
@@ -541,7 +546,10 @@ def batch_to_space(cx: Lowerer, node: TFNode, args: list) -> Value:
     perm += list(range(2 * m + 1, 2 * m + 1 + len(rest)))
     x = cx.op("transpose", x, perm=tuple(perm))
     full = tuple(d * b for d, b in zip(spatial, block))
-    x = _reshape_to(cx, x, (batch,) + full + tuple(rest))
+    return _crop(cx, _reshape_to(cx, x, (batch,) + full + tuple(rest)), full, crops, rest)
+
+
+def _crop(cx: Lowerer, x: Value, full, crops, rest) -> Value:
     if any(c for pair in crops for c in pair):
         begin = (0,) + tuple(int(a) for a, _ in crops) + (0,) * len(rest)
         size_ = (-1,) + tuple(int(d - a - b) for d, (a, b) in zip(full, crops)) + (-1,) * len(rest)

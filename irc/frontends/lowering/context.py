@@ -50,6 +50,10 @@ class Lowerer:
         self.sym_sources: dict[SymDim, tuple[Value, int]] = {}  # a value having the dim, and the axis
         self._masks: dict[tuple[SymDim, int, int], Value] = {}
         self._folded: dict[tuple, list[Value]] = {}  # (op, operands, attrs) -> folded results, reused in loops
+        # SpaceToBatchND results -> (padded input, block), and convolutions lowered as dilated ones -> block: TF's
+        # CPU Conv3D has no dilation, so tf.nn.convolution wraps it in SpaceToBatchND/BatchToSpaceND (nn.py)
+        self.space_to_batch: dict[Value, tuple[Value, tuple[int, ...]]] = {}
+        self.dilated: dict[Value, tuple[int, ...]] = {}
         # TF nodes lowered so far, counting each unrolled iteration and each inlined branch again: loops nested in
         # loops would otherwise lower a few nodes billions of times.
         self.lowered = 0

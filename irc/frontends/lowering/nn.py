@@ -168,3 +168,70 @@ def pad(cx: Lowerer, node: TFNode, args: list) -> Value:
         if fill_value != 0:
             attrs["constant_value"] = float(fill_value)
     return cx.op("pad", x, **attrs)
+
+
+# ----- 3-D convolutions and pools ----------------------------------------------------------------------------------
+def _dhw(node: TFNode, name: str, default=(1, 1, 1, 1, 1)) -> tuple[int, int, int]:
+    """The (d, h, w) entries of a 5-entry NDHWC list; the batch and channel entries must be 1."""
+    values = [int(v) for v in node.attrs.get(name, default)]
+    if len(values) != 5:
+        raise CannotLower(f"{name} {values} has {len(values)} entries, not 5")
+    if values[0] != 1 or values[4] != 1:
+        raise CannotLower(f"{name} {values} steps over the batch or channel dim")
+    return tuple(values[1:4])
+
+
+def _ndhwc(node: TFNode) -> str:
+    if node.attrs.get("data_format", "NDHWC") != "NDHWC":
+        raise CannotLower(f"data_format {node.attrs['data_format']} (irc's 3-D ops are NDHWC)")
+    padding = node.attrs.get("padding", "VALID")
+    if padding not in ("SAME", "VALID"):
+        raise CannotLower(f"padding {padding}")
+    return padding
+
+
+@lowers("Conv3D")
+def conv3d(cx: Lowerer, node: TFNode, args: list) -> Value:
+    x, filt = args
+    padding, strides, dilations = _ndhwc(node), _dhw(node, "strides"), _dhw(node, "dilations")
+    origin = cx.space_to_batch.get(x)
+    if origin is not None and len(origin[1]) == 3 and (padding, strides, dilations) == ("VALID", (1,) * 3, (1,) * 3) \
+            and _only_consumers(cx, node.name, "BatchToSpaceND"):
+        # tf.nn.convolution's dilated Conv3D: SpaceToBatchND, a plain convolution per phase, BatchToSpaceND. As one
+        # dilated convolution over the padded input (BatchToSpaceND then only crops), as TF's converter makes it.
+        padded, block = origin
+        out = cx.op("conv3d", padded, filt, dilations=block)
+        cx.dilated[out] = block
+        return out
+    return cx.op("conv3d", x, filt, strides=strides, dilations=dilations, padding=padding)
+
+
+def _only_consumers(cx: Lowerer, name: str, op: str) -> bool:
+    """Whether every TF node that reads node ``name`` is an ``op`` (and no output does)."""
+    nodes = [*cx.tfgraph.nodes, *(n for f in cx.tfgraph.functions.values() for n in f.nodes)]
+    outputs = [ref for _, ref in cx.tfgraph.outputs] + [ref for f in cx.tfgraph.functions.values()
+                                                        for _, ref in f.outputs]
+    readers = [n for n in nodes if any(i.lstrip("^").split(":")[0] == name for i in n.inputs)]
+    return bool(readers) and all(n.op == op for n in readers) and all(r.split(":")[0] != name for r in outputs)
+
+
+@lowers("Conv3DBackpropInputV2")
+def conv3d_transpose(cx: Lowerer, node: TFNode, args: list) -> Value:
+    """The gradient of Conv3D (Keras Conv3DTranspose): input_sizes becomes output_shape (-1 where symbolic)."""
+    sizes, filt, x = args
+    padding = _ndhwc(node)
+    if _dhw(node, "dilations") != (1, 1, 1):
+        raise CannotLower("dilated transposed convolution")
+    dims = cx.dims(sizes)
+    if dims is None or len(dims) != 5:
+        raise CannotLower("input_sizes is computed at run time")
+    output_shape = tuple(d if isinstance(d, int) else -1 for d in dims)
+    return cx.op("conv3d_transpose", x, filt, output_shape=output_shape, strides=_dhw(node, "strides"),
+                 padding=padding)
+
+
+@lowers("MaxPool3D", "AvgPool3D")
+def pool3d(cx: Lowerer, node: TFNode, args: list) -> Value:
+    padding = _ndhwc(node)
+    op = "max_pool3d" if node.op == "MaxPool3D" else "avg_pool3d"
+    return cx.op(op, args[0], ksize=_dhw(node, "ksize"), strides=_dhw(node, "strides"), padding=padding)
