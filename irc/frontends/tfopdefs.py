@@ -36,6 +36,7 @@ ATTR_KINDS: dict[str, tuple[str, ...]] = {
     **{name: ("list(int)",) for name in ("dilations", "explicit_paddings", "ksize", "squeeze_dims", "strides")},
     **{name: ("string",) for name in ("bad_indices_policy", "data_format", "equation", "message", "mode", "padding")},
     **{name: ("func",) for name in ("body", "cond", "else_branch", "then_branch")},
+    "branches": ("list(func)",),
     "output_shapes": ("list(shape)",),
     "shape": ("shape",),
     "value": ("tensor",),
@@ -68,6 +69,7 @@ _INPUT_GROUPS: list[tuple[list[str], list[str]]] = [
     (["a", "b"], ["MatMul"]),
     (["concat_dim", "values*N"], ["Concat"]),
     (["cond", "input*Tin"], ["If", "StatelessIf"]),
+    (["branch_index", "input*Tin"], ["Case", "StatelessCase"]),
     (["dims", "value"], ["Fill"]),
     (["element_shape", "max_num_elements"], ["EmptyTensorList"]),
     (["element_shape", "num_elements"], ["TensorListReserve"]),
@@ -135,7 +137,7 @@ ATTR_MINIMUMS: dict[str, dict[str, int]] = {
     "Unpack": {"num": 0}, "AvgPool": {"ksize": 4, "strides": 4}, "MaxPool": {"ksize": 4, "strides": 4},
     "DepthToSpace": {"block_size": 2}, "SpaceToDepth": {"block_size": 2}, "TopK": {"k": 0},
     "AvgPool3D": {"ksize": 5, "strides": 5}, "MaxPool3D": {"ksize": 5, "strides": 5}, "Conv3D": {"strides": 5},
-    "Conv3DBackpropInputV2": {"strides": 5},
+    "Conv3DBackpropInputV2": {"strides": 5}, "Case": {"branches": 1}, "StatelessCase": {"branches": 1},
 }
 
 # OpDef attribute type -> the AttrValue field that holds it (lists: the field inside ``list``)
