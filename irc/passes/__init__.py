@@ -30,6 +30,8 @@ BUILTIN_PASSES = {
     "quantize": "irc.passes.quantize",
     "quantize-weights": "irc.passes.quantize.weights",
     "split-complex": "irc.passes.split_complex",
+    "hoist-invariants": "irc.passes.loops",
+    "unroll-loops": "irc.passes.loops",
     # Passes a backend brings (its ``passes``); they run in its default pipeline and, by name, anywhere.
     "tflite-idioms": "irc.backends.tflite.legalize",
 }
@@ -69,7 +71,7 @@ def _adopt(name: str, obj) -> None:
 PASSES: Registry[type[Pass]] = Registry("pass", BUILTIN_PASSES.values(), "irc.passes", _adopt)
 
 
-def register_pass(target=None, *, name: str | None = None):
+def register_pass(target=None, *, name: str | None = None, walks_regions: str | None = None):
     """Registers a pass. Use it bare or with a name, on a Pass dataclass or on a function.
 
     A function pass takes the graph and keyword-only options with defaults (their annotations are the option
@@ -78,8 +80,12 @@ def register_pass(target=None, *, name: str | None = None):
         @register_pass(name="drop-softmax")
         def drop_softmax(graph, *, keep_last: bool = False) -> dict: ...
 
-    A name that is taken (by irc or a plugin) is refused, naming both definitions.
+    A name that is taken (by irc or a plugin) is refused, naming both definitions. ``walks_regions="each"`` has
+    the manager apply the pass to every region graph (a loop body, an if's branches) too, innermost first; the
+    default, ``"top"``, gives it the top graph only (docs/writing-passes.md, "Regions").
     """
+    if walks_regions not in (None, "each", "top", "self"):
+        raise ValueError(f"register_pass: walks_regions is {walks_regions!r}, not 'each', 'top' or 'self'")
 
     def decorate(obj):
         if isinstance(obj, type):
@@ -90,10 +96,13 @@ def register_pass(target=None, *, name: str | None = None):
             if name:
                 cls.name = name
             check_pass_class(cls)
+            if walks_regions:
+                cls.walks_regions = walks_regions
         elif callable(obj):
             from irc.passes.custom import function_pass
 
             cls = function_pass(obj, name)
+            cls.walks_regions = walks_regions or "top"
         else:
             raise TypeError(f"register_pass takes a Pass subclass or a function, got {obj!r}")
         if not cls.name:

@@ -55,6 +55,11 @@ class Pass:
     """Base of every pass. Subclasses set ``name`` (and a docstring: its first line is the summary) and ``apply``."""
 
     name: ClassVar[str] = ""
+    # How the pass manager walks regions (docs/writing-passes.md, "Regions"): "each" applies the pass to every
+    # region graph, innermost first, then to the top graph; "top" (the default, safe for a pass that knows nothing
+    # of regions: it may treat graph outputs as the model's) gives it the top graph only; "self" is "top" for a
+    # pass that reaches into regions itself (unroll-loops, hoist-invariants, quantize).
+    walks_regions: ClassVar[Literal["each", "top", "self"]] = "top"
     # options a pass no longer has -> where they went, said when a pipeline still uses them
     moved_options: ClassVar[dict[str, str]] = {}
 

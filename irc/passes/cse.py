@@ -39,6 +39,7 @@ class CommonSubexpressionElimination(Pass):
     """Merge pure nodes that compute the same value (equal constants included)."""
 
     name = "cse"
+    walks_regions = "each"  # keeps every graph's inputs and outputs: safe inside regions
 
     def apply(self, graph, stats):
         seen = {}

@@ -20,6 +20,7 @@ class DeadCodeElimination(Pass):
     """Remove pure nodes whose results are unused."""
 
     name = "dce"
+    walks_regions = "each"  # keeps every graph's inputs and outputs: safe inside regions
 
     def apply(self, graph, stats):
         removed = remove_dead(graph, keep=lambda node: not is_pure(node))

@@ -112,6 +112,7 @@ class FoldBatchNorm(Pass):
     """Fold batch norms (and TF's mul/add form of them) into the preceding conv, depthwise conv or matmul."""
 
     name = "fold-batchnorm"
+    walks_regions = "each"  # keeps every graph's inputs and outputs: safe inside regions
     decompose: bool = option(True, "turn batch norms that cannot be folded into a multiply and an add")
 
     def apply(self, graph, stats):

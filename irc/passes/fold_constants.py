@@ -5,6 +5,9 @@ A result larger than ``max-size`` elements is left unevaluated (a broadcast or t
 to compute at run time than to store). Quantize, dequantize and requantize stay (folding a dequantize of int8
 weights would undo quantization); other quantized nodes fold only when they keep quantization parameters as
 they are (reshape, transpose, ...), which moves integers without rounding.
+
+Regions: the pass runs inside every region (innermost first); an ``if`` whose condition is constant becomes the
+branch it takes, and a ``while`` whose condition is false on entry becomes its initial values.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import numpy as np
 
 from irc.passes import register_pass
 from irc.passes.base import Pass, option
+from irc.passes.regions import inline_region, static_trip_count
 from irc.passes.rewrite import RewritePattern, apply_patterns
 from irc.passes.util import QUANT_OPS, const_array, is_pure
 
@@ -61,13 +65,46 @@ class FoldNode(RewritePattern):
             r.type.quant == node.operands[0].type.quant for r in node.results)
 
 
+class FoldIf(RewritePattern):
+    """An ``if`` on a constant condition becomes the branch it takes, inlined."""
+
+    ops = ("if",)
+    stat = "branches inlined"
+
+    def rewrite(self, node, rw):
+        pred = node.operands[0]
+        if not pred.is_constant:
+            return False
+        taken = node.regions[0] if bool(np.asarray(const_array(pred)).reshape(-1)[0]) else node.regions[1]
+        values, made = inline_region(rw.graph, taken, node.operands[1:])
+        for clone in made:
+            rw.push(clone)
+        rw.replace(node, values)
+        return True
+
+
+class FoldDeadLoop(RewritePattern):
+    """A ``while`` whose condition is false on entry (it follows from constant initial values) is its initial
+    values."""
+
+    ops = ("while",)
+    stat = "loops removed"
+
+    def rewrite(self, node, rw):
+        if static_trip_count(node, 0) != 0:
+            return False
+        rw.replace(node, list(node.operands))
+        return True
+
+
 @register_pass
 @dataclass(frozen=True)
 class FoldConstants(Pass):
     """Evaluate nodes whose inputs are all constant, with the numpy reference kernels."""
 
     name = "fold-constants"
+    walks_regions = "each"  # keeps every graph's inputs and outputs: safe inside regions
     max_size: int = option(1 << 22, "largest result (in elements) to materialize as a constant")
 
     def apply(self, graph, stats):
-        apply_patterns(graph, [FoldNode(self.max_size)], stats)
+        apply_patterns(graph, [FoldNode(self.max_size), FoldIf(), FoldDeadLoop()], stats)

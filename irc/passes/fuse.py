@@ -62,6 +62,7 @@ class Fuse(Pass):
     """Fuse bias adds and zero padding into conv, depthwise conv and matmul (target-neutral)."""
 
     name = "fuse"
+    walks_regions = "each"  # keeps every graph's inputs and outputs: safe inside regions
     moved_options: ClassVar[dict[str, str]] = {
         "activations": "fusing activations is TFLite's business now, use tfl-fuse{activations=...}"}
     bias: bool = option(True, "fold per-channel constant adds into conv/matmul biases")

@@ -153,6 +153,7 @@ class Layout(Pass):
     """Convert spatial ops to NHWC or NCHW and sink and cancel the transposes that leaves."""
 
     name = "layout"
+    walks_regions = "each"  # keeps every graph's inputs and outputs: safe inside regions
     target: Literal["nhwc", "nchw"] = option("nhwc", "the data layout spatial ops should use", aliases=("to",))
 
     def apply(self, graph, stats):

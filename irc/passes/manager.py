@@ -138,10 +138,10 @@ def run_pipeline(graph: Graph, pipeline: str | Sequence[str | Pass], *, verify_e
     for index, p in enumerate(passes):
         for inst in instruments:
             inst.before_pass(p, graph)
-        version, nodes_before, stats = graph.version, len(graph), Stats()
+        version, nodes_before, stats = graph.version, count_nodes(graph), Stats()
         started = time.perf_counter()
         try:
-            p.apply(graph, stats)
+            apply_pass(p, graph, stats)
         except Exception as error:
             failure.raise_for(index, f"failed: {_describe(error)}", error)
         seconds = time.perf_counter() - started
@@ -152,7 +152,8 @@ def run_pipeline(graph: Graph, pipeline: str | Sequence[str | Pass], *, verify_e
             if problems:
                 more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
                 failure.raise_for(index, f"broke the verifier: {problems[0]}{more}", None)
-        record = PassRecord(index, str(p), seconds, graph.version != version, dict(stats), nodes_before, len(graph))
+        record = PassRecord(index, str(p), seconds, graph.version != version, dict(stats), nodes_before,
+                            count_nodes(graph))
         report.records.append(record)
         for inst in instruments:
             try:
@@ -163,6 +164,46 @@ def run_pipeline(graph: Graph, pipeline: str | Sequence[str | Pass], *, verify_e
     for inst in instruments:
         inst.after_pipeline(graph, report)
     return report
+
+
+def regions_innermost_first(graph: Graph) -> list[Graph]:
+    """Every region nested in ``graph``, each after the regions nested in it (post-order); not ``graph`` itself."""
+    order: list[Graph] = []
+
+    def visit(g: Graph) -> None:
+        for node in g.topo_order():
+            for region in node.regions:
+                visit(region)
+                order.append(region)
+
+    visit(graph)
+    return order
+
+
+def _still_inside(region: Graph, top: Graph) -> bool:
+    """Whether ``region`` is still nested in ``top`` (a pass run on an enclosing region may have erased its op)."""
+    graph = region
+    while graph is not top:
+        node = graph.parent
+        if node is None or node.graph is None or graph not in node.regions:
+            return False
+        graph = node.graph
+    return True
+
+
+def apply_pass(p: Pass, graph: Graph, stats: Stats) -> None:
+    """Applies ``p`` to ``graph`` as the manager does: with ``p.walks_regions == "each"`` to every region graph,
+    innermost first, then to ``graph`` itself; otherwise (``"top"``, the default, and ``"self"``) to ``graph`` only. docs/writing-passes.md says why innermost first."""
+    if getattr(p, "walks_regions", "top") == "each":
+        for region in regions_innermost_first(graph):
+            if _still_inside(region, graph):
+                p.apply(region, stats)
+    p.apply(graph, stats)
+
+
+def count_nodes(graph: Graph) -> int:
+    """Nodes of ``graph`` and of every region nested in it."""
+    return sum(len(g) for g in graph.all_graphs())
 
 
 def _describe(error: BaseException) -> str:

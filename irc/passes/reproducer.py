@@ -28,10 +28,12 @@ FULL_BYTES_AT_MOST = 16 << 20  # above this, constants are written to an .npz si
 def replay(snapshot: Graph, passes: Sequence[Pass]) -> tuple[Graph, int]:
     """The graph after ``passes`` run on a copy of ``snapshot``, and how many passes it went through (0 when the
     replay itself fails: then the snapshot is the reproducer's input and the whole pipeline its passes)."""
+    from irc.passes.manager import apply_pass
+
     work = snapshot.copy()
     try:
         for p in passes:
-            p.apply(work, Stats())
+            apply_pass(p, work, Stats())
     except Exception:
         return snapshot, 0
     return work, len(passes)

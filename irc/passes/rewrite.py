@@ -213,6 +213,9 @@ class PatternPass(Pass):
     """
 
     patterns: ClassVar[Sequence[RewritePattern]] = ()
+    # Patterns replace values by values of the same type and never touch a graph's inputs or outputs, so they
+    # are safe inside regions: the manager applies them to every region graph too.
+    walks_regions = "each"
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

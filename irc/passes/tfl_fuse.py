@@ -75,6 +75,7 @@ class TflFuse(Pass):
     """TFLite: fuse activations into the op before them, as tfl.* ops (tfl.conv2d {fused_activation = "relu"})."""
 
     name = "tfl-fuse"
+    walks_regions = "each"  # keeps every graph's inputs and outputs: safe inside regions
     activations: tuple[Activation, ...] = option(("relu", "relu6", "relu_n1_to_1", "tanh"),
                                                  "activations to fuse into the op before them")
 
