@@ -1,0 +1,194 @@
+"""Passes inside regions: the manager's walk, each pass run inside a loop body and an if's branches (checked with
+the reference interpreter before and after on random inputs), hoisting and unrolling (also on the zoo's LSTM and
+GRU classifiers)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from irc.errors import InputError
+from irc.ir.interpreter import run
+from irc.ir.parser import parse
+from irc.limits import override
+from irc.passes import register_pass, run_pipeline
+from irc.passes.manager import regions_innermost_first
+
+LOOP_IF = Path(__file__).parent / "regions" / "loop_if.irc"
+
+
+def loop_if():
+    return parse(LOOP_IF.read_text(), str(LOOP_IF))
+
+
+def samples(graph, count=4, seed=0):
+    rng = np.random.default_rng(seed)
+    out = []
+    for k in range(count):
+        out.append({"x": rng.normal(size=2).astype(np.float32), "w": rng.normal(size=2).astype(np.float32),
+                    "p": np.bool_(k % 2)})
+    return out
+
+
+def assert_same_outputs(before, after, inputs):
+    for ins in inputs:
+        want, got = run(before, ins), run(after, ins)
+        assert want.keys() == got.keys()
+        for name in want:
+            np.testing.assert_allclose(got[name], want[name], rtol=1e-6, atol=1e-6, err_msg=name)
+
+
+def total_nodes(graph):
+    return sum(len(g) for g in graph.all_graphs())
+
+
+def ops_inside(graph):
+    return [n.op for g in regions_innermost_first(graph) for n in g.nodes]
+
+
+@pytest.mark.parametrize("pipeline, stat", [
+    ("canonicalize", "x + 0 -> x"), ("cse", "nodes merged"), ("dce", "nodes removed"),
+    ("hoist-invariants", "values hoisted"), ("unroll-loops", "loops unrolled"), ("O2", "nodes merged"),
+    ("O3", "nodes merged"), ("tflite", "nodes merged"), ("hoist-invariants{constants min-elements=2}",
+                                                          "values hoisted"),
+])
+def test_each_pass_works_inside_regions_and_keeps_the_outputs(pipeline, stat):
+    graph = loop_if()
+    after = graph.copy()
+    report = run_pipeline(after, pipeline)
+    assert report.stats.get(stat, 0) >= 1, report.stats
+    assert_same_outputs(graph, after, samples(graph))
+
+
+def test_canonicalize_cse_and_dce_rewrite_the_loop_body_and_the_branches():
+    graph = loop_if()
+    run_pipeline(graph, "canonicalize,cse,dce")
+    inside = ops_inside(graph)
+    assert inside.count("tanh") == 1  # cse in the body
+    assert "neg" not in inside  # dce in the body
+    assert "mul" in inside and inside.count("mul") == 2  # x * 1 went from 'else'; the body's two muls stay
+    loop = next(graph.walk("while"))
+    assert len(loop.results) == 3  # dce keeps every carried value and the loop itself
+
+
+def test_the_manager_walks_innermost_first_and_counts_nested_edits():
+    graph = loop_if()
+    seen = []
+
+    @register_pass(name="test-regions-order", walks_regions="each")
+    def record(graph):
+        seen.append(graph.name)
+
+    run_pipeline(graph, "test-regions-order")
+    assert seen == ["cond", "body", "then", "else", "g"]
+    report = run_pipeline(graph, "cse")
+    assert report.records[0].changed  # the only merge is inside the body
+
+
+def test_a_user_pass_sees_the_top_graph_unless_it_asks_for_regions():
+    graph = loop_if()
+    calls = []
+
+    @register_pass(name="test-regions-plain")
+    def drop_exp(graph):
+        """A pass written before regions: replaces exp by its operand where it finds one."""
+        calls.append(graph.name)
+        for node in graph.walk("exp"):
+            graph.replace_node(node, [node.operands[0]])
+
+    run_pipeline(graph, "test-regions-plain")
+    assert calls == ["g"] and "exp" in ops_inside(graph)
+
+
+def test_a_user_pass_that_breaks_a_region_is_caught_by_the_verifier():
+    from irc.errors import PassError
+
+    @register_pass(name="test-regions-break", walks_regions="each")
+    def add_output(graph):
+        graph.set_output("extra", graph.inputs[0])
+
+    with pytest.raises(PassError, match="broke the verifier"):
+        run_pipeline(loop_if(), "test-regions-break", crash_reproducer=False)
+
+
+def test_fold_constants_inlines_the_branch_an_if_takes():
+    for pred, want in ((True, "add"), (False, "mul")):
+        text = LOOP_IF.read_text().replace("%p: bool[]", "%q: bool[]").replace(
+            "%zero = const()", f"%p = const() {{value = dense<bool[] [{str(pred).lower()}]>}} : bool[]\n  %zero = const()")
+        graph = parse(text)
+        after = graph.copy()
+        report = run_pipeline(after, "fold-constants,dce")
+        assert report.stats["branches inlined"] == 1
+        assert "if" not in after.op_histogram()
+        ins = [{k: v for k, v in s.items() if k != "p"} | {"q": np.bool_(True)} for s in samples(graph)]
+        assert_same_outputs(graph, after, ins)
+
+
+def test_fold_constants_drops_a_loop_that_never_runs():
+    graph = parse(LOOP_IF.read_text().replace("dense<i32[] [4]>", "dense<i32[] [0]>"))
+    after = graph.copy()
+    report = run_pipeline(after, "fold-constants")
+    assert report.stats["loops removed"] == 1 and "while" not in after.op_histogram()
+    assert_same_outputs(graph, after, samples(graph))
+
+
+def test_hoisting_moves_invariant_work_out_of_the_body():
+    graph = loop_if()
+    after = graph.copy()
+    run_pipeline(after, "hoist-invariants")
+    body = next(after.walk("while")).regions[1]
+    assert "exp" not in [n.op for n in body.nodes]  # exp(w * k): w is passed through unchanged
+    assert "exp" in after.op_histogram()
+    assert_same_outputs(graph, after, samples(graph))
+
+
+def test_unrolling_respects_max_trip_and_the_node_limit():
+    graph = loop_if()
+    report = run_pipeline(graph.copy(), "unroll-loops{max-trip=3}")
+    assert report.stats.get("loops unrolled", 0) == 0  # 4 iterations > 3
+    after = graph.copy()
+    run_pipeline(after, "unroll-loops{max-trip=4}")
+    assert "while" not in after.op_histogram()
+    assert_same_outputs(graph, after, samples(graph))
+    with override(max_nodes=30), pytest.raises(Exception, match="would make more than 30 nodes"):
+        run_pipeline(graph.copy(), "unroll-loops", crash_reproducer=False)
+
+
+def test_unrolling_leaves_a_data_dependent_loop():
+    from tests.test_ir_regions import counting_loop
+
+    graph = counting_loop()
+    report = run_pipeline(graph, "unroll-loops")
+    assert report.stats.get("loops unrolled", 0) == 0 and "while" in graph.op_histogram()
+
+
+def _zoo_graph(zoo_models, name):
+    import irc
+
+    return irc.load(zoo_models.saved_model(name))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["lstm_classifier", "gru_classifier"])
+def test_hoisting_and_unrolling_the_zoo_rnn_classifiers_keep_their_outputs(zoo_models, name):
+    graph = _zoo_graph(zoo_models, name)
+    rng = np.random.default_rng(3)
+    inputs = [{graph.inputs[0].name: rng.integers(0, 500, size=(2, 16)).astype(np.int32)}]
+    hoisted = graph.copy()
+    run_pipeline(hoisted, "O2,hoist-invariants{constants}")
+    body = next(hoisted.walk("while")).regions[1]
+    assert not any(n.op == "const" and n.result.type.num_elements >= 1024 for n in body.nodes)
+    assert_same_outputs(graph, hoisted, inputs)
+    unrolled = graph.copy()
+    report = run_pipeline(unrolled, "unroll-loops,O2")
+    assert report.stats["iterations unrolled"] == 16 and "while" not in unrolled.op_histogram()
+    assert_same_outputs(graph, unrolled, inputs)
+
+
+def test_unrolling_refuses_past_the_node_limit_with_an_input_error():
+    graph = loop_if()
+    with override(max_nodes=30), pytest.raises(Exception) as caught:
+        run_pipeline(graph, "unroll-loops", crash_reproducer=False)
+    assert isinstance(caught.value.__cause__, InputError) or "30 nodes" in str(caught.value)
