@@ -192,3 +192,41 @@ def test_unrolling_refuses_past_the_node_limit_with_an_input_error():
     with override(max_nodes=30), pytest.raises(Exception) as caught:
         run_pipeline(graph, "unroll-loops", crash_reproducer=False)
     assert isinstance(caught.value.__cause__, InputError) or "30 nodes" in str(caught.value)
+
+
+def test_int8_quantization_calibrates_and_quantizes_inside_regions():
+    from irc.passes.quantize import quantize_graph
+    from irc.passes.quantize.calibration import calibrate
+
+    graph = loop_if()
+    cal = samples(graph, count=16, seed=5)
+    ranges = calibrate(graph, cal)
+    body = next(graph.walk("while")).regions[1]
+    tanh = next(body.walk("tanh")).result
+    assert tanh in ranges and -1 <= ranges[tanh][0] <= ranges[tanh][1] <= 1  # observed over every iteration
+    assert all(arg in ranges for arg in body.inputs if arg.type.dtype.is_float)
+    quantized = quantize_graph(graph.copy(), "int8", cal)
+    inside = [n for g in regions_innermost_first(quantized) for n in g.nodes]
+    assert any(n.result.type.quant is not None for n in inside if n.op == "tanh")
+    for ins in cal[:4]:
+        want, got = run(graph, ins), run(quantized, ins)
+        np.testing.assert_allclose(got["y"], want["y"], atol=0.1)
+        assert got["n"] == want["n"]
+
+
+@pytest.mark.slow
+def test_int8_quantization_of_the_zoo_gru_classifier_runs_in_the_interpreter(zoo_models):
+    from irc.passes.quantize import quantize_graph
+
+    graph = _zoo_graph(zoo_models, "gru_classifier")
+    rng = np.random.default_rng(4)
+    name = graph.inputs[0].name
+    cal = [{name: rng.integers(0, 500, size=(1, 16)).astype(np.int32)} for _ in range(8)]
+    quantized = quantize_graph(graph.copy(), "int8", cal)
+    body = next(quantized.walk("while")).regions[1]
+    assert any(n.op == "matmul" and n.result.type.quant is not None for n in body.nodes)
+    for ins in cal[:3]:
+        want, got = run(graph, ins), run(quantized, ins)
+        for k in want:
+            scale = float(np.max(np.abs(want[k]))) or 1.0
+            assert float(np.max(np.abs(got[k] - want[k]))) <= 0.1 * scale

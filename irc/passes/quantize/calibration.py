@@ -7,7 +7,9 @@ before any work: unknown or missing input names, dtypes that do not fit the inpu
 are a QuantizationError that names the input and the sample.
 
 ``calibrate`` runs the reference interpreter over the samples (batched when the model's batch is symbolic) with an
-observer on every float value, and returns ``Ranges``: the range of every graph input and node result.
+observer on every float value, and returns ``Ranges``: the range of every graph input and node result. Values
+inside regions (loop bodies, branches) are observed every time they run; a region argument's range joins what the
+op passes in and, in a loop, what the body returns for the next iteration.
 """
 
 from __future__ import annotations
@@ -271,7 +273,26 @@ def calibrate(graph: Graph, samples, observer: str = "minmax", *, progress: bool
                 watch(value, inputs[value.name])
             run(graph, inputs, on_node)
             advance(count)
-    return Ranges({value: obs.range() for value, obs in observers.items()})
+    ranges = {value: obs.range() for value, obs in observers.items()}
+    _add_region_arguments(graph, ranges)
+    return Ranges(ranges)
+
+
+def _add_region_arguments(graph: Graph, ranges: dict) -> None:
+    """Ranges of region arguments: what the op passes in, and for a loop what its body returns for the next
+    iteration (the observer saw those values as node results, over every iteration)."""
+    from irc.passes.manager import regions_innermost_first
+
+    regions = list(reversed(regions_innermost_first(graph)))  # outer first: an op's operands are known
+    for _ in range(3):  # a body returning one argument in another's place needs another round
+        for region in regions:
+            node = region.parent
+            operands = node.operands[1:] if node.op == "if" else node.operands
+            results = list(node.regions[1].outputs.values()) if node.op == "while" else [None] * len(operands)
+            for arg, operand, result in zip(region.inputs, operands, results):
+                seen = [ranges[v] for v in (operand, result) if v is not None and v in ranges]
+                if seen and arg.type.dtype.is_float:
+                    ranges[arg] = (min(r[0] for r in seen), max(r[1] for r in seen))
 
 
 class progress_bar:
