@@ -20,7 +20,8 @@ from irc.ir.printer import ElidedTensor
 from irc.ir.types import DType, SymDim, TensorType
 from irc.ir.verify import node_label
 
-# Called after each node runs with the node and its outputs (calibration, numeric checks, quant reports).
+# Called after each node runs with the node and its outputs (calibration, numeric checks, quant reports). An
+# observer object with an ``enter_region(region, args)`` method is also told each time a region starts running.
 Observer = Callable[[Node, list[np.ndarray]], None]
 _QUANT_OPS = {"quantize", "dequantize", "requantize", "const"}
 
@@ -104,6 +105,9 @@ def run_region(region: Graph, args: list[np.ndarray], observer: Observer | None 
             env[value] = _check_input(value, np.asarray(array), symbols)
         except InputError as e:
             raise InputError(f"region {region.name!r} gets a value that does not fit its argument: {e.message}")
+    enter = getattr(observer, "enter_region", None)
+    if enter is not None:  # an observer that wants region arguments too (quant reports): enter_region(region, args)
+        enter(region, [env[v] for v in region.inputs])
     return list(_run_bound(region, env, observer).values())
 
 

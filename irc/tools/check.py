@@ -149,7 +149,7 @@ def check_graph(graph: Graph, target: str, *, strict: bool = False, tf_ops_allow
 
     backend = get_backend(target)
     work = graph.copy()
-    rank = {node: i for i, node in enumerate(work.topo_order())}
+    rank = {node: i for i, node in enumerate(work.walk(recursive=True))}  # a region's nodes after its op
     answers = sorted(backend.check(work), key=lambda item: rank.get(item[0], len(rank)))
     rows, hidden = [], 0
     for item in answers:

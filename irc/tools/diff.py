@@ -41,7 +41,8 @@ from irc.tools.match import Matching, match_graphs
 
 @dataclass(frozen=True)
 class Change:
-    """One difference. ``kind``: op, attr, value, dtype, shape, quant, operand, operands, input, output."""
+    """One difference. ``kind``: op, attr, value, dtype, shape, quant, operand, operands, input, output; inside a
+    region also node (one removed or added there) and regions (a different number of them)."""
 
     kind: str
     name: str
@@ -179,6 +180,28 @@ def node_changes(a: Node, b: Node, m: Matching, names: dict[Value, str]) -> list
         change = operand_change(i, va, vb, m, names)
         if change is not None:
             changes.append(change)
+    changes += region_changes(a, b)
+    return changes
+
+
+def region_changes(a: Node, b: Node) -> list[Change]:
+    """What differs inside the regions of two matched nodes (a loop body, an if's branches), each region diffed
+    as a graph of its own, nested regions included; a change's name says the region and the node."""
+    if len(a.regions) != len(b.regions):
+        return [Change("regions", "regions", str(len(a.regions)), str(len(b.regions)))]
+    names = a.opdef.regions if a.regions and a.op == b.op else tuple(f"#{i}" for i in range(len(a.regions)))
+    changes = []
+    for name, ra, rb in zip(names, a.regions, b.regions):
+        inner = diff_graphs(ra, rb)
+        where = f"region {name}"
+        for c in inner.interface:
+            changes.append(Change(c.kind, f"{where}: {c.name}", c.a, c.b, c.detail))
+        for node, _other, node_diffs in inner.changed:
+            label = f"{node.op} {inner.names.get(node.results[0], '') if node.results else ''}".strip()
+            for c in node_diffs:
+                changes.append(Change(c.kind, f"{where}: {label}: {c.name}", c.a, c.b, c.detail))
+        changes += [Change("node", f"{where}: node", n.op, None) for n in inner.removed]
+        changes += [Change("node", f"{where}: node", None, n.op) for n in inner.added]
     return changes
 
 

@@ -9,6 +9,9 @@ Counting rules (also in ``irc stats --help``):
   (reshape, transpose, concat, gather, ...) counts zero.
 - an unknown or symbolic dimension counts as 1 (so a dynamic batch gives per-example numbers), and the report
   says so.
+- regions count with their op: the ops of a ``while`` body (and its condition) count in the histogram once, their
+  MACs and FLOPs once per iteration when the trip count is static (else once, and the report says the numbers
+  are dynamic); both branches of an ``if`` count.
 
 >>> import irc
 >>> g = irc.parse('''
@@ -153,7 +156,9 @@ def graph_stats(graph: Graph) -> Stats:
     weights: dict[str, LayerStats] = {}
     dynamic: list[bool] = []
     dtypes: dict[str, int] = {}
-    for node in graph.topo_order():
+    histogram: dict[str, int] = {}
+    for node, times in _nodes_with_repeats(graph, dynamic):
+        histogram[node.op] = histogram.get(node.op, 0) + 1
         if node.op == "const":
             users = node.results[0].users
             name = layer_name(users[0]) if users else layer_name(node)
@@ -166,10 +171,30 @@ def graph_stats(graph: Graph) -> Stats:
         stats = layers.setdefault(layer_name(node), LayerStats(layer_name(node)))
         macs, flops = node_cost(node, dynamic)
         stats.ops += 1
-        stats.macs += macs
-        stats.flops += flops
+        stats.macs += macs * times
+        stats.flops += flops * times
     for name, held in weights.items():
         stats = layers.setdefault(name, LayerStats(name))
         stats.parameters += held.parameters
         stats.bytes += held.bytes
-    return Stats(graph.name, graph.op_histogram(), list(layers.values()), bool(dynamic), dict(sorted(dtypes.items())))
+    return Stats(graph.name, dict(sorted(histogram.items())), list(layers.values()), bool(dynamic),
+                 dict(sorted(dtypes.items())))
+
+
+def _nodes_with_repeats(graph: Graph, dynamic: list[bool], times: int = 1):
+    """Every node, regions included (each after its op), with how many times it runs per run of the model."""
+    for node in graph.topo_order():
+        yield node, times
+        if not node.regions:
+            continue
+        inner = times
+        if node.op == "while":
+            from irc.passes.regions import static_trip_count
+
+            trips = static_trip_count(node, 4096)  # beyond that: counted once, "dynamic"
+            if trips is None:
+                dynamic.append(True)
+                trips = 1
+            inner = times * max(trips, 1)
+        for region in node.regions:
+            yield from _nodes_with_repeats(region, dynamic, inner)

@@ -28,9 +28,9 @@ MAX_NODES = 200
 FILLS = {
     "conv": "#cfe2f3", "matmul": "#d9d2e9", "norm": "#fff2cc", "activation": "#d9ead3", "pool": "#fce5cd",
     "reduce": "#fce5cd", "shape": "#eeeeee", "elementwise": "#f6f6f6", "quant": "#f4cccc", "opaque": "#ea9999",
-    "io": "#ffffff", "more": "#ffffff", "other": "#f6f6f6",
+    "io": "#ffffff", "more": "#ffffff", "other": "#f6f6f6", "control": "#e8e0f0",
 }
-_WEIGHT = ["conv", "matmul", "norm", "pool", "reduce", "activation", "quant", "opaque", "elementwise", "shape"]
+_WEIGHT = ["control", "conv", "matmul", "norm", "pool", "reduce", "activation", "quant", "opaque", "elementwise", "shape"]
 _NN_KINDS = {"conv2d": "conv", "depthwise_conv2d": "conv", "conv2d_transpose": "conv", "matmul": "matmul",
              "batch_matmul": "matmul", "batch_norm": "norm", "max_pool": "pool", "avg_pool": "pool"}
 
@@ -229,7 +229,18 @@ def _node_box(node: Node) -> Box:
     where = node.loc.layers[0] if node.loc.layers else (node.loc.names[0] if node.loc.names else "")
     if where:
         lines.append(where)
+    for name, region in zip(node.opdef.regions if node.regions else (), node.regions):
+        lines.append(_cut(f"{name}: {_op_counts(region)}", 48))
     return Box("", node.op, lines, op_kind(node.op), _node_detail(node), 0)
+
+
+def _op_counts(region: Graph) -> str:
+    """A region's ops, nested regions included, as ``matmul x2, add, ...`` (constants left out)."""
+    counts: dict[str, int] = {}
+    for n in region.walk(recursive=True):
+        if n.op != "const":
+            counts[n.op] = counts.get(n.op, 0) + 1
+    return ", ".join(op if c == 1 else f"{op} x{c}" for op, c in counts.items()) or "(passes values through)"
 
 
 def _node_detail(node: Node) -> str:
@@ -243,6 +254,10 @@ def _node_detail(node: Node) -> str:
             parts.append(f"operand {i}: const {format_type(v.type)}")
     if node.loc:
         parts.append(f"at {node.loc}")
+    for name, region in zip(node.opdef.regions if node.regions else (), node.regions):
+        args = ", ".join(f"{v.name}: {format_type(v.type)}" for v in region.inputs)
+        parts.append(f"region {name}({_cut(args)}): {len(region)} nodes")
+        parts.extend(f"  {_cut(line.strip(), 100)}" for line in region.dump().splitlines()[1:-1][:40])
     return "\n".join(parts)
 
 

@@ -166,7 +166,7 @@ def pair(graph: Graph, mode) -> tuple[Graph, Graph]:
     from irc.passes.quantize import prepare_for_quantization
 
     reference = prepare_for_quantization(graph.copy(), mode)
-    for i, node in enumerate(reference.topo_order()):
+    for i, node in enumerate(reference.walk(recursive=True)):  # regions too: copies keep the tags
         node.meta[ID] = i
     return reference, reference.copy()
 
@@ -209,8 +209,8 @@ def compare(reference: Graph, quantized: Graph, samples: list[dict], mode: str =
     """The report of ``quantized`` against ``reference`` (a pair from ``pair``) over ``samples``."""
     from irc.passes.quantize.calibration import batches, progress_bar
 
-    by_id = {node.meta[ID]: node for node in reference.nodes if ID in node.meta}
-    rows = [r for node in quantized.topo_order() if node.op != "const" for r in node.results
+    by_id = {node.meta[ID]: node for node in reference.walk(recursive=True) if ID in node.meta}
+    rows = [r for node in quantized.walk(recursive=True) if node.op != "const" for r in node.results
             if r.type.quant or (r.type.dtype.is_float and _has_low_precision_operand(node))]
     total = {r: _Sums() for r in rows}
     added = {r: _Sums() for r in rows}
@@ -256,17 +256,33 @@ def _has_low_precision_operand(node: Node) -> bool:
     return False
 
 
-def _float_values(graph: Graph, inputs: dict) -> dict[tuple[int, int], np.ndarray]:
-    """Every tagged node's outputs in a float run, by (tag, result index)."""
-    values: dict[tuple[int, int], np.ndarray] = {}
+def _region_key(region: Graph, j: int):
+    """The key of a region argument: its op's tag, the region's index and the argument's."""
+    node = region.parent
+    return ("region", node.meta.get(ID), node.regions.index(region), j)
 
-    def keep(node: Node, outs: list[np.ndarray]) -> None:
+
+class _FloatValues:
+    """Every tagged node's outputs in a float run, by (tag, result index), and every region argument's: a list
+    per key, one entry each time the node or region runs (a loop body runs many times)."""
+
+    def __init__(self):
+        self.values: dict[tuple, list[np.ndarray]] = {}
+
+    def __call__(self, node: Node, outs: list[np.ndarray]) -> None:
         if ID in node.meta:
             for k, out in enumerate(outs):
-                values[(node.meta[ID], k)] = out
+                self.values.setdefault((node.meta[ID], k), []).append(out)
 
-    run(graph, inputs, keep)
-    return values
+    def enter_region(self, region: Graph, args: list[np.ndarray]) -> None:
+        for j, arg in enumerate(args):
+            self.values.setdefault(_region_key(region, j), []).append(arg)
+
+
+def _float_values(graph: Graph, inputs: dict) -> dict[tuple, list[np.ndarray]]:
+    observer = _FloatValues()
+    run(graph, inputs, observer)
+    return observer.values
 
 
 class _QuantRun:
@@ -277,13 +293,33 @@ class _QuantRun:
         self.total, self.added = total, added
         self.env: dict[Value, np.ndarray] = {}
         self.reference: dict[Value, np.ndarray] = {}  # the float graph's value of a quantized-graph value
+        self.runs: dict[tuple, int] = {}  # key -> times seen so far: the float run's value of the same time
 
     def run(self) -> None:
         for v in self.graph.inputs:
             self.env[v] = np.asarray(self.inputs[v.name])
             if not v.type.quant:
                 self.reference[v] = self.env[v]
-        run(self.graph, self.inputs, self.observe)
+        run(self.graph, self.inputs, self)
+
+    def __call__(self, node: Node, outs: list[np.ndarray]) -> None:
+        self.observe(node, outs)
+
+    def _float(self, key) -> np.ndarray | None:
+        """The float run's value for ``key`` at the same occurrence (None when the runs took other paths)."""
+        seen = self.runs.get(key, 0)
+        self.runs[key] = seen + 1
+        values = self.floats.get(key, ())
+        return values[seen] if seen < len(values) else None
+
+    def enter_region(self, region: Graph, args: list[np.ndarray]) -> None:
+        for j, (v, arg) in enumerate(zip(region.inputs, args)):
+            self.env[v] = arg
+            ref = self._float(_region_key(region, j))
+            if ref is not None and not v.type.quant:
+                self.reference[v] = ref
+            else:
+                self.reference.pop(v, None)
 
     def real(self, v: Value) -> np.ndarray:
         return dequantize(self.env[v], v.type)
@@ -295,11 +331,16 @@ class _QuantRun:
             return
         if ID in node.meta:
             for k, r in enumerate(node.results):
-                ref = self.floats.get((node.meta[ID], k))
+                ref = self._float((node.meta[ID], k))
                 if ref is not None:
                     self.reference[r] = ref
-        elif node.op in ("quantize", "requantize", "dequantize") and node.operands[0] in self.reference:
-            self.reference[node.result] = self.reference[node.operands[0]]
+                else:
+                    self.reference.pop(r, None)
+        elif node.op in ("quantize", "requantize", "dequantize"):
+            if node.operands[0] in self.reference:
+                self.reference[node.result] = self.reference[node.operands[0]]
+            else:
+                self.reference.pop(node.result, None)
         if not any(r in self.total for r in node.results):
             return
         local = self.float_op(node)
@@ -344,7 +385,7 @@ def _rank(sqnr: float | None) -> float:
 def _kept_float(graph: Graph) -> list[str]:
     """Layers (or nodes) whose float ops stayed float in the quantized graph."""
     names = {}
-    for node in graph.nodes:
+    for node in graph.walk(recursive=True):
         if node.op in ("const", "quantize", "dequantize", "requantize"):
             continue
         floats = [v for v in (*node.operands, *node.results) if v.type.dtype.is_float and not v.is_constant]
