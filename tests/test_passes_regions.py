@@ -230,3 +230,32 @@ def test_int8_quantization_of_the_zoo_gru_classifier_runs_in_the_interpreter(zoo
         for k in want:
             scale = float(np.max(np.abs(want[k]))) or 1.0
             assert float(np.max(np.abs(got[k] - want[k]))) <= 0.1 * scale
+
+
+def test_dce_drops_carried_values_only_when_the_loop_does_not_need_them():
+    text = LOOP_IF.read_text()
+    only_count = parse(text.replace('return %y as "y", %b as "n"', 'return %b as "n"'))
+    after = only_count.copy()
+    report = run_pipeline(after, "dce")
+    loop = next(after.walk("while"))
+    assert len(loop.results) == 1 and "if" not in after.op_histogram()  # x and w go, and the if with them
+    assert report.stats["region values dropped"] == 3  # two carried values and the if
+    assert_same_outputs(only_count, after, samples(only_count))
+    only_x = parse(text.replace('return %y as "y", %b as "n"', 'return %a as "y"'))
+    after = only_x.copy()
+    run_pipeline(after, "dce")
+    loop = next(after.walk("while"))
+    assert len(loop.results) == 3  # the counter is tested by cond, w feeds x: nothing can go
+    assert_same_outputs(only_x, after, samples(only_x))
+
+
+def test_dce_drops_an_ifs_unused_results_and_the_inputs_no_branch_needs():
+    text = LOOP_IF.read_text().replace("%y = if(%p, %a, %c) : f32[2]", "%y, %y2 = if(%p, %a, %c) : f32[2], f32[2]")
+    text = text.replace("      return %r\n", "      return %r, %c\n").replace("      return %m\n", "      return %m, %c\n")
+    graph = parse(text)
+    after = graph.copy()
+    report = run_pipeline(after, "dce")
+    node = next(after.walk("if"))
+    assert len(node.results) == 1 and len(node.operands) == 3  # y2 went; c is still needed by 'then'
+    assert report.stats["region values dropped"] == 1
+    assert_same_outputs(graph, after, samples(graph))

@@ -40,8 +40,8 @@ def evaluate_known(region: Graph, known: Sequence[np.ndarray | None]) -> list[np
             continue
         try:
             outs = run_node(node, [env[v] for v in node.operands])
-        except Exception:
-            continue  # it fails at run time too; here it only means "not known"
+        except Exception:  # noqa: BLE001, S112 - it fails at run time too; here it only means "not known"
+            continue
         for value, out in zip(node.results, outs):
             env[value] = np.asarray(out).astype(value.type.dtype.numpy, copy=False)
     return [env.get(v) for v in region.outputs.values()]
