@@ -17,6 +17,7 @@ from irc.passes import register_pass, run_pipeline
 from irc.passes.manager import regions_innermost_first
 
 LOOP_IF = Path(__file__).parent / "regions" / "loop_if.irc"
+CONV_LOOP = Path(__file__).parent / "regions" / "conv_loop.irc"
 
 
 def loop_if():
@@ -60,6 +61,37 @@ def test_each_pass_works_inside_regions_and_keeps_the_outputs(pipeline, stat):
     report = run_pipeline(after, pipeline)
     assert report.stats.get(stat, 0) >= 1, report.stats
     assert_same_outputs(graph, after, samples(graph))
+
+
+def _matmul_has_bias(body):
+    return any(n.core_op == "matmul" and len(n.operands) == 3 for n in body)
+
+
+@pytest.mark.parametrize("pipeline, stat, check", [
+    ("fold-batchnorm", "batch norms folded", lambda body: "batch_norm" not in [n.op for n in body]),
+    ("fuse", "bias adds folded", _matmul_has_bias),
+    ("fuse,tfl-fuse", "activations fused", lambda body: "tfl.matmul" in [n.op for n in body]),
+    ("layout{target=nchw}", "ops converted",
+     lambda body: next(n for n in body if n.op == "conv2d").attrs["data_format"] == "NCHW"),
+    ("tflite", "activations fused", lambda body: {"tfl.conv2d", "tfl.matmul"} <= {n.op for n in body}),
+    ("quantize{mode=float16}", None, lambda body: any(n.op == "cast" for n in body)),
+])
+def test_fusion_batchnorm_folding_layout_and_tfl_fuse_work_inside_a_loop_body(pipeline, stat, check):
+    graph = parse(CONV_LOOP.read_text(), str(CONV_LOOP))
+    after = graph.copy()
+    report = run_pipeline(after, pipeline)
+    if stat:
+        assert report.stats[stat] >= 1, report.stats
+    body = next(after.walk("while")).regions[1].nodes
+    assert check(body), [n.op for n in body]
+    rng = np.random.default_rng(7)
+    inputs = [{"x": rng.normal(size=(1, 3, 3, 2)).astype(np.float32),
+               "v": rng.normal(size=(2, 2)).astype(np.float32)} for _ in range(3)]
+    for ins in inputs:
+        want, got = run(graph, ins), run(after, ins)
+        for name in want:
+            np.testing.assert_allclose(got[name], want[name], rtol=1e-3 if "quantize" in pipeline else 1e-5,
+                                       atol=1e-2 if "quantize" in pipeline else 1e-5)
 
 
 def test_canonicalize_cse_and_dce_rewrite_the_loop_body_and_the_branches():

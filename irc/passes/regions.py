@@ -53,14 +53,23 @@ def constant_operands(node: Node) -> list[np.ndarray | None]:
     return [const_array(v) if v.is_constant else None for v in node.operands]
 
 
-def static_trip_count(loop: Node, most: int) -> int | None:
+# Node evaluations ``static_trip_count`` spends at most: a crafted loop must not make a query (irc stats) slow.
+TRIP_COUNT_WORK = 200_000
+
+
+def static_trip_count(loop: Node, most: int, work: int = TRIP_COUNT_WORK) -> int | None:
     """How many times ``loop``'s body runs, when its condition follows from the constant initial values and what
-    the body computes from them (counters); None when unknown or above ``most``."""
+    the body computes from them (counters); None when unknown, above ``most``, or when finding out would take
+    more than ``work`` node evaluations."""
     cond, body = loop.regions
     values = constant_operands(loop)
     bound = loop.attr("max_trip_count")
+    per_iteration = sum(len(g) for g in cond.all_graphs()) + sum(len(g) for g in body.all_graphs())
     trips = 0
     while True:
+        work -= per_iteration
+        if work < 0:
+            return None
         (go,) = evaluate_known(cond, values)
         if go is None:
             return None

@@ -289,6 +289,7 @@ class Quantize(Pass):
     """Quantize for TFLite: float16, dynamic-int8, int8 or int16x8 (calibrated), per-channel weights."""
 
     name = "quantize"
+    walks_regions = "self"  # calibrates the whole model, then quantizes each region on its own
     mode: Literal["float16", "dynamic-int8", "int8", "int16x8"] = option("int8", "what to quantize to")
     calibration: str = option("", "calibration inputs: an .npz keyed by input name, an .npy, or random[:N]")
     observer: str = option("minmax", "range observer: minmax, percentile[:P] or mse")
