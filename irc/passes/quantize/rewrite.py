@@ -20,6 +20,7 @@ as float16 widened by a cast (which the TFLite backend writes as DEQUANTIZE).
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from typing import Any
 
@@ -59,6 +60,24 @@ def _drop_unused_constants(graph: Graph, values: list[Value]) -> None:
 
 
 # ----- preparation -----------------------------------------------------------------------------------------------------
+def _with_regions(rewrite):
+    """Applies a graph rewrite to every region of the graph too (loop bodies, branches; innermost first), each on
+    its own: a region's arguments and results stay float (quantize/dequantize at its border, no integer graph
+    inputs or outputs there), so the region op's signature does not change."""
+
+    @functools.wraps(rewrite)
+    def apply(graph: Graph, *args, **kwargs):
+        from irc.passes.manager import regions_innermost_first
+
+        inner = {**kwargs, "io": None} if "io" in kwargs else kwargs
+        for region in regions_innermost_first(graph):
+            rewrite(region, *args, **inner)
+        return rewrite(graph, *args, **kwargs)
+
+    return apply
+
+
+@_with_regions
 def split_activations(graph: Graph, stats: Counter) -> None:
     """Moves fused tanh / sigmoid activations into nodes of their own, whose input then gets its own range:
     ``tfl.add {fused_activation = "tanh"}`` -> ``tanh(add)``."""
@@ -74,6 +93,7 @@ def split_activations(graph: Graph, stats: Counter) -> None:
 
 
 # ----- float16 and dynamic-range ---------------------------------------------------------------------------------------
+@_with_regions
 def quantize_float16(graph: Graph, keep: set[Node], stats: Counter) -> None:
     for node in graph.nodes:
         if node.op != "const" or not _is_f32(node.result):
@@ -90,6 +110,7 @@ def quantize_float16(graph: Graph, keep: set[Node], stats: Counter) -> None:
         _drop_unused_constants(graph, [node.result])
 
 
+@_with_regions
 def quantize_dynamic(graph: Graph, keep: set[Node], stats: Counter, min_elements: int = DYNAMIC_MIN_ELEMENTS) -> None:
     for node in graph.topo_order():
         if node in keep or node.core_op not in DYNAMIC_OPS or not C.has_weights(node):
@@ -188,6 +209,7 @@ def _uint8(q: QuantParams) -> QuantParams:
     return QuantParams(q.scale, tuple(z + 128 for z in q.zero_point), q.axis)
 
 
+@_with_regions
 def quantize_integer(graph: Graph, ranges, mode: str, *, io: str | None = None, keep: set[Node] = frozenset(),
                      stats: Counter | None = None) -> None:
     """Full-integer quantization of ``graph`` in place (``io``: None, "int8" or "uint8" graph inputs/outputs)."""

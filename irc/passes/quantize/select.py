@@ -38,8 +38,8 @@ def matches(selector: str, node: Node) -> bool:
 
 
 def select(graph: Graph, selectors: Iterable[str], what: str = "--keep-float") -> set[Node]:
-    """The nodes any selector matches; QuantizationError for a selector that matches none."""
-    nodes = [n for n in graph.nodes if n.op != "const"]
+    """The nodes any selector matches, inside regions too; QuantizationError for a selector that matches none."""
+    nodes = [n for n in graph.walk(recursive=True) if n.op != "const"]
     chosen: set[Node] = set()
     for selector in selectors:
         hits = {n for n in nodes if matches(selector, n)}
