@@ -5,7 +5,8 @@ Both rewrite ``while`` nodes, so they walk regions themselves (``walks_regions =
 hoist-invariants: a value of a loop body that depends only on constants and on carried values the body passes
 through unchanged is the same in every iteration. Each such value that the rest of the body uses is computed once
 before the loop and carried in as a new loop value that the body returns unchanged (regions are isolated from
-above, so it cannot be used directly). Constants alone move only with ``constants`` (those of at least
+above, so it cannot be used directly). Hoisted work runs once even when the loop runs zero times, as in any
+loop-invariant code motion; only pure ops move. Constants alone move only with ``constants`` (those of at least
 ``min-elements`` elements): they are stored once either way, but as a carried value a backend may keep them
 outside the loop's subgraph.
 
@@ -23,7 +24,7 @@ from irc.ir.graph import Graph, Node, Value
 from irc.passes import register_pass
 from irc.passes.base import Pass, option
 from irc.passes.manager import regions_innermost_first
-from irc.passes.regions import inline_region, static_trip_count
+from irc.passes.regions import TRIP_COUNT_WORK, inline_region, static_trip_count
 from irc.passes.util import is_pure
 
 
@@ -151,7 +152,8 @@ class UnrollLoops(Pass):
         for loop in _loops_innermost_first(graph):
             if loop.graph is None:
                 continue
-            trips = static_trip_count(loop, self.max_trip)
+            # finding the count costs about what unrolling makes: the node limit bounds both
+            trips = static_trip_count(loop, self.max_trip, work=max(TRIP_COUNT_WORK, limits.current().max_nodes))
             if trips is None:
                 continue
             body = loop.regions[1]
