@@ -291,3 +291,23 @@ def test_dce_drops_an_ifs_unused_results_and_the_inputs_no_branch_needs():
     assert len(node.results) == 1 and len(node.operands) == 3  # y2 went; c is still needed by 'then'
     assert report.stats["region values dropped"] == 1
     assert_same_outputs(graph, after, samples(graph))
+
+
+def test_a_recipe_and_keep_float_reach_inside_regions():
+    from irc.passes.quantize import quantize_graph
+    from irc.passes.quantize.recipe import parse_recipe
+
+    graph = loop_if()
+    cal = samples(graph, count=16, seed=6)
+    kept = quantize_graph(graph.copy(), "int8", cal, keep_float=("op:tanh",))
+    body = next(kept.walk("while")).regions[1]
+    assert all(n.result.type.quant is None for n in body.walk("tanh"))
+    assert any(n.result.type.quant is not None for n in body.walk("mul"))
+    recipe = parse_recipe({"default": "int8", "layers": [{"select": "op:tanh", "scheme": "int16x8"}]})
+    mixed = quantize_graph(graph.copy(), calibration=cal, recipe=recipe)
+    body = next(mixed.walk("while")).regions[1]
+    assert {n.result.type.dtype.value for n in body.walk("tanh")} == {"i16"}
+    assert {n.result.type.dtype.value for n in body.walk("mul")} == {"i8"}
+    for q in (kept, mixed):  # 4 iterations of int8 mul -> tanh: a few int8 steps of the mul's range at worst
+        errors = [np.abs(run(q, ins)["y"] - run(graph, ins)["y"]) for ins in cal]
+        assert max(e.max() for e in errors) < 0.5 and np.mean(errors) < 0.05

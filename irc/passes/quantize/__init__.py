@@ -73,6 +73,11 @@ def prepare_for_quantization(graph: Graph, mode: str | Recipe, stats: Counter | 
     return graph
 
 
+def _all_nodes(graph: Graph) -> set:
+    """Every node, inside regions too: the rewrites quantize each region (loop body, branch) on its own."""
+    return set(graph.walk(recursive=True))
+
+
 def apply_quantization(graph: Graph, mode: str | None, ranges: Ranges | None = None, *, int8_io=False,
                        keep_float: Iterable[str] = (), min_elements: int | None = None,
                        stats: Counter | None = None, recipe: Recipe | None = None, granularity: str | None = None,
@@ -95,7 +100,7 @@ def apply_quantization(graph: Graph, mode: str | None, ranges: Ranges | None = N
         raise QuantizationError(f"{static[0]} quantization needs calibrated ranges",
                                 hint="give calibration data: --calibration data.npz")
     for scheme in sorted(static, key=lambda s: s == recipe.default):  # the one that takes --int8-io last
-        keep = set(graph.nodes) - assignment.nodes(scheme)
+        keep = _all_nodes(graph) - assignment.nodes(scheme)
         rewrite.quantize_integer(graph, ranges, scheme, io=io if scheme == recipe.default else None, keep=keep,
                                  stats=stats)
         rewrite.carry_ranges(graph, ranges)  # a dequantized value's range is its source's, for the next scheme
@@ -104,11 +109,11 @@ def apply_quantization(graph: Graph, mode: str | None, ranges: Ranges | None = N
     for named, threshold in ((False, min_elements or rewrite.DYNAMIC_MIN_ELEMENTS), (True, 1)):
         group = assignment.nodes("dynamic-int8", named)  # a layer a recipe names is quantized whatever its size
         if group:
-            rewrite.quantize_dynamic(graph, set(graph.nodes) - group, stats, threshold)
+            rewrite.quantize_dynamic(graph, _all_nodes(graph) - group, stats, threshold)
     for entry, nodes in _weight_only_groups(assignment, recipe, default_weights):
         _quantize_weight_only(graph, nodes, entry, stats)
     if assignment.nodes("float16"):
-        rewrite.quantize_float16(graph, set(graph.nodes) - assignment.nodes("float16"), stats)
+        rewrite.quantize_float16(graph, _all_nodes(graph) - assignment.nodes("float16"), stats)
     verify(graph)
     return graph
 
@@ -242,7 +247,7 @@ def _fill_trained(graph: Graph, ranges: Ranges, recipe: Recipe, io: bool) -> lis
     for scheme in STATIC:
         nodes = assignment.nodes(scheme)
         if nodes:
-            missing += qat.fill_ranges(graph, ranges, scheme, set(graph.nodes) - nodes, io and scheme == recipe.default)
+            missing += qat.fill_ranges(graph, ranges, scheme, _all_nodes(graph) - nodes, io and scheme == recipe.default)
     return missing
 
 

@@ -241,7 +241,7 @@ def resolve(graph: Graph, recipe: Recipe, min_elements: int = 1) -> Assignment:
 
     if recipe.default in WEIGHT_ONLY:
         weight_only_module()
-    nodes = [n for n in graph.nodes if n.op != "const"]
+    nodes = [n for n in graph.walk(recursive=True) if n.op != "const"]  # inside regions too
     result = Assignment({n: recipe.default for n in nodes}, {n: None for n in nodes})
     for entry in recipe.entries:
         what = "--keep-float" if entry.where == "--keep-float" else f"{entry.label()}select"

@@ -374,6 +374,7 @@ class _IntegerRewrite:
 REQUANTIZABLE = {(DType.i8, DType.i8), (DType.i16, DType.i16), (DType.i16, DType.i8)}
 
 
+@_with_regions
 def carry_ranges(graph: Graph, ranges) -> None:
     """Gives every dequantize result the calibrated range of its operand, so that a rewrite for a second scheme can
     quantize it again (int8 layers after int16x8 ones, say)."""
@@ -384,6 +385,7 @@ def carry_ranges(graph: Graph, ranges) -> None:
                 ranges.forced.add(node.result)
 
 
+@_with_regions
 def fold_requantize(graph: Graph, stats: Counter) -> None:
     """``quantize(dequantize(x))`` between two integer schemes -> ``requantize(x)`` where TFLite can do it."""
     for node in graph.topo_order():
