@@ -311,3 +311,22 @@ def test_a_recipe_and_keep_float_reach_inside_regions():
     for q in (kept, mixed):  # 4 iterations of int8 mul -> tanh: a few int8 steps of the mul's range at worst
         errors = [np.abs(run(q, ins)["y"] - run(graph, ins)["y"]) for ins in cal]
         assert max(e.max() for e in errors) < 0.5 and np.mean(errors) < 0.05
+
+
+def test_automatic_mixed_precision_searches_layers_inside_regions():
+    from irc.passes.quantize.calibration import load_calibration
+    from irc.passes.quantize.mixed import auto_quantize, constant_bytes
+
+    graph = loop_if()
+    assert constant_bytes(graph) == 28  # every constant, the regions' included
+    cal = load_calibration(samples(graph, count=8, seed=9), graph)
+    quantized = graph.copy()
+    choice = auto_quantize(quantized, cal, "int8", max_error=0.1)  # all int8: 10.9%, "cell" moved: 8.9%
+    assert [e.select for e in choice.recipe.entries] == [("cell",)]  # the layer inside the loop body moved
+    body = next(quantized.walk("while")).regions[1]
+    scheme = choice.recipe.entries[0].scheme
+    cell = [n for n in body.nodes if n.loc.layers == ("cell",)]
+    assert all((n.result.type.quant is None) == (scheme == "float") for n in cell)
+    assert not any("quant.id" in n.meta for n in quantized.walk(recursive=True))
+    for ins in cal[:3]:
+        assert run(quantized, ins).keys() == run(graph, ins).keys()

@@ -68,7 +68,7 @@ class Choice:
 
 
 def constant_bytes(graph: Graph) -> int:
-    return sum(int(np.asarray(n.result.constant).nbytes) for n in graph.nodes if n.op == "const")
+    return sum(int(np.asarray(n.result.constant).nbytes) for n in graph.walk(recursive=True) if n.op == "const")
 
 
 def auto_quantize(graph: Graph, samples, mode: str = "int8", *, max_error: float | None = None,
@@ -91,13 +91,13 @@ def auto_quantize(graph: Graph, samples, mode: str = "int8", *, max_error: float
     resolve(graph, base)  # bad selectors fail before calibrating
     prepare_for_quantization(graph, base)
     ranges = calibrate(graph, samples, observer, progress=progress)
-    for i, node in enumerate(graph.topo_order()):
+    for i, node in enumerate(graph.walk(recursive=True)):  # loop bodies and branches too
         node.meta[ID] = i
     try:
         search = _Search(graph, ranges, samples, progress, log or (lambda line: None))
         choice = search.run(base, max_error, target_size)
     finally:
-        for node in graph.nodes:
+        for node in graph.walk(recursive=True):
             node.meta.pop(ID, None)
     apply_quantization(graph, None, ranges, int8_io=int8_io, recipe=choice.recipe)
     return choice
@@ -212,7 +212,7 @@ def _units(graph: Graph) -> dict[str, list[Node]]:
     from irc.passes.quantize.select import select
 
     units: dict[str, list[Node]] = {}
-    for node in graph.topo_order():
+    for node in graph.walk(recursive=True):
         name = (node.loc.layers or node.loc.names or (None,))[0]
         if node.op == "const" or name is None:
             continue
@@ -226,13 +226,15 @@ def _transfer(ranges, source: Graph, target: Graph):
     """``ranges`` of ``source``'s values for the same values of ``target``, a copy (matched by ``quant.id``)."""
     from irc.passes.quantize.calibration import Ranges
 
-    by_id = {n.meta[ID]: n for n in target.nodes if ID in n.meta}
+    by_id = {n.meta[ID]: n for n in target.walk(recursive=True) if ID in n.meta}
     out = Ranges()
     pairs = list(zip(source.inputs, target.inputs))
-    for node in source.nodes:
+    for node in source.walk(recursive=True):
         twin = by_id.get(node.meta.get(ID))
         if twin is not None:
             pairs += zip(node.results, twin.results)
+            for region, twin_region in zip(node.regions, twin.regions):  # region arguments have ranges too
+                pairs += zip(region.inputs, twin_region.inputs)
     for old, new in pairs:
         if old in ranges:
             out[new] = ranges[old]
