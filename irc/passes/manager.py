@@ -39,7 +39,8 @@ class PassRecord:
 
 @dataclass
 class PipelineReport:
-    """The result of ``run_pipeline``: per-pass records, verifier time and op counts before and after."""
+    """The result of ``run_pipeline``: per-pass records, verifier time and op counts before and after (regions'
+    nodes included)."""
 
     pipeline: str
     records: list[PassRecord] = field(default_factory=list)
@@ -123,7 +124,7 @@ def run_pipeline(graph: Graph, pipeline: str | Sequence[str | Pass], *, verify_e
     from irc.passes.pipeline import format_pipeline, parse_pipeline
 
     passes = parse_pipeline(pipeline)
-    report = PipelineReport(format_pipeline(passes), ops_before=graph.op_histogram())
+    report = PipelineReport(format_pipeline(passes), ops_before=all_ops(graph))
     instruments = _instruments(instrument)
     if verify_each:
         started = time.perf_counter()
@@ -160,7 +161,7 @@ def run_pipeline(graph: Graph, pipeline: str | Sequence[str | Pass], *, verify_e
                 inst.after_pass(p, graph, record)
             except PassError as error:
                 failure.raise_for(index, error.message, error)
-    report.ops_after = graph.op_histogram()
+    report.ops_after = all_ops(graph)
     for inst in instruments:
         inst.after_pipeline(graph, report)
     return report
@@ -199,6 +200,15 @@ def apply_pass(p: Pass, graph: Graph, stats: Stats) -> None:
             if _still_inside(region, graph):
                 p.apply(region, stats)
     p.apply(graph, stats)
+
+
+def all_ops(graph: Graph) -> dict[str, int]:
+    """Op counts of ``graph`` and every region nested in it."""
+    counts: dict[str, int] = {}
+    for g in graph.all_graphs():
+        for op, n in g.op_histogram().items():
+            counts[op] = counts.get(op, 0) + n
+    return dict(sorted(counts.items()))
 
 
 def count_nodes(graph: Graph) -> int:
