@@ -91,3 +91,19 @@ def test_quant_report_command_on_a_graph_with_regions(tmp_path):
     result = CliRunner().invoke(main, ["quant-report", str(LOOP_IF), "--calibration", str(data)])
     assert result.exit_code == 0, result.output
     assert "tanh" in result.output
+
+
+def test_dot_draws_each_region_as_a_cluster_beside_its_op():
+    from irc.tools.viz import render
+
+    dot = render(loop_if(), "dot")
+    for name in ("cond", "body", "then", "else"):
+        assert f'label="{name}"; style=dashed' in dot
+    assert dot.count("subgraph cluster_") == 4
+    assert "r1_b4" in dot and "tanh" in dot  # the body's nodes are boxes of their own
+    import shutil
+
+    if shutil.which("dot"):
+        import graphviz
+
+        assert b"<svg" in graphviz.Source(dot).pipe(format="svg")

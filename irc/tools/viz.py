@@ -8,6 +8,10 @@ layer, then, if that is still more than ``max_nodes`` boxes, one per layer-name 
 SVG and HTML are drawn by irc itself (``irc.tools.layout`` places the boxes in layers, ``irc.tools.svg`` draws
 them), so they need no external program and the same graph always gives the same file. ``engine="dot"`` hands
 SVG to Graphviz's ``dot`` program instead; PNG always needs it. DOT text is written by irc.
+
+Regions (a ``while``'s cond and body, an ``if``'s branches): the op's box lists each region's ops; in DOT (and
+so PNG and ``engine="dot"``) each region is also drawn in full as a dashed cluster beside its op, nested regions
+inside it.
 """
 
 from __future__ import annotations
@@ -73,6 +77,9 @@ class View:
     edges: list[Edge] = field(default_factory=list)
     collapsed: str = "none"  # none, layer or prefix
     hidden: int = 0  # nodes left out by max_nodes
+    # regions drawn as clusters (DOT, PNG): (the box of the op owning it, region name, the region's own view)
+    regions: list[tuple[str, str, View]] = field(default_factory=list)
+    box_of: dict[Node, str] = field(default_factory=dict, repr=False)  # each drawn node's box
 
 
 # ----- building a view ---------------------------------------------------------------------------------------------
@@ -85,7 +92,18 @@ def build_view(graph: Graph, *, collapse: str = "auto", max_nodes: int = MAX_NOD
         mode = "none"
     else:
         groups, mode = _collapse(order, max_nodes - len(graph.inputs) - len(graph.outputs))
-    return _assemble(graph, order, groups, mode, max_nodes)
+    view = _assemble(graph, order, groups, mode, max_nodes)
+    members: dict[str, int] = {}
+    for key in groups.values():
+        members[key] = members.get(key, 0) + 1
+    boxes = {b.id for b in view.boxes}
+    for i, node in enumerate(n for n in order if n.regions):
+        box = view.box_of.get(node)
+        if box is None or box not in boxes or members[groups[node]] != 1:
+            continue  # collapsed into a group or left out: the group's box lists its ops
+        for name, region in zip(node.opdef.regions, node.regions):
+            view.regions.append((box, name, build_view(region, collapse=collapse, max_nodes=max_nodes)))
+    return view
 
 
 _PARTS = re.compile(r"(?<=[A-Za-z0-9])_(?=[A-Za-z0-9])")
@@ -193,6 +211,7 @@ def _assemble(graph: Graph, order: list[Node], groups: dict[Node, str], mode: st
         view.boxes.append(Box(f"out{j}", name, [format_type(v.type)], "io", f"output {name}: {format_type(v.type)}",
                               len(order) + 1 + j))
     box_of = {node: box_id.get(groups[node], "more") for node in order}
+    view.box_of = box_of
     inputs = {v: f"in{i}" for i, v in enumerate(graph.inputs)}
     seen: set[tuple[str, str]] = set()
 
@@ -298,8 +317,31 @@ def to_dot(view: View) -> str:
                      f"tooltip={_dot_string(box.detail)}{shape}];")
     for e in view.edges:
         lines.append(f"  {e.src} -> {e.dst};")
+    lines += _dot_regions(view, "")
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def _dot_regions(view: View, prefix: str) -> list[str]:
+    """Each region as a dashed cluster holding its own boxes (ids prefixed), tied to its op's box by a dotted
+    line; regions nested in it inside it."""
+    lines = []
+    for k, (owner, name, sub) in enumerate(view.regions):
+        inner = f"{prefix}r{k}_"
+        lines.append(f"  subgraph cluster_{inner.rstrip('_')} {{")
+        lines.append(f"    label={_dot_string(name)}; style=dashed; color=\"#888888\"; fontname=\"monospace\";")
+        for box in sub.boxes:
+            label = "\n".join([box.title, *box.lines])
+            shape = ", shape=ellipse" if box.kind == "io" else ""
+            lines.append(f"    {inner}{box.id} [label={_dot_string(label)}, fillcolor=\"{FILLS[box.kind]}\", "
+                         f"tooltip={_dot_string(box.detail)}{shape}];")
+        for e in sub.edges:
+            lines.append(f"    {inner}{e.src} -> {inner}{e.dst};")
+        lines += ["  " + line for line in _dot_regions(sub, inner)]
+        lines.append("  }")
+        if sub.boxes:
+            lines.append(f"  {prefix}{owner} -> {inner}{sub.boxes[0].id} [style=dotted, arrowhead=none];")
+    return lines
 
 
 def run_dot(dot_text: str, fmt: str) -> bytes:
