@@ -33,8 +33,13 @@ def test_check_lists_the_ops_inside_regions_after_their_op():
     assert result.exit_code in (0, 1), result.output
     import json
 
-    ops = [row["op"] for layer in json.loads(result.output)["layers"] for row in layer["ops"]]
+    rows = [row for layer in json.loads(result.output)["layers"] for row in layer["ops"]]
+    ops = [row["op"] for row in rows]
     assert "while" in ops and "if" in ops
+    assert ops.index("while") < ops.index("less") < ops.index("if")  # a region's nodes follow its op
+    inside = {row["op"]: row["reason"] for row in rows if row["reason"].startswith("in ")}
+    assert inside["less"] == "in while region 'cond'" and inside["exp"].startswith("in while region 'body'")
+    assert sorted(ops).count("tanh") == 2  # both, one of them in layer "cell"
 
 
 def test_viz_lists_each_regions_ops_in_its_box():

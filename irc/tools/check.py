@@ -142,6 +142,24 @@ def _row(cells, widths, color: bool, status: str | None = None, bold: bool = Fal
     return f"{layer:<{widths[0]}}  {op:<{widths[1]}}  {text_status}  {note}".rstrip()
 
 
+def _region_answers(backend, work: Graph, answers: list) -> list:
+    """The backend's answers for the nodes inside regions (loop bodies, branches), each region asked as a graph
+    of its own, unless the backend already answered for them; the note says which region a node is in."""
+    if any(item[0].graph is not work for item in answers):
+        return []
+    found = []
+    for node in work.walk(recursive=True):
+        for name, region in zip(node.opdef.regions if node.regions else (), node.regions):
+            copy = region.copy()
+            originals = dict(zip(copy.topo_order(), region.topo_order()))  # copy keeps the order
+            where = f"in {node.op} region '{name}'"
+            for inner, status, reason in backend.check(copy):
+                original = originals.get(inner)
+                if original is not None:
+                    found.append((original, status, f"{where}; {reason}" if reason else where))
+    return found
+
+
 def check_graph(graph: Graph, target: str, *, strict: bool = False, tf_ops_allowed: bool = True,
                 include_constants: bool = False) -> CheckReport:
     """Asks the ``target`` backend about every node of ``graph`` (left untouched: the backend sees a copy)."""
@@ -150,7 +168,9 @@ def check_graph(graph: Graph, target: str, *, strict: bool = False, tf_ops_allow
     backend = get_backend(target)
     work = graph.copy()
     rank = {node: i for i, node in enumerate(work.walk(recursive=True))}  # a region's nodes after its op
-    answers = sorted(backend.check(work), key=lambda item: rank.get(item[0], len(rank)))
+    answers = list(backend.check(work))
+    answers += _region_answers(backend, work, answers)
+    answers.sort(key=lambda item: rank.get(item[0], len(rank)))
     rows, hidden = [], 0
     for item in answers:
         node, status, reason = item
