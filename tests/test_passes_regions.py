@@ -330,3 +330,26 @@ def test_automatic_mixed_precision_searches_layers_inside_regions():
     assert not any("quant.id" in n.meta for n in quantized.walk(recursive=True))
     for ins in cal[:3]:
         assert run(quantized, ins).keys() == run(graph, ins).keys()
+
+
+@pytest.mark.parametrize("scheme", ["int8-weight-only", "dynamic-int8"])
+def test_weight_schemes_quantize_the_weights_inside_a_loop_body(scheme):
+    from irc.passes.quantize import quantize_graph
+    from irc.passes.quantize.recipe import parse_recipe
+
+    graph = parse(CONV_LOOP.read_text(), str(CONV_LOOP))
+    run_pipeline(graph, "fold-batchnorm,fuse")
+    entry = {"select": "op:matmul", "scheme": scheme}  # named: quantized however small its weights
+    if scheme.endswith("weight-only"):
+        entry["granularity"] = "per-tensor"
+    recipe = parse_recipe({"default": "float", "layers": [entry]})
+    quantized = quantize_graph(graph.copy(), recipe=recipe)
+    body = next(quantized.walk("while")).regions[1]
+    assert any(n.op == "const" and n.result.type.dtype.value == "i8" for n in body.nodes)
+    assert not any(n.graph is quantized for n in body.walk())
+    rng = np.random.default_rng(8)
+    for _ in range(3):
+        ins = {"x": rng.normal(size=(1, 3, 3, 2)).astype(np.float32), "v": rng.normal(size=(2, 2)).astype(np.float32)}
+        want, got = run(graph, ins), run(quantized, ins)
+        for k in want:
+            np.testing.assert_allclose(got[k], want[k], atol=0.05 * (1 + float(np.abs(want[k]).max())))

@@ -247,6 +247,7 @@ def quantized_weights(w: np.ndarray, bits: int, axis: int | None, block_size: in
 
 
 def _quantize_node(graph: Graph, node: Node, scheme: WeightScheme) -> None:
+    graph = node.graph  # a node inside a region (a loop body) is edited in its own graph
     index = WEIGHT_OPERAND[node.core_op]
     w = node.operands[index]
     axis = None if scheme.granularity == "per-tensor" else channel_axis(node)
