@@ -118,6 +118,23 @@ class Transpose(ShapeOp):
 
 
 @register
+class Reverse(ShapeOp):
+    name = "reverse"
+    summary = "Reverses the order of elements along each of ``axes`` (a backward RNN reads its sequence so)."
+    attrs = {"axes": Attr("ints")}
+
+    def shapes(self, shape, attrs):
+        if shape is not None:
+            for axis in attrs["axes"]:
+                normalize_axis(axis, len(shape))
+        return [shape]
+
+    def kernel(self, inputs, attrs):
+        x = inputs[0]
+        return [np.flip(x, tuple(normalize_axis(a, x.ndim) for a in attrs["axes"])).copy()]
+
+
+@register
 class Squeeze(ShapeOp):
     name = "squeeze"
     summary = "Removes size-1 dims: those in axes, or all of them when axes is empty."

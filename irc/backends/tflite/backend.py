@@ -208,6 +208,12 @@ class ModelBuilder:
         index = self._buffer_tensor(scales, TensorType(DType.f16, scales.shape), name + "_scales")
         return Quantization(quantized_dimension=0, blockwise=(index, -1, q.block_size))
 
+    def variable(self, type: TensorType, suffix: str) -> int:
+        """A variable tensor of the node being emitted: state an operator updates in place (an LSTM's h and c)."""
+        index = self.temp(type, suffix)
+        self.tensors[index].is_variable = True
+        return index
+
     def bind(self, value: Value, index: int) -> None:
         self._tensor_of[value] = index
 

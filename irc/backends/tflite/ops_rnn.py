@@ -1,0 +1,67 @@
+"""TFLite emitters for recurrent layers and sequence ops: ``tfl.unidirectional_sequence_lstm`` and ``reverse``.
+
+UNIDIRECTIONAL_SEQUENCE_LSTM takes 24 inputs in a fixed order (TFLite's ``lstm_shared.h``): the input, four
+input-to-gate and four recurrent-to-gate weight matrices ([units, features] and [units, units], gates input,
+forget, cell, output), three peephole weights (omitted: -1), four gate biases, projection weights and bias
+(omitted), the output state and the cell state, and four layer-norm coefficients (omitted). The two states are
+variable tensors: TFLite updates them in place, step by step, and they start at zero. They also keep their last
+value from one invoke to the next, so irc writes the initial state into them with a RESHAPE at the start of every
+invoke (which a non-zero initial state needs anyway); TensorFlow's converter does not, and its files give
+different outputs on a second invoke.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from irc.backends.tflite.ops import emits
+from irc.ir.graph import Node
+
+LSTM_INPUTS = 24
+_OUTPUT_STATE, _CELL_STATE = 18, 19
+
+
+def _lstm_check(node: Node) -> str | None:
+    x, kernel, recurrent, bias = node.operands[:4]
+    if not all(v.is_constant for v in (kernel, recurrent, bias)):
+        return "UNIDIRECTIONAL_SEQUENCE_LSTM needs constant weights and biases"
+    if x.type.dtype.value != "f32" or x.type.quant is not None:
+        return "irc writes UNIDIRECTIONAL_SEQUENCE_LSTM in float32 only"
+    if x.type.shape is None or sum(not isinstance(d, int) for d in x.type.shape) > 1:
+        return "UNIDIRECTIONAL_SEQUENCE_LSTM needs the input's rank and all but one dimension known"
+    return None
+
+
+def _gates(array: np.ndarray) -> list[np.ndarray]:
+    """Keras's [rows, 4 units] (gates i, f, g, o) as TFLite's four [units, rows] matrices (a bias: four vectors)."""
+    return [np.ascontiguousarray(part.T) for part in np.split(array, 4, axis=-1)]
+
+
+@emits("tfl.unidirectional_sequence_lstm", check=_lstm_check)
+def unidirectional_sequence_lstm(b, node):
+    x, kernel, recurrent, bias, h0, c0 = node.operands
+    weights = [b.constant(w, name=f"{b.name_of(node)}/{kind}_{gate}")
+               for kind, array in (("kernel", kernel.constant), ("recurrent_kernel", recurrent.constant))
+               for gate, w in zip("ifco", _gates(array))]
+    biases = [b.constant(v, name=f"{b.name_of(node)}/bias_{gate}") for gate, v in zip("ifco", _gates(bias.constant))]
+    states = []
+    for value, suffix in ((h0, "output_state"), (c0, "cell_state")):
+        state = b.variable(value.type, suffix)
+        b.op("RESHAPE", [b.tensor(value), b.int_vector([d if isinstance(d, int) else -1
+                                                          for d in value.type.shape])], [state])
+        states.append(state)
+    inputs = [-1] * LSTM_INPUTS
+    inputs[0] = b.tensor(x)
+    inputs[1:9] = weights
+    inputs[12:16] = biases
+    inputs[_OUTPUT_STATE], inputs[_CELL_STATE] = states
+    fields = {"fused_activation_function": "TANH", "cell_clip": float(node.attr("cell_clip")),
+              "time_major": bool(node.attr("time_major"))}
+    b.op("UNIDIRECTIONAL_SEQUENCE_LSTM", inputs, [b.result(node.result)], fields)
+
+
+@emits("reverse")
+def reverse(b, node):
+    x = node.operands[0]
+    axes = [a % x.type.rank for a in node.attr("axes")]
+    b.op("REVERSE_V2", [b.tensor(x), b.int_vector(axes)], [b.result(node.result)])
