@@ -935,3 +935,56 @@ def _flex(r, op):
     types = [r._file_type(i) for i in op.outputs]
     node = r.graph.add(f"tf.{name}", r.operands(), {"node_def": node_def}, types=types, loc=r.loc)
     return node.results
+
+
+# ----- recurrent layers ---------------------------------------------------------------------------------------------
+@reads("REVERSE_V2")
+def _reverse(r, op):
+    return r.emit("reverse", r.input(0), axes=tuple(r.ints(1, "axes")))
+
+
+_LSTM_OMITTED = {9: "peephole weights", 10: "peephole weights", 11: "peephole weights", 16: "a projection",
+                 17: "a projection", 20: "layer normalization", 21: "layer normalization",
+                 22: "layer normalization", 23: "layer normalization"}
+
+
+def _lstm_state(r: Reader, index: int, batch_units) -> Value:
+    """An LSTM state operand: what an operator wrote into the variable tensor before, else TFLite's zeros."""
+    if index in r.values:
+        return r.values[index]
+    t = r.sg.tensors[index]
+    if not t.is_variable:
+        raise ValueError(f"its state tensor {index} ({t.name!r}) is not a variable tensor")
+    return r.const(np.zeros(batch_units, np.float32))
+
+
+@reads("UNIDIRECTIONAL_SEQUENCE_LSTM")
+def _unidirectional_sequence_lstm(r, op):
+    opts = _opts(op)
+    if len(op.inputs) not in (20, 24):
+        raise ValueError(f"takes 20 or 24 inputs, got {len(op.inputs)}")
+    for k, what in _LSTM_OMITTED.items():
+        if k < len(op.inputs) and op.inputs[k] >= 0:
+            raise CannotRead(f"it has {what}, which irc's fused LSTM does not read")
+    if opts.fused_activation_function != "TANH" or opts.proj_clip or opts.diagonal_recurrent_tensors:
+        raise CannotRead("only the tanh LSTM without projection clipping or diagonal recurrence is read")
+    parts = []
+    for k in range(1, 16):
+        if k in (9, 10, 11):
+            continue
+        array = r.data(op.inputs[k])
+        if array is None:
+            raise CannotRead(f"its weight tensor {op.inputs[k]} is computed at run time")
+        if r.sg.tensors[op.inputs[k]].type != "FLOAT32":
+            raise CannotRead("only float32 weights are read (not hybrid quantized ones)")
+        parts.append(np.asarray(array, np.float32))
+    kernel = np.concatenate([w.T for w in parts[0:4]], axis=1)  # four [units, features] -> [features, 4 units]
+    recurrent = np.concatenate([w.T for w in parts[4:8]], axis=1)
+    bias = np.concatenate(parts[8:12])
+    units = recurrent.shape[0]
+    x = r.input(0)
+    batch = r.sg.tensors[op.inputs[18]].shape[0]
+    h0 = _lstm_state(r, op.inputs[18], (batch, units))
+    c0 = _lstm_state(r, op.inputs[19], (batch, units))
+    return r.emit("tfl.unidirectional_sequence_lstm", x, r.const(kernel), r.const(recurrent), r.const(bias), h0, c0,
+                  time_major=bool(opts.time_major), cell_clip=float(opts.cell_clip))
