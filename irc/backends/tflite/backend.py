@@ -116,19 +116,10 @@ def check(graph: Graph) -> list:
 
 
 def build_model(graph: Graph, *, float16: bool = False, signature_key: str = SIGNATURE_KEY) -> TFLModel:
-    """The TFLite model of a legal graph (see ``legalize``)."""
-    from irc.backends.tflite.ops import emitter_for
-
+    """The TFLite model of a legal graph (see ``legalize``): subgraph 0 is the graph, then one subgraph per
+    region (a ``while``'s cond and body, an ``if``'s branches), in the order their ops are written."""
     builder = ModelBuilder(graph, float16=float16)
-    for value in graph.inputs:
-        builder.bind(value, builder.new_tensor(value.type, value.name))
-    live = live_nodes(graph)
-    for node in (node for node in graph.topo_order() if node in live):
-        if node.op == "const":
-            continue
-        builder.node = node
-        emitter_for(node)(builder, node)
-    builder.node = None
+    builder.emit_nodes()
     return builder.finish(signature_key)
 
 
@@ -172,18 +163,48 @@ class ModelBuilder:
     to append an operator. ``node`` is the irc node being emitted: new tensors are named after its location.
     """
 
-    def __init__(self, graph: Graph, *, float16: bool = False):
+    def __init__(self, graph: Graph, *, float16: bool = False, parent: ModelBuilder | None = None):
         self.graph = graph
         self.float16 = float16
         self.tensors: list[Tensor] = []
-        self.buffers: list[Buffer] = [Buffer()]
-        self.operator_codes: list[OperatorCode] = []
         self.operators: list[Operator] = []
         self.prologue: list[Operator] = []  # float16 weight DEQUANTIZEs, first in the graph as TF writes them
         self.node: Node | None = None
-        self._codes: dict[tuple, int] = {}
         self._tensor_of: dict[Value, int] = {}
         self._shared: dict[tuple, int] = {}
+        if parent is None:  # the main graph: it holds what every subgraph shares
+            self.buffers: list[Buffer] = [Buffer()]
+            self.operator_codes: list[OperatorCode] = []
+            self._codes: dict[tuple, int] = {}
+            self.subgraphs: list[SubGraph | None] = [None]  # the main graph's is made last, by finish
+        else:
+            self.buffers, self.operator_codes = parent.buffers, parent.operator_codes
+            self._codes, self.subgraphs = parent._codes, parent.subgraphs
+
+    def emit_nodes(self) -> None:
+        """Binds the graph's inputs to new tensors and writes the nodes its outputs need, in topological order."""
+        from irc.backends.tflite.ops import emitter_for
+
+        for value in self.graph.inputs:
+            self.bind(value, self.new_tensor(value.type, value.name))
+        live = live_nodes(self.graph)
+        for node in (node for node in self.graph.topo_order() if node in live):
+            if node.op == "const":
+                continue
+            self.node = node
+            emitter_for(node)(self, node)
+        self.node = None
+
+    def region(self, graph: Graph, name: str) -> int:
+        """Writes region ``graph`` as a subgraph of its own and returns its index (for WHILE's and IF's options)."""
+        sub = ModelBuilder(graph, float16=self.float16, parent=self)
+        index = len(self.subgraphs)
+        self.subgraphs.append(None)  # the index is taken before nested regions take theirs
+        sub.emit_nodes()
+        inputs, outputs = sub.outputs_and_inputs(region=True)
+        self.subgraphs[index] = SubGraph(name=name, tensors=sub.tensors, inputs=inputs, outputs=list(outputs.values()),
+                                         operators=sub.prologue + sub.operators)
+        return index
 
     # ----- tensors -------------------------------------------------------------------------------------------------
     def new_tensor(self, type: TensorType, name: str, buffer: int = 0) -> int:
@@ -324,25 +345,35 @@ class ModelBuilder:
                         custom_options=custom_options)
 
     # ----- the model -----------------------------------------------------------------------------------------------
-    def finish(self, signature_key: str = SIGNATURE_KEY) -> TFLModel:
+    def outputs_and_inputs(self, region: bool = False) -> tuple[list[int], dict[str, int]]:
+        """The graph's input tensors and its output tensors by name.
+
+        An output must be a tensor of its own, computed by an operator: a constant, an input or a repeated output
+        is copied. A region may pass an argument through to its results as it is (WHILE and IF copy them).
+        """
         inputs = [self._tensor_of[v] for v in self.graph.inputs]
         outputs: dict[str, int] = {}
         for name, value in self.graph.outputs.items():
             index = self.tensor(value)
-            if index in inputs or index in outputs.values() or self.tensors[index].buffer:
-                index = self._copy(index, name)  # an output must be a tensor of its own, computed by an operator
+            passed = region and index in inputs
+            if (index in inputs and not passed) or index in outputs.values() or self.tensors[index].buffer:
+                index = self._copy(index, name)
             outputs[name] = index
         for name, index in outputs.items():
             self.tensors[index].name = self.tensors[index].name or name
+        return inputs, outputs
+
+    def finish(self, signature_key: str = SIGNATURE_KEY) -> TFLModel:
+        inputs, outputs = self.outputs_and_inputs()
         operators = self.prologue + self.operators
-        subgraph = SubGraph(name="main", tensors=self.tensors, inputs=inputs, outputs=list(outputs.values()),
-                            operators=operators)
+        self.subgraphs[0] = SubGraph(name="main", tensors=self.tensors, inputs=inputs, outputs=list(outputs.values()),
+                                     operators=operators)
         from irc.backends.tflite.ops import min_runtime_version
 
         runtime = min_runtime_version(self.operator_codes)
         return TFLModel(
             description=f"irc {__version__}",
-            operator_codes=self.operator_codes, subgraphs=[subgraph], buffers=self.buffers,
+            operator_codes=self.operator_codes, subgraphs=list(self.subgraphs), buffers=self.buffers,
             metadata={schema.MIN_RUNTIME_VERSION: schema.runtime_version(runtime),
                       schema.PRODUCER: f"irc {__version__}".encode()},
             signature_defs=[SignatureDef({v.name: i for v, i in zip(self.graph.inputs, inputs)}, outputs,
