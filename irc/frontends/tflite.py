@@ -98,13 +98,22 @@ def _graph_name(path: Path) -> str:
 
 
 class Reader:
-    """Turns the operators of subgraph 0 into irc nodes, in order."""
+    """Turns the operators of one subgraph (0, the main graph, unless ``subgraph`` says) into irc nodes, in order.
 
-    def __init__(self, model: TFLModel, source: str, name: str):
+    WHILE and IF read the subgraphs they name with readers of their own, as regions; ``parent`` is the reader of
+    the enclosing subgraph, through which a subgraph that refers to itself (directly or not) is refused, and the
+    operators read in all subgraphs are counted against the node limit (a subgraph used by many WHILEs is read
+    for each).
+    """
+
+    def __init__(self, model: TFLModel, source: str, name: str, subgraph: int = 0, parent: Reader | None = None):
         self.model = model
         self.source = source
         self.graph = Graph(name)
-        self.sg = model.subgraphs[0]
+        self.index = subgraph
+        self.sg = model.subgraphs[subgraph]
+        self.parent = parent
+        self.operators_read = parent.operators_read if parent is not None else [0]  # shared by the whole tree
         self.values: dict[int, Value] = {}  # tensor index -> irc value
         self.stored: dict[Value, list[int]] = {}  # value -> the shape its tensor has in the file
         self.known: dict[Value, np.ndarray] = {}  # integer values evaluated at the stored shapes (shape arithmetic)
@@ -115,6 +124,10 @@ class Reader:
 
     # ----- the walk ------------------------------------------------------------------------------------------------
     def read(self) -> Graph:
+        from irc import limits
+
+        self.operators_read[0] += len(self.sg.operators)
+        limits.check_nodes(self.operators_read[0], "reading every use of the model's subgraphs", where=self.source)
         self._inputs()
         failures: dict[str, list[str]] = {}
         for k, op in enumerate(self.sg.operators):
@@ -159,7 +172,21 @@ class Reader:
             return "FLEX"
         return str(oc.builtin_code)
 
+    def region(self, index: int, role: str) -> Graph:
+        """Subgraph ``index`` read as a region (``role``: cond, body, then, else)."""
+        if not 0 <= index < len(self.model.subgraphs):
+            raise ValueError(f"its {role} subgraph {index} does not exist ({len(self.model.subgraphs)} subgraphs)")
+        reader = self
+        while reader is not None:
+            if reader.index == index:
+                raise InputError(f"subgraph {index} runs itself through a WHILE or IF (recursion TFLite does not "
+                                 f"allow)", where=self.source)
+            reader = reader.parent
+        return Reader(self.model, self.source, role, index, parent=self).read()
+
     def _signature(self):
+        if self.parent is not None:  # a region's arguments and results are named by its tensors
+            return None
         for sig in self.model.signature_defs:
             if sig.subgraph_index == 0:
                 return sig
@@ -171,7 +198,7 @@ class Reader:
         taken, tries = set(), {}
         for index in self.sg.inputs:
             t = self.sg.tensors[index]
-            type_ = self._file_type(index, batch=True)
+            type_ = self._file_type(index, batch=self.parent is None)
             name = _unique(names.get(index) or t.name or f"input_{index}", index, taken, tries)
             self.values[index] = self.graph.add_input(name, type_)
             self.stored[self.values[index]] = t.shape
@@ -988,3 +1015,20 @@ def _unidirectional_sequence_lstm(r, op):
     c0 = _lstm_state(r, op.inputs[19], (batch, units))
     return r.emit("tfl.unidirectional_sequence_lstm", x, r.const(kernel), r.const(recurrent), r.const(bias), h0, c0,
                   time_major=bool(opts.time_major), cell_clip=float(opts.cell_clip))
+
+
+# ----- control flow -------------------------------------------------------------------------------------------------
+@reads("WHILE")
+def _while(r, op):
+    opts = _opts(op)
+    cond = r.region(opts.cond_subgraph_index, "cond")
+    body = r.region(opts.body_subgraph_index, "body")
+    return r.graph.add("while", r.operands(), {}, regions=[cond, body], loc=r.loc).results
+
+
+@reads("IF")
+def _if(r, op):
+    opts = _opts(op)
+    then = r.region(opts.then_subgraph_index, "then")
+    other = r.region(opts.else_subgraph_index, "else")
+    return r.graph.add("if", r.operands(), {}, regions=[then, other], loc=r.loc).results

@@ -30,7 +30,7 @@ from irc.ir.types import DType, TensorType
 Rule = Callable[["Emitter", Node, list[str]], "str | list[str]"]
 EMITTERS: dict[str, Rule] = {}
 QUANT_OPS = frozenset({"quantize", "dequantize", "requantize", "const"})  # ops that handle quantized types themselves
-RUNTIME_HELPERS = ("tf_op", "fused_conv2d", "dequantize", "quantize")
+RUNTIME_HELPERS = ("tf_op", "fused_conv2d", "dequantize", "quantize", "lstm")
 _RESERVED = frozenset({"tf", "w", "np", "model", *RUNTIME_HELPERS})
 
 TF_DTYPES = {
@@ -127,7 +127,7 @@ def generate(graph: Graph, options: EmitOptions | None = None) -> ModelSource:
     """
     from irc.backends.tfemit import rules  # noqa: F401  (fills EMITTERS)
 
-    missing = sorted({n.op for n in graph.nodes if not has_emitter(n.op)})
+    missing = sorted({n.op for g in _graphs(graph) for n in g.nodes if not has_emitter(n.op)})
     if missing:
         raise TargetError(f"irc's TensorFlow emitter has no rule for op(s): {', '.join(missing)}")
     return Emitter(graph, options or EmitOptions()).run()
@@ -136,17 +136,21 @@ def generate(graph: Graph, options: EmitOptions | None = None) -> ModelSource:
 class Emitter:
     """Per-graph state of one code generation; emitters call its helpers to build expressions."""
 
-    def __init__(self, graph: Graph, options: EmitOptions):
+    def __init__(self, graph: Graph, options: EmitOptions, parent: Emitter | None = None):
         self.graph = graph
         self.options = options
         self.lines: list[str] = []
-        self.weights: dict[str, np.ndarray] = {}
-        self.helpers: dict[str, None] = {}
         self.node: Node | None = None  # the node being emitted
         self._names: dict[Value, str] = {}
-        self._taken: set[str] = set(_RESERVED)
-        self._counts: dict[str, int] = {}
         self._live: set[Node] = set()
+        if parent is None:
+            self.weights: dict[str, np.ndarray] = {}
+            self.helpers: dict[str, None] = {}
+            self._taken: set[str] = set(_RESERVED)
+            self._counts: dict[str, int] = {}
+        else:  # a region's function: weights, helpers and local names are the enclosing function's
+            self.weights, self.helpers = parent.weights, parent.helpers
+            self._taken, self._counts = parent._taken, parent._counts
 
     # ----- the walk ---------------------------------------------------------------------------------------------
     def run(self) -> ModelSource:
@@ -156,6 +160,41 @@ class Emitter:
             arg = self._fresh(_identifier(v.name), numbered=False)
             self._names[v] = arg
             inputs.append(InputSpec(v.name, arg, v.type))
+        count, layers = self._walk()
+        returns = []
+        for name, v in graph.outputs.items():
+            expr = self._names[v]
+            if v.producer is None or v.is_constant:
+                expr = f"tf.identity({expr})"
+            returns.append(f"{_quote(name)}: {expr}")
+        body = "\n".join("    " + line for stmt in self.lines for line in _wrap(stmt).split("\n"))
+        args = ", ".join(["w"] + [spec.arg for spec in inputs])
+        doc = f'"""{_comment(graph.name)} as irc rebuilt it: {count} ops. ``w`` maps weight names to tensors."""'
+        code = f"def model({args}):\n    {doc}\n{body}\n    return {{{', '.join(returns)}}}\n"
+        helpers = tuple(h for h in RUNTIME_HELPERS if h in self.helpers)
+        return ModelSource(graph.name, code, self.weights, inputs, list(graph.outputs), helpers, count, list(layers),
+                           {name: v.type for name, v in graph.outputs.items()})
+
+    def region(self, graph: Graph, hint: str, single: bool = False) -> str:
+        """Region ``graph`` as a local function (``def cond_1(x, y): ... return [...]``) written before the
+        current node's statement; returns its name. ``single``: it returns its one result itself, not a list."""
+        inner = Emitter(graph, self.options, parent=self)
+        args = []
+        for v in graph.inputs:
+            inner._names[v] = self._fresh(_identifier(v.name) or "arg")
+            args.append(inner._names[v])
+        inner._walk()
+        results = [inner._names[v] for v in graph.outputs.values()]
+        name = self._fresh(hint)
+        body = [line for stmt in inner.lines for line in _wrap(stmt).split("\n")]
+        returned = results[0] if single else f"[{', '.join(results)}]"
+        self.lines.append("\n".join([f"def {name}({', '.join(args)}):", *("    " + line for line in body),
+                                      f"    return {returned}"]))
+        return name
+
+    def _walk(self) -> tuple[int, dict[str, None]]:
+        """Emits the nodes the outputs need; returns how many (constants aside) and the layers they came from."""
+        graph = self.graph
         self._live = live_nodes(graph)
         layer = None
         count = 0
@@ -175,19 +214,7 @@ class Emitter:
                 self._emit_node(node)
                 count += 1
         self.node = None
-        returns = []
-        for name, v in graph.outputs.items():
-            expr = self._names[v]
-            if v.producer is None or v.is_constant:
-                expr = f"tf.identity({expr})"
-            returns.append(f"{_quote(name)}: {expr}")
-        body = "\n".join("    " + line for stmt in self.lines for line in _wrap(stmt).split("\n"))
-        args = ", ".join(["w"] + [spec.arg for spec in inputs])
-        doc = f'"""{_comment(graph.name)} as irc rebuilt it: {count} ops. ``w`` maps weight names to tensors."""'
-        code = f"def model({args}):\n    {doc}\n{body}\n    return {{{', '.join(returns)}}}\n"
-        helpers = tuple(h for h in RUNTIME_HELPERS if h in self.helpers)
-        return ModelSource(graph.name, code, self.weights, inputs, list(graph.outputs), helpers, count, list(layers),
-                           {name: v.type for name, v in graph.outputs.items()})
+        return count, layers
 
     def _emit_const(self, node: Node) -> None:
         value = node.attrs["value"]
@@ -322,6 +349,16 @@ class Emitter:
             if name not in self._taken:
                 self._taken.add(name)
                 return name
+
+
+def _graphs(graph: Graph) -> list[Graph]:
+    """The graph and every region nested in it."""
+    out, stack = [], [graph]
+    while stack:
+        g = stack.pop()
+        out.append(g)
+        stack.extend(region for node in g.nodes for region in getattr(node, "regions", ()))
+    return out
 
 
 def lit(value) -> str:

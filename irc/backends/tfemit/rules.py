@@ -528,3 +528,44 @@ def _share_rules_with_tfl_forms() -> None:
 
 
 _share_rules_with_tfl_forms()
+
+
+# ----- control flow and recurrent layers -----------------------------------------------------------------------------
+def _shape_invariant(t) -> str:
+    if t.shape is None:
+        return "tf.TensorShape(None)"
+    return f"tf.TensorShape({lit([d if isinstance(d, int) else None for d in t.shape])})"
+
+
+@emits("while")
+def while_loop(e: Emitter, node: Node, args: list[str]) -> str:
+    cond, body = node.regions
+    cond_fn = e.region(cond, "while_cond", single=True)
+    body_fn = e.region(body, "while_body")
+    invariants = ", ".join(_shape_invariant(v.type) for v in body.inputs)
+    bound = node.attr("max_trip_count")
+    most = f", maximum_iterations={bound}" if bound >= 0 else ""
+    expr = (f"tf.while_loop({cond_fn}, {body_fn}, [{', '.join(args)}], shape_invariants=[{invariants}]{most}, "
+            f"{e.name()})")
+    return f"{expr}[0]" if len(node.results) == 1 else expr
+
+
+@emits("if")
+def if_(e: Emitter, node: Node, args: list[str]) -> str:
+    then, other = node.regions
+    single = len(node.results) == 1
+    then_fn, else_fn = e.region(then, "if_then", single=single), e.region(other, "if_else", single=single)
+    inputs = ", ".join(args[1:])
+    return f"tf.cond({args[0]}, lambda: {then_fn}({inputs}), lambda: {else_fn}({inputs}), {e.name()})"
+
+
+@emits("reverse")
+def reverse(e: Emitter, node: Node, args: list[str]) -> str:
+    return f"tf.reverse({args[0]}, {lit(node.attrs['axes'])}, {e.name()})"
+
+
+@emits("tfl.unidirectional_sequence_lstm")
+def unidirectional_sequence_lstm(e: Emitter, node: Node, args: list[str]) -> str:
+    attrs = _attrs(node)
+    return (f"{e.helper('lstm')}({', '.join(args)}, time_major={attrs['time_major']!r}, "
+            f"cell_clip={float(attrs['cell_clip'])!r}, {e.name()})")

@@ -88,3 +88,22 @@ def quantize(x, dtype, scale, zero_point, axis, precision="float64"):
         scale, zero_point = tf.reshape(scale, shape), tf.reshape(zero_point, shape)
     q = tf.round(tf.cast(x, wide) / scale) + zero_point
     return tf.cast(tf.clip_by_value(q, dtype.min, dtype.max), dtype)
+
+
+def lstm(x, kernel, recurrent_kernel, bias, h, c, time_major=False, cell_clip=0.0, name="lstm"):
+    """Every step's h of Keras's LSTM over ``x`` (irc's ``tfl.unidirectional_sequence_lstm``), as a tf.scan."""
+    import tensorflow as tf
+
+    with tf.name_scope(name):
+        steps = x if time_major else tf.transpose(x, [1, 0, 2])
+
+        def step(state, x_t):
+            h_t, c_t = state
+            i, f, g, o = tf.split(tf.matmul(x_t, kernel) + tf.matmul(h_t, recurrent_kernel) + bias, 4, axis=-1)
+            c_t = tf.sigmoid(f) * c_t + tf.sigmoid(i) * tf.tanh(g)
+            if cell_clip > 0:
+                c_t = tf.clip_by_value(c_t, -cell_clip, cell_clip)
+            return tf.sigmoid(o) * tf.tanh(c_t), c_t
+
+        hs, _ = tf.scan(step, steps, initializer=(h, c))
+        return hs if time_major else tf.transpose(hs, [1, 0, 2])

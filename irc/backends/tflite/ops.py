@@ -44,7 +44,8 @@ class Rule(NamedTuple):
 
 # irc op -> emitter rule: this module's and its families', then the ``irc.tflite_emitters`` plugins (irc/registry.py).
 _MODULES = ("irc.backends.tflite.ops", "irc.backends.tflite.ops_nn", "irc.backends.tflite.ops_array",
-            "irc.backends.tflite.ops_indexing", "irc.backends.tflite.ops_complex", "irc.backends.tflite.ops_rnn")
+            "irc.backends.tflite.ops_indexing", "irc.backends.tflite.ops_complex", "irc.backends.tflite.ops_rnn",
+            "irc.backends.tflite.ops_control")
 EMITTERS: Registry[Rule] = Registry("TFLite emitter for op", _MODULES, "irc.tflite_emitters")
 
 
