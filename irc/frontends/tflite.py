@@ -978,7 +978,11 @@ _LSTM_OMITTED = {9: "peephole weights", 10: "peephole weights", 11: "peephole we
 def _lstm_state(r: Reader, index: int, batch_units) -> Value:
     """An LSTM state operand: what an operator wrote into the variable tensor before, else TFLite's zeros."""
     if index in r.values:
-        return r.values[index]
+        value = r.values[index]
+        node = value.producer
+        if node is not None and node.op == "reshape" and node.operands[0].type.shape == value.type.shape:
+            return node.operands[0]  # the copy into the variable that irc's writer puts before the operator
+        return value
     t = r.sg.tensors[index]
     if not t.is_variable:
         raise ValueError(f"its state tensor {index} ({t.name!r}) is not a variable tensor")

@@ -1,0 +1,173 @@
+"""Recurrent layers and control flow on the TFLite side: the fused LSTM (``tfl.unidirectional_sequence_lstm``)
+against Keras, its UNIDIRECTIONAL_SEQUENCE_LSTM in TFLite's interpreter and read back, TensorFlow's own fused-LSTM
+files read by irc, and the TF targets' rules for it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from irc.backends.tflite.backend import emit
+from irc.formats.tflite.flatbuffer import read_model
+from irc.frontends.tflite import graph_of
+from irc.ir.graph import Graph
+from irc.ir.interpreter import run as interpret
+from irc.ir.types import DType, TensorType
+from tests.test_backend_tflite_ops import assert_close, run_tflite
+
+tf = pytest.importorskip("tensorflow")
+keras = pytest.importorskip("keras")
+F32 = DType.f32
+
+
+def codes(data: bytes, subgraph: int = 0) -> list[str]:
+    model = read_model(data)
+    return [model.operator_codes[op.opcode_index].builtin_code for op in model.subgraphs[subgraph].operators]
+
+
+def lstm_case(batch=2, time=7, features=5, units=6, seed=0, state=True):
+    """A Keras LSTM's weights, inputs (and an initial state) and its output."""
+    keras.utils.set_random_seed(seed)
+    layer = keras.layers.LSTM(units, return_sequences=True)
+    r = np.random.default_rng(seed)
+    x = r.standard_normal((batch, time, features)).astype(np.float32)
+    h0, c0 = (0.5 * r.standard_normal((batch, units)).astype(np.float32) for _ in range(2))
+    if not state:
+        h0, c0 = np.zeros_like(h0), np.zeros_like(c0)
+    want = layer(x, initial_state=[h0, c0]).numpy()
+    return [w.numpy() for w in layer.weights], x, h0, c0, want
+
+
+def lstm_graph(weights, x, h0, c0, state_inputs=True, **attrs) -> Graph:
+    g = Graph("lstm")
+    xi = g.add_input("x", TensorType(F32, x.shape))
+    if state_inputs:
+        h, c = g.add_input("h0", TensorType(F32, h0.shape)), g.add_input("c0", TensorType(F32, c0.shape))
+    else:
+        h, c = g.const(h0), g.const(c0)
+    kernel, recurrent, bias = (g.const(w) for w in weights)
+    g.set_output("y", g.op("tfl.unidirectional_sequence_lstm", xi, kernel, recurrent, bias, h, c, **attrs))
+    return g
+
+
+@pytest.fixture(scope="module")
+def case():
+    return lstm_case()
+
+
+def test_lstm_kernel_matches_keras(case):
+    weights, x, h0, c0, want = case
+    got = interpret(lstm_graph(weights, x, h0, c0), {"x": x, "h0": h0, "c0": c0})
+    assert_close(got, {"y": want}, rtol=1e-5)
+
+
+def test_lstm_time_major_and_shape_rule(case):
+    weights, x, h0, c0, want = case
+    g = lstm_graph(weights, x.transpose(1, 0, 2), h0, c0, time_major=True)
+    assert g.outputs["y"].type.shape == (7, 2, 6)
+    got = interpret(g, {"x": x.transpose(1, 0, 2), "h0": h0, "c0": c0})
+    assert_close(got, {"y": want.transpose(1, 0, 2)}, rtol=1e-5)
+    with pytest.raises(ValueError, match="kernel's last dimension"):
+        lstm_graph([weights[0][:, :8], *weights[1:]], x, h0, c0)
+
+
+def test_lstm_cell_clip_bounds_the_cell():
+    weights, x, h0, c0, _ = lstm_case(seed=3)
+    weights = [5 * weights[0], 5 * weights[1], weights[2] + 3]
+    free = interpret(lstm_graph(weights, 4 * x, h0, c0), {"x": 4 * x, "h0": h0, "c0": c0})["y"]
+    clipped = interpret(lstm_graph(weights, 4 * x, h0, c0, cell_clip=0.5), {"x": 4 * x, "h0": h0, "c0": c0})["y"]
+    assert np.abs(clipped).max() <= np.tanh(0.5) + 1e-6 < np.abs(free).max()
+    data = emit(lstm_graph(weights, 4 * x, h0, c0, cell_clip=0.5), passes="O0")
+    assert_close(run_tflite(data, {"x": 4 * x, "h0": h0, "c0": c0}), {"y": clipped}, rtol=1e-5)
+
+
+def test_lstm_emitted_as_one_fused_operator(case):
+    weights, x, h0, c0, want = case
+    data = emit(lstm_graph(weights, x, h0, c0), passes="O0")
+    # the initial state goes into the operator's two variable tensors first
+    assert codes(data) == ["RESHAPE", "RESHAPE", "UNIDIRECTIONAL_SEQUENCE_LSTM"]
+    model = read_model(data)
+    lstm = model.subgraphs[0].operators[-1]
+    assert len(lstm.inputs) == 24
+    assert [i for i, t in enumerate(lstm.inputs) if t < 0] == [9, 10, 11, 16, 17, 20, 21, 22, 23]
+    tensors = model.subgraphs[0].tensors
+    assert [tensors[lstm.inputs[k]].is_variable for k in (18, 19)] == [True, True]
+    assert tensors[lstm.inputs[1]].shape == [6, 5] and tensors[lstm.inputs[5]].shape == [6, 6]
+    interpreter = tf.lite.Interpreter(model_content=data, num_threads=1)
+    runner = interpreter.get_signature_runner()
+    for _ in range(2):  # the state does not leak from one invoke into the next
+        assert_close(runner(x=x, h0=h0, c0=c0), {"y": want}, rtol=1e-5)
+
+
+def test_lstm_zero_state_and_size(case):
+    weights, x, h0, c0, _ = case
+    h0, c0 = np.zeros_like(h0), np.zeros_like(c0)
+    want = interpret(lstm_graph(weights, x, h0, c0), {"x": x, "h0": h0, "c0": c0})["y"]
+    data = emit(lstm_graph(weights, x, h0, c0, state_inputs=False), passes="O0")
+    assert_close(run_tflite(data, {"x": x}), {"y": want}, rtol=1e-5)
+    weight_bytes = sum(w.nbytes for w in weights)
+    assert weight_bytes < len(data) < weight_bytes + 6000
+
+
+def test_lstm_read_back(case):
+    weights, x, h0, c0, want = case
+    data = emit(lstm_graph(weights, x, h0, c0), passes="O0")
+    g = graph_of(read_model(data))
+    (node,) = g.walk("tfl.unidirectional_sequence_lstm")
+    np.testing.assert_array_equal(node.operands[1].constant, weights[0])
+    np.testing.assert_array_equal(node.operands[2].constant, weights[1])
+    assert_close(interpret(g, {"x": x, "h0": h0, "c0": c0}), {"y": want}, rtol=1e-5)
+    assert codes(emit(g, passes="O0")) == codes(data)
+
+
+def test_bidirectional_as_reverse_and_two_lstms():
+    keras.utils.set_random_seed(1)
+    layer = keras.layers.Bidirectional(keras.layers.LSTM(4, return_sequences=True))
+    x = np.random.default_rng(1).standard_normal((1, 6, 3)).astype(np.float32)
+    want = layer(x).numpy()
+    fw, bw = layer.forward_layer.weights, layer.backward_layer.weights
+    g = Graph("bidirectional")
+    xi = g.add_input("x", TensorType(F32, x.shape))
+    zeros = g.const(np.zeros((1, 4), np.float32))
+
+    def lstm(inp, ws):
+        return g.op("tfl.unidirectional_sequence_lstm", inp, *(g.const(w.numpy()) for w in ws), zeros, zeros)
+
+    backward = g.op("reverse", lstm(g.op("reverse", xi, axes=(1,)), bw), axes=(1,))
+    g.set_output("y", g.op("concat", lstm(xi, fw), backward, axis=-1))
+    assert_close(interpret(g, {"x": x}), {"y": want}, rtol=1e-5)
+    data = emit(g, passes="O0")
+    assert codes(data).count("UNIDIRECTIONAL_SEQUENCE_LSTM") == 2 and "REVERSE_V2" in codes(data)
+    assert_close(run_tflite(data, {"x": x}), {"y": want}, rtol=1e-5)
+    assert_close(interpret(graph_of(read_model(data)), {"x": x}), {"y": want}, rtol=1e-5)
+
+
+def test_lstm_on_the_tf_targets(case):
+    from irc.backends.tfemit.codegen import generate
+    from irc.backends.tfemit.model import TFModel
+
+    weights, x, h0, c0, want = case
+    g = lstm_graph(weights, x, h0, c0)
+    model = TFModel(generate(g), jit_compile=True)
+    assert_close(model.run({"x": x, "h0": h0, "c0": c0}), {"y": want}, rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_reads_tensorflows_fused_lstm(tmp_path):
+    """tf_keras's LSTM is what TensorFlow's converter fuses: irc reads that file and computes what TFLite does."""
+    tf_keras = pytest.importorskip("tf_keras")
+    tf_keras.utils.set_random_seed(0)
+    inp = tf_keras.Input((12,), batch_size=1, dtype="int32")
+    x = tf_keras.layers.Embedding(50, 8)(inp)
+    x = tf_keras.layers.Bidirectional(tf_keras.layers.LSTM(6))(x)
+    model = tf_keras.Model(inp, tf_keras.layers.Dense(2)(x))
+    data = tf.lite.TFLiteConverter.from_keras_model(model).convert()
+    assert codes(data).count("UNIDIRECTIONAL_SEQUENCE_LSTM") == 2
+    g = graph_of(read_model(data))
+    tokens = np.random.default_rng(0).integers(0, 50, (1, 12)).astype(np.int32)
+    (name,) = [v.name for v in g.inputs]
+    interpreter = tf.lite.Interpreter(model_content=data)
+    want = interpreter.get_signature_runner()(**{name: tokens})
+    got = interpret(g, {name: tokens})
+    assert_close(got, dict(want), rtol=1e-5)
+    assert codes(emit(g)).count("UNIDIRECTIONAL_SEQUENCE_LSTM") == 2
