@@ -171,3 +171,26 @@ def test_reads_tensorflows_fused_lstm(tmp_path):
     got = interpret(g, {name: tokens})
     assert_close(got, dict(want), rtol=1e-5)
     assert codes(emit(g)).count("UNIDIRECTIONAL_SEQUENCE_LSTM") == 2
+
+
+def test_lstm_with_unknown_sequence_length_runs_at_two_lengths(case):
+    weights, _, _, _, _ = case
+    zeros = np.zeros((1, 6), np.float32)
+    g = Graph("lstm")
+    xi = g.add_input("x", TensorType(F32, (1, None, 5)))
+    y = g.op("tfl.unidirectional_sequence_lstm", xi, *(g.const(w) for w in weights), g.const(zeros), g.const(zeros))
+    g.set_output("y", y)
+    data = emit(g, passes="O0")
+    model = read_model(data)
+    x_tensor = model.subgraphs[0].tensors[model.subgraphs[0].inputs[0]]
+    assert x_tensor.shape_signature == [1, -1, 5]
+    interpreter = tf.lite.Interpreter(model_content=data, num_threads=1)
+    index = interpreter.get_input_details()[0]["index"]
+    for length in (16, 100):
+        x = np.random.default_rng(length).standard_normal((1, length, 5)).astype(np.float32)
+        interpreter.resize_tensor_input(index, [1, length, 5])
+        interpreter.allocate_tensors()
+        interpreter.set_tensor(index, x)
+        interpreter.invoke()
+        got = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+        assert_close({"y": got}, interpret(g, {"x": x}), rtol=1e-5)
