@@ -26,6 +26,7 @@ BUILTIN_PASSES = {
     "fold-batchnorm": "irc.passes.fold_batchnorm",
     "fuse": "irc.passes.fuse",
     "tfl-fuse": "irc.passes.tfl_fuse",
+    "tfl-fuse-lstm": "irc.passes.tfl_lstm",
     "layout": "irc.passes.layout",
     "quantize": "irc.passes.quantize",
     "quantize-weights": "irc.passes.quantize.weights",
@@ -44,11 +45,11 @@ PIPELINES = {
     "O1": f"{_SIMPLIFY},{_CLEANUP}",
     "O2": f"{_SIMPLIFY},fold-batchnorm,fuse,{_CLEANUP}",
     "O3": f"{_SIMPLIFY},fold-batchnorm,layout{{target=nhwc}},{_SIMPLIFY},fuse,{_CLEANUP}",
-    # TFLite: every batch norm folded, bias/pad fused into conv, depthwise and matmul, then activations into
-    # conv, depthwise, matmul and arithmetic as tfl.* ops (the TFLite dialect).
+    # TFLite: LSTM loops as TFLite's fused LSTM, every batch norm folded, bias/pad fused into conv, depthwise and
+    # matmul, then activations into conv, depthwise, matmul and arithmetic as tfl.* ops (the TFLite dialect).
     # Complex values become f32 pairs (TFLite's complex kernels are few, the transforms would be Flex ops, and its
     # RFFT2D was seen to overwrite other tensors under XNNPACK: docs/tflite.md).
-    "tflite": f"{_SIMPLIFY},split-complex,fold-batchnorm,layout{{target=nhwc}},{_SIMPLIFY},"
+    "tflite": f"{_SIMPLIFY},split-complex,tfl-fuse-lstm,fold-batchnorm,layout{{target=nhwc}},{_SIMPLIFY},"
               "fuse,tfl-fuse{activations=relu,relu6,relu_n1_to_1,tanh},cse,dce",
     # XLA fuses elementwise ops itself: fold what is constant and drop batch norms, keep the graph NHWC.
     "xla": f"{_SIMPLIFY},fold-batchnorm,layout{{target=nhwc}},{_SIMPLIFY},{_CLEANUP}",

@@ -1,0 +1,329 @@
+"""tfl-fuse-lstm: the ``while`` a Keras LSTM lowers to, as one ``tfl.unidirectional_sequence_lstm``.
+
+Keras runs an LSTM as a loop over time steps (``tf.while_loop``), which the frontend keeps as a ``while``. TFLite has
+the whole layer as one fused operator, many times faster than a WHILE that runs a dozen operators per step. The
+pass recognizes the loop by what its body computes, not by names:
+
+- the step's input ``x_t`` read from a loop-invariant sequence at the step counter (``gather(seq, t)``);
+- ``z = x_t @ kernel + h @ recurrent_kernel + bias`` (constant weights; the adds in any order and grouping, the
+  bias possibly a matmul's own), split into four along the last axis;
+- ``c' = sigmoid(z1) * c + sigmoid(z0) * tanh(z2)`` and ``h' = sigmoid(z3) * tanh(c')`` (products either way
+  round), ``h'`` and ``c'`` carried back in the places of ``h`` and ``c``;
+- the counter starting at 0 and going up by 1 while ``t < T``, T the sequence's length (a second counter bounded
+  by at least T, Keras's ``maximum_iterations``, may run beside it), and every step's ``h'`` written into a
+  ``[T, batch, units]`` buffer at ``t`` (when the loop keeps the whole sequence).
+
+Then the loop's results are the fused op's output (the buffer, time-major), its last step (the final h) and
+the sequence and counters' known final values. Anything else about the loop (another carried value that changes,
+a final c that is used, other activations, a peephole) leaves the ``while`` as it is: the pass only rewrites what
+it fully understands.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from irc.ir.graph import Graph, Location, Node, Value
+from irc.passes import register_pass
+from irc.passes.base import Pass
+from irc.passes.util import real_array
+
+# ops that only pass a value along as far as a counter or an index is concerned
+_SAME_INDEX = ("reshape", "squeeze", "cast")
+
+
+@dataclass
+class Cell:
+    """What the body of an LSTM loop computes, found by ``match_cell``."""
+
+    h: int  # positions of h and c among the carried values
+    c: int
+    x_t: Value  # the body value of the step's input
+    kernel: np.ndarray  # [features, 4 units], Keras's gate order i, f, g, o
+    recurrent: np.ndarray  # [units, 4 units]
+    bias: np.ndarray  # [4 units]
+
+
+def _producer(value: Value, *ops: str) -> Node | None:
+    node = value.producer
+    return node if node is not None and node.op in ops else None
+
+
+def _pair(node: Node | None) -> list[tuple[Value, Value]]:
+    """The operands of a commutative binary node, both ways round ([] when there is no node)."""
+    if node is None or len(node.operands) != 2:
+        return []
+    a, b = node.operands
+    return [(a, b), (b, a)]
+
+
+def _activation_of(value: Value, op: str) -> Value | None:
+    node = _producer(value, op)
+    return node.operands[0] if node is not None else None
+
+
+def _terms(value: Value, out: list) -> bool:
+    """The summands of an add tree: ("matmul", a, weights [k, n]) or ("const", array); False on anything else."""
+    node = value.producer
+    if node is not None and node.op == "add":
+        return all(_terms(v, out) for v in node.operands)
+    if node is not None and node.op == "matmul" and not node.attr("transpose_a"):
+        w = real_array(node.operands[1])
+        if w is None or w.ndim != 2:
+            return False
+        out.append(("matmul", node.operands[0], w.T if node.attr("transpose_b") else w))
+        return len(node.operands) < 3 or _terms(node.operands[2], out)
+    array = real_array(value)
+    if array is not None:
+        out.append(("const", array))
+        return True
+    return False
+
+
+def _gates(h_new: Value, c_new: Value, c_arg: Value) -> list[Value] | None:
+    """z0..z3 (the four gate pre-activations) when h' and c' are the LSTM's update of c_arg, else None."""
+    for o_act, tanh_c in _pair(_producer(h_new, "mul")):
+        z3 = _activation_of(o_act, "sigmoid")
+        if z3 is None or _activation_of(tanh_c, "tanh") is not c_new:
+            continue
+        for forget, update in _pair(_producer(c_new, "add")):
+            for f_act, c_old in _pair(_producer(forget, "mul")):
+                z1 = _activation_of(f_act, "sigmoid")
+                if z1 is None or c_old is not c_arg:
+                    continue
+                for i_act, g_act in _pair(_producer(update, "mul")):
+                    z0, z2 = _activation_of(i_act, "sigmoid"), _activation_of(g_act, "tanh")
+                    if z0 is not None and z2 is not None:
+                        return [z0, z1, z2, z3]
+    return None
+
+
+def _split_of(gates: list[Value]) -> Value | None:
+    """The value z whose split into four equal parts along its last axis gives ``gates`` in order."""
+    node = _producer(gates[0], "split")
+    if node is None or any(g.producer is not node or g.index != i for i, g in enumerate(gates)):
+        return None
+    z = node.operands[0]
+    rank = z.type.rank
+    sizes = node.attr("sizes")
+    if rank is None or node.attr("axis") % rank != rank - 1 or len(sizes) != 4 or len(set(sizes)) != 1:
+        return None
+    return z
+
+
+def _depends_on(value: Value, args: set[Value]) -> bool:
+    stack, seen = [value], set()
+    while stack:
+        v = stack.pop()
+        if v in args:
+            return True
+        if v.producer is not None and v.producer not in seen:
+            seen.add(v.producer)
+            stack.extend(v.producer.operands)
+    return False
+
+
+def match_cell(body: Graph) -> Cell | None:
+    """The LSTM cell a loop body computes, when it computes one exactly."""
+    args, results = body.inputs, list(body.outputs.values())
+    for h, h_new in enumerate(results):
+        for c, c_new in enumerate(results):
+            if h == c:
+                continue
+            gates = _gates(h_new, c_new, args[c])
+            z = _split_of(gates) if gates is not None else None
+            terms: list = []
+            if z is None or not _terms(z, terms):
+                continue
+            products = [t for t in terms if t[0] == "matmul"]
+            if len(products) != 2:
+                continue
+            recurrent = [t for t in products if t[1] is args[h]]
+            inputs = [t for t in products if t[1] is not args[h]]
+            if len(recurrent) != 1 or len(inputs) != 1 or _depends_on(inputs[0][1], {args[h], args[c]}):
+                continue
+            units4 = recurrent[0][2].shape[1]
+            if recurrent[0][2].shape != (units4 // 4, units4) or inputs[0][2].shape[1] != units4:
+                continue
+            bias = np.zeros(units4, np.float32)
+            try:
+                for t in terms:
+                    if t[0] == "const":
+                        bias = bias + np.broadcast_to(t[1], (units4,))
+            except ValueError:
+                continue
+            return Cell(h, c, inputs[0][1], inputs[0][2].astype(np.float32), recurrent[0][2].astype(np.float32),
+                        bias.astype(np.float32))
+    return None
+
+
+def _index_source(value: Value) -> Value:
+    while value.producer is not None and value.producer.op in _SAME_INDEX:
+        value = value.producer.operands[0]
+    return value
+
+
+def _int_constant(value: Value) -> int | None:
+    array = real_array(value)
+    if array is None or array.size != 1 or array.dtype.kind not in "iu":
+        return None
+    return int(array.reshape(-1)[0])
+
+
+def _counter_step(body: Graph, position: int) -> bool:
+    """Whether carried value ``position`` goes up by exactly 1 each step."""
+    arg, result = body.inputs[position], list(body.outputs.values())[position]
+    return any(a is arg and _int_constant(b) == 1 for a, b in _pair(_producer(result, "add")))
+
+
+def _bounds(cond: Graph) -> dict[int, int] | None:
+    """{carried position: bound} when cond is a conjunction of ``counter < constant`` tests, else None."""
+    bounds: dict[int, int] = {}
+    stack = [next(iter(cond.outputs.values()))]
+    while stack:
+        v = stack.pop()
+        node = v.producer
+        if node is not None and node.op == "logical_and":
+            stack.extend(node.operands)
+            continue
+        if node is None or node.op != "less":
+            return None
+        arg, limit = _index_source(node.operands[0]), _int_constant(node.operands[1])
+        if limit is None or arg not in cond.inputs:
+            return None
+        position = cond.inputs.index(arg)
+        bounds[position] = min(limit, bounds.get(position, limit))
+    return bounds
+
+
+@dataclass
+class Loop:
+    """An LSTM loop found in a ``while``: the cell, the step counter, the sequence and the buffer of outputs."""
+
+    cell: Cell
+    counter: int
+    sequence: int
+    steps: int
+    buffer: int | None  # position of the carried [T, batch, units] buffer of every step's h, if any
+    counters: tuple[int, ...] = ()  # the step counter and any other counter bounded in cond
+
+
+def match_loop(node: Node) -> Loop | None:
+    cond, body = node.regions
+    cell = match_cell(body)
+    if cell is None:
+        return None
+    read = _producer(cell.x_t, "gather")
+    if read is None or read.attr("axis") != 0 or read.attr("batch_dims") != 0:
+        return None
+    seq_arg, index = read.operands[0], _index_source(read.operands[1])
+    if seq_arg not in body.inputs or index not in body.inputs:
+        return None
+    sequence, counter = body.inputs.index(seq_arg), body.inputs.index(index)
+    results = list(body.outputs.values())
+    seq_type = node.operands[sequence].type
+    if results[sequence] is not seq_arg or seq_type.shape is None or not isinstance(seq_type.shape[0], int):
+        return None
+    steps = seq_type.shape[0]
+    if _int_constant(node.operands[counter]) != 0 or not _counter_step(body, counter):
+        return None
+    bounds = _bounds(cond)
+    if bounds is None or bounds.get(counter) != steps:
+        return None
+    for position, bound in bounds.items():  # any other bounded counter must allow every step
+        if position != counter and (bound < steps or _int_constant(node.operands[position]) != 0
+                                    or not _counter_step(body, position)):
+            return None
+    trip = node.attr("max_trip_count")
+    if 0 <= trip < steps:
+        return None
+    loop = Loop(cell, counter, sequence, steps, None, tuple(bounds))
+    known = {cell.h, cell.c, counter, sequence, *bounds}
+    for position, (arg, result) in enumerate(zip(body.inputs, results)):
+        if position in known or result is arg:
+            continue
+        return None  # a carried value the pass does not understand (a buffer of outputs: see the module doc)
+    return loop
+
+
+def fuse_loop(graph: Graph, node: Node, loop: Loop) -> bool:
+    """Replaces ``node`` (an LSTM ``while``) by ``tfl.unidirectional_sequence_lstm``; False when a result the
+    fused op cannot give (the final c, a buffer's other uses) is used."""
+    cell = loop.cell
+    if node.results[cell.c].uses or graph.is_output(node.results[cell.c]):
+        return False
+    sequence, h0, c0 = (node.operands[p] for p in (loop.sequence, cell.h, cell.c))
+    loc = Location.fused([node.loc])
+    x, time_major = _batch_major(graph, sequence, loc)
+    weights = [graph.const(a, loc=loc) for a in (cell.kernel, cell.recurrent, cell.bias)]
+    fused = graph.add("tfl.unidirectional_sequence_lstm", [x, *weights, h0, c0], {"time_major": time_major},
+                      loc=loc)
+    y = fused.result
+    time_axis = 0 if time_major else 1
+    last = graph.op("strided_slice", y, begin=tuple(-1 if a == time_axis else 0 for a in range(3)), end=(0, 0, 0),
+                    strides=(1, 1, 1), begin_mask=7 ^ (1 << time_axis), end_mask=7 ^ (1 << time_axis),
+                    shrink_axis_mask=1 << time_axis, loc=loc)
+    replacements = {cell.h: last, loop.sequence: sequence}
+    for position, (arg, result) in enumerate(zip(node.regions[1].inputs, node.regions[1].outputs.values())):
+        if result is arg:
+            replacements[position] = node.operands[position]
+    for position in loop.counters:  # the loop stops when the step counter reaches T, the others with it
+        replacements[position] = graph.const(np.asarray(loop.steps, node.results[position].type.dtype.numpy), loc=loc)
+    for position, result in enumerate(node.results):
+        if position == cell.c:
+            continue
+        if position not in replacements:
+            if result.uses or graph.is_output(result):
+                _erase(graph, [fused, last.producer])
+                return False
+            continue
+        graph.replace_all_uses(result, replacements[position])
+    graph.erase(node)
+    return True
+
+
+def _batch_major(graph: Graph, sequence: Value, loc: Location) -> tuple[Value, bool]:
+    """The fused op's input for time-major ``sequence``: Keras's transpose of a batch-major input undone (through
+    the reversal of a backward layer), else the sequence itself, time-major."""
+    reversed_ = _producer(sequence, "reverse")
+    inner = reversed_.operands[0] if reversed_ is not None and tuple(reversed_.attr("axes")) in ((0,), (-3,)) \
+        else sequence
+    transposed = _producer(inner, "transpose")
+    if transposed is None or tuple(transposed.attr("perm")) != (1, 0, 2):
+        return sequence, True
+    x = transposed.operands[0]
+    if reversed_ is not None:
+        x = graph.op("reverse", x, axes=(1,), loc=loc)
+    return x, False
+
+
+def _erase(graph: Graph, nodes: list[Node]) -> None:
+    for n in reversed(nodes):
+        if not any(r.uses for r in n.results):
+            graph.erase(n)
+
+
+@register_pass
+@dataclass(frozen=True)
+class TflFuseLstm(Pass):
+    """TFLite: a while running a Keras LSTM cell over a sequence -> tfl.unidirectional_sequence_lstm."""
+
+    name = "tfl-fuse-lstm"
+
+    def apply(self, graph, stats):
+        for g in _graphs(graph):
+            for node in [n for n in g.nodes if n.op == "while"]:
+                loop = match_loop(node)
+                if loop is not None and fuse_loop(g, node, loop):
+                    stats["LSTM loops fused"] += 1
+
+
+def _graphs(graph: Graph) -> list[Graph]:
+    out, stack = [], [graph]
+    while stack:
+        g = stack.pop()
+        out.append(g)
+        stack.extend(region for node in g.nodes for region in getattr(node, "regions", ()))
+    return out
