@@ -194,3 +194,147 @@ def test_lstm_with_unknown_sequence_length_runs_at_two_lengths(case):
         interpreter.invoke()
         got = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
         assert_close({"y": got}, interpret(g, {"x": x}), rtol=1e-5)
+
+
+# ----- control flow: WHILE and IF ----------------------------------------------------------------------------------
+def run_by_position(data: bytes, arrays: list) -> list[np.ndarray]:
+    """Runs a .tflite without a signature (TF's converter from concrete functions writes none)."""
+    interpreter = tf.lite.Interpreter(model_content=data)
+    interpreter.allocate_tensors()
+    for detail, array in zip(interpreter.get_input_details(), arrays):
+        interpreter.set_tensor(detail["index"], array)
+    interpreter.invoke()
+    return [interpreter.get_tensor(d["index"]) for d in interpreter.get_output_details()]
+
+
+def branching_graph() -> Graph:
+    """y = x * 2 if sum(x) > 0 else relu(-x) + 1."""
+    g = Graph("branch")
+    x = g.add_input("x", TensorType(F32, (3,)))
+    positive = g.op("greater", g.op("sum", x, axes=(0,)), g.const(np.float32(0)))
+    then, other = Graph("then"), Graph("else")
+    tx = then.add_input("x", TensorType(F32, (3,)))
+    then.set_output("y", then.op("mul", tx, then.const(np.float32(2))))
+    ex = other.add_input("x", TensorType(F32, (3,)))
+    other.set_output("y", other.op("add", other.op("relu", other.op("neg", ex)), other.const(np.float32(1))))
+    g.set_output("y", g.add("if", [positive, x], regions=[then, other]).result)
+    return g
+
+
+def test_while_written_with_its_subgraphs_runs_and_reads_back():
+    from tests.test_ir_regions import counting_loop
+
+    g = counting_loop()
+    feeds = {"x": np.array([1.5, -2], np.float32), "n": np.int32(5)}
+    want = interpret(g, feeds)
+    data = emit(g)
+    model = read_model(data)
+    assert [codes(data, k) for k in range(3)] == [["WHILE"], ["LESS"], ["ADD", "ADD"]]
+    (loop,) = model.subgraphs[0].operators
+    assert (loop.builtin_options.cond_subgraph_index, loop.builtin_options.body_subgraph_index) == (1, 2)
+    assert_close(run_tflite(data, feeds), want)
+    back = graph_of(model)
+    assert [n.op for n in back.walk(recursive=True) if n.op != "const"] == ["while", "less", "add", "add"]
+    assert_close(interpret(back, feeds), want)
+
+
+def test_bounded_while_carries_a_step_counter():
+    from tests.test_ir_regions import counting_loop
+
+    g = counting_loop()
+    g.set_attr(next(g.walk("while")), "max_trip_count", 3)
+    feeds = {"x": np.array([1.5, -2], np.float32), "n": np.int32(5)}
+    want = interpret(g, feeds)
+    assert int(want["count"]) == 3
+    data = emit(g)
+    assert codes(data, 1) == ["LESS", "LESS", "LOGICAL_AND"] and codes(data, 2) == ["ADD", "ADD", "ADD"]
+    assert_close(run_tflite(data, feeds), want)
+
+
+@pytest.mark.parametrize("x", [[1, -2, 2.5], [-1, -2, 0.5]])
+def test_if_written_with_its_branches(x):
+    g = branching_graph()
+    feeds = {"x": np.array(x, np.float32)}
+    want = interpret(g, feeds)
+    data = emit(g)
+    assert codes(data) == ["SUM", "GREATER", "IF"]
+    assert_close(run_tflite(data, feeds), want)
+    assert_close(interpret(graph_of(read_model(data)), feeds), want)
+
+
+def _steps_until(x):
+    """How many doublings until the sum passes 100: a data-dependent trip count."""
+    def body(i, s):
+        return i + 1, s * 2.0 + 1.0
+
+    return dict(zip(("steps", "total"), tf.while_loop(lambda i, s: s < 100.0, body, [0, tf.reduce_sum(x)])))
+
+
+def _branch(x):
+    return {"y": tf.cond(tf.reduce_sum(x) > 0, lambda: x * 2.0, lambda: tf.nn.relu(-x) + 1.0)}
+
+
+def _nested(x, n):
+    def outer(i, acc):
+        _, acc = tf.while_loop(lambda j, a: j < i, lambda j, a: (j + 1, a + x), [0, acc])
+        return i + 1, acc
+
+    return {"acc": tf.while_loop(lambda i, a: i < n, outer, [0, tf.zeros([2])])[1]}
+
+
+TF_FUNCTIONS = {
+    "while": (_steps_until, [tf.TensorSpec([3], tf.float32)], [np.array([1, 2, 0.5], np.float32)]),
+    "if": (_branch, [tf.TensorSpec([3], tf.float32)], [np.array([1, -2, 0.5], np.float32)]),
+    "nested": (_nested, [tf.TensorSpec([2], tf.float32), tf.TensorSpec([], tf.int32)],
+               [np.array([1, 2], np.float32), np.int32(4)]),
+}
+
+
+@pytest.mark.parametrize("name", list(TF_FUNCTIONS))
+def test_tensorflows_while_and_if_files_round_trip(name):
+    fn, spec, arrays = TF_FUNCTIONS[name]
+    concrete = tf.function(fn, input_signature=spec).get_concrete_function()
+    data = tf.lite.TFLiteConverter.from_concrete_functions([concrete]).convert()
+    assert len(read_model(data).subgraphs) > 2
+    want = run_by_position(data, arrays)
+    g = graph_of(read_model(data))
+    got = interpret(g, dict(zip([v.name for v in g.inputs], arrays)))
+    for a, b in zip(got.values(), want):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+    again = emit(g)
+
+    def subgraph_ops(model_data):  # the same subgraphs, each with the same operators, in any order
+        return sorted(codes(model_data, k) for k in range(len(read_model(model_data).subgraphs)))
+
+    assert subgraph_ops(again) == subgraph_ops(data)
+    for a, b in zip(run_by_position(again, arrays), want):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+
+
+def test_while_and_if_on_the_tf_targets():
+    from irc.backends.tfemit.codegen import generate
+    from irc.backends.tfemit.model import TFModel
+    from tests.test_ir_regions import counting_loop
+
+    g = counting_loop()
+    feeds = {"x": np.array([1.5, -2], np.float32), "n": np.int32(5)}
+    source = generate(g)
+    assert "tf.while_loop(" in source.code
+    assert_close(TFModel(source, jit_compile=True).run(feeds), interpret(g, feeds))
+    b = branching_graph()
+    for x in ([1, -2, 2.5], [-1, -2, 0.5]):
+        feeds = {"x": np.array(x, np.float32)}
+        assert_close(TFModel(generate(b), jit_compile=True).run(feeds), interpret(b, feeds))
+
+
+def test_a_subgraph_that_runs_itself_is_refused():
+    from irc.errors import InputError
+    from tests.test_ir_regions import counting_loop
+
+    model = read_model(emit(counting_loop()))
+    body = model.subgraphs[2]
+    loop = model.subgraphs[0].operators[0]
+    body.operators.append(type(loop)(loop.opcode_index, list(body.inputs), list(body.outputs),
+                                     type(loop.builtin_options)(cond_subgraph_index=1, body_subgraph_index=2)))
+    with pytest.raises(InputError, match="subgraph 2 runs itself"):
+        graph_of(model)

@@ -313,17 +313,9 @@ class TflFuseLstm(Pass):
     name = "tfl-fuse-lstm"
 
     def apply(self, graph, stats):
-        for g in _graphs(graph):
+        for g in graph.all_graphs():
             for node in [n for n in g.nodes if n.op == "while"]:
                 loop = match_loop(node)
                 if loop is not None and fuse_loop(g, node, loop):
                     stats["LSTM loops fused"] += 1
 
-
-def _graphs(graph: Graph) -> list[Graph]:
-    out, stack = [], [graph]
-    while stack:
-        g = stack.pop()
-        out.append(g)
-        stack.extend(region for node in g.nodes for region in getattr(node, "regions", ()))
-    return out

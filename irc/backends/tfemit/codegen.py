@@ -127,7 +127,7 @@ def generate(graph: Graph, options: EmitOptions | None = None) -> ModelSource:
     """
     from irc.backends.tfemit import rules  # noqa: F401  (fills EMITTERS)
 
-    missing = sorted({n.op for g in _graphs(graph) for n in g.nodes if not has_emitter(n.op)})
+    missing = sorted({n.op for n in graph.walk(recursive=True) if not has_emitter(n.op)})
     if missing:
         raise TargetError(f"irc's TensorFlow emitter has no rule for op(s): {', '.join(missing)}")
     return Emitter(graph, options or EmitOptions()).run()
@@ -349,16 +349,6 @@ class Emitter:
             if name not in self._taken:
                 self._taken.add(name)
                 return name
-
-
-def _graphs(graph: Graph) -> list[Graph]:
-    """The graph and every region nested in it."""
-    out, stack = [], [graph]
-    while stack:
-        g = stack.pop()
-        out.append(g)
-        stack.extend(region for node in g.nodes for region in getattr(node, "regions", ()))
-    return out
 
 
 def lit(value) -> str:

@@ -41,8 +41,8 @@ class Support(NamedTuple):
 
 
 def check(graph: Graph, *, allow_tf_ops: bool = True) -> list[Support]:
-    """Every node's status, in topological order."""
-    return [Support(node, *status(node, allow_tf_ops)) for node in graph.topo_order()]
+    """Every node's status, in topological order, graph by graph (regions after the graph that holds them)."""
+    return [Support(node, *status(node, allow_tf_ops)) for g in graph.all_graphs() for node in g.topo_order()]
 
 
 def status(node: Node, allow_tf_ops: bool = True) -> tuple[str, str]:
@@ -65,7 +65,7 @@ def legalize(graph: Graph, *, allow_tf_ops: bool = False) -> list[Support]:
     """``check``, raising one UnsupportedOpError that names every op type TFLite cannot be given."""
     from irc.ir.liveness import live_nodes
 
-    live = live_nodes(graph)
+    live = {node for g in graph.all_graphs() for node in live_nodes(g)}
     report = check(graph, allow_tf_ops=allow_tf_ops)
     bad: dict[str, list[Support]] = {}
     for item in report:
@@ -205,7 +205,8 @@ IDIOMS: list[RewritePattern] = [*_gelu_rules(), *_hard_swish_rules(), ScaleIntoF
 def rewrite_idioms(graph: Graph) -> Stats:
     """Rewrites ``graph`` in place into TFLite's idioms; returns what was rewritten."""
     stats = Stats()
-    apply_patterns(graph, IDIOMS, stats)
+    for g in graph.all_graphs():
+        apply_patterns(g, IDIOMS, stats)
     return stats
 
 
@@ -217,4 +218,5 @@ class TFLiteIdioms(Pass):
     name = "tflite-idioms"
 
     def apply(self, graph: Graph, stats: Stats) -> None:
-        apply_patterns(graph, IDIOMS, stats)
+        for g in graph.all_graphs():
+            apply_patterns(g, IDIOMS, stats)
