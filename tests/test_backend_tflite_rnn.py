@@ -338,3 +338,75 @@ def test_a_subgraph_that_runs_itself_is_refused():
                                      type(loop.builtin_options)(cond_subgraph_index=1, body_subgraph_index=2)))
     with pytest.raises(InputError, match="subgraph 2 runs itself"):
         graph_of(model)
+
+
+# ----- the LSTM recognizer ------------------------------------------------------------------------------------------
+def keras_lstm_loop(weights, batch, time, features, backwards=False, gate="sigmoid") -> Graph:
+    """The while Keras's LSTM lowers to (time-major sequence read at the step counter, h and c carried), as a
+    graph with input x [batch, time, features] and output the final h."""
+    kernel, recurrent, bias = weights
+    units = recurrent.shape[0]
+    seq_t = TensorType(F32, (time, batch, features))
+    state_t = TensorType(F32, (batch, units))
+    step_t = TensorType(DType.i32, ())
+    g = Graph("keras_lstm")
+    x = g.add_input("x", TensorType(F32, (batch, time, features)))
+    seq = g.op("transpose", x, perm=(1, 0, 2))
+    if backwards:
+        seq = g.op("reverse", seq, axes=(0,))
+    cond, body = Graph("cond"), Graph("body")
+    t, _, _, _ = (cond.add_input(n, ty) for n, ty in [("t", step_t), ("seq", seq_t), ("h", state_t), ("c", state_t)])
+    cond.set_output("go", cond.op("less", t, cond.const(np.int32(time))))
+    t, s, h, c = (body.add_input(n, ty) for n, ty in [("t", step_t), ("seq", seq_t), ("h", state_t), ("c", state_t)])
+    x_t = body.op("gather", s, t, axis=0)
+    z = body.op("add", body.op("add", body.op("matmul", x_t, body.const(kernel)), body.op("matmul", h, body.const(recurrent))),
+                body.const(bias))
+    z0, z1, z2, z3 = body.add("split", [z], {"axis": 1, "sizes": (units,) * 4}).results
+    i, f, o = (body.op(gate, v) for v in (z0, z1, z3))
+    c_new = body.op("add", body.op("mul", f, c), body.op("mul", i, body.op("tanh", z2)))
+    h_new = body.op("mul", o, body.op("tanh", c_new))
+    for name, v in [("t", body.op("add", t, body.const(np.int32(1)))), ("seq", s), ("h", h_new), ("c", c_new)]:
+        body.set_output(name, v)
+    zeros = g.const(np.zeros((batch, units), np.float32))
+    loop = g.add("while", [g.const(np.int32(0)), seq, zeros, zeros], regions=[cond, body])
+    g.set_output("h", loop.results[2])
+    return g
+
+
+@pytest.mark.parametrize("backwards", [False, True])
+def test_keras_lstm_loop_becomes_the_fused_op(case, backwards):
+    from irc.passes import run_pipeline
+
+    weights, x, _, _, _ = case
+    layer = keras.layers.LSTM(6, go_backwards=backwards)
+    layer.build(x.shape)
+    layer.set_weights(weights)
+    want = {"h": layer(x).numpy()}
+    g = keras_lstm_loop(weights, *x.shape, backwards=backwards)
+    assert_close(interpret(g, {"x": x}), want)
+    run_pipeline(g, "tfl-fuse-lstm,dce")
+    assert "while" not in g.op_histogram() and g.op_histogram()["tfl.unidirectional_sequence_lstm"] == 1
+    (fused,) = g.walk("tfl.unidirectional_sequence_lstm")
+    assert fused.attr("time_major") is False  # Keras's transposes to time-major and back are gone
+    read = fused.operands[0]
+    assert (read.producer.op == "reverse") if backwards else (read is g.inputs[0])
+    assert_close(interpret(g, {"x": x}), want)
+    data = emit(keras_lstm_loop(weights, *x.shape, backwards=backwards))
+    assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in codes(data) and "WHILE" not in codes(data)
+    assert_close(run_tflite(data, {"x": x}), want)
+
+
+def test_a_loop_that_is_not_exactly_an_lstm_is_left_alone(case):
+    from irc.passes import run_pipeline
+
+    weights, x, _, _, _ = case
+    g = keras_lstm_loop(weights, *x.shape, gate="hard_swish")  # not Keras's gate activation
+    run_pipeline(g, "tfl-fuse-lstm")
+    assert "while" in g.op_histogram()
+    g = keras_lstm_loop(weights, *x.shape)
+    (loop,) = g.walk("while")
+    g.set_output("c", loop.results[3])  # the final c, which the fused op does not give
+    run_pipeline(g, "tfl-fuse-lstm")
+    assert "while" in g.op_histogram() and "tfl.unidirectional_sequence_lstm" not in g.op_histogram()
+    want = interpret(keras_lstm_loop(weights, *x.shape), {"x": x})
+    assert_close({"h": interpret(g, {"x": x})["h"]}, want)
