@@ -46,6 +46,32 @@ class Cell:
     bias: np.ndarray  # [4 units]
 
 
+class Constants:
+    """The constant value of a region value: a constant, or a loop-invariant carried value whose initial value
+    is a constant (TensorFlow passes a loop's captured weights and bounds in as carried values)."""
+
+    def __init__(self, loop: Node):
+        self.loop = loop
+        body = loop.regions[1]
+        self.invariant = {p for p, (arg, out) in enumerate(zip(body.inputs, body.outputs.values())) if out is arg}
+
+    def array(self, value: Value) -> np.ndarray | None:
+        array = real_array(value)
+        if array is not None:
+            return array
+        for region in self.loop.regions:
+            if value in region.inputs:
+                position = region.inputs.index(value)
+                return real_array(self.loop.operands[position]) if position in self.invariant else None
+        return None
+
+    def int(self, value: Value) -> int | None:
+        array = self.array(value)
+        if array is None or array.size != 1 or array.dtype.kind not in "iu":
+            return None
+        return int(array.reshape(-1)[0])
+
+
 def _producer(value: Value, *ops: str) -> Node | None:
     node = value.producer
     return node if node is not None and node.op in ops else None
@@ -64,18 +90,18 @@ def _activation_of(value: Value, op: str) -> Value | None:
     return node.operands[0] if node is not None else None
 
 
-def _terms(value: Value, out: list) -> bool:
+def _terms(value: Value, out: list, consts: Constants) -> bool:
     """The summands of an add tree: ("matmul", a, weights [k, n]) or ("const", array); False on anything else."""
     node = value.producer
     if node is not None and node.op == "add":
-        return all(_terms(v, out) for v in node.operands)
+        return all(_terms(v, out, consts) for v in node.operands)
     if node is not None and node.op == "matmul" and not node.attr("transpose_a"):
-        w = real_array(node.operands[1])
+        w = consts.array(node.operands[1])
         if w is None or w.ndim != 2:
             return False
         out.append(("matmul", node.operands[0], w.T if node.attr("transpose_b") else w))
-        return len(node.operands) < 3 or _terms(node.operands[2], out)
-    array = real_array(value)
+        return len(node.operands) < 3 or _terms(node.operands[2], out, consts)
+    array = consts.array(value)
     if array is not None:
         out.append(("const", array))
         return True
@@ -125,8 +151,9 @@ def _depends_on(value: Value, args: set[Value]) -> bool:
     return False
 
 
-def match_cell(body: Graph) -> Cell | None:
-    """The LSTM cell a loop body computes, when it computes one exactly."""
+def match_cell(loop: Node, consts: Constants) -> Cell | None:
+    """The LSTM cell a loop's body computes, when it computes one exactly."""
+    body = loop.regions[1]
     args, results = body.inputs, list(body.outputs.values())
     for h, h_new in enumerate(results):
         for c, c_new in enumerate(results):
@@ -135,7 +162,7 @@ def match_cell(body: Graph) -> Cell | None:
             gates = _gates(h_new, c_new, args[c])
             z = _split_of(gates) if gates is not None else None
             terms: list = []
-            if z is None or not _terms(z, terms):
+            if z is None or not _terms(z, terms, consts):
                 continue
             products = [t for t in terms if t[0] == "matmul"]
             if len(products) != 2:
@@ -165,20 +192,15 @@ def _index_source(value: Value) -> Value:
     return value
 
 
-def _int_constant(value: Value) -> int | None:
-    array = real_array(value)
-    if array is None or array.size != 1 or array.dtype.kind not in "iu":
-        return None
-    return int(array.reshape(-1)[0])
-
-
-def _counter_step(body: Graph, position: int) -> bool:
-    """Whether carried value ``position`` goes up by exactly 1 each step."""
+def _counter_step(loop: Node, position: int, consts: Constants) -> bool:
+    """Whether carried value ``position`` starts at 0 and goes up by exactly 1 each step."""
+    body = loop.regions[1]
     arg, result = body.inputs[position], list(body.outputs.values())[position]
-    return any(a is arg and _int_constant(b) == 1 for a, b in _pair(_producer(result, "add")))
+    return (real_array(loop.operands[position]) is not None and consts.int(loop.operands[position]) == 0
+            and any(a is arg and consts.int(b) == 1 for a, b in _pair(_producer(result, "add"))))
 
 
-def _bounds(cond: Graph) -> dict[int, int] | None:
+def _bounds(cond: Graph, consts: Constants) -> dict[int, int] | None:
     """{carried position: bound} when cond is a conjunction of ``counter < constant`` tests, else None."""
     bounds: dict[int, int] = {}
     stack = [next(iter(cond.outputs.values()))]
@@ -190,7 +212,7 @@ def _bounds(cond: Graph) -> dict[int, int] | None:
             continue
         if node is None or node.op != "less":
             return None
-        arg, limit = _index_source(node.operands[0]), _int_constant(node.operands[1])
+        arg, limit = _index_source(node.operands[0]), consts.int(node.operands[1])
         if limit is None or arg not in cond.inputs:
             return None
         position = cond.inputs.index(arg)
@@ -212,7 +234,8 @@ class Loop:
 
 def match_loop(node: Node) -> Loop | None:
     cond, body = node.regions
-    cell = match_cell(body)
+    consts = Constants(node)
+    cell = match_cell(node, consts)
     if cell is None:
         return None
     read = _producer(cell.x_t, "gather")
@@ -222,35 +245,52 @@ def match_loop(node: Node) -> Loop | None:
     if seq_arg not in body.inputs or index not in body.inputs:
         return None
     sequence, counter = body.inputs.index(seq_arg), body.inputs.index(index)
-    results = list(body.outputs.values())
     seq_type = node.operands[sequence].type
-    if results[sequence] is not seq_arg or seq_type.shape is None or not isinstance(seq_type.shape[0], int):
+    if sequence not in consts.invariant or seq_type.shape is None or not isinstance(seq_type.shape[0], int):
         return None
     steps = seq_type.shape[0]
-    if _int_constant(node.operands[counter]) != 0 or not _counter_step(body, counter):
-        return None
-    bounds = _bounds(cond)
+    bounds = _bounds(cond, consts)
     if bounds is None or bounds.get(counter) != steps:
         return None
-    for position, bound in bounds.items():  # any other bounded counter must allow every step
-        if position != counter and (bound < steps or _int_constant(node.operands[position]) != 0
-                                    or not _counter_step(body, position)):
+    for position, bound in bounds.items():  # every bounded counter starts at 0, steps by 1 and allows every step
+        if bound < steps or not _counter_step(node, position, consts):
             return None
     trip = node.attr("max_trip_count")
     if 0 <= trip < steps:
         return None
-    loop = Loop(cell, counter, sequence, steps, None, tuple(bounds))
-    known = {cell.h, cell.c, counter, sequence, *bounds}
-    for position, (arg, result) in enumerate(zip(body.inputs, results)):
-        if position in known or result is arg:
+    buffer = None
+    for position, (arg, result) in enumerate(zip(body.inputs, body.outputs.values())):
+        if position in {cell.h, cell.c, sequence, *bounds} or position in consts.invariant:
             continue
-        return None  # a carried value the pass does not understand (a buffer of outputs: see the module doc)
-    return loop
+        if buffer is None and _writes_step(result, arg, index, list(body.outputs.values())[cell.h], consts):
+            buffer = position
+            continue
+        return None  # a carried value the pass does not understand
+    return Loop(cell, counter, sequence, steps, buffer, tuple(bounds))
+
+
+def _writes_step(result: Value, buffer: Value, counter: Value, h_new: Value, consts: Constants) -> bool:
+    """Whether ``result`` is ``buffer`` with step ``counter``'s h written at [counter, 0, 0] (TensorFlow's
+    TensorListSetItem, as the frontend lowers it)."""
+    node = _producer(result, "dynamic_update_slice")
+    if node is None or node.operands[0] is not buffer:
+        return False
+    update, start = node.operands[1], node.operands[2]
+    grown = _producer(update, "expand_dims", "reshape")
+    if grown is None or grown.operands[0] is not h_new or update.type.shape != (1, *h_new.type.shape):
+        return False
+    if grown.op == "expand_dims" and grown.attr("axis") != 0:
+        return False
+    packed = _producer(start, "pack")
+    if packed is not None:
+        first, rest = packed.operands[0], packed.operands[1:]
+        return _index_source(first) is counter and all(consts.int(v) == 0 for v in rest)
+    return False
 
 
 def fuse_loop(graph: Graph, node: Node, loop: Loop) -> bool:
-    """Replaces ``node`` (an LSTM ``while``) by ``tfl.unidirectional_sequence_lstm``; False when a result the
-    fused op cannot give (the final c, a buffer's other uses) is used."""
+    """Replaces ``node`` (an LSTM ``while``) by ``tfl.unidirectional_sequence_lstm``; False when the final c, which
+    the fused op does not give, is used."""
     cell = loop.cell
     if node.results[cell.c].uses or graph.is_output(node.results[cell.c]):
         return False
@@ -266,20 +306,16 @@ def fuse_loop(graph: Graph, node: Node, loop: Loop) -> bool:
                     strides=(1, 1, 1), begin_mask=7 ^ (1 << time_axis), end_mask=7 ^ (1 << time_axis),
                     shrink_axis_mask=1 << time_axis, loc=loc)
     replacements = {cell.h: last, loop.sequence: sequence}
+    if loop.buffer is not None:  # every step's h, time-major as the loop wrote them
+        replacements[loop.buffer] = y if time_major else graph.op("transpose", y, perm=(1, 0, 2), loc=loc)
     for position, (arg, result) in enumerate(zip(node.regions[1].inputs, node.regions[1].outputs.values())):
         if result is arg:
             replacements[position] = node.operands[position]
     for position in loop.counters:  # the loop stops when the step counter reaches T, the others with it
         replacements[position] = graph.const(np.asarray(loop.steps, node.results[position].type.dtype.numpy), loc=loc)
-    for position, result in enumerate(node.results):
-        if position == cell.c:
-            continue
-        if position not in replacements:
-            if result.uses or graph.is_output(result):
-                _erase(graph, [fused, last.producer])
-                return False
-            continue
-        graph.replace_all_uses(result, replacements[position])
+    for position, result in enumerate(node.results):  # match_loop accounted for every carried value
+        if position != cell.c:
+            graph.replace_all_uses(result, replacements[position])
     graph.erase(node)
     return True
 
@@ -297,12 +333,6 @@ def _batch_major(graph: Graph, sequence: Value, loc: Location) -> tuple[Value, b
     if reversed_ is not None:
         x = graph.op("reverse", x, axes=(1,), loc=loc)
     return x, False
-
-
-def _erase(graph: Graph, nodes: list[Node]) -> None:
-    for n in reversed(nodes):
-        if not any(r.uses for r in n.results):
-            graph.erase(n)
 
 
 @register_pass
