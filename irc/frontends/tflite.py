@@ -1036,3 +1036,13 @@ def _if(r, op):
     then = r.region(opts.then_subgraph_index, "then")
     other = r.region(opts.else_subgraph_index, "else")
     return r.graph.add("if", r.operands(), {}, regions=[then, other], loc=r.loc).results
+
+
+@reads("FILL")
+def _fill(r, op):
+    return r.emit("fill", r.input(0), r.input(1))
+
+
+@reads("DYNAMIC_UPDATE_SLICE")
+def _dynamic_update_slice(r, op):
+    return r.emit("dynamic_update_slice", r.input(0), r.input(1), r.input(2))

@@ -254,3 +254,16 @@ def flex(b, node):
     name = node.op.removeprefix("tf.")
     b.op("CUSTOM", [b.tensor(v) for v in node.operands], [b.result(r) for r in node.results],
          custom_code=FLEX_PREFIX + name, custom_options=flex_options(name, node.attrs["node_def"]))
+
+
+# ----- run-time shapes and updates (TensorLists as plain tensors) ------------------------------------------------------
+@emits("fill")
+def fill(b, node):
+    dims, value = node.operands
+    b.op("FILL", [b.tensor(dims), b.tensor(value)], [b.result(node.result)])
+
+
+@emits("dynamic_update_slice", check=lambda node: needs_rank(0, 1)(node))
+def dynamic_update_slice(b, node):
+    x, update, start = node.operands
+    b.op("DYNAMIC_UPDATE_SLICE", [b.tensor(x), b.tensor(update), b.tensor(start)], [b.result(node.result)])
