@@ -230,6 +230,7 @@ class Loop:
     steps: int
     buffer: int | None  # position of the carried [T, batch, units] buffer of every step's h, if any
     counters: tuple[int, ...] = ()  # the step counter and any other counter bounded in cond
+    keeps_all: bool = True  # the buffer keeps every step's h ([T, batch, units]), or only the last ([1, ...])
 
 
 def match_loop(node: Node) -> Loop | None:
@@ -258,34 +259,39 @@ def match_loop(node: Node) -> Loop | None:
     trip = node.attr("max_trip_count")
     if 0 <= trip < steps:
         return None
-    buffer = None
+    buffer, keeps_all = None, True
     for position, (arg, result) in enumerate(zip(body.inputs, body.outputs.values())):
         if position in {cell.h, cell.c, sequence, *bounds} or position in consts.invariant:
             continue
-        if buffer is None and _writes_step(result, arg, index, list(body.outputs.values())[cell.h], consts):
-            buffer = position
+        written = _writes_step(result, arg, index, list(body.outputs.values())[cell.h], consts)
+        if buffer is None and written is not None:
+            buffer, keeps_all = position, written == "all"
             continue
         return None  # a carried value the pass does not understand
-    return Loop(cell, counter, sequence, steps, buffer, tuple(bounds))
+    return Loop(cell, counter, sequence, steps, buffer, tuple(bounds), keeps_all)
 
 
-def _writes_step(result: Value, buffer: Value, counter: Value, h_new: Value, consts: Constants) -> bool:
-    """Whether ``result`` is ``buffer`` with step ``counter``'s h written at [counter, 0, 0] (TensorFlow's
-    TensorListSetItem, as the frontend lowers it)."""
+def _writes_step(result: Value, buffer: Value, counter: Value, h_new: Value, consts: Constants) -> str | None:
+    """"all" when ``result`` is ``buffer`` with step ``counter``'s h written at [counter, 0, 0] (TensorFlow's
+    TensorListSetItem, as the frontend lowers it), "last" when it is written at [0, 0, 0] of a one-item buffer
+    (Keras keeps only the last output so), else None."""
     node = _producer(result, "dynamic_update_slice")
     if node is None or node.operands[0] is not buffer:
-        return False
+        return None
     update, start = node.operands[1], node.operands[2]
     grown = _producer(update, "expand_dims", "reshape")
     if grown is None or grown.operands[0] is not h_new or update.type.shape != (1, *h_new.type.shape):
-        return False
+        return None
     if grown.op == "expand_dims" and grown.attr("axis") != 0:
-        return False
+        return None
     packed = _producer(start, "pack")
     if packed is not None:
         first, rest = packed.operands[0], packed.operands[1:]
-        return _index_source(first) is counter and all(consts.int(v) == 0 for v in rest)
-    return False
+        return "all" if _index_source(first) is counter and all(consts.int(v) == 0 for v in rest) else None
+    origin = consts.array(start)
+    if origin is not None and not origin.any() and buffer.type.shape is not None and buffer.type.shape[0] == 1:
+        return "last"
+    return None
 
 
 def fuse_loop(graph: Graph, node: Node, loop: Loop) -> bool:
@@ -306,8 +312,10 @@ def fuse_loop(graph: Graph, node: Node, loop: Loop) -> bool:
                     strides=(1, 1, 1), begin_mask=7 ^ (1 << time_axis), end_mask=7 ^ (1 << time_axis),
                     shrink_axis_mask=1 << time_axis, loc=loc)
     replacements = {cell.h: last, loop.sequence: sequence}
-    if loop.buffer is not None:  # every step's h, time-major as the loop wrote them
+    if loop.buffer is not None and loop.keeps_all:  # every step's h, time-major as the loop wrote them
         replacements[loop.buffer] = y if time_major else graph.op("transpose", y, perm=(1, 0, 2), loc=loc)
+    elif loop.buffer is not None:  # the last h alone, as [1, batch, units]
+        replacements[loop.buffer] = graph.op("expand_dims", last, axis=0, loc=loc)
     for position, (arg, result) in enumerate(zip(node.regions[1].inputs, node.regions[1].outputs.values())):
         if result is arg:
             replacements[position] = node.operands[position]
@@ -323,16 +331,29 @@ def fuse_loop(graph: Graph, node: Node, loop: Loop) -> bool:
 def _batch_major(graph: Graph, sequence: Value, loc: Location) -> tuple[Value, bool]:
     """The fused op's input for time-major ``sequence``: Keras's transpose of a batch-major input undone (through
     the reversal of a backward layer), else the sequence itself, time-major."""
-    reversed_ = _producer(sequence, "reverse")
-    inner = reversed_.operands[0] if reversed_ is not None and tuple(reversed_.attr("axes")) in ((0,), (-3,)) \
-        else sequence
-    transposed = _producer(inner, "transpose")
+    inner = _time_reversed(sequence)
+    transposed = _producer(inner if inner is not None else sequence, "transpose")
     if transposed is None or tuple(transposed.attr("perm")) != (1, 0, 2):
         return sequence, True
     x = transposed.operands[0]
-    if reversed_ is not None:
+    if inner is not None:
         x = graph.op("reverse", x, axes=(1,), loc=loc)
     return x, False
+
+
+def _time_reversed(sequence: Value) -> Value | None:
+    """``s`` when ``sequence`` is ``s`` reversed along its first axis (a ``reverse``, or the stride -1
+    ``strided_slice`` TensorFlow's ReverseV2 lowers to), else None."""
+    node = sequence.producer
+    if node is None:
+        return None
+    if node.op == "reverse" and tuple(a % 3 for a in node.attr("axes")) == (0,):
+        return node.operands[0]
+    if node.op == "strided_slice" and tuple(node.attr("strides")) == (-1, 1, 1) and node.attr("begin_mask") == 7 \
+            and node.attr("end_mask") == 7 and not any(node.attr(m) for m in
+                                                       ("ellipsis_mask", "new_axis_mask", "shrink_axis_mask")):
+        return node.operands[0]
+    return None
 
 
 @register_pass
