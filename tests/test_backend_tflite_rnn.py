@@ -531,3 +531,13 @@ def test_gru_with_unknown_time_runs_at_two_lengths(rnn_models):
     tensors = read_model(data).subgraphs[0].tensors
     signature = tensors[read_model(data).subgraphs[0].inputs[0]].shape_signature
     assert signature is not None and signature[1] == -1
+
+
+def test_a_fused_lstm_missing_an_input_is_one_clear_error(case):
+    from irc.errors import InputError
+
+    weights, x, h0, c0, _ = case
+    model = read_model(emit(lstm_graph(weights, x, h0, c0), passes="O0"))
+    model.subgraphs[0].operators[-1].inputs[6] = -1
+    with pytest.raises(InputError, match="input 6 .* is missing"):
+        graph_of(model)

@@ -994,6 +994,9 @@ def _unidirectional_sequence_lstm(r, op):
     opts = _opts(op)
     if len(op.inputs) not in (20, 24):
         raise ValueError(f"takes 20 or 24 inputs, got {len(op.inputs)}")
+    for k in (0, *range(1, 9), *range(12, 16), 18, 19):
+        if op.inputs[k] < 0:
+            raise ValueError(f"input {k} (the input, a gate's weights or bias, or a state) is missing")
     for k, what in _LSTM_OMITTED.items():
         if k < len(op.inputs) and op.inputs[k] >= 0:
             raise CannotRead(f"it has {what}, which irc's fused LSTM does not read")
