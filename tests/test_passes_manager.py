@@ -343,7 +343,7 @@ def test_passes_lists_every_pass_option_and_pipeline():
         assert f"  {name} " in result.stdout
     assert "max-size: int = 4194304" in result.stdout
     assert "target: nhwc|nchw = nhwc" in result.stdout
-    assert "tflite  canonicalize,fold-constants,split-complex,fold-batchnorm" in result.stdout
+    assert "tflite  canonicalize,fold-constants,split-complex,tfl-fuse-lstm,fold-batchnorm" in result.stdout
 
 
 def test_dump_after_a_pass(tmp_path):
