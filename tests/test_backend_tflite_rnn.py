@@ -438,8 +438,13 @@ def _gru_any_length(keras):
     return keras.Model(inp, keras.layers.GRU(4)(inp))
 
 
+def _lstm_any_length(keras):
+    inp = keras.Input((None, 5), batch_size=1)
+    return keras.Model(inp, keras.layers.LSTM(6)(inp))
+
+
 KERAS_MODELS = {"lstm_gru": _lstm_gru, "bilstm_classifier": _bilstm_classifier, "lstm_state": _lstm_state,
-                "gru_any_length": _gru_any_length}
+                "gru_any_length": _gru_any_length, "lstm_any_length": _lstm_any_length}
 
 
 @pytest.fixture(scope="session")
@@ -519,10 +524,11 @@ def test_keras_recurrent_models_everywhere(rnn_models, name):
 
 
 @pytest.mark.slow
-def test_gru_with_unknown_time_runs_at_two_lengths(rnn_models):
+@pytest.mark.parametrize("name", ["gru_any_length", "lstm_any_length"])
+def test_unknown_sequence_length_runs_at_two_lengths(rnn_models, name):
     import irc
 
-    model, saved = rnn_models["gru_any_length"]
+    model, saved = rnn_models[name]
     graph = irc.load(saved)
     data = None
     for length in (16, 100):
@@ -531,6 +537,8 @@ def test_gru_with_unknown_time_runs_at_two_lengths(rnn_models):
     tensors = read_model(data).subgraphs[0].tensors
     signature = tensors[read_model(data).subgraphs[0].inputs[0]].shape_signature
     assert signature is not None and signature[1] == -1
+    fused = "UNIDIRECTIONAL_SEQUENCE_LSTM" in codes(data)
+    assert fused == (name == "lstm_any_length") and (("WHILE" in codes(data)) != fused)
 
 
 def test_a_fused_lstm_missing_an_input_is_one_clear_error(case):

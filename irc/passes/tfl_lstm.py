@@ -200,8 +200,27 @@ def _counter_step(loop: Node, position: int, consts: Constants) -> bool:
             and any(a is arg and consts.int(b) == 1 for a, b in _pair(_producer(result, "add"))))
 
 
-def _bounds(cond: Graph, consts: Constants) -> dict[int, int] | None:
-    """{carried position: bound} when cond is a conjunction of ``counter < constant`` tests, else None."""
+RUN_TIME_LENGTH = -1  # a bound that is the sequence's length, known only at run time
+
+
+def _is_length_of(value: Value, sequence: Value) -> bool:
+    """Whether ``value`` is ``shape(sequence)[0]`` (as a strided slice or a gather of the shape)."""
+    node = value.producer
+    if node is None or node.op not in ("strided_slice", "gather") or not node.operands:
+        return False
+    shape = _producer(node.operands[0], "shape")
+    if shape is None or shape.operands[0] is not sequence:
+        return False
+    if node.op == "gather":
+        return real_array(node.operands[1]) is not None and int(real_array(node.operands[1]).reshape(-1)[0]) == 0
+    return (tuple(node.attr("begin")) == (0,) and tuple(node.attr("strides")) == (1,)
+            and node.attr("shrink_axis_mask") == 1 and not node.attr("begin_mask"))
+
+
+def _bounds(cond: Graph, consts: Constants, sequence: int) -> dict[int, int] | None:
+    """{carried position: bound} when cond is a conjunction of ``counter < bound`` tests, each bound a constant
+    or the sequence's run-time length (``RUN_TIME_LENGTH``), else None."""
+    loop = consts.loop
     bounds: dict[int, int] = {}
     stack = [next(iter(cond.outputs.values()))]
     while stack:
@@ -213,10 +232,16 @@ def _bounds(cond: Graph, consts: Constants) -> dict[int, int] | None:
         if node is None or node.op != "less":
             return None
         arg, limit = _index_source(node.operands[0]), consts.int(node.operands[1])
+        if limit is None and node.operands[1] in cond.inputs:
+            at = cond.inputs.index(node.operands[1])
+            if at in consts.invariant and _is_length_of(loop.operands[at], loop.operands[sequence]):
+                limit = RUN_TIME_LENGTH
         if limit is None or arg not in cond.inputs:
             return None
         position = cond.inputs.index(arg)
-        bounds[position] = min(limit, bounds.get(position, limit))
+        if position in bounds and bounds[position] != limit:
+            return None
+        bounds[position] = limit
     return bounds
 
 
@@ -227,7 +252,7 @@ class Loop:
     cell: Cell
     counter: int
     sequence: int
-    steps: int
+    steps: int | None  # None: known only at run time, the length of the sequence
     buffer: int | None  # position of the carried [T, batch, units] buffer of every step's h, if any
     counters: tuple[int, ...] = ()  # the step counter and any other counter bounded in cond
     keeps_all: bool = True  # the buffer keeps every step's h ([T, batch, units]), or only the last ([1, ...])
@@ -247,17 +272,18 @@ def match_loop(node: Node) -> Loop | None:
         return None
     sequence, counter = body.inputs.index(seq_arg), body.inputs.index(index)
     seq_type = node.operands[sequence].type
-    if sequence not in consts.invariant or seq_type.shape is None or not isinstance(seq_type.shape[0], int):
+    if sequence not in consts.invariant or seq_type.shape is None or len(seq_type.shape) != 3:
         return None
-    steps = seq_type.shape[0]
-    bounds = _bounds(cond, consts)
-    if bounds is None or bounds.get(counter) != steps:
+    steps = seq_type.shape[0] if isinstance(seq_type.shape[0], int) else None
+    bounds = _bounds(cond, consts, sequence)
+    if bounds is None or bounds.get(counter) != (RUN_TIME_LENGTH if steps is None else steps):
         return None
     for position, bound in bounds.items():  # every bounded counter starts at 0, steps by 1 and allows every step
-        if bound < steps or not _counter_step(node, position, consts):
+        allows_all = bound == RUN_TIME_LENGTH or (steps is not None and bound >= steps)
+        if not allows_all or not _counter_step(node, position, consts):
             return None
     trip = node.attr("max_trip_count")
-    if 0 <= trip < steps:
+    if 0 <= trip and (steps is None or trip < steps):
         return None
     buffer, keeps_all = None, True
     for position, (arg, result) in enumerate(zip(body.inputs, body.outputs.values())):
@@ -319,8 +345,12 @@ def fuse_loop(graph: Graph, node: Node, loop: Loop) -> bool:
     for position, (arg, result) in enumerate(zip(node.regions[1].inputs, node.regions[1].outputs.values())):
         if result is arg:
             replacements[position] = node.operands[position]
-    for position in loop.counters:  # the loop stops when the step counter reaches T, the others with it
-        replacements[position] = graph.const(np.asarray(loop.steps, node.results[position].type.dtype.numpy), loc=loc)
+    if loop.steps is None:  # the loop stops when the step counter reaches T, the others with it
+        length = graph.op("shape", sequence, dtype=node.results[loop.counter].type.dtype, loc=loc)
+        length = graph.op("strided_slice", length, begin=(0,), end=(1,), strides=(1,), shrink_axis_mask=1, loc=loc)
+    for position in loop.counters:
+        replacements[position] = length if loop.steps is None else \
+            graph.const(np.asarray(loop.steps, node.results[position].type.dtype.numpy), loc=loc)
     for position, result in enumerate(node.results):  # match_loop accounted for every carried value
         if position != cell.c:
             graph.replace_all_uses(result, replacements[position])

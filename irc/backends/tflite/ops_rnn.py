@@ -27,8 +27,9 @@ def _lstm_check(node: Node) -> str | None:
         return "UNIDIRECTIONAL_SEQUENCE_LSTM needs constant weights and biases"
     if x.type.dtype.value != "f32" or x.type.quant is not None:
         return "irc writes UNIDIRECTIONAL_SEQUENCE_LSTM in float32 only"
-    if x.type.shape is None or sum(not isinstance(d, int) for d in x.type.shape) > 1:
-        return "UNIDIRECTIONAL_SEQUENCE_LSTM needs the input's rank and all but one dimension known"
+    if x.type.rank != 3 or any(v.type.shape is None or sum(not isinstance(d, int) for d in v.type.shape) > 1
+                               for v in node.operands[4:]):
+        return "UNIDIRECTIONAL_SEQUENCE_LSTM needs a rank-3 input and states with at most the batch unknown"
     return None
 
 
