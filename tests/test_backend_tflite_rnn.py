@@ -569,6 +569,6 @@ def test_tensorflow_control_flow_through_irc_everywhere(name):
     again = parse(print_graph(graph, full=True))
     for got in (interpret(again, feeds), run_tflite(emit(graph), feeds), xla.emit(graph).run(feeds)):
         assert sorted(got) == sorted(want)
-        for key in want:
-            np.testing.assert_allclose(np.asarray(got[key]), want[key], rtol=1e-5, atol=1e-5 * np.abs(want[key]).max())
+        for key, ref in want.items():
+            np.testing.assert_allclose(np.asarray(got[key]), ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max())
     assert {"WHILE", "IF"} & set(codes(emit(graph)))
