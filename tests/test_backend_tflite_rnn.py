@@ -572,3 +572,19 @@ def test_tensorflow_control_flow_through_irc_everywhere(name):
         for key, ref in want.items():
             np.testing.assert_allclose(np.asarray(got[key]), ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max())
     assert {"WHILE", "IF"} & set(codes(emit(graph)))
+
+
+def test_a_while_whose_regions_do_not_fit_is_one_clear_error():
+    from irc.errors import InputError
+    from tests.test_ir_regions import counting_loop
+
+    model = read_model(emit(counting_loop()))
+    cond = model.subgraphs[1]
+    cond.outputs.append(cond.inputs[0])  # cond returns two values
+    with pytest.raises(InputError, match=r"operator 0 \(WHILE\).*cond"):
+        graph_of(model)
+    model = read_model(emit(counting_loop()))
+    body = model.subgraphs[2]
+    body.outputs.pop()  # the body returns fewer values than the loop carries
+    with pytest.raises(InputError, match=r"operator 0 \(WHILE\).*body"):
+        graph_of(model)
