@@ -1045,7 +1045,3 @@ def _if(r, op):
 def _fill(r, op):
     return r.emit("fill", r.input(0), r.input(1))
 
-
-@reads("DYNAMIC_UPDATE_SLICE")
-def _dynamic_update_slice(r, op):
-    return r.emit("dynamic_update_slice", r.input(0), r.input(1), r.input(2))

@@ -256,14 +256,9 @@ def flex(b, node):
          custom_code=FLEX_PREFIX + name, custom_options=flex_options(name, node.attrs["node_def"]))
 
 
-# ----- run-time shapes and updates (TensorLists as plain tensors) ------------------------------------------------------
+# ----- run-time shapes (TensorLists of run-time length) ---------------------------------------------------------------
 @emits("fill")
 def fill(b, node):
     dims, value = node.operands
     b.op("FILL", [b.tensor(dims), b.tensor(value)], [b.result(node.result)])
 
-
-@emits("dynamic_update_slice", check=lambda node: needs_rank(0, 1)(node))
-def dynamic_update_slice(b, node):
-    x, update, start = node.operands
-    b.op("DYNAMIC_UPDATE_SLICE", [b.tensor(x), b.tensor(update), b.tensor(start)], [b.result(node.result)])
