@@ -392,6 +392,7 @@ class TflFuseLstm(Pass):
     """TFLite: a while running a Keras LSTM cell over a sequence -> tfl.unidirectional_sequence_lstm."""
 
     name = "tfl-fuse-lstm"
+    walks_regions = "self"  # it replaces while nodes, in every graph, itself
 
     def apply(self, graph, stats):
         for g in graph.all_graphs():

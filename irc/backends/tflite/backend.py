@@ -100,9 +100,6 @@ def prepare(graph: Graph, *, passes=None, quantize: str | None = None, **quantiz
     pipeline = DEFAULT_PIPELINE if passes is None else passes
     if pipeline and pipeline != "O0":
         run_pipeline(graph, pipeline)
-        # the loop bodies and branches too (a GRU's body: its zero biases gone, activations fused)
-        for region in [g for g in graph.all_graphs() if not g.is_top_level]:
-            run_pipeline(region, pipeline, crash_reproducer=False)
     require_data(graph, "emitting tflite")
     if quantize and quantize not in QUANTIZE_MODES:
         from irc.passes.quantize import quantize_graph

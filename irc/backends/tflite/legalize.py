@@ -216,6 +216,7 @@ class TFLiteIdioms(Pass):
     """Rewrites decomposed math into the builtins TFLite runs best (gelu, hard_swish, scales into filters)."""
 
     name = "tflite-idioms"
+    walks_regions = "self"  # apply runs the idioms in every region itself, as rewrite_idioms does
 
     def apply(self, graph: Graph, stats: Stats) -> None:
         for g in graph.all_graphs():
