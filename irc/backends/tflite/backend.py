@@ -330,9 +330,14 @@ class ModelBuilder:
 
     def op(self, code: str, inputs: list[int], outputs: list[int], opts: Options | dict | None = None, *,
            custom_code: str | None = None, custom_options: bytes | None = None) -> None:
-        """Appends operator ``code`` (a BuiltinOperator name). ``opts`` is an Options or a dict of its fields."""
+        """Appends operator ``code`` (a BuiltinOperator name). ``opts`` is an Options or a dict of its fields.
 
-        self.operators.append(self._operator(code, inputs, outputs, opts, custom_code, custom_options))
+        Operands beyond the rank its kernel takes are merged to fit, or refused (kernel_limits.py)."""
+        from irc.backends.tflite import kernel_limits
+
+        fitted = kernel_limits.fit(self, code, list(inputs), list(outputs))
+        self.operators.append(self._operator(code, fitted.inputs, fitted.outputs, opts, custom_code, custom_options))
+        kernel_limits.restore(self, fitted)
 
     def _operator(self, code, inputs, outputs, opts=None, custom_code=None, custom_options=None) -> Operator:
         from irc.backends.tflite.ops import op_version

@@ -1,0 +1,201 @@
+"""The rank and broadcast limits of TFLite's kernels, and the rewrite that keeps every operator inside them.
+
+TFLite's kernels check some limits in ``Prepare`` (``TF_LITE_ENSURE_MSG(... NumDimensions(input) <= 5 ...)``: the
+interpreter reports an error), but others only in the broadcast helpers they call at ``Eval``: a comparison whose
+inputs differ in shape goes to ``BroadcastComparison4DSlow``, whose ``NdArrayDescsForElementwiseBroadcast<4>``
+aborts the whole process (SIGABRT) on a 5-D shape. A converter must never write such a file, so every operator
+irc writes passes through ``fit`` (called by ``ModelBuilder.op``):
+
+- an elementwise operator whose inputs broadcast over more dimensions than its kernel takes is rewritten: adjacent
+  dimensions that broadcast the same way (the same inputs are 1 there) are merged by a RESHAPE of each input, the
+  operator runs on the merged shapes, and a RESHAPE restores the result's shape. ``[1,1,1,8,8] > []`` becomes
+  ``[64] > [1]``;
+- an operator whose operands still exceed its kernel's rank is refused with a one-line TargetError naming the node
+  and its Keras layer, at conversion.
+
+``LIMITS`` has one entry per builtin irc writes (tests/test_tflite_kernel_limits.py checks that the table covers
+every code the emitters use); ``None`` means the kernel states no limit. The numbers are what the kernels in
+tensorflow/lite/kernels/ state (file named in ``source``), checked against TF 2.21's ``tf.lite.Interpreter``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, NamedTuple
+
+import numpy as np
+
+from irc.errors import TargetError
+
+if TYPE_CHECKING:
+    from irc.backends.tflite.backend import ModelBuilder
+
+
+class Limit(NamedTuple):
+    rank: int | None  # the most dimensions any operand may have; None: no limit
+    broadcast: int | None  # the most dimensions of a broadcast (operands of different shapes); None: none broadcast
+    source: str  # where TFLite states it
+    exact: bool = False  # the kernel takes exactly ``rank`` dimensions (convolutions, pools, resize)
+
+
+def _elementwise(broadcast: int, source: str) -> Limit:
+    return Limit(None, broadcast, source)
+
+
+_FREE = Limit(None, None, "no rank check; the kernel works on the flat buffer or any rank")
+_NHWC = Limit(4, None, "TF_LITE_ENSURE_EQ(NumDimensions(input), 4)", exact=True)
+
+LIMITS: dict[str, Limit] = {
+    # broadcasting elementwise kernels: the template size of their slow broadcast path
+    "ADD": _elementwise(6, "add.cc: BroadcastAdd6DSlow"),
+    "SUB": _elementwise(6, "sub.cc: BroadcastSubSlow (6-D NdArrayDesc)"),
+    "MUL": _elementwise(6, "mul.cc: BroadcastMul6DSlow"),
+    "DIV": _elementwise(6, "div.cc: BroadcastDivSlow<6>"),
+    "MAXIMUM": _elementwise(6, "maximum_minimum.cc: MaximumMinimumBroadcastSlow (6-D)"),
+    "MINIMUM": _elementwise(6, "maximum_minimum.cc: MaximumMinimumBroadcastSlow (6-D)"),
+    "SQUARED_DIFFERENCE": _elementwise(6, "squared_difference.cc: BroadcastBinaryFunction6DSlow"),
+    "POW": _elementwise(4, "pow.cc: BroadcastPow4DSlow"),
+    "FLOOR_DIV": _elementwise(4, "floor_div.cc: BroadcastBinaryFunction4DSlow"),
+    "FLOOR_MOD": _elementwise(4, "floor_mod.cc: BroadcastBinaryFunction4DSlow"),
+    "EQUAL": _elementwise(4, "comparisons.cc: BroadcastComparison4DSlowImpl (NdArrayDescsForElementwiseBroadcast<4>)"),
+    "NOT_EQUAL": _elementwise(4, "comparisons.cc: BroadcastComparison4DSlowImpl"),
+    "LESS": _elementwise(4, "comparisons.cc: BroadcastComparison4DSlowImpl"),
+    "LESS_EQUAL": _elementwise(4, "comparisons.cc: BroadcastComparison4DSlowImpl"),
+    "GREATER": _elementwise(4, "comparisons.cc: BroadcastComparison4DSlowImpl"),
+    "GREATER_EQUAL": _elementwise(4, "comparisons.cc: BroadcastComparison4DSlowImpl"),
+    "LOGICAL_AND": _elementwise(4, "logical.cc: BroadcastBinaryFunction4DSlow"),
+    "LOGICAL_OR": _elementwise(4, "logical.cc: BroadcastBinaryFunction4DSlow"),
+    "SELECT_V2": _elementwise(5, "select.cc: BroadcastSelect5DSlow"),
+    # kernels with a rank check in Prepare
+    "TRANSPOSE": Limit(6, None, 'transpose.cc: "Transpose op only supports 1D-6D input arrays."'),
+    "STRIDED_SLICE": Limit(5, None, 'strided_slice.cc: "StridedSlice op only supports 1D-5D input arrays."'),
+    "SLICE": Limit(5, None, 'slice.cc: "Slice op only supports 1D-5D input arrays." (kMaxDim = 5)'),
+    "PAD": Limit(5, None, "pad.cc: dims <= PadKernelMaxDimensionCount() (5)"),
+    "PADV2": Limit(5, None, "pad.cc: dims <= PadKernelMaxDimensionCount() (5)"),
+    "BATCH_MATMUL": Limit(5, None, "batch_matmul.cc: lhs and rhs rank <= 5"),
+    "BROADCAST_TO": Limit(8, None, "broadcast_to.cc: kMaxDims = 8"),
+    "SQUEEZE": Limit(8, None, "squeeze.cc: kMaxSqueezeDims = 8"),
+    "CONV_2D": _NHWC, "DEPTHWISE_CONV_2D": _NHWC, "TRANSPOSE_CONV": _NHWC, "MAX_POOL_2D": _NHWC,
+    "AVERAGE_POOL_2D": _NHWC, "RESIZE_BILINEAR": _NHWC, "RESIZE_NEAREST_NEIGHBOR": _NHWC,
+    # no limit: unary elementwise kernels, shape ops, reductions, gathers, casts
+    **dict.fromkeys(
+        "NEG ABS SQRT RSQRT EXP LOG SQUARE SIN COS FLOOR CEIL ROUND SIGN LOGICAL_NOT RELU RELU6 RELU_N1_TO_1 "
+        "LOGISTIC TANH HARD_SWISH ELU LEAKY_RELU GELU SOFTMAX LOG_SOFTMAX CAST DEQUANTIZE QUANTIZE FULLY_CONNECTED "
+        "RESHAPE EXPAND_DIMS SHAPE CONCATENATION SPLIT SPLIT_V PACK UNPACK GATHER TILE ONE_HOT ARG_MAX MEAN SUM "
+        "REDUCE_MAX REDUCE_MIN REDUCE_PROD MIRROR_PAD CUSTOM".split(), _FREE),
+}
+
+
+class Fitted(NamedTuple):
+    inputs: list[int]
+    outputs: list[int]
+    restore: list[tuple[int, int]]  # (merged result, original output): a RESHAPE after the operator
+
+
+def fit(b: ModelBuilder, code: str, inputs: list[int], outputs: list[int]) -> Fitted:
+    """``code``'s operands made to fit its kernel's limits (RESHAPEs appended to ``b``), or a TargetError."""
+    limit = LIMITS.get(code)
+    if limit is None:
+        raise TargetError(f"internal error: no kernel limits known for TFLite's {code} (kernel_limits.LIMITS)")
+    unchanged = Fitted(inputs, outputs, [])
+    shapes = [_dims(b, i) for i in inputs if i >= 0]
+    if limit.broadcast is not None and len({tuple(s) for s in shapes}) > 1:
+        rank = max(len(s) for s in shapes)
+        if rank <= limit.broadcast:
+            return unchanged
+        return _merged(b, code, limit, inputs, outputs)
+    if limit.rank is not None:
+        for i in inputs[:1] if limit.exact else inputs:
+            if i >= 0 and len(_dims(b, i)) > limit.rank:
+                _refuse(b, f"TFLite's {code} takes at most {limit.rank} dimensions, this one has "
+                           f"{len(_dims(b, i))}")
+    return unchanged
+
+
+def _dims(b: ModelBuilder, index: int) -> list[int]:
+    t = b.tensors[index]
+    return list(t.shape_signature or t.shape)
+
+
+def _refuse(b: ModelBuilder, why: str) -> None:
+    node = b.node
+    where = None
+    if node is not None:
+        where = f"{node.op} at {b.name_of(node)}"
+        if node.loc.layers:
+            where += f" (layer {', '.join(node.loc.layers)})"
+    raise TargetError(f"{why}, and irc cannot rewrite it to fit", where=where)
+
+
+def merge_groups(shapes: list[list[int]], out: list[int]) -> list[list[int]]:
+    """Adjacent dimensions of a broadcast that can be merged: each group's dims broadcast the same way.
+
+    ``shapes`` are the operands' dims aligned to ``out`` (left-padded with 1). A dim's pattern is which operands
+    are 1 there (and so are broadcast); a dim where the result is 1 joins any group.
+    """
+    groups: list[list[int]] = []
+    patterns: list[tuple | None] = []
+    for axis, size in enumerate(out):
+        here = None if size == 1 else tuple(s[axis] == 1 for s in shapes)
+        if groups and (here is None or patterns[-1] is None or here == patterns[-1]):
+            groups[-1].append(axis)
+            patterns[-1] = patterns[-1] or here
+        else:
+            groups.append([axis])
+            patterns.append(here)
+    return groups
+
+
+def _merged(b: ModelBuilder, code: str, limit: Limit, inputs: list[int], outputs: list[int]) -> Fitted:
+    out_dims = _dims(b, outputs[0])
+    if not b.tensors[outputs[0]].has_rank or sum(d < 0 for d in out_dims) > 1:
+        _refuse(b, f"TFLite's {code} broadcasts over at most {limit.broadcast} dimensions, and this one's "
+                   "unknown dimensions cannot be merged")
+    rank = len(out_dims)
+    aligned = {i: [1] * (rank - len(_dims(b, i))) + _dims(b, i) for i in inputs if i >= 0}
+    groups = merge_groups(list(aligned.values()), out_dims)
+    if len(groups) > limit.broadcast:
+        _refuse(b, f"TFLite's {code} broadcasts over at most {limit.broadcast} dimensions, this one needs "
+                   f"{len(groups)} after merging")
+    new_inputs = [i if i < 0 else _reshaped(b, i, _group_dims(aligned[i], groups), "fit") for i in inputs]
+    merged_out = _group_dims(out_dims, groups)
+    if merged_out is None or any(d is None for d in new_inputs):
+        _refuse(b, f"TFLite's {code} broadcasts over at most {limit.broadcast} dimensions, and this one's "
+                   "unknown dimensions cannot be merged")
+    new_outputs = []
+    restore = []
+    for o in outputs:
+        temp = _retyped(b, o, merged_out, "fit")
+        new_outputs.append(temp)
+        restore.append((temp, o))
+    return Fitted(new_inputs, new_outputs, restore)
+
+
+def _group_dims(dims: list[int], groups: list[list[int]]) -> list[int] | None:
+    """The merged dims (-1 for a group with an unknown dim); None when more than one group is unknown."""
+    merged = [-1 if any(dims[a] < 0 for a in g) else math.prod(dims[a] for a in g) for g in groups]
+    return merged if sum(d < 0 for d in merged) <= 1 else None
+
+
+def _retyped(b: ModelBuilder, index: int, dims: list[int], suffix: str) -> int:
+    """A new tensor like ``index`` with dims ``dims`` (-1: unknown)."""
+    temp = b.like(index, suffix)
+    t = b.tensors[temp]
+    t.shape = [d if d >= 0 else 1 for d in dims]
+    t.shape_signature = list(dims) if any(d < 0 for d in dims) else None
+    t.has_rank = True
+    return temp
+
+
+def _reshaped(b: ModelBuilder, index: int, dims: list[int] | None, suffix: str) -> int | None:
+    if dims is None:
+        return None
+    out = _retyped(b, index, dims, suffix)
+    b.op("RESHAPE", [index, b.int_vector(np.asarray(dims))], [out])
+    return out
+
+
+def restore(b: ModelBuilder, fitted: Fitted) -> None:
+    """The RESHAPEs that give a merged operator's results their original shapes."""
+    for merged, original in fitted.restore:
+        b.op("RESHAPE", [merged, b.int_vector(np.asarray(_dims(b, original)))], [original])
