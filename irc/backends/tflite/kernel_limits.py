@@ -94,10 +94,10 @@ class Fitted(NamedTuple):
 
 def fit(b: ModelBuilder, code: str, inputs: list[int], outputs: list[int]) -> Fitted:
     """``code``'s operands made to fit its kernel's limits (RESHAPEs appended to ``b``), or a TargetError."""
-    limit = LIMITS.get(code)
-    if limit is None:
-        raise TargetError(f"internal error: no kernel limits known for TFLite's {code} (kernel_limits.LIMITS)")
     unchanged = Fitted(inputs, outputs, [])
+    limit = LIMITS.get(code)
+    if limit is None:  # a builtin not in the table yet: tests/test_tflite_kernel_limits.py fails until it is
+        return unchanged
     shapes = [_dims(b, i) for i in inputs if i >= 0]
     if limit.broadcast is not None and len({tuple(s) for s in shapes}) > 1:
         rank = max(len(s) for s in shapes)
