@@ -70,7 +70,7 @@ def _graph(name: str, inputs: dict[str, str], body: str, out: str) -> str:
 
 # (graph text, inputs, numpy reference): broadcasts beyond the kernel's rank that merge to fit
 _RNG = np.random.default_rng(0)
-_F = lambda *s: _RNG.normal(size=s).astype(np.float32)  # noqa: E731
+_F = lambda *s: _RNG.normal(size=s).astype(np.float32)
 CASES = {
     "greater_5d_scalar": (_graph("g", {"a": "f32[1,1,1,8,8]", "b": "f32[]"}, "greater(%a, %b)", "bool[1,1,1,8,8]"),
                           {"a": _F(1, 1, 1, 8, 8), "b": np.float32(0.1)}, np.greater),
@@ -93,8 +93,8 @@ CASES = {
                       "f32[2,2,2,2,3,3,3,3]"),
                {"a": _F(2, 2, 2, 2, 1, 1, 1, 1), "b": _F(1, 1, 1, 1, 3, 3, 3, 3)}, np.multiply),
     "select_7d": (
-        "graph @s(%c: bool[1,1,1,2,3,1,1], %x: f32[2,2,2,2,3,4,1], %y: f32[]) {\n"
-        "  %0 = select(%c, %x, %y) : f32[2,2,2,2,3,4,1]\n  return %0 as \"y\"\n}",
+        _graph("s", {"c": "bool[1,1,1,2,3,1,1]", "x": "f32[2,2,2,2,3,4,1]", "y": "f32[]"}, "select(%c, %x, %y)",
+               "f32[2,2,2,2,3,4,1]"),
         {"c": _RNG.random((1, 1, 1, 2, 3, 1, 1)) > 0.5, "x": _F(2, 2, 2, 2, 3, 4, 1), "y": np.float32(-1)},
         np.where),
     "less_dynamic_batch": (

@@ -43,7 +43,7 @@ def run_tflite_models(models: list[tuple[str | os.PathLike, dict]], timeout: flo
             args += [str(path), str(feed)]
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
         proc = subprocess.run([sys.executable, "-c", _CHILD, *args], capture_output=True, text=True,
-                              timeout=timeout, env=env)
+                              check=False, timeout=timeout, env=env)
         if proc.returncode != 0:
             started = [line for line in proc.stdout.splitlines() if line.startswith("start")]
             which = models[int(started[-1].split()[1])][0] if started else "?"
