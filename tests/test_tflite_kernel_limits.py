@@ -126,6 +126,8 @@ def test_broadcast_that_cannot_merge_is_refused_naming_the_node():
      "TRANSPOSE takes at most 6 dimensions"),
     ("batch_matmul(%a, %b)", {"a": "f32[1,2,1,2,3,4]", "b": "f32[1,2,1,2,4,5]"}, "f32[1,2,1,2,3,5]",
      "BATCH_MATMUL takes at most 5 dimensions"),
+    ("concat(%a, %a) {axis = 0}", {"a": "f32[1,2,1,2,1,2,1]"}, "f32[2,2,1,2,1,2,1]",
+     "CONCATENATION takes at most 6 dimensions"),  # XNNPACK's limit
 ])
 def test_over_rank_operands_are_refused(body, inputs, out, fragment):
     with pytest.raises(TargetError, match=fragment):
