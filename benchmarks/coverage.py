@@ -63,9 +63,9 @@ def _hub(name: str, **config):
     return build
 
 
-_TEXT = dict(vocabulary_size=VOCAB, num_layers=2, num_heads=2, hidden_dim=16, intermediate_dim=32)
-_DECODER = dict(vocabulary_size=VOCAB, num_layers=2, num_query_heads=2, num_key_value_heads=1, hidden_dim=16,
-                intermediate_dim=32)
+_TEXT = {"vocabulary_size": VOCAB, "num_layers": 2, "num_heads": 2, "hidden_dim": 16, "intermediate_dim": 32}
+_DECODER = {"vocabulary_size": VOCAB, "num_layers": 2, "num_query_heads": 2, "num_key_value_heads": 1,
+            "hidden_dim": 16, "intermediate_dim": 32}
 
 MODELS: dict[str, Spec] = {
     # keras.applications, one or more per family, at 32 px (Inception-ResNet needs 75, Xception 71)
@@ -252,8 +252,8 @@ def markdown(rows: list[dict]) -> str:
     def f(value, fmt):
         return "" if value is None else format(value, fmt)
 
-    lines = ["| model | family | irc lower (s) | TF convert (s) | time ratio | size ratio | irc error | TF error | "
-             "note |", "|---|---|---|---|---|---|---|---|---|"]
+    header = "| model | family | irc lower (s) | TF convert (s) | time ratio | size ratio | irc error | TF error | note |"
+    lines = [header, "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         ratio = r["irc_s"] / r["tf_s"] if r.get("tf_s") else None
         note = r.get("error", "") or r.get("tf_error", "")
@@ -277,7 +277,7 @@ def main(argv=None) -> int:
         for name in names:
             try:
                 rows.append(measure(name, Path(tmp)))
-            except Exception as e:  # a model that does not even build or export: its row says why
+            except Exception as e:  # noqa: BLE001  a model that does not even build or export: its row says why
                 rows.append({"model": name, "family": MODELS[name].family, "error": f"{type(e).__name__}: {e}"[:160]})
             print(markdown(rows[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
     print(markdown(rows))
