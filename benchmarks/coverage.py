@@ -165,15 +165,17 @@ def export(name: str, workdir: Path) -> tuple[Path, dict[str, np.ndarray], dict[
     signature = [tf.TensorSpec(shape, dtype, name=key) for key, (shape, dtype) in sorted(specs.items())]
     keys = sorted(specs)
 
-    @tf.function(input_signature=signature)
     def serve(*args):
         out = model(dict(zip(keys, args)) if len(model.inputs) > 1 else args[0])
         return out if isinstance(out, dict) else {"output_0": out}
 
-    module = tf.Module()
-    module.model, module.serve = model, serve
+    # Keras' own exporter tracks the weights so that TF's converter freezes them (a tf.Module holding the model
+    # gave TF's converter a file without them)
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    serve = archive.add_endpoint("serving_default", serve, input_signature=signature)
     path = workdir / name
-    tf.saved_model.save(module, str(path), signatures={"serving_default": serve})
+    archive.write_out(str(path), verbose=False)
     inputs = make_inputs(specs)
     outputs = {k: v.numpy() for k, v in serve(*[tf.constant(inputs[k]) for k in keys]).items()}
     return path, inputs, outputs
