@@ -164,6 +164,23 @@ def test_gelu_and_hard_swish_idioms():
     assert_close(run_tflite(data, inputs), want, rtol=1e-5)
 
 
+@pytest.mark.parametrize("fused", [False, True])
+def test_tanh_gelu_idiom(fused):
+    # ALBERT's gelu_new as TensorFlow writes it: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))); tfl-fuse may
+    # have put the tanh into its mul
+    g = Graph("gelu_new")
+    x = g.add_input("x", TensorType(F32, (2, 8)))
+    cubic = g.op("add", x, g.op("mul", g.const(np.float32(0.044715)), g.op("pow", x, g.const(np.float32(3.0)))))
+    c = g.const(np.float32(np.sqrt(2 / np.pi)))
+    tanh = g.op("tfl.mul", c, cubic, fused_activation="tanh") if fused else g.op("tanh", g.op("mul", c, cubic))
+    g.set_output("y", g.op("mul", g.op("mul", g.const(np.float32(0.5)), x), g.op("add", g.const(np.float32(1.0)), tanh)))
+    inputs = {"x": np.linspace(-5, 5, 16, dtype=np.float32).reshape(2, 8)}
+    want = interpret(g, inputs)
+    data = emit(g, passes="O0")
+    assert ops_of(data) == ["GELU"]
+    assert_close(run_tflite(data, inputs), want, rtol=1e-5)
+
+
 def test_input_scale_folds_into_the_filter():
     r = np.random.default_rng(0)
     g = Graph("rescale")

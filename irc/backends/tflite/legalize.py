@@ -4,7 +4,8 @@
 as TensorFlow's converter does: the erf form of GELU into ``gelu``, ``x * relu6(x + 3) / 6`` into ``hard_swish``,
 and a per-channel scale in front of a convolution (Keras' Rescaling) into the filter. These are exact rewrites of
 the same function, so ``emit`` runs them even with ``-O0``; as the pass ``tflite-idioms`` they end the backend's
-default pipeline, so that they come before any quantization. A reshape that puts reduced dimensions back becomes the
+default pipeline, so that they come before any quantization. The tanh approximation of GELU becomes
+``gelu {approximate = true}`` as well. A reshape that puts reduced dimensions back becomes the
 reduction's ``keepdims``.
 
 ``check`` gives every node's status: ``native`` (TFLite builtin operators), ``fallback`` (an opaque ``tf.<Op>``
@@ -121,7 +122,20 @@ def _gelu_rules() -> list[Rule]:
     for tail in one_plus:
         forms += [Op("mul", Op("mul", x, Near(0.5)), tail), Op("mul", x, Op("mul", tail, Near(0.5))),
                   Op("mul", Op("mul", x, tail), Near(0.5))]
-    return [Rule(form, lambda m: m.op("gelu", m.x, approximate=False), doc="erf form -> gelu") for form in forms]
+    rules = [Rule(form, lambda m: m.op("gelu", m.x, approximate=False), doc="erf form -> gelu") for form in forms]
+    # 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3))): the tanh approximation (ALBERT's gelu_new, Keras'
+    # gelu(approximate=True)), which TFLite's GELU computes with approximate = true
+    cubic = Op("add", x, Op("mul", Op("pow", x, Near(3.0)), Near(0.044715)))
+    c = math.sqrt(2 / math.pi)
+    tanhs = [Op("tanh", Op("mul", cubic, Near(c))), Op("tfl.mul", cubic, Near(c), fused_activation="tanh")]
+    tanh_forms = []
+    for tanh in tanhs:  # tfl-fuse may have fused the tanh into its mul already
+        tail = Op("add", tanh, Near(1.0))
+        tanh_forms += [Op("mul", Op("mul", x, Near(0.5)), tail), Op("mul", x, Op("mul", tail, Near(0.5))),
+                       Op("mul", Op("mul", x, tail), Near(0.5))]
+    rules += [Rule(form, lambda m: m.op("gelu", m.x, approximate=True), doc="tanh form -> gelu(approximate)")
+              for form in tanh_forms]
+    return rules
 
 
 def _hard_swish_rules() -> list[Rule]:
