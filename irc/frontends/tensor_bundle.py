@@ -238,7 +238,7 @@ class TensorBundle:
                                  "negative", where=where)
             if len(entry.slices):
                 continue  # refused when read
-            np_type = tfattrs.DTYPES.get(entry.dtype, (None, None))[1]
+            np_type = tfattrs.numpy_type(entry.dtype)
             count = math.prod(dims)
             if np_type is object and count > entry.size:  # each string takes at least a byte for its length
                 raise InputError(f"string tensor '{key}' has {count} strings in {entry.size} bytes", where=where)

@@ -4,25 +4,26 @@ from __future__ import annotations
 
 import math
 
-import ml_dtypes
 import numpy as np
 
 from irc import limits
 from irc.errors import InputError
 from irc.frontends.tfgraph import FuncRef
 
-# TF DataType enum -> (irc dtype name, numpy dtype or None when it has no array form)
+# TF DataType enum -> (irc dtype name, numpy dtype or None when it has no array form). ml_dtypes' types are named
+# ("ml_dtypes.bfloat16") and imported on first use: importing ml_dtypes costs about a second, which every
+# ``irc lower`` paid before it read a single float32 model.
 DTYPES: dict[int, tuple[str, object]] = {
     1: ("float32", np.float32), 2: ("float64", np.float64), 3: ("int32", np.int32), 4: ("uint8", np.uint8),
     5: ("int16", np.int16), 6: ("int8", np.int8), 7: ("string", object), 8: ("complex64", np.complex64),
     9: ("int64", np.int64), 10: ("bool", np.bool_), 11: ("qint8", np.int8), 12: ("quint8", np.uint8),
-    13: ("qint32", np.int32), 14: ("bfloat16", ml_dtypes.bfloat16), 15: ("qint16", np.int16),
+    13: ("qint32", np.int32), 14: ("bfloat16", "ml_dtypes.bfloat16"), 15: ("qint16", np.int16),
     16: ("quint16", np.uint16), 17: ("uint16", np.uint16), 18: ("complex128", np.complex128),
     19: ("float16", np.float16), 20: ("resource", None), 21: ("variant", None), 22: ("uint32", np.uint32),
-    23: ("uint64", np.uint64), 24: ("float8_e5m2", ml_dtypes.float8_e5m2),
-    25: ("float8_e4m3fn", ml_dtypes.float8_e4m3fn), 26: ("float8_e4m3fnuz", ml_dtypes.float8_e4m3fnuz),
-    27: ("float8_e4m3b11fnuz", ml_dtypes.float8_e4m3b11fnuz), 28: ("float8_e5m2fnuz", ml_dtypes.float8_e5m2fnuz),
-    29: ("int4", ml_dtypes.int4), 30: ("uint4", ml_dtypes.uint4),
+    23: ("uint64", np.uint64), 24: ("float8_e5m2", "ml_dtypes.float8_e5m2"),
+    25: ("float8_e4m3fn", "ml_dtypes.float8_e4m3fn"), 26: ("float8_e4m3fnuz", "ml_dtypes.float8_e4m3fnuz"),
+    27: ("float8_e4m3b11fnuz", "ml_dtypes.float8_e4m3b11fnuz"), 28: ("float8_e5m2fnuz", "ml_dtypes.float8_e5m2fnuz"),
+    29: ("int4", "ml_dtypes.int4"), 30: ("uint4", "ml_dtypes.uint4"),
 }
 DTYPE_ENUM = {name: num for num, (name, _) in DTYPES.items()}
 
@@ -35,10 +36,20 @@ def dtype_name(num: int) -> str:
     return DTYPES[num][0]
 
 
+def numpy_type(num: int):
+    """The numpy type of TF dtype ``num``: a numpy scalar type, ``object`` for strings, None without array form."""
+    np_type = DTYPES.get(num, (None, None))[1]
+    if isinstance(np_type, str):
+        import ml_dtypes
+
+        np_type = getattr(ml_dtypes, np_type.removeprefix("ml_dtypes."))
+    return np_type
+
+
 def numpy_dtype(num: int):
     if num > 100:
         num -= 100
-    np_type = DTYPES.get(num, (None, None))[1]
+    np_type = numpy_type(num)
     if np_type is None:
         raise ValueError(f"TF dtype {dtype_name(num)} has no array form")
     return np.dtype(np_type)
