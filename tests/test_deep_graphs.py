@@ -21,6 +21,7 @@ from irc.ir.interpreter import random_inputs, run
 from irc.ir.parser import parse
 from irc.ir.printer import print_graph
 from irc.passes import run_pipeline
+from tests.tflite_subprocess import run_tflite
 
 CONST = "%c = const() {value = dense<f32[8] [0.5, -0.25, 0.125, 1.0, -1.0, 0.75, 0.0, 2.0]>} : f32[8]"
 
@@ -92,7 +93,14 @@ def lower_and_read_back(text: str, tmp_path, record_property) -> None:
     model.write_text(text)
     record_property("lower tflite", invoke("lower", model, "--emit", "tflite", "-o", tmp_path / "m.tflite"))
     record_property("dump .tflite", invoke("dump", tmp_path / "m.tflite", "-o", tmp_path / "back.irc"))
-    check_same_numbers(parse(text, "model.irc"), tmp_path / "back.irc")
+    original = parse(text, "model.irc")
+    check_same_numbers(original, tmp_path / "back.irc")
+    # and in TFLite's own interpreter (a child process: a kernel abort fails this test, not pytest)
+    feed = random_inputs(original, seed=0)
+    want = run(original, feed)
+    got = run_tflite(tmp_path / "m.tflite", feed)
+    for name, array in want.items():
+        np.testing.assert_allclose(got[name], array, rtol=1e-4, atol=1e-5)
 
 
 def test_a_10k_node_chain_through_dump_and_opt(tmp_path, record_property):
