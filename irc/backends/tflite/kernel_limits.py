@@ -81,6 +81,9 @@ LIMITS: dict[str, Limit] = {
     # whose operands have more than XNN_MAX_TENSOR_DIMS = 6 dims (probed with TF 2.21: 6-D runs, 7-D fails)
     **dict.fromkeys(["CONCATENATION", "SPLIT", "SPLIT_V", "SOFTMAX", "MEAN", "SUM", "REDUCE_MAX", "REDUCE_MIN"],
                     Limit(6, None, "XNNPACK delegate: XNN_MAX_TENSOR_DIMS = 6")),
+    "DYNAMIC_UPDATE_SLICE": Limit(8, None, "dynamic_update_slice.cc: rank <= 8"),
+    # no rank check in Prepare; an index's last dim must not exceed the operand's rank (checked by their emitters)
+    **dict.fromkeys(["GATHER_ND", "SCATTER_ND"], Limit(None, None, "gather_nd.cc, scatter_nd.cc: no rank limit")),
     "CONV_2D": _NHWC, "DEPTHWISE_CONV_2D": _NHWC, "TRANSPOSE_CONV": _NHWC, "MAX_POOL_2D": _NHWC,
     "AVERAGE_POOL_2D": _NHWC, "RESIZE_BILINEAR": _NHWC, "RESIZE_NEAREST_NEIGHBOR": _NHWC,
     # no limit: unary elementwise kernels, shape ops, reductions, gathers, casts
@@ -89,7 +92,7 @@ LIMITS: dict[str, Limit] = {
         "LOGICAL_NOT", "RELU", "RELU6", "RELU_N1_TO_1", "LOGISTIC", "TANH", "HARD_SWISH", "ELU", "LEAKY_RELU",
         "GELU", "LOG_SOFTMAX", "CAST", "DEQUANTIZE", "QUANTIZE", "FULLY_CONNECTED", "RESHAPE",
         "EXPAND_DIMS", "SHAPE", "PACK", "UNPACK", "GATHER", "TILE", "ONE_HOT",
-        "ARG_MAX", "REDUCE_PROD", "MIRROR_PAD", "CUSTOM",
+        "ARG_MAX", "REDUCE_PROD", "MIRROR_PAD", "CUSTOM", "CUMSUM", "TOPK_V2", "FILL", "FAKE_QUANT",
     ], _FREE),
 }
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from irc.backends.tflite.kernel_limits import LIMITS
 from irc.backends.tflite.ops import emits, needs_rank
 from irc.backends.tflite.ops_array import copy
 from irc.formats.tflite.opnames import INDEXING
@@ -28,8 +29,8 @@ from irc.ir.graph import Node, Value
 from irc.ir.types import DType, TensorType
 from irc.ops.indexing import Roll
 
-# The highest operand rank each TFLite kernel takes, where it states one (tensorflow/lite/kernels/*.cc).
-RANK_LIMITS = {"SLICE": 5, "DYNAMIC_UPDATE_SLICE": 8}
+# The highest operand rank each TFLite kernel takes, from the table of every kernel's limits (kernel_limits.py).
+RANK_LIMITS = {code: LIMITS[code].rank for code in ("SLICE", "DYNAMIC_UPDATE_SLICE")}
 # The dtypes each kernel computes in.
 _DTYPES = {
     "CUMSUM": (DType.f32, DType.i32, DType.i64),
