@@ -69,11 +69,10 @@ _DECODER = {"vocabulary_size": VOCAB, "num_layers": 2, "num_query_heads": 2, "nu
 
 MODELS: dict[str, Spec] = {
     # keras.applications, one or more per family, at 32 px (Inception-ResNet needs 75, Xception 71). Keras 3 ships
-    # no RegNet (tf_keras does): not here
+    # no RegNet or ResNetRS (tf_keras does): not here
     "vgg16": Spec("VGG", _app("VGG16")),
     "resnet50": Spec("ResNet", _app("ResNet50")),
     "resnet50_v2": Spec("ResNetV2", _app("ResNet50V2")),
-    "resnet_rs50": Spec("ResNetRS", _app("ResNetRS50")),
     "inception_resnet_v2": Spec("Inception-ResNet", _app("InceptionResNetV2", 75)),
     "xception": Spec("Xception", _app("Xception", 71)),
     "mobilenet": Spec("MobileNet", _app("MobileNet", alpha=0.25)),

@@ -86,6 +86,8 @@ LIMITS: dict[str, Limit] = {
     **dict.fromkeys(["GATHER_ND", "SCATTER_ND"], Limit(None, None, "gather_nd.cc, scatter_nd.cc: no rank limit")),
     **dict.fromkeys(["CONV_3D", "CONV_3D_TRANSPOSE"],
                     Limit(5, None, "conv3d.cc, conv3d_transpose.cc: NumDimensions(input) == 5", exact=True)),
+    "REVERSE_V2": Limit(8, None, "reverse.cc: up to 8 dims"),
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": Limit(3, None, "unidirectional_sequence_lstm.cc: input is 3-D", exact=True),
     "CONV_2D": _NHWC, "DEPTHWISE_CONV_2D": _NHWC, "TRANSPOSE_CONV": _NHWC, "MAX_POOL_2D": _NHWC,
     "AVERAGE_POOL_2D": _NHWC, "RESIZE_BILINEAR": _NHWC, "RESIZE_NEAREST_NEIGHBOR": _NHWC,
     # no limit: unary elementwise kernels, shape ops, reductions, gathers, casts
@@ -95,7 +97,7 @@ LIMITS: dict[str, Limit] = {
         "GELU", "LOG_SOFTMAX", "CAST", "DEQUANTIZE", "QUANTIZE", "FULLY_CONNECTED", "RESHAPE",
         "EXPAND_DIMS", "SHAPE", "PACK", "UNPACK", "GATHER", "TILE", "ONE_HOT",
         "ARG_MAX", "REDUCE_PROD", "MIRROR_PAD", "CUSTOM", "CUMSUM", "TOPK_V2", "FILL", "FAKE_QUANT",
-        "RFFT2D", "REAL", "IMAG", "COMPLEX_ABS",
+        "RFFT2D", "REAL", "IMAG", "COMPLEX_ABS", "IF", "WHILE",
     ], _FREE),
 }
 
