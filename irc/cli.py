@@ -14,7 +14,7 @@ import sys
 
 import click
 
-from irc import __version__
+from irc import __version__, tfquiet
 
 # name -> (module, one-line help). The help is here so that --help need not import every command.
 COMMANDS = {
@@ -189,6 +189,7 @@ def run(argv: list[str] | None = None) -> None:
     """The console entry point."""
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:  # not where an embedding program chose otherwise
         signal.signal(signal.SIGTERM, raise_terminated)
+    tfquiet.install()
     main.main(args=list(sys.argv[1:] if argv is None else argv), prog_name="irc")
 
 
