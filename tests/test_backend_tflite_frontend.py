@@ -55,7 +55,13 @@ def test_irc_files_round_trip(tmp_path, name):
     g = build(name)
     first = emit(g, passes="O0")
     again = emit(reread(tmp_path, first), passes="O0")
-    assert counts(again) == counts(first)
+    if name == "conv3d":
+        # TFLite's 3-D SAME padding is never negative, TensorFlow's is (a window narrower than its stride): the
+        # reader makes such a CONV_3D an explicit PAD and a VALID one (frontends/tflite.py's _same_3d), which -O0
+        # writes back as they are.
+        assert counts(again) - counts(first) <= Counter({"PAD": 1}) and counts(first) - counts(again) == Counter()
+    else:
+        assert counts(again) == counts(first)
     inputs = inputs_for(g)
     assert_close(run_tflite(again, inputs), run_tflite(first, inputs), rtol=1e-6)
 

@@ -34,6 +34,6 @@ def test_only_start_up_lines_are_noise(line, noise):
 
 
 def test_importing_tensorflow_after_install_writes_nothing_of_its_own():
-    done = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-c", SCRIPT], check=False, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "2.0"
     assert done.stderr.splitlines() == ["kept: a line TensorFlow did not write"], done.stderr
