@@ -156,6 +156,17 @@ def test_weight_only_schemes_need_their_module():
         resolve(cnn(), Recipe("int8", (Entry(("fc",), "int4-weight-only", "blockwise", 32, where="r.toml:2"),)))
 
 
+@pytest.mark.skipif(not HAS_WEIGHTS_MODULE, reason="needs irc.passes.quantize.weights")
+def test_a_weight_scheme_litert_cannot_run_is_refused_when_the_recipe_is_resolved():
+    """Before calibration or any rewrite: blockwise convolution filters (4-D) and dynamic int4 depthwise are not
+    LiteRT's; the error names the recipe line, the node and its layer."""
+    with pytest.raises(QuantizationError, match=r"r.toml:2: node model/conv1/op \(Keras layer conv1\): LiteRT "
+                                                r"cannot run conv2d with int4 dynamic blockwise 32"):
+        resolve(cnn(), Recipe("int8", (Entry(("conv1",), "dynamic-int4", "blockwise", 32, where="r.toml:2"),)))
+    assigned = resolve(cnn(), Recipe("int8", (Entry(("fc",), "dynamic-int4", "blockwise", 32, where="r.toml:3"),)))
+    assert assigned.nodes("dynamic-int4")
+
+
 def test_keep_float_is_a_float_entry_after_the_recipe():
     g = cnn()
     recipe = Recipe("int8", (Entry(("conv2",), "int16x8"),))

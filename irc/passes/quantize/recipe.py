@@ -247,7 +247,7 @@ def resolve(graph: Graph, recipe: Recipe, min_elements: int = 1) -> Assignment:
         what = "--keep-float" if entry.where == "--keep-float" else f"{entry.label()}select"
         chosen = select(graph, entry.select, what)
         if entry.scheme in WEIGHT_ONLY:
-            weight_only_module(entry)
+            _check_weight_only(weight_only_module(entry), entry, chosen)
         elif entry.scheme != "float":
             reasons = [why_not(n, entry.scheme) for n in chosen]
             if all(reasons):
@@ -259,6 +259,16 @@ def resolve(graph: Graph, recipe: Recipe, min_elements: int = 1) -> Assignment:
             result.schemes[n] = entry.scheme
             result.entries[n] = entry
     return result
+
+
+def _check_weight_only(weights, entry: Entry, chosen) -> None:
+    """Before any work: every selected node with constant weights must take the entry's scheme in LiteRT."""
+    bits, dynamic = WEIGHT_ONLY[entry.scheme]
+    granularity = entry.granularity or "per-channel"
+    scheme = weights.WeightScheme(bits, granularity, entry.block_size, dynamic)
+    for node in chosen:
+        if weights._weights(node) is not None and (why := weights.refusal(node, scheme)) is not None:
+            raise QuantizationError(f"{entry.label()}{weights.describe(node)}: {why}")
 
 
 def why_not(node: Node, scheme: str) -> str | None:
