@@ -76,3 +76,16 @@ def compare(graph: Graph, reference, inputs: dict, rel: float = 1e-4) -> dict[st
     out = run(graph, inputs)
     ref = {k: np.asarray(v) for k, v in reference(inputs).items()}
     return assert_close(out, ref, rel)
+
+
+def test_frontend_doc_lists_every_covered_op():
+    """docs/frontend.md's "Covered TF ops" list is the registry's (regenerate it when a lowering is added)."""
+    import re
+    from pathlib import Path
+
+    from irc.frontends.lowering import supported_ops
+
+    doc = (Path(__file__).parent.parent / "docs" / "frontend.md").read_text()
+    count, body = re.search(r"### Covered TF ops \((\d+)\)\n\n(.*?)\.\n\n", doc, re.S).groups()
+    listed = [op.strip() for op in body.replace("\n", " ").split(",")]
+    assert listed == sorted(supported_ops()) and int(count) == len(listed)
