@@ -86,6 +86,6 @@ def test_frontend_doc_lists_every_covered_op():
     from irc.frontends.lowering import supported_ops
 
     doc = (Path(__file__).parent.parent / "docs" / "frontend.md").read_text()
-    count, body = re.search(r"### Covered TF ops \((\d+)\)\n\n(.*?)\.\n\n", doc, re.S).groups()
+    count, body = re.search(r"### Covered TF ops \((\d+)\)\n\n(.*?)\.\n\n", doc, re.DOTALL).groups()
     listed = [op.strip() for op in body.replace("\n", " ").split(",")]
     assert listed == sorted(supported_ops()) and int(count) == len(listed)
