@@ -13,7 +13,7 @@ PACKAGE = ROOT / "irc"
 # Lowest first. A unit is a subpackage (irc/passes) or a top-level module (irc/errors.py); "irc" is the package's
 # __init__ (the version and lazy attributes).
 LAYERS = [
-    {"irc", "errors", "limits", "outputs", "npfiles", "registry"},  # base: no irc dependencies but each other
+    {"irc", "errors", "limits", "outputs", "npfiles", "registry", "tfquiet"},  # base: no irc dependencies but each other
     {"formats"},  # file formats irc both reads and writes
     {"ir", "ops"},  # the graph and its ops (a graph infers its types through the op registry)
     {"passes"},

@@ -160,6 +160,20 @@ def _region_answers(backend, work: Graph, answers: list) -> list:
     return found
 
 
+def _placed(work: Graph, answers: list) -> list:
+    """Each answer about a node inside a region says which region it is in (a backend that answers for region
+    nodes itself, as tflite does for WHILE and IF bodies, does not)."""
+    places = {inner: f"in {node.op} region '{name}'" for node in work.walk(recursive=True) if node.regions
+              for name, region in zip(node.opdef.regions, node.regions) for inner in region.nodes}
+    placed = []
+    for node, status, reason in answers:
+        where = places.get(node)
+        if where and not reason.startswith(where):
+            reason = f"{where}; {reason}" if reason else where
+        placed.append((node, status, reason))
+    return placed
+
+
 def check_graph(graph: Graph, target: str, *, strict: bool = False, tf_ops_allowed: bool = True,
                 include_constants: bool = False) -> CheckReport:
     """Asks the ``target`` backend about every node of ``graph`` (left untouched: the backend sees a copy)."""
@@ -170,6 +184,7 @@ def check_graph(graph: Graph, target: str, *, strict: bool = False, tf_ops_allow
     rank = {node: i for i, node in enumerate(work.walk(recursive=True))}  # a region's nodes after its op
     answers = list(backend.check(work))
     answers += _region_answers(backend, work, answers)
+    answers = _placed(work, answers)
     answers.sort(key=lambda item: rank.get(item[0], len(rank)))
     rows, hidden = [], 0
     for item in answers:

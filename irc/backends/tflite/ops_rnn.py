@@ -64,5 +64,15 @@ def unidirectional_sequence_lstm(b, node):
 @emits("reverse")
 def reverse(b, node):
     x = node.operands[0]
-    axes = [a % x.type.rank for a in node.attr("axes")]
-    b.op("REVERSE_V2", [b.tensor(x), b.int_vector(axes)], [b.result(node.result)])
+    axes = sorted({a % x.type.rank for a in node.attr("axes")})
+    runs = [[axes[0]]] if axes else [[]]  # TFLite's kernel takes contiguous axes only: one operator per run
+    for axis in axes[1:]:
+        if axis == runs[-1][-1] + 1:
+            runs[-1].append(axis)
+        else:
+            runs.append([axis])
+    current = b.tensor(x)
+    for i, run in enumerate(runs):
+        out = b.result(node.result) if i == len(runs) - 1 else b.temp(node.result.type, f"reverse{i}")
+        b.op("REVERSE_V2", [current, b.int_vector(run)], [out])
+        current = out
