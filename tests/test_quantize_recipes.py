@@ -7,7 +7,6 @@ on the zoo's MobileNetV2) gets under its bound and writes a recipe that replays 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -23,8 +22,6 @@ from irc.ir.types import DType, TensorType
 from irc.passes.quantize import apply_quantization, calibrate, prepare_for_quantization, quantize_graph
 from irc.passes.quantize.recipe import Entry, Recipe, load_recipe, parse_recipe, resolve
 from tests.hostile import assert_refused, run_irc
-
-HAS_WEIGHTS_MODULE = importlib.util.find_spec("irc.passes.quantize.weights") is not None
 
 
 def cnn(seed=0) -> Graph:
@@ -149,14 +146,6 @@ def test_recipe_errors_against_the_model():
     assert resolve(g, Recipe("int8", (Entry(("/conv1|pool/",), "dynamic-int8"),))).nodes("dynamic-int8")
 
 
-@pytest.mark.skipif(HAS_WEIGHTS_MODULE, reason="irc.passes.quantize.weights is here: the weight-only schemes run")
-def test_weight_only_schemes_need_their_module():
-    with pytest.raises(QuantizationError, match=r"r.toml:2: scheme int4-weight-only needs irc.passes.quantize."
-                                                r"weights"):
-        resolve(cnn(), Recipe("int8", (Entry(("fc",), "int4-weight-only", "blockwise", 32, where="r.toml:2"),)))
-
-
-@pytest.mark.skipif(not HAS_WEIGHTS_MODULE, reason="needs irc.passes.quantize.weights")
 def test_a_weight_scheme_litert_cannot_run_is_refused_when_the_recipe_is_resolved():
     """Before calibration or any rewrite: blockwise convolution filters (4-D) and dynamic int4 depthwise are not
     LiteRT's; the error names the recipe line, the node and its layer."""
@@ -386,12 +375,6 @@ def test_max_error_on_mobilenet_v2(zoo_models, tmp_path):
 def test_usage_errors_in_python():
     with pytest.raises(UsageError, match="integer inputs and outputs go with int8 or int16x8"):
         quantize_graph(cnn(), recipe=Recipe("dynamic-int8"), int8_io=True)
-
-
-@pytest.mark.skipif(HAS_WEIGHTS_MODULE, reason="irc.passes.quantize.weights is here: the weight-only schemes run")
-def test_a_weight_only_default_needs_its_module_before_any_work():
-    with pytest.raises(QuantizationError, match=r"scheme weight-only \(the default\) needs irc.passes.quantize"):
-        quantize_graph(cnn(), recipe=Recipe("dynamic-int4"), calibration=None)
 
 
 @pytest.mark.parametrize("name, text, message", [

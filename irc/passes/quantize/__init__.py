@@ -179,10 +179,11 @@ def _weight_only_groups(assignment, recipe: Recipe, default):
 
 def _quantize_weight_only(graph: Graph, nodes: set, entry, stats: Counter) -> None:
     """Weight-only int8/int4 and dynamic int4: irc.passes.quantize.weights does them."""
-    from irc.passes.quantize.recipe import WEIGHT_ONLY, weight_only_module
+    from irc.passes.quantize import weights
+    from irc.passes.quantize.recipe import WEIGHT_ONLY
 
     bits, dynamic = WEIGHT_ONLY[entry.scheme]
-    stats.update(weight_only_module(entry).quantize_weights(
+    stats.update(weights.quantize_weights(
         graph, nodes, bits=bits, granularity=entry.granularity or "per-channel", block_size=entry.block_size,
         dynamic=dynamic))
 

@@ -239,15 +239,13 @@ def resolve(graph: Graph, recipe: Recipe, min_elements: int = 1) -> Assignment:
     none of whose nodes can take its scheme (both before any work)."""
     from irc.passes.quantize.select import select
 
-    if recipe.default in WEIGHT_ONLY:
-        weight_only_module()
     nodes = [n for n in graph.walk(recursive=True) if n.op != "const"]  # inside regions too
     result = Assignment({n: recipe.default for n in nodes}, {n: None for n in nodes})
     for entry in recipe.entries:
         what = "--keep-float" if entry.where == "--keep-float" else f"{entry.label()}select"
         chosen = select(graph, entry.select, what)
         if entry.scheme in WEIGHT_ONLY:
-            _check_weight_only(weight_only_module(entry), entry, chosen)
+            _check_weight_only(entry, chosen)
         elif entry.scheme != "float":
             reasons = [why_not(n, entry.scheme) for n in chosen]
             if all(reasons):
@@ -261,8 +259,10 @@ def resolve(graph: Graph, recipe: Recipe, min_elements: int = 1) -> Assignment:
     return result
 
 
-def _check_weight_only(weights, entry: Entry, chosen) -> None:
+def _check_weight_only(entry: Entry, chosen) -> None:
     """Before any work: every selected node with constant weights must take the entry's scheme in LiteRT."""
+    from irc.passes.quantize import weights
+
     bits, dynamic = WEIGHT_ONLY[entry.scheme]
     granularity = entry.granularity or "per-channel"
     scheme = weights.WeightScheme(bits, granularity, entry.block_size, dynamic)
@@ -285,17 +285,3 @@ def why_not(node: Node, scheme: str) -> str | None:
     if scheme == "float16" and not any(v.is_constant and v.type.dtype.value == "f32" for v in node.operands):
         return f"{node.op} has no float32 constant to store as float16"
     return None
-
-
-def weight_only_module(entry: Entry | None = None):
-    """irc.passes.quantize.weights, which the weight-only and int4 schemes need."""
-    import importlib.util
-
-    if importlib.util.find_spec("irc.passes.quantize.weights") is None:
-        scheme = entry.scheme if entry else "weight-only (the default)"
-        raise QuantizationError(f"{entry.label() if entry else ''}scheme {scheme} needs "
-                                f"irc.passes.quantize.weights (weight-only and int4 quantization), which this "
-                                f"irc does not have")
-    from irc.passes.quantize import weights
-
-    return weights
