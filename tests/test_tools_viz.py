@@ -93,7 +93,6 @@ def test_dot_text():
     assert "in0 -> b0;" in text and 'label="conv2d\\n' in text
 
 
-@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot program is not installed")
 @pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot program is not installed on this machine")
 def test_dot_engine_and_png():
     g = mini_resnet(blocks=1)
