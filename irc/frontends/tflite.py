@@ -876,16 +876,6 @@ def _resize(r, op):
 
 
 # ----- 3-D convolutions, complex numbers ---------------------------------------------------------------------------
-def _then_activation(r, value: Value, activation: str) -> Value:
-    """A fused activation of an operator whose irc op has no ``tfl`` form, as the activation op after it."""
-    if activation == "none":
-        return value
-    if activation != "relu_n1_to_1":
-        return r.emit(activation, value)
-    low = r.temp("maximum", value, r.const(np.float32(-1.0)))
-    return r.emit("minimum", low, r.const(np.float32(1.0)))
-
-
 def _same_3d(r, x: Value, k, strides, dilations, padding: str) -> tuple[Value, str]:
     """TFLite's 3-D SAME padding is never negative (TensorFlow's 3-D kernels' is, where a window is narrower than
     its stride, and irc's conv3d follows those): such a window is read as an explicit pad and a VALID one."""
@@ -913,10 +903,8 @@ def _conv3d(r, op):
     x, f = r.input(0), r.input(1)
     strides, dilations = _fields_3d(opts)
     x, padding = _same_3d(r, x, f.type.shape[:3], strides, dilations, opts.padding)
-    act = r.activation(x, opts)
-    out = r.add("conv3d", [x, f, *_bias(r, 2)], {"strides": strides, "dilations": dilations, "padding": padding},
-                quant_from=0 if act == "none" else None).result
-    return _then_activation(r, out, act)
+    attrs = {"strides": strides, "dilations": dilations, "padding": padding, "activation": r.activation(x, opts)}
+    return r.add("conv3d", [x, f, *_bias(r, 2)], attrs).result
 
 
 @reads("CONV_3D_TRANSPOSE")
@@ -927,11 +915,9 @@ def _conv3d_transpose(r, op):
     strides, dilations = _fields_3d(opts)
     if dilations != (1, 1, 1):
         raise CannotRead("a dilated CONV_3D_TRANSPOSE")
-    act = r.activation(x, opts)
-    out = r.add("conv3d_transpose", [x, f, *_bias(r, 3)],
-                {"output_shape": tuple(shape), "strides": strides, "padding": opts.padding},
-                quant_from=0 if act == "none" else None).result
-    return _then_activation(r, out, act)
+    attrs = {"output_shape": tuple(shape), "strides": strides, "padding": opts.padding,
+             "activation": r.activation(x, opts)}
+    return r.add("conv3d_transpose", [x, f, *_bias(r, 3)], attrs).result
 
 
 @reads(*opnames.COMPLEX_PARTS.values())

@@ -541,7 +541,7 @@ def _taps3(x: np.ndarray, k, stride, dilation, padding, value=0):
 
 
 @register
-class Conv3D(OpDef):
+class Conv3D(Fusable):
     name = "conv3d"
     summary = "3-D convolution of an NDHWC tensor with a DHWIO filter [kd, kh, kw, in, out]."
     operands = ("x", "filter", "bias?")
@@ -558,7 +558,7 @@ class Conv3D(OpDef):
         out = [window_out(size, kk, s, d, attrs["padding"]) for size, kk, s, d in zip(spatial, k, strides, dilations)]
         return [TensorType(types[0].dtype, (n, *out, kout))]
 
-    def kernel(self, inputs, attrs):
+    def compute(self, inputs, attrs):
         x, f = inputs[0], inputs[1].astype(inputs[0].dtype, copy=False)
         taps = [t for _, t in _taps3(x, f.shape[:3], attrs["strides"], attrs["dilations"], attrs["padding"])]
         cols = np.stack(taps, axis=4)  # [n, od, oh, ow, kd*kh*kw, c]
@@ -568,7 +568,7 @@ class Conv3D(OpDef):
 
 
 @register
-class Conv3DTranspose(OpDef):
+class Conv3DTranspose(Fusable):
     name = "conv3d_transpose"
     summary = "Transposed 3-D convolution (the gradient of conv3d); filter [kd, kh, kw, out, in], NDHWC."
     operands = ("x", "filter", "bias?")
@@ -595,7 +595,7 @@ class Conv3DTranspose(OpDef):
         _check_bias(types, out[4])
         return [TensorType(types[0].dtype, tuple(out))]
 
-    def kernel(self, inputs, attrs):
+    def compute(self, inputs, attrs):
         x, padding, strides = inputs[0], attrs["padding"], attrs["strides"]
         f = inputs[1].astype(x.dtype, copy=False)
         k, kout = f.shape[:3], f.shape[3]

@@ -24,8 +24,8 @@ from irc.ops.shape import merge_dims
 
 DIALECT = "tfl"
 # core ops TFLite fuses an activation into (its operators' fused_activation_function option)
-FUSABLE_OPS = ("add", "sub", "mul", "div", "conv2d", "depthwise_conv2d", "conv2d_transpose", "matmul",
-               "max_pool", "avg_pool", "concat")
+FUSABLE_OPS = ("add", "sub", "mul", "div", "conv2d", "depthwise_conv2d", "conv2d_transpose", "conv3d",
+               "conv3d_transpose", "matmul", "max_pool", "avg_pool", "concat")
 
 
 def fused_name(core: str) -> str:

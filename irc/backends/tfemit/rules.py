@@ -278,7 +278,7 @@ def conv3d(e: Emitter, node: Node, args: list[str]) -> str:
     else:  # TF's CPU Conv3D has no dilation: tf.nn.convolution runs it through space-to-batch
         conv = (f"tf.nn.convolution({args[0]}, {args[1]}, strides={lit(a['strides'])}, "
                 f"padding={lit(a['padding'])}, dilations={lit(a['dilations'])}")
-    return _bias(e, f"{conv}, {e.name()})", args)
+    return e.activation(_bias(e, f"{conv}, {e.name()})", args), _activation(node))
 
 
 @emits("conv3d_transpose")
@@ -294,7 +294,7 @@ def conv3d_transpose(e: Emitter, node: Node, args: list[str]) -> str:
         output_shape = e.bind(f"tf.stack([tf.shape({args[0]})[0], {', '.join(map(str, rest))}])", "output_shape")
     conv = (f"tf.nn.conv3d_transpose({args[0]}, {args[1]}, {output_shape}, strides={_dhw5(a['strides'])}, "
             f"padding={lit(a['padding'])}, {e.name()})")
-    return _bias(e, conv, args)
+    return e.activation(_bias(e, conv, args), _activation(node))
 
 
 @emits("max_pool3d", "avg_pool3d")

@@ -397,13 +397,13 @@ def _conv3d_check(node: Node) -> str | None:
     return needs_rank(0, 1)(node) or _crop_check(node)
 
 
-@emits("conv3d", check=_conv3d_check)
+@emits(*with_tfl("conv3d"), check=_conv3d_check)
 def conv3d(b, node):
     # TFLite's filter layout is TensorFlow's [kd, kh, kw, in, out]
     inputs = [_cropped_3d(b, node), b.tensor(node.operands[1])]
     if len(node.operands) > 2:
         inputs.append(b.tensor(node.operands[2]))
-    b.op("CONV_3D", inputs, [b.result(node.result)], _fields_3d(node, node.attr("dilations")))
+    activated(b, node, "CONV_3D", inputs, _fields_3d(node, node.attr("dilations")))
 
 
 def _conv3d_transpose_check(node: Node) -> str | None:
@@ -413,7 +413,7 @@ def _conv3d_transpose_check(node: Node) -> str | None:
     return no_wide_floats(node)
 
 
-@emits("conv3d_transpose", check=_conv3d_transpose_check)
+@emits(*with_tfl("conv3d_transpose"), check=_conv3d_transpose_check)
 def conv3d_transpose(b, node):
     x, f = node.operands[:2]
     n, *rest = node.result.type.shape
@@ -429,7 +429,7 @@ def conv3d_transpose(b, node):
     inputs = [output_shape, b.tensor(f), b.tensor(x)]  # the filter is TensorFlow's [kd, kh, kw, out, in]
     if len(node.operands) > 2:
         inputs.append(b.tensor(node.operands[2]))
-    b.op("CONV_3D_TRANSPOSE", inputs, [b.result(node.result)], _fields_3d(node))
+    activated(b, node, "CONV_3D_TRANSPOSE", inputs, _fields_3d(node))
 
 
 def _pool3d_check(node: Node) -> str | None:
@@ -447,24 +447,36 @@ def _pool3d(code: str):
         (kd, kh, kw), (sd, sh, sw) = node.attr("ksize"), node.attr("strides")
         padding = node.attr("padding")
         index = _cropped_3d(b, node)
-        d, h, w, c = b.tensors[index].shape[1:]
+        n, d, h, w, c = b.tensors[index].shape_signature or b.tensors[index].shape  # n is -1 if not known
         od, oh, ow = y.type.shape[1:4]
-        planes = reshaped(b, index, x.type, (-1, h, w, c), "planes")
-        plane_type = y.type.with_shape((None, oh, ow, c))
+        nd = n * d if n >= 0 else -1
+        planes = _reshaped_3d(b, index, x.type, (nd, h, w, c), "planes")
         if (kh, kw, sh, sw) != (1, 1, 1, 1):
-            pooled = b.temp(plane_type, "hw_pooled")
+            pooled = b.temp(y.type.with_shape(_static((nd, oh, ow, c))), "hw_pooled")
             fields = {"padding": padding, "stride_h": sh, "stride_w": sw, "filter_height": kh, "filter_width": kw}
             b.op(code, [planes], [pooled], fields)
             planes = pooled
-        columns = reshaped(b, planes, plane_type, (-1, d, oh * ow, c), "columns")
+        columns = _reshaped_3d(b, planes, y.type, (n, d, oh * ow, c), "columns")
         if (kd, sd) != (1, 1):
-            pooled = b.temp(y.type.with_shape((None, od, oh * ow, c)), "d_pooled")
+            pooled = b.temp(y.type.with_shape(_static((n, od, oh * ow, c))), "d_pooled")
             fields = {"padding": padding, "stride_h": sd, "stride_w": 1, "filter_height": kd, "filter_width": 1}
             b.op(code, [columns], [pooled], fields)
             columns = pooled
-        b.op("RESHAPE", [columns, b.int_vector((-1, od, oh, ow, c))], [b.result(y)])
+        b.op("RESHAPE", [columns], [b.result(y)], {"new_shape": [n, od, oh, ow, c]})
 
     return emit
+
+
+def _static(shape) -> tuple:
+    return tuple(None if d < 0 else d for d in shape)
+
+
+def _reshaped_3d(b, index: int, type: TensorType, shape, suffix: str) -> int:
+    """A RESHAPE of tensor ``index`` to ``shape``, which it takes in its options (TFLite's one-input form: no shape
+    tensor to write). The batch is written where it is known, so the result needs no shape signature."""
+    out = b.temp(type.with_shape(_static(shape)), suffix)
+    b.op("RESHAPE", [index], [out], {"new_shape": list(shape)})
+    return out
 
 
 emits("max_pool3d", check=_pool3d_check)(_pool3d("MAX_POOL_2D"))
