@@ -63,6 +63,23 @@ def _hub(name: str, **config):
     return build
 
 
+def _conv3d_cnn():
+    """A small 3-D CNN over 8x16x16 volumes (TF's converter writes its 3-D pools as Flex ops)."""
+    import keras
+
+    layers = keras.layers
+    return keras.Sequential([
+        keras.Input((8, 16, 16, 3)),
+        layers.Conv3D(8, 3, padding="same", activation="relu"),
+        layers.MaxPooling3D(2),
+        layers.Conv3D(16, 3, padding="same", activation="relu"),
+        layers.AveragePooling3D(2),
+        layers.Conv3DTranspose(8, 3, strides=2, padding="same"),
+        layers.GlobalAveragePooling3D(),
+        layers.Dense(10),
+    ])
+
+
 _TEXT = {"vocabulary_size": VOCAB, "num_layers": 2, "num_heads": 2, "hidden_dim": 16, "intermediate_dim": 32}
 _DECODER = {"vocabulary_size": VOCAB, "num_layers": 2, "num_query_heads": 2, "num_key_value_heads": 1,
             "hidden_dim": 16, "intermediate_dim": 32}
@@ -83,6 +100,7 @@ MODELS: dict[str, Spec] = {
     "efficientnet_b0": Spec("EfficientNet", _app("EfficientNetB0")),
     "efficientnet_v2_b0": Spec("EfficientNetV2", _app("EfficientNetV2B0")),
     "convnext_tiny": Spec("ConvNeXt", _app("ConvNeXtTiny")),
+    "conv3d": Spec("3-D CNN", _conv3d_cnn),
     # keras-hub backbones, small configs
     "bert": Spec("BERT", _hub("BertBackbone", **_TEXT, max_sequence_length=SEQ)),
     "albert": Spec("ALBERT", _hub("AlbertBackbone", **_TEXT, embedding_dim=8, num_groups=1,

@@ -240,3 +240,35 @@ def test_bias_and_batch_norm_fold_into_3d_convolutions():
     inputs = {"v": RNG.standard_normal((1, 4, 5, 4, 2)).astype(np.float32)}
     assert_close(run_tflite(data, inputs), interpret(g, inputs), rtol=1e-4)
 
+
+
+@pytest.mark.parametrize("batch", [None, 1], ids=["dynamic_batch", "static_batch"])
+def test_keras_3d_cnn_fuses_activations_and_reshapes_pools_through_options(batch):
+    """The coverage table's 3-D CNN (benchmarks/coverage.py): each ReLU is CONV_3D's fused activation, each 3-D pool
+    two 2-D pools between three RESHAPEs that take their shape in options (no shape tensors); TFLite's results are
+    TensorFlow's to 1e-5 of their scale."""
+    from benchmarks.coverage import MODELS
+
+    keras.utils.set_random_seed(1)
+    model = MODELS["conv3d"].build()
+    fn = tf.function(lambda x: model(x), input_signature=[tf.TensorSpec((batch, 8, 16, 16, 3), tf.float32)])
+    data = emit(irc.load(fn))
+    m = read_model(data)
+    codes = [m.operator_codes[op.opcode_index].builtin_code for op in m.subgraphs[0].operators]
+    static = ["CONV_3D", "CONV_3D", "CONV_3D_TRANSPOSE", "MEAN", "FULLY_CONNECTED"] + ["RESHAPE"] * 6 \
+        + ["MAX_POOL_2D"] * 2 + ["AVERAGE_POOL_2D"] * 2
+    run_time_shape = [] if batch else ["SHAPE", "SLICE", "CONCATENATION"]  # CONV_3D_TRANSPOSE's output shape
+    assert sorted(codes) == sorted(static + run_time_shape)
+    convs = [op for op, code in zip(m.subgraphs[0].operators, codes) if code == "CONV_3D"]
+    assert [op.builtin_options.fused_activation_function for op in convs] == ["RELU", "RELU"]
+    reshapes = [op for op, code in zip(m.subgraphs[0].operators, codes) if code == "RESHAPE"]
+    assert all(len(op.inputs) == 1 and op.builtin_options.new_shape for op in reshapes)
+    x = RNG.standard_normal((2 if batch is None else 1, 8, 16, 16, 3)).astype(np.float32)
+    want = model(x).numpy()
+    got = next(iter(run_tflite(data, {graph_input_name(data): x}).values()))
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * float(np.max(np.abs(want))))
+
+
+def graph_input_name(data: bytes) -> str:
+    model = read_model(data)
+    return next(iter(model.signature_defs[0].inputs))

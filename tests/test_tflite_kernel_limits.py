@@ -97,6 +97,20 @@ CASES = {
                "f32[2,2,2,2,3,4,1]"),
         {"c": _RNG.random((1, 1, 1, 2, 3, 1, 1)) > 0.5, "x": _F(2, 2, 2, 2, 3, 4, 1), "y": np.float32(-1)},
         np.where),
+    # past REVERSE_V2's 8 dims: each run of reversed axes is the middle of a 3-D reshape
+    "reverse_9d": (
+        _graph("r", {"a": "f32[batch,2,1,2,3,1,2,2,3]"}, "reverse(%a) {axes = [1, 3, 4, 7]}", "f32[batch,2,1,2,3,1,2,2,3]"),
+        {"a": _F(2, 2, 1, 2, 3, 1, 2, 2, 3)}, lambda a: np.flip(a, (1, 3, 4, 7))),
+    # GATHER_ND and SCATTER_ND have no rank limit (probed to 10 dims)
+    "gather_nd_9d": (
+        _graph("gn", {"p": "f32[2,3,2,2,2,2,2,2,2]", "i": "i32[4,2]"}, "gather_nd(%p, %i)", "f32[4,2,2,2,2,2,2,2]"),
+        {"p": _F(2, 3, 2, 2, 2, 2, 2, 2, 2), "i": np.array([[0, 2], [1, 0], [1, 1], [0, 0]], np.int32)},
+        lambda p, i: p[tuple(i.T)]),
+    "scatter_nd_9d": (
+        _graph("sn", {"i": "i32[2,1]", "u": "f32[2,2,2,2,2,2,2,2,2]"}, "scatter_nd(%i, %u) {shape = [3,2,2,2,2,2,2,2,2]}",
+               "f32[3,2,2,2,2,2,2,2,2]"),
+        {"i": np.array([[2], [0]], np.int32), "u": _F(2, 2, 2, 2, 2, 2, 2, 2, 2)},
+        lambda i, u: np.stack([u[1], np.zeros_like(u[0]), u[0]])),
     "less_dynamic_batch": (
         _graph("d", {"a": "f32[batch,1,1,8,8]", "b": "f32[]"}, "less(%a, %b)", "bool[batch,1,1,8,8]"),
         {"a": _F(3, 1, 1, 8, 8), "b": np.float32(0.0)}, np.less),

@@ -17,7 +17,9 @@ irc writes passes through ``fit`` (called by ``ModelBuilder.op``):
 every code the emitters use); ``None`` means no limit. The numbers are what the kernels in
 tensorflow/lite/kernels/ state (file named in ``source``) and, for the operators the XNNPACK delegate takes (on by
 default in TFLite's CPU interpreter), its own 6-dim limit; all were checked against TF 2.21's
-``tf.lite.Interpreter`` with 6-, 7- and 8-D operands (the "no limit" entries ran at 7 and 8 dims).
+``tf.lite.Interpreter`` with 6-, 7- and 8-D operands (the "no limit" entries ran at 7 and 8 dims); REVERSE_V2,
+GATHER_ND and SCATTER_ND at 4 to 10 dims, the 3-D convolutions at 4 to 6 and UNIDIRECTIONAL_SEQUENCE_LSTM at 2 to 4,
+each file in a child process (every over-limit case failed to prepare; none aborted).
 """
 
 from __future__ import annotations
@@ -82,12 +84,15 @@ LIMITS: dict[str, Limit] = {
     **dict.fromkeys(["CONCATENATION", "SPLIT", "SPLIT_V", "SOFTMAX", "MEAN", "SUM", "REDUCE_MAX", "REDUCE_MIN"],
                     Limit(6, None, "XNNPACK delegate: XNN_MAX_TENSOR_DIMS = 6")),
     "DYNAMIC_UPDATE_SLICE": Limit(8, None, "dynamic_update_slice.cc: rank <= 8"),
-    # no rank check in Prepare; an index's last dim must not exceed the operand's rank (checked by their emitters)
+    # no rank check in Prepare (10-D ran); an index's last dim must not exceed the operand's rank (their emitters)
     **dict.fromkeys(["GATHER_ND", "SCATTER_ND"], Limit(None, None, "gather_nd.cc, scatter_nd.cc: no rank limit")),
     **dict.fromkeys(["CONV_3D", "CONV_3D_TRANSPOSE"],
-                    Limit(5, None, "conv3d.cc, conv3d_transpose.cc: NumDimensions(input) == 5", exact=True)),
-    "REVERSE_V2": Limit(8, None, "reverse.cc: up to 8 dims"),
-    "UNIDIRECTIONAL_SEQUENCE_LSTM": Limit(3, None, "unidirectional_sequence_lstm.cc: input is 3-D", exact=True),
+                    Limit(5, None, "conv3d.cc, conv3d_transpose.cc: input->dims->size == 5", exact=True)),
+    # past 8 dims the reverse emitter (ops_rnn.py) merges the axes around each reversed run
+    "REVERSE_V2": Limit(8, None, "reverse.cc: NumDimensions(input) <= 8"),
+    # the kernel checks rank > 1 only, but reads dims 0-2 as batch, time and features: only 3-D is read right
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": Limit(3, None, "unidirectional_sequence_lstm.cc: input dims 0-2 (3-D)",
+                                          exact=True),
     "CONV_2D": _NHWC, "DEPTHWISE_CONV_2D": _NHWC, "TRANSPOSE_CONV": _NHWC, "MAX_POOL_2D": _NHWC,
     "AVERAGE_POOL_2D": _NHWC, "RESIZE_BILINEAR": _NHWC, "RESIZE_NEAREST_NEIGHBOR": _NHWC,
     # no limit: unary elementwise kernels, shape ops, reductions, gathers, casts

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from irc.backends.tflite.kernel_limits import LIMITS
 from irc.backends.tflite.ops import emits
+from irc.backends.tflite.ops_nn import reshaped
 from irc.ir.graph import Node
 
 LSTM_INPUTS = 24
@@ -74,5 +76,20 @@ def reverse(b, node):
     current = b.tensor(x)
     for i, run in enumerate(runs):
         out = b.result(node.result) if i == len(runs) - 1 else b.temp(node.result.type, f"reverse{i}")
-        b.op("REVERSE_V2", [current, b.int_vector(run)], [out])
+        _reverse_run(b, node, current, run, out)
         current = out
+
+
+def _reverse_run(b, node: Node, x: int, run: list[int], out: int) -> None:
+    """REVERSE_V2 of tensor ``x`` over contiguous axes ``run``. Past the kernel's 8 dims (reverse.cc) the tensor is
+    reshaped to [before, run, after] around it: reversing a run of axes reverses their merged axis."""
+    dims = list(b.tensors[x].shape_signature or b.tensors[x].shape)
+    if len(dims) <= LIMITS["REVERSE_V2"].rank or sum(d < 0 for d in dims) > 1 or not run:
+        b.op("REVERSE_V2", [x, b.int_vector(run)], [out])  # (kernel_limits refuses what is still too big)
+        return
+    groups = (dims[:run[0]], dims[run[0]:run[-1] + 1], dims[run[-1] + 1:])
+    merged = [-1 if any(d < 0 for d in g) else int(np.prod(g, dtype=np.int64)) for g in groups]
+    inner = reshaped(b, x, node.result.type, merged, "merged")
+    reversed_ = b.temp(node.result.type.with_shape(tuple(None if d < 0 else d for d in merged)), "merged_reversed")
+    b.op("REVERSE_V2", [inner, b.int_vector([1])], [reversed_])
+    b.op("RESHAPE", [reversed_, b.int_vector(dims)], [out])
