@@ -267,6 +267,11 @@ def conv3d_cases(b: Builder):
                            strides=(2, 1, 3), padding="SAME"),
         "max": b.op("max_pool3d", v, ksize=(2, 2, 3), strides=(1, 2, 2), padding="SAME"),
         "avg": b.op("avg_pool3d", v, ksize=(3, 2, 2), strides=(2, 2, 2)),
+        # fused activations: CONV_3D's and CONV_3D_TRANSPOSE's options clamp (relu6, relu_n1_to_1); tanh follows
+        "fused": b.op("tfl.conv3d", v, b.w(2, 2, 2, 2, 3), b.w(3), padding="SAME", fused_activation="relu6"),
+        "fused_tanh": b.op("tfl.conv3d", v, b.w(1, 2, 2, 2, 2), fused_activation="tanh"),
+        "fused_transposed": b.op("tfl.conv3d_transpose", conv, b.w(2, 2, 2, 2, 3), output_shape=(1, 6, 6, 9, 2),
+                                 strides=(2, 1, 3), padding="SAME", fused_activation="relu_n1_to_1"),
     }
 
 

@@ -1,9 +1,9 @@
 """tfl-fuse: the TFLite target's activation fusion, from core ops to the ``tfl`` dialect.
 
 ``relu(conv2d(...))`` -> ``tfl.conv2d(...) {fused_activation = "relu"}``, and so for every core op TFLite fuses an
-activation into (add, sub, mul, div, conv2d, depthwise_conv2d, conv2d_transpose, matmul, pools, concat: see
-irc/ops/tfl.py) and every activation asked for (relu, relu6, relu_n1_to_1 spelled as a clamp, tanh, sigmoid),
-when the op's result has no other use. The ``tflite`` pipeline runs it after ``fuse`` (biases and pads, which are
+activation into (add, sub, mul, div, the 2-D and 3-D convolutions, matmul, pools, concat: see irc/ops/tfl.py) and
+every activation asked for (relu, relu6, relu_n1_to_1 spelled as a clamp, tanh, sigmoid), when the op's result has
+no other use. The ``tflite`` pipeline runs it after ``fuse`` (biases and pads, which are
 target-neutral); the ``cuda`` pipeline runs it too, for TensorFlow's fused convolution (irc/backends/tfemit).
 
 A fused activation takes the activation's result type, so on quantized graphs the fused op produces the
