@@ -5,6 +5,8 @@ policy's folding decisions on small graphs are golden cases in tests/passes/fold
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import pytest
 
@@ -12,33 +14,41 @@ import irc
 from irc.backends.tflite.backend import emit
 from irc.formats.tflite.flatbuffer import read_model
 from irc.ir.interpreter import run as interpret
-from tests.tflite_subprocess import run_tflite
+from tests.tflite_subprocess import run_tflite_models
 
 tf = pytest.importorskip("tensorflow")
 RNG = np.random.default_rng(5)
 
 
-def convert(fn, shape, tmp_path):
-    """fn lowered by irc and emitted for TFLite: (graph, .tflite path, builtin op names, largest constant bytes)."""
-    graph = irc.load(fn)
-    data = emit(graph)
-    model = read_model(data)
-    ops = [model.operator_codes[op.opcode_index].builtin_code for op in model.subgraphs[0].operators]
-    largest = max(np.asarray(b.view()).nbytes for b in model.buffers)
-    path = tmp_path / "model.tflite"
-    path.write_bytes(data)
-    return graph, path, ops, largest
+class Converted(NamedTuple):
+    ops: list[str]  # TFLite builtin names
+    largest: int  # bytes of the largest constant buffer
+    errors: tuple[float, float]  # TFLite's and irc's interpreter's max abs error, relative to max(1, max |TF|)
 
 
-def check(fn, shape, tmp_path, rtol):
-    x = RNG.standard_normal(shape).astype(np.float32)
-    graph, path, ops, largest = convert(fn, shape, tmp_path)
-    want = np.asarray(fn(x))
-    name = graph.inputs[0].name
-    for got in (next(iter(run_tflite(path, {name: x}).values())), next(iter(interpret(graph, {name: x}).values()))):
-        err = float(np.max(np.abs(np.asarray(got, np.float64) - want)))
-        assert err <= rtol * max(1.0, float(np.max(np.abs(want)))), err
-    return ops, largest
+def convert_and_run(functions: dict, tmp_path) -> dict[str, Converted]:
+    """Each tf.function (one f32 input) lowered by irc, emitted for TFLite and run there (all in one child
+    process) and in irc's interpreter, against TensorFlow on the same random input."""
+    cases, models = {}, []
+    for name, fn in functions.items():
+        x = RNG.standard_normal(fn.input_signature[0].shape).astype(np.float32)
+        graph = irc.load(fn)
+        data = emit(graph)
+        model = read_model(data)
+        ops = [model.operator_codes[op.opcode_index].builtin_code for op in model.subgraphs[0].operators]
+        path = tmp_path / f"{name}.tflite"
+        path.write_bytes(data)
+        feed = {graph.inputs[0].name: x}
+        cases[name] = (ops, max(b.view().nbytes for b in model.buffers), np.asarray(fn(x), np.float64),
+                       next(iter(interpret(graph, feed).values())))
+        models.append((path, feed))
+    converted = {}
+    for (name, (ops, largest, want, ours)), outputs in zip(cases.items(), run_tflite_models(models)):
+        scale = max(1.0, float(np.max(np.abs(want))))
+        errors = tuple(float(np.max(np.abs(np.asarray(got, np.float64) - want))) / scale
+                       for got in (next(iter(outputs.values())), ours))
+        converted[name] = Converted(ops, largest, errors)
+    return converted
 
 
 def shifted_window_mask(size: int, window: int, shift: int):
@@ -55,51 +65,69 @@ def shifted_window_mask(size: int, window: int, shift: int):
     return tf.cast(windows[:, None, :] != windows[:, :, None], tf.float32) * -100.0
 
 
-def test_an_outer_comparison_of_small_constants_is_computed_at_run_time(tmp_path):
-    size, window = 32, 8
-    windows, tokens = (size // window) ** 2, window * window
-
-    @tf.function(input_signature=[tf.TensorSpec([windows, tokens, tokens], tf.float32)])
-    def attend(x):
-        return tf.nn.softmax(x + shifted_window_mask(size, window, window // 2))
-
-    ops, largest = check(attend, (windows, tokens, tokens), tmp_path, 1e-6)
-    mask_bytes = windows * tokens * tokens * 4
-    assert largest < mask_bytes // 8  # only the window ids are stored, not the 64 KiB mask
-    assert "NOT_EQUAL" in ops and "CUSTOM" not in ops
+SIZE, WINDOW = 32, 8
+WINDOWS, TOKENS = (SIZE // WINDOW) ** 2, WINDOW * WINDOW
+W = RNG.standard_normal((24, 40)).astype(np.float32)
 
 
-def test_size_keeping_and_small_folds_still_happen(tmp_path):
-    w = RNG.standard_normal((24, 40)).astype(np.float32)
-
-    @tf.function(input_signature=[tf.TensorSpec([3, 40], tf.float32)])
-    def dense(x):  # a transposed weight and a small broadcast: both materialized
-        return tf.matmul(x, tf.transpose(tf.constant(w))) + tf.broadcast_to(tf.constant([0.5]), [3, 24])
-
-    ops, _ = check(dense, (3, 40), tmp_path, 1e-5)
-    assert ops == ["FULLY_CONNECTED"] or set(ops) == {"FULLY_CONNECTED", "ADD"}
-    assert "TRANSPOSE" not in ops and "BROADCAST_TO" not in ops
+def spec(*shape):
+    return [tf.TensorSpec(shape, tf.float32)]
 
 
-@pytest.mark.parametrize("shape", [(2, 8, 64), (1, 48, 12)], ids=str)
-def test_fnet_mixing_with_dft_tables_matches_tensorflow(shape, tmp_path):
-    """real(fft2d(complex(x, 0))): the 64 x 64 (48 x 48) DFT matrices come from 64-entry tables, exactly."""
+@tf.function(input_signature=spec(WINDOWS, TOKENS, TOKENS))
+def attend(x):
+    return tf.nn.softmax(x + shifted_window_mask(SIZE, WINDOW, WINDOW // 2))
 
-    @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32)])
+
+@tf.function(input_signature=spec(3, 40))
+def dense(x):  # a transposed weight and a small broadcast: both materialized
+    return tf.matmul(x, tf.transpose(tf.constant(W))) + tf.broadcast_to(tf.constant([0.5]), [3, 24])
+
+
+def fnet_mixing(*shape):
+    @tf.function(input_signature=spec(*shape))
     def mix(x):
         return tf.math.real(tf.signal.fft2d(tf.complex(x, tf.zeros_like(x))))
 
-    ops, largest = check(mix, shape, tmp_path, 1e-6)
-    n = max(shape[1:])
+    return mix
+
+
+@tf.function(input_signature=spec(2, 50))
+def spectrum(x):
+    z = tf.signal.ifft(tf.signal.fft(tf.complex(x, 0.5 * x)) * tf.complex(x, -x))
+    return tf.math.imag(z) + tf.abs(z)
+
+
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory):
+    return convert_and_run({"attend": attend, "dense": dense, "mix_64": fnet_mixing(2, 8, 64),
+                            "mix_48": fnet_mixing(1, 48, 12), "spectrum": spectrum},
+                           tmp_path_factory.mktemp("fold_size"))
+
+
+def test_an_outer_comparison_of_small_constants_is_computed_at_run_time(converted):
+    ops, largest, errors = converted["attend"]
+    assert max(errors) <= 1e-6
+    assert largest < WINDOWS * TOKENS * TOKENS * 4 // 8  # only the window ids are stored, not the 64 KiB mask
+    assert "NOT_EQUAL" in ops and "CUSTOM" not in ops
+
+
+def test_size_keeping_and_small_folds_still_happen(converted):
+    ops, _, errors = converted["dense"]
+    assert max(errors) <= 1e-5
+    assert set(ops) <= {"FULLY_CONNECTED", "ADD"}, ops  # no TRANSPOSE or BROADCAST_TO left
+
+
+@pytest.mark.parametrize("name, n", [("mix_64", 64), ("mix_48", 48)])
+def test_fnet_mixing_with_dft_tables_matches_tensorflow(converted, name, n):
+    """real(fft2d(complex(x, 0))): the n x n DFT matrices come from n-entry tables, exactly."""
+    ops, largest, errors = converted[name]
+    assert max(errors) <= 1e-6
     assert largest < n * n * 4  # no n x n matrix stored
     assert "GATHER" in ops and "CUSTOM" not in ops
 
 
-def test_inverse_transforms_with_dft_tables_match_tensorflow(tmp_path):
-    @tf.function(input_signature=[tf.TensorSpec([2, 50], tf.float32)])
-    def spectrum(x):
-        z = tf.signal.ifft(tf.signal.fft(tf.complex(x, 0.5 * x)) * tf.complex(x, -x))
-        return tf.math.imag(z) + tf.abs(z)
-
-    ops, largest = check(spectrum, (2, 50), tmp_path, 1e-5)
+def test_inverse_transforms_with_dft_tables_match_tensorflow(converted):
+    ops, largest, errors = converted["spectrum"]
+    assert max(errors) <= 1e-5
     assert largest < 50 * 50 * 4 and "GATHER" in ops
