@@ -1,10 +1,17 @@
 """fold-constants: evaluates pure nodes whose operands are all constants with the ops' numpy kernels.
 
 The kernels are the reference interpreter's, so a folded constant is exactly what the interpreter would compute.
-A result larger than ``max-size`` elements is left unevaluated (a broadcast or tile of a small constant is cheaper
-to compute at run time than to store). Quantize, dequantize and requantize stay (folding a dequantize of int8
-weights would undo quantization); other quantized nodes fold only when they keep quantization parameters as
-they are (reshape, transpose, ...), which moves integers without rounding.
+
+Size policy (TensorFlow's MLIR constant folder has the same shape of rule): a result is materialized when it is
+small (at most ``small-bytes``) or when it is at most ``grow-factor`` times the bytes of the constants it is
+computed from. A node that would blow a little constant data up into a big one (a broadcast, a tile, an outer
+product such as Swin's shifted-window mask ``m[:, None, :] != m[:, :, None]``) stays in the graph and computes it at
+run time from the small constants; what keeps the size (transposing, reshaping, slicing weights) still folds.
+Nothing larger than ``max-size`` elements is materialized at all.
+
+Quantize, dequantize and requantize stay (folding a dequantize of int8 weights would undo quantization); other
+quantized nodes fold only when they keep quantization parameters as they are (reshape, transpose, ...), which moves
+integers without rounding.
 
 Regions: the pass runs inside every region (innermost first); an ``if`` whose condition is constant becomes the
 branch it takes, and a ``while`` whose condition is false on entry becomes its initial values.
@@ -22,13 +29,33 @@ from irc.passes.regions import inline_region, static_trip_count
 from irc.passes.rewrite import RewritePattern, apply_patterns
 from irc.passes.util import QUANT_OPS, const_array, is_pure
 
+SMALL_BYTES = 8 << 10  # TensorFlow's folder: 64 Kibit
+GROW_FACTOR = 2.0
+
+
+def grows_too_much(result_bytes: int, operand_bytes: int, small_bytes: int = SMALL_BYTES,
+                   grow_factor: float = GROW_FACTOR) -> bool:
+    """Whether a folded result of ``result_bytes`` would be both large and much larger than its constant operands:
+    then it is computed at run time. The TF frontend's folding at lowering time asks the same question."""
+    return result_bytes > small_bytes and result_bytes > grow_factor * operand_bytes
+
+
+def nbytes(values) -> int:
+    """The bytes of the values' static types (a value of unknown size counts as none)."""
+    return sum(v.type.num_elements * v.type.dtype.itemsize for v in values if v.type.num_elements is not None)
+
 
 class FoldNode(RewritePattern):
     ops = ("*",)
     stat = "nodes folded"
 
-    def __init__(self, max_size: int):
+    def __init__(self, max_size: int, small_bytes: int, grow_factor: float):
         self.max_size = max_size
+        self.small_bytes = small_bytes
+        self.grow_factor = grow_factor
+
+    def grows_too_much(self, node, result_bytes: int) -> bool:
+        return grows_too_much(result_bytes, nbytes(node.operands), self.small_bytes, self.grow_factor)
 
     def rewrite(self, node, rw):
         if node.op == "const" or node.op in QUANT_OPS or not node.operands or not is_pure(node):
@@ -38,6 +65,8 @@ class FoldNode(RewritePattern):
             return False
         if not all(v.is_constant for v in node.operands) or not self._foldable_quant(node):
             return False
+        if None not in sizes and self.grows_too_much(node, nbytes(node.results)):
+            return False
         arrays = [const_array(v) for v in node.operands]
         from irc.ir.interpreter import run_node
 
@@ -46,6 +75,8 @@ class FoldNode(RewritePattern):
         except Exception:
             return False  # a kernel that fails on these constants fails at run time too; leave it there
         if any(o.size > self.max_size for o in outs):
+            return False
+        if None in sizes and self.grows_too_much(node, sum(o.nbytes for o in map(np.asarray, outs))):
             return False
         values = []
         for result, out in zip(node.results, outs):
@@ -105,6 +136,9 @@ class FoldConstants(Pass):
     name = "fold-constants"
     walks_regions = "each"  # keeps every graph's inputs and outputs: safe inside regions
     max_size: int = option(1 << 22, "largest result (in elements) to materialize as a constant")
+    small_bytes: int = option(SMALL_BYTES, "a result up to this many bytes is always materialized")
+    grow_factor: float = option(GROW_FACTOR, "a larger one only up to this many times its operands' bytes")
 
     def apply(self, graph, stats):
-        apply_patterns(graph, [FoldNode(self.max_size), FoldIf(), FoldDeadLoop()], stats)
+        fold = FoldNode(self.max_size, self.small_bytes, self.grow_factor)
+        apply_patterns(graph, [fold, FoldIf(), FoldDeadLoop()], stats)

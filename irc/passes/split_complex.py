@@ -11,7 +11,11 @@ the 2-D ones as the same product along the innermost dim and from the left along
 transforms with their cropping/zero-padding to ``fft_length`` and Hermitian weights folded into the matrices. An
 imaginary part known to be zero (``complex(x, 0)``, a cast from f32) is not materialized, so FNet's token mixing
 ``real(fft2d(complex(x, 0)))`` is two products (C_s x C_h - S_s x S_h). Dense DFTs cost O(n^2) per transformed
-row (FNet's authors use them on accelerators for the same reason); the matrices are ``2 n^2`` f32 constants.
+row (FNet's authors use them on accelerators for the same reason). A square DFT matrix (the complex transforms')
+has only n distinct entries, so one larger than ``table-bytes`` is not stored: it is gathered at run time from an
+n-entry table of cos (or sin) values with the indices ``(r * c) mod n`` (also computed at run time from two
+n-entry ranges), which gives exactly the stored matrix's values; fold-constants then leaves it (its result grows
+far past its operands). Smaller matrices, and those of the real transforms, are ``2 n^2`` f32 constants.
 
 A complex value that something else still reads (a graph output, an op this pass does not convert) is rebuilt
 with ``complex(re, im)``; transforms over dims known only at run time are left as they are, and with
@@ -41,6 +45,13 @@ def _static_dims(v: Value, count: int) -> tuple[int, ...] | None:
     return tuple(shape[-count:])
 
 
+def _square_dft_table(n: int, scale: float, sign: float) -> tuple[np.ndarray, np.ndarray]:
+    """The n distinct entries of the square DFT matrices ``scale * cos`` and ``sign * scale * sin`` of
+    2 pi j / n, computed in float64 like ``_dft``'s."""
+    angle = 2 * np.pi * np.arange(n, dtype=np.float64) / n
+    return np.cos(angle) * scale, np.sin(angle) * scale * sign
+
+
 def _dft(rows: int, cols: int, length: int, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """(cos, sin) of 2 pi r c / length for r < min(rows, length), zero rows beyond: a signal of ``rows`` entries
     cropped or zero-padded to ``length``, giving ``cols`` frequencies."""
@@ -55,9 +66,10 @@ def _dft(rows: int, cols: int, length: int, scale: float = 1.0) -> tuple[np.ndar
 
 
 class Splitter:
-    def __init__(self, graph: Graph, keep_rfft: bool):
+    def __init__(self, graph: Graph, keep_rfft: bool, table_bytes: int):
         self.graph = graph
         self.keep_rfft = keep_rfft
+        self.table_bytes = table_bytes
         self.pairs: dict[Value, Pair] = {}
         self.converted: set[Node] = set()
 
@@ -76,15 +88,29 @@ class Splitter:
             return y if name == "add" else self.op(node, "neg", y)
         return self.op(node, name, x, y)
 
-    def times(self, node: Node, x: Value | None, m: np.ndarray, left: bool) -> Value | None:
+    def times(self, node: Node, x: Value | None, m: np.ndarray | Value, left: bool) -> Value | None:
         """x @ m (or m @ x over the second innermost dim); None stays None, a zero matrix gives None."""
-        if x is None or not np.any(m):
+        if x is None or (isinstance(m, np.ndarray) and not np.any(m)):
             return None
-        if left:
-            return self.op(node, "batch_matmul", self.const(node, m), x)
-        return self.op(node, "batch_matmul", x, self.const(node, m))
+        if isinstance(m, np.ndarray):
+            m = self.const(node, m)
+        return self.op(node, "batch_matmul", m, x) if left else self.op(node, "batch_matmul", x, m)
 
-    def complex_times(self, node: Node, pair: Pair, c: np.ndarray, t: np.ndarray, left: bool) -> Pair:
+    def square_dft(self, node: Node, n: int, scale: float, sign: float) -> tuple[np.ndarray | Value, ...]:
+        """(C, sign * S) of the n x n DFT, each times ``scale``: symmetric, so also their transposes. Matrices
+        over ``table-bytes`` are gathered at run time from their n distinct values."""
+        if n * n * 4 <= self.table_bytes or n > 46340:  # (n - 1)^2 must stay within int32
+            cos, sin = _dft(n, n, n, scale)
+            return cos, sin * sign
+        limits.check_array((2, n, n), 4, f"a {n}x{n} DFT matrix (split-complex)")  # what run time will hold
+        ranks = np.arange(n, dtype=np.int32)
+        index = self.op(node, "floor_mod", self.op(node, "mul", self.graph.const(ranks.reshape(n, 1), loc=node.loc),
+                                                   self.graph.const(ranks.reshape(1, n), loc=node.loc)),
+                        self.graph.const(np.int32(n), loc=node.loc))
+        return tuple(self.op(node, "gather", self.const(node, table), index, axis=0, batch_dims=0)
+                     for table in _square_dft_table(n, scale, sign))
+
+    def complex_times(self, node: Node, pair: Pair, c: np.ndarray | Value, t: np.ndarray | Value, left: bool) -> Pair:
         """(a + ib) times (C + iT) = (aC - bT) + i(aT + bC), from the right or (over dim -2) the left."""
         a, b = pair
         re = self.combine(node, "sub", self.times(node, a, c, left), self.times(node, b, t, left))
@@ -207,9 +233,13 @@ class Splitter:
             return re, None
         else:
             n = dims[-1]
-            cos, sin = _dft(n, n, n, 1.0 / n if inverse else 1.0)
-            pair = self.complex_times(node, source, cos, sin if inverse else -sin, left=False)
-        if two:  # then over dim -2, from the left: W[k, m] x[m, :]
+            pair = self.complex_times(node, source, *self.square_dft(node, n, 1.0 / n if inverse else 1.0,
+                                                                     1.0 if inverse else -1.0), left=False)
+        if two and lengths[0] == dims[0]:  # then over dim -2, from the left: W[k, m] x[m, :] (W is symmetric)
+            n = dims[0]
+            pair = self.complex_times(node, pair, *self.square_dft(node, n, 1.0 / n if inverse else 1.0,
+                                                                   1.0 if inverse else -1.0), left=True)
+        elif two:
             rows, n = dims[0], lengths[0]
             cos, sin = _dft(rows, n, n, 1.0 / n if inverse else 1.0)
             pair = self.complex_times(node, pair, cos.T, (sin if inverse else -sin).T, left=True)
@@ -250,12 +280,13 @@ def _mul(s: Splitter, node: Node, x: Value | None, y: Value | None) -> Value | N
 
 
 @register_pass(name="split-complex")
-def split_complex(graph: Graph, *, keep_rfft: bool = False) -> dict:
+def split_complex(graph: Graph, *, keep_rfft: bool = False, table_bytes: int = 8 << 10) -> dict:
     """Complex arithmetic as pairs of f32 tensors; Fourier transforms over static dims as DFT matrix products.
-    ``keep-rfft`` leaves an rfft2d whose lengths are powers of two (TFLite's RFFT2D builtin)."""
+    ``keep-rfft`` leaves an rfft2d whose lengths are powers of two (TFLite's RFFT2D builtin); a square DFT matrix
+    of more than ``table-bytes`` is gathered at run time from its n distinct values."""
     if not any(v.type.dtype is DType.c64 for n in graph.nodes for v in n.results):
         return {"complex ops split": 0}
-    splitter = Splitter(graph, keep_rfft)
+    splitter = Splitter(graph, keep_rfft, table_bytes)
     for node in graph.topo_order():
         splitter.visit(node)
     splitter.rebuild()

@@ -111,6 +111,11 @@ class Lowerer:
             types = infer_types(op, [v.type for v in operands], attrs, [v.constant for v in operands])
             if any(t.num_elements is None or t.num_elements > FOLD_LIMIT for t in types):
                 return None  # decided before computing: a huge result would exhaust memory
+            from irc.passes.fold_constants import grows_too_much
+
+            result_bytes = sum(t.num_elements * t.dtype.itemsize for t in types)
+            if grows_too_much(result_bytes, sum(np.asarray(v.constant).nbytes for v in operands)):
+                return None  # a broadcast or outer product of small constants: computed at run time
             outs = run_kernel(op, [v.constant for v in operands], attrs)
         except Exception:  # noqa: BLE001 - a kernel that cannot fold leaves the op in place to report properly
             return None
