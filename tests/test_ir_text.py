@@ -164,3 +164,12 @@ def test_docs_examples_parse():
     for block in blocks:
         g = parse(block, source="docs/ir.md")
         assert print_graph(parse(print_graph(g))) == print_graph(g)
+
+
+def test_running_an_unverified_graph_names_a_misspelled_attribute():
+    import irc
+    from irc.errors import InputError
+
+    graph = parse('graph @g(%x: f32[2]) {\n  %y = cast(%x) {dtype = f32} : f32[2]\n  return %y as "y"\n}\n')
+    with pytest.raises(InputError, match=r"unknown attribute 'dtype' \(valid: to\); missing required attribute 'to'"):
+        irc.run(graph, {"x": np.ones(2, np.float32)})

@@ -172,7 +172,9 @@ def run_node(node: Node, args: list[np.ndarray], observer: Observer | None = Non
             e.where = f"node {node_label(node)}"
         raise
     except Exception as e:  # a kernel failing on real data is a user-visible problem, named by node
-        raise InputError(f"{type(e).__name__}: {e}", where=f"running node {node_label(node)}") from e
+        problems = op.check_attrs(node.attrs)  # an unverified graph (irc.parse) may name its attributes wrongly
+        message = "; ".join(problems) if problems else f"{type(e).__name__}: {e}"
+        raise InputError(message, where=f"running node {node_label(node)}") from e
     outs = [np.asarray(o) for o in outs]
     for i, out in enumerate(outs):  # what could not be sized beforehand must not feed anything larger
         limits.check_memory(out.nbytes, f"result {i} {out.dtype}{list(out.shape)}",
