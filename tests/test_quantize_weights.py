@@ -21,6 +21,7 @@ from irc.passes.quantize.weights import (
     BLOCK_SIZES,
     GRANULARITIES,
     SUPPORTED,
+    block_scales,
     quantize_weights,
     quantized_weights,
 )
@@ -72,8 +73,9 @@ def test_quantized_weights_round_within_half_a_step(bits, axis, block):
     err = np.abs(back - w)
     clipped = np.abs(w) > qmax * scales.max()  # the scale search may clip a few outliers on purpose
     assert err[~clipped].max() <= scales.max() / 2 * 1.0001
-    if block:  # LiteRT reads block scales as float16
+    if block:  # the file holds float16 block scales, which LiteRT's XNNPACK kernels truncate to bfloat16
         assert np.array_equal(scales, scales.astype(np.float16).astype(np.float64))
+        assert np.array_equal(scales, block_scales(scales))
 
 
 def test_finer_granularity_means_less_weight_error():
@@ -277,6 +279,34 @@ def test_blockwise_file_is_encoded_as_ai_edge_quantizer_encodes_it(tmp_path):
         got = weight_support.run_tflite("litert", data, x)
         errors.append(float(np.sqrt(np.mean((got.reshape(expect.shape) - expect) ** 2))))
     assert errors[0] <= errors[1] * 1.05, errors
+
+
+@pytest.mark.slow
+def test_litert_computes_with_the_block_scales_irc_chose():
+    """LiteRT's XNNPACK kernel truncates float16 block scales to bfloat16; irc's are exact in both, so the file
+    computes with the weights irc chose: LiteRT's output is the dense layer on irc's dequantized weights and the
+    input rounded as its hybrid kernel does (asymmetric int8 per row), to float rounding."""
+    pytest.importorskip("ai_edge_litert")
+    import weight_support
+
+    from irc.backends.tflite.backend import emit
+    from irc.ops.quant import dequantize_array
+
+    graph, dense = weight_support.lowered("matmul")
+    quantize_weights(graph, [dense], bits=4, granularity="blockwise", block_size=32, dynamic=True)
+    w = dense.operands[1]
+    weights = dequantize_array(w.constant, w.type.quant)  # [256 inputs, 64 outputs]
+    bias = dense.operands[2].constant if len(dense.operands) > 2 else 0.0
+    x = weight_support.sample(graph)
+    (row,) = x.values()
+    row = row.astype(np.float64)
+    lo, hi = min(row.min(), 0.0), max(row.max(), 0.0)
+    step = (hi - lo) / 255
+    zero = np.round(-128 - lo / step)
+    rounded = (np.clip(np.round(row / step + zero), -128, 127) - zero) * step
+    expect = rounded @ weights.astype(np.float64) + bias
+    got = weight_support.run_tflite("litert", emit(graph, passes="O0"), x).reshape(expect.shape)
+    assert np.abs(got - expect).max() <= 1e-5 * np.abs(expect).max()
 
 
 @pytest.mark.slow

@@ -9,7 +9,8 @@ blockwise weights, as LiteRT runs them.
 
 Granularity: ``per-tensor`` (one scale), ``per-channel`` (one scale per output channel; per embedding row for a
 gather table) or ``blockwise`` (2-D weights only: every output channel cut into blocks of ``block_size`` input
-elements, each with its own scale, written as LiteRT's BlockwiseQuantization: float16 scales, no zero points).
+elements, each with its own scale, written as LiteRT's BlockwiseQuantization: float16 scales, no zero points;
+block scales are chosen among values exact in bfloat16, which is what LiteRT's XNNPACK kernels compute with).
 Weights are symmetric (zero point 0): int8 in [-127, 127], int4 in [-7, 7]. Each scale is the one, among
 max|w|/qmax shrunk by up to 50% in small steps, with the least squared rounding error over its group: a few
 outliers then cost themselves, not every other weight in the group.
@@ -214,17 +215,29 @@ def ungroup(rows: np.ndarray, shape: tuple[int, ...], axis: int | None, block_si
     return np.moveaxis(rows.reshape(moved), 0, axis)
 
 
-def best_scales(rows: np.ndarray, qmax: int, steps: int = 20) -> np.ndarray:
-    """Per row, the scale among peak/qmax * f (f from 0.5 to 1) that rounds the row with least squared error."""
+def best_scales(rows: np.ndarray, qmax: int, steps: int = 20, representable=None) -> np.ndarray:
+    """Per row, the scale among peak/qmax * f (f from 0.5 to 1) that rounds the row with least squared error.
+    ``representable`` maps candidate scales to the values the runtime will really use (e.g. ``block_scales``):
+    each candidate is judged, and returned, as that value."""
+    exact = representable or (lambda s: s)
     peak = np.abs(rows).max(axis=1)
-    best = np.where(peak > 0, peak / qmax, 1.0)
+    best = exact(np.where(peak > 0, peak / qmax, 1.0))
     best_err = _rounding_error(rows, best, qmax)
     for f in np.linspace(0.5, 1.0, steps, endpoint=False):
-        scale = np.where(peak > 0, peak * f / qmax, 1.0)
+        scale = exact(np.where(peak > 0, peak * f / qmax, 1.0))
         err = _rounding_error(rows, scale, qmax)
         better = err < best_err
         best, best_err = np.where(better, scale, best), np.where(better, err, best_err)
     return best
+
+
+def block_scales(scales: np.ndarray) -> np.ndarray:
+    """The block scales LiteRT computes with for ``scales``: the file holds float16, and LiteRT's XNNPACK kernels
+    (its default CPU path for blockwise int4) truncate those to bfloat16 when they pack the weights, shrinking a
+    scale by up to 0.8%. A value exact in both formats is used as written (AI Edge Quantizer writes such scales)."""
+    half = np.asarray(scales, np.float16).astype(np.float32)
+    bf16 = (half.view(np.uint32) & np.uint32(0xFFFF0000)).view(np.float32)  # exact in float16 too
+    return np.where(bf16 > 0, bf16, np.float32(2.0 ** -24)).astype(np.float64)  # float16's least: a zero block
 
 
 def _rounding_error(rows: np.ndarray, scale: np.ndarray, qmax: int) -> np.ndarray:
@@ -232,15 +245,18 @@ def _rounding_error(rows: np.ndarray, scale: np.ndarray, qmax: int) -> np.ndarra
     return ((q * scale[:, None] - rows) ** 2).sum(axis=1)
 
 
+# bfloat16 has 8 significant bits: 128 values per octave, so this many steps over [0.5, 1) reach each candidate
+BLOCK_STEPS = 256
+
+
 def quantized_weights(w: np.ndarray, bits: int, axis: int | None, block_size: int | None) -> tuple[np.ndarray, QuantParams]:
     """(integers held in int8, their parameters) for float weights ``w``."""
     qmax = QMAX[bits]
     rows = group_rows(np.asarray(w, np.float64), axis, block_size)
-    scales = best_scales(rows, qmax)
-    if block_size is not None:
-        # LiteRT reads block scales as float16: round them first, so the integers fit the scales it will use
-        scales = np.asarray(scales, np.float16).astype(np.float64)
-        scales = np.where(scales > 0, scales, np.float64(np.finfo(np.float16).tiny))
+    if block_size is None:
+        scales = best_scales(rows, qmax)
+    else:  # the search judges each scale as LiteRT will use it, so the integers fit the scale it multiplies by
+        scales = best_scales(rows, qmax, BLOCK_STEPS, block_scales)
     q = np.clip(np.rint(rows / scales[:, None]), -qmax, qmax).astype(np.int8)
     params = QuantParams(tuple(float(s) for s in scales), (0,) * scales.size, axis, block_size)
     return ungroup(q, w.shape, axis, block_size), params
