@@ -385,6 +385,47 @@ def test_quantize_pass_in_a_pipeline(tmp_path):
     run_pipeline(cnn(), "quantize{mode=dynamic-int8}")
 
 
+def test_quantize_pass_takes_every_cli_mode_and_the_weight_options():
+    from typing import get_args, get_type_hints
+
+    from irc.errors import PipelineError
+    from irc.passes.quantize import MODES
+    from irc.passes.quantize.weights import channel_axis
+
+    assert get_args(get_type_hints(Quantize)["mode"]) == MODES  # the pass option and --quantize stay in step
+    for mode in MODES:  # each --quantize mode runs as a pass option (calibration only where it is needed)
+        g = cnn()
+        calibration = " calibration=random:2" if mode in ("int8", "int16x8") else ""
+        run_pipeline(g, f"quantize{{mode={mode}{calibration}}}")
+    g = cnn()
+    report = run_pipeline(g, "quantize{mode=dynamic-int4 granularity=blockwise block-size=32}")
+    assert report.stats["weights quantized (int4 dynamic blockwise 32)"] == 1  # fc; LiteRT has no blockwise conv
+    fc = next(n for n in g.nodes if n.core_op == "matmul")
+    assert fc.operands[1].type.dtype is DType.i4 and fc.operands[1].type.quant.block_size == 32
+    assert fc.operands[1].type.quant.axis == channel_axis(fc)
+    g = cnn()
+    run_pipeline(g, "quantize{mode=int4-weight-only granularity=per-tensor}")
+    assert all(len(n.result.type.quant.scale) == 1 for n in g.nodes if n.op == "const" and n.result.type.quant)
+    with pytest.raises(PipelineError, match="expected one of float16, dynamic-int8, int8, int16x8, int8-weight-only, "
+                                            "int4-weight-only, dynamic-int4, got 'int3'"):
+        run_pipeline(cnn(), "quantize{mode=int3}")
+    with pytest.raises(PassError, match="go with int8-weight-only, int4-weight-only, dynamic-int4"):
+        run_pipeline(cnn(), "quantize{mode=dynamic-int8 granularity=blockwise}")
+    with pytest.raises(PassError, match="block size of 32, 64, 128, 256"):
+        run_pipeline(cnn(), "quantize{mode=dynamic-int4 granularity=blockwise block-size=48}")
+
+
+def test_irc_passes_lists_the_quantize_modes():
+    from click.testing import CliRunner
+
+    from irc.cli import main
+
+    out = CliRunner().invoke(main, ["passes"]).output
+    line = next(line for line in out.splitlines() if line.strip().startswith("mode: float16"))
+    assert "int8-weight-only|int4-weight-only|dynamic-int4" in line
+    assert "granularity: str" in out and "block-size: int = 0" in out
+
+
 # ----- the report ------------------------------------------------------------------------------------------------------
 def test_report_puts_a_badly_calibrated_layer_first():
     g = cnn()

@@ -292,19 +292,23 @@ def random_samples(graph: Graph, spec: str = "random:16") -> list[dict]:
 @register_pass
 @dataclass(frozen=True)
 class Quantize(Pass):
-    """Quantize for TFLite: float16, dynamic-int8, int8 or int16x8 (calibrated), per-channel weights."""
+    """Quantize for TFLite: every --quantize mode (int8 and int16x8 calibrated; weight-only int8/int4, dynamic int4)."""
 
     name = "quantize"
     walks_regions = "self"  # calibrates the whole model, then quantizes each region on its own
-    mode: Literal["float16", "dynamic-int8", "int8", "int16x8"] = option("int8", "what to quantize to")
+    mode: Literal["float16", "dynamic-int8", "int8", "int16x8", "int8-weight-only", "int4-weight-only",
+                  "dynamic-int4"] = option("int8", "what to quantize to (the --quantize modes)")
     calibration: str = option("", "calibration inputs: an .npz keyed by input name, an .npy, or random[:N]")
     observer: str = option("minmax", "range observer: minmax, percentile[:P] or mse")
     int8_io: bool = option(False, "integer graph inputs and outputs instead of quantize/dequantize at the edges")
     keep_float: tuple[str, ...] = option((), "layers, nodes, op types or regexes to leave in float")
     min_elements: int = option(1024, "dynamic-int8: the smallest weight tensor to quantize")
     recipe: str = option("", "a recipe file (TOML or JSON): a scheme per layer, in place of mode")
+    granularity: str = option("", "weight modes: per-tensor, per-channel (the default) or blockwise")
+    block_size: int = option(0, "weight modes, blockwise: 32, 64, 128 or 256 weights per block")
 
     def apply(self, graph, stats):
         recipe = load_recipe(self.recipe) if self.recipe else None
         _quantize(graph, None if recipe else self.mode, self.calibration or None, self.observer, self.int8_io,
-                  self.keep_float, stats, min_elements=self.min_elements, recipe=recipe)
+                  self.keep_float, stats, min_elements=self.min_elements, recipe=recipe,
+                  granularity=self.granularity or None, block_size=self.block_size or None)
