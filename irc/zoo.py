@@ -138,15 +138,21 @@ class TrainedDigits:
     accuracy: float  # float accuracy on the held-out digits
 
 
-def trained_digits(epochs: int = 8) -> TrainedDigits:
-    """Trains ``small_cnn`` on load_digits (seconds, no download; needs scikit-learn) with a fixed split."""
+def trained_digits(epochs: int = 8, fold: int | None = None, folds: int = 5) -> TrainedDigits:
+    """Trains ``small_cnn`` on load_digits (seconds, no download; needs scikit-learn) with a fixed split: 1400
+    training digits and 397 held out, or, with ``fold``, the ``fold``-th of ``folds`` equal parts of the shuffled
+    1,797 held out (so the folds together hold every digit out once)."""
     import numpy as np
     from sklearn.datasets import load_digits
 
     data = load_digits()
     x = (data.images / 16.0).astype(np.float32)[..., None]
     order = np.random.default_rng(0).permutation(len(x))
-    train, test = order[:1400], order[1400:]
+    if fold is None:
+        train, test = order[:1400], order[1400:]
+    else:
+        parts = np.array_split(order, folds)
+        train, test = np.concatenate(parts[:fold] + parts[fold + 1:]), parts[fold]
     model = build("small_cnn")
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     model.fit(x[train], data.target[train], epochs=epochs, batch_size=32, verbose=0)
