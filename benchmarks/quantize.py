@@ -257,10 +257,14 @@ def aeq_convert(float_model: bytes, kind: str, bits: int, granularity: str) -> b
         return bytes(q.quantize(enable_progress_bar=False).quantized_model)
 
 
-def scheme_files(path: Path, float_model: bytes, scheme: str) -> tuple[dict, str | None]:
-    """{who: file} for one scheme (irc, AEQ, and TF where it offers it), and why AEQ failed, if it did."""
+def scheme_files(path: Path, float_model: bytes, scheme: str, calibration: list[dict] | None = None
+                 ) -> tuple[dict, str | None]:
+    """{who: file} for one scheme (irc; ``irc+cal`` given calibration inputs; AEQ; TF where it offers it), and
+    why AEQ failed, if it did."""
     options, (kind, bits, granularity), tf_too = SCHEMES[scheme]
     files, failed = {"irc": irc_weights(path, options)}, None
+    if calibration:  # irc rounds the weights to least output error on these inputs (GPTQ; docs/quantization.md)
+        files["irc+cal"] = irc_weights(path, {**options, "calibration": calibration})
     try:
         files["AEQ"] = aeq_convert(float_model, kind, bits, granularity)
     except ValueError as e:  # AEQ refuses a model with a layer its blocks do not divide
@@ -277,19 +281,25 @@ def versus_aeq(workdir: Path, size: int, warmup: int, runs: int, epochs: int = 8
 
     rows = []
     trained = zoo.trained_digits(epochs)
-    models = [("digits cnn", zoo.export(trained.model, workdir / "aeq-digits"), trained.x_test, trained.x_test[:1])]
+    digits_calibration = [{"image": trained.x_train[i:i + 1]} for i in range(200)]
+    models = [("digits cnn", zoo.export(trained.model, workdir / "aeq-digits"), trained.x_test, trained.x_test[:1],
+               digits_calibration)]
     if mobilenet:
         rng = np.random.default_rng(7)  # held-out inputs: not the calibration inputs of the first table
         held_out = rng.uniform(-1, 1, (8, size, size, 3)).astype(np.float32)
         mobilenet_path = zoo.export(zoo.build("mobilenet_v2", size=size), workdir / f"aeq-mobilenet-{size}")
-        models.append((f"mobilenet_v2 {size}", mobilenet_path, held_out, held_out[:1]))
-    for model, path, inputs, one in models:
+        from irc.api import load
+
+        name = load(mobilenet_path).inputs[0].name
+        calibration = [{name: rng.uniform(-1, 1, (1, size, size, 3)).astype(np.float32)} for _ in range(16)]
+        models.append((f"mobilenet_v2 {size}", mobilenet_path, held_out, held_out[:1], calibration))
+    for model, path, inputs, one, calibration in models:
         float_model, _ = tf_convert(path, "float", [])
         reference = _outputs(float_model, inputs)
         rows.append(_quality(model, "float", "TF", float_model, reference, reference, trained))
         for scheme in SCHEMES:
             note(f"{model}: {scheme}")
-            files, failed = scheme_files(path, float_model, scheme)
+            files, failed = scheme_files(path, float_model, scheme, calibration)
             if failed:
                 rows.append({"model": model, "scheme": scheme, "by": "AEQ", "failed": failed})
             runners = {who: Runner(data, 1) for who, data in files.items()}
@@ -318,8 +328,10 @@ def _add_folds(rows: list[dict], workdir: Path, epochs: int, folds: int) -> None
         path = zoo.export(trained.model, workdir / f"digits-fold-{fold}")
         float_model, _ = tf_convert(path, "float", [])
         expect = _outputs(float_model, trained.x_test).argmax(1)
+        calibration = [{"image": trained.x_train[i:i + 1]} for i in range(200)]
         for scheme in ("float", *SCHEMES):
-            files = {"TF": float_model} if scheme == "float" else scheme_files(path, float_model, scheme)[0]
+            files = {"TF": float_model} if scheme == "float" else \
+                scheme_files(path, float_model, scheme, calibration)[0]
             for who, data in files.items():
                 predicted = _outputs(data, trained.x_test).argmax(1)
                 count = counts.setdefault((scheme, who), [0, 0, 0])
@@ -373,7 +385,7 @@ def check_aeq(rows: list[dict]) -> list[str]:
     failures = []
     for (model, scheme, who), r in by.items():
         theirs = by.get((model, scheme, "AEQ"))
-        if who != "irc" or theirs is None or "failed" in theirs:
+        if who not in ("irc", "irc+cal") or theirs is None or "failed" in theirs:
             continue
         if r["bytes"] > theirs["bytes"]:
             failures.append(f"{model} {scheme}: irc {r['bytes']} bytes, AEQ {theirs['bytes']}")

@@ -97,6 +97,61 @@ def test_scale_search_beats_max_scaling():
     assert np.mean((ours - w) ** 2) < 0.8 * np.mean((plain - w) ** 2)
 
 
+@pytest.mark.parametrize("axis, block, per_tensor", [(1, None, False), (1, None, True), (1, 32, False),
+                                                     (0, 32, False)])
+def test_gptq_rounds_to_less_output_error_on_correlated_inputs(axis, block, per_tensor):
+    from irc.ops.quant import dequantize_array
+    from irc.passes.quantize.weights import gptq_weights
+
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((512, 16)) @ rng.standard_normal((16, 96))  # 96 inputs, strongly correlated
+    x[:, 5] = 0.0  # an input that never fires
+    w = rng.standard_normal((96, 40)) * 0.1  # [inputs, outputs]
+    if axis == 0:
+        w = w.T.copy()  # [outputs, inputs]: transpose_b
+    hessian = x.T @ x / len(x)
+    q, params = gptq_weights(w, 4, axis, per_tensor, block, hessian)
+    plain_q, plain = quantized_weights(w, 4, None if per_tensor else axis, block)
+    assert q.dtype == np.int8 and np.abs(q).max() <= 7 and q.shape == w.shape
+    assert (params.axis, params.block_size, len(params.scale)) == (plain.axis, plain.block_size, len(plain.scale))
+    if block:
+        assert np.array_equal(np.asarray(params.scale), block_scales(np.asarray(params.scale)))
+
+    def output_error(ints, quant):
+        delta = dequantize_array(ints, quant) - w
+        return float(np.mean((x @ (delta if axis == 1 else delta.T)) ** 2))
+
+    assert output_error(q, params) < 0.6 * output_error(plain_q, plain)
+
+
+def test_moment_shrinkage_is_ledoit_wolfs():
+    covariance = pytest.importorskip("sklearn.covariance")
+    from irc.passes.quantize.weights import shrink_moments
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((50, 30)) @ rng.standard_normal((30, 30))
+    want, share = covariance.ledoit_wolf(x, assume_centered=True)
+    got = shrink_moments(x.T @ x / len(x), float(np.mean(np.sum(x ** 2, axis=1) ** 2)), len(x))
+    assert 0.1 < share < 0.9
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10 * np.abs(want).max())
+
+
+def test_calibration_data_rounds_weight_only_layers_to_their_inputs():
+    g, data = mlp(), [inputs() for _ in range(8)]
+    want = [run(g, d)["y"] for d in data]
+    plain = quantize_graph(g.copy(), "int4-weight-only")
+    report = run_pipeline(g, "quantize{mode=int4-weight-only calibration=random:64}")
+    assert report.stats["weights rounded to calibrated inputs"] == 2  # fc1 and fc2; the embedding table as before
+    table = next(n for n in g.nodes if n.op == "gather").operands[0].producer.operands[0]
+    plain_table = next(n for n in plain.nodes if n.op == "gather").operands[0].producer.operands[0]
+    assert np.array_equal(table.constant, plain_table.constant)
+
+    def error(graph):
+        return np.mean([np.mean((run(graph, d)["y"] - y) ** 2) for d, y in zip(data, want)])
+
+    assert error(g) < 0.8 * error(plain)
+
+
 def test_int4_packing_matches_ai_edge_quantizer():
     from irc.backends.tflite.backend import pack_int4
 

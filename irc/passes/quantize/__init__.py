@@ -29,7 +29,7 @@ from irc.passes import register_pass
 from irc.passes.base import Pass, option
 from irc.passes.quantize import qat
 from irc.passes.quantize.calibration import Ranges, calibrate, load_calibration
-from irc.passes.quantize.constraints import MODES
+from irc.passes.quantize.constraints import MODES, WEIGHT_ONLY_MODES
 from irc.passes.quantize.recipe import Recipe, load_recipe
 
 __all__ = [
@@ -81,11 +81,13 @@ def _all_nodes(graph: Graph) -> set:
 def apply_quantization(graph: Graph, mode: str | None, ranges: Ranges | None = None, *, int8_io=False,
                        keep_float: Iterable[str] = (), min_elements: int | None = None,
                        stats: Counter | None = None, recipe: Recipe | None = None, granularity: str | None = None,
-                       block_size: int | None = None) -> Graph:
+                       block_size: int | None = None, moments: dict | None = None) -> Graph:
     """Rewrites a prepared graph into its quantized form, in place (``ranges`` from ``calibrate``).
 
     ``recipe`` gives layers schemes of their own (``mode``, when given, is its default); ``keep_float`` adds
-    ``float`` entries after it. ``granularity`` and ``block_size`` go with a weight-only or int4 default."""
+    ``float`` entries after it. ``granularity`` and ``block_size`` go with a weight-only or int4 default.
+    ``moments`` (``weights.input_moments``) rounds the weight-only and int4 weights of the layers it has to
+    least output error on the calibration inputs."""
     from irc.ir.verify import verify
     from irc.passes.quantize import rewrite
     from irc.passes.quantize.recipe import resolve
@@ -111,7 +113,7 @@ def apply_quantization(graph: Graph, mode: str | None, ranges: Ranges | None = N
         if group:
             rewrite.quantize_dynamic(graph, _all_nodes(graph) - group, stats, threshold)
     for entry, nodes in _weight_only_groups(assignment, recipe, default_weights):
-        _quantize_weight_only(graph, nodes, entry, stats)
+        _quantize_weight_only(graph, nodes, entry, stats, moments)
     if assignment.nodes("float16"):
         rewrite.quantize_float16(graph, _all_nodes(graph) - assignment.nodes("float16"), stats)
     verify(graph)
@@ -177,7 +179,7 @@ def _weight_only_groups(assignment, recipe: Recipe, default):
     return list(groups.values())
 
 
-def _quantize_weight_only(graph: Graph, nodes: set, entry, stats: Counter) -> None:
+def _quantize_weight_only(graph: Graph, nodes: set, entry, stats: Counter, moments: dict | None = None) -> None:
     """Weight-only int8/int4 and dynamic int4: irc.passes.quantize.weights does them."""
     from irc.passes.quantize import weights
     from irc.passes.quantize.recipe import WEIGHT_ONLY
@@ -185,7 +187,7 @@ def _quantize_weight_only(graph: Graph, nodes: set, entry, stats: Counter) -> No
     bits, dynamic = WEIGHT_ONLY[entry.scheme]
     stats.update(weights.quantize_weights(
         graph, nodes, bits=bits, granularity=entry.granularity or "per-channel", block_size=entry.block_size,
-        dynamic=dynamic))
+        dynamic=dynamic, moments=moments))
 
 
 def _quantize(graph: Graph, mode: str | None, calibration, observer: str, int8_io, keep_float: tuple[str, ...],
@@ -201,11 +203,12 @@ def _quantize(graph: Graph, mode: str | None, calibration, observer: str, int8_i
     weights = _default_weights(full, granularity, block_size)
     if _io(int8_io, full.default) and weights is not None:
         raise UsageError(f"{full.default} keeps float activations: integer inputs and outputs go with int8 or int16x8")
-    resolve(graph, full)  # a selector that matches nothing or a scheme no node takes fails now, not after calibrating
+    assignment = resolve(graph, full)  # a selector that matches nothing or a scheme no node takes fails now
     integer = full.static()
     samples = None
     no_data = calibration is None or (isinstance(calibration, str) and not calibration)
-    if integer and not no_data:
+    weight_nodes = [n for n, scheme in assignment.schemes.items() if scheme in WEIGHT_ONLY_MODES]
+    if (integer or weight_nodes) and not no_data:
         samples = random_samples(graph, calibration) if _is_random(calibration) else \
             load_calibration(calibration, graph)
     what = mode if mode in ("int8", "int16x8") else "static (int8, int16x8)"
@@ -235,8 +238,13 @@ def _quantize(graph: Graph, mode: str | None, calibration, observer: str, int8_i
         stats["ranges trained"] += len(trained.forced)
     elif integer:
         ranges = calibrate(graph, samples, observer, progress=progress)
+    moments = None
+    if weight_nodes and samples is not None:  # calibration data: int4/weight-only weights round to the inputs
+        from irc.passes.quantize.weights import input_moments
+
+        moments = input_moments(graph, weight_nodes, samples)
     apply_quantization(graph, None, ranges, int8_io=int8_io, min_elements=min_elements, stats=stats, recipe=full,
-                       granularity=granularity, block_size=block_size)
+                       granularity=granularity, block_size=block_size, moments=moments)
 
 
 def _fill_trained(graph: Graph, ranges: Ranges, recipe: Recipe, io: bool) -> list:

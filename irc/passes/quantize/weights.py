@@ -107,13 +107,14 @@ def scheme_for_mode(mode: str, granularity: str | None = None, block_size: int |
 
 
 def quantize_weights(graph: Graph, nodes: Iterable[Node] | None = None, *, bits: int, granularity: str,
-                     block_size: int | None, dynamic: bool) -> Counter:
+                     block_size: int | None, dynamic: bool, moments: dict[Node, np.ndarray] | None = None) -> Counter:
     """Quantizes the weights of ``nodes`` (None: every node whose op takes the scheme) in place.
 
     Every node asked for by name is checked first: one that has no constant float weights, or whose op LiteRT
     cannot run with the scheme (``SUPPORTED``), raises QuantizationError naming it and its Keras layer, and the
     graph is left as it was. With ``nodes=None`` nodes the scheme does not suit stay float, and a graph with none
-    that it suits is an error. Returns counts of what was done.
+    that it suits is an error. ``moments`` (``input_moments``, from calibration data) makes the weights of the
+    nodes it has round to least output error (``gptq_weights``). Returns counts of what was done.
     """
     scheme = WeightScheme(bits, granularity, block_size, dynamic)
     stats: Counter = Counter()
@@ -130,8 +131,11 @@ def quantize_weights(graph: Graph, nodes: Iterable[Node] | None = None, *, bits:
             if why is not None:
                 raise QuantizationError(f"{describe(node)}: {why}")
     for node in chosen:
-        _quantize_node(graph, node, scheme)
+        hessian = (moments or {}).get(node)
+        _quantize_node(graph, node, scheme, hessian)
         stats[f"weights quantized ({scheme})"] += 1
+        if hessian is not None:
+            stats["weights rounded to calibrated inputs"] += 1
     return stats
 
 
@@ -262,13 +266,111 @@ def quantized_weights(w: np.ndarray, bits: int, axis: int | None, block_size: in
     return ungroup(q, w.shape, axis, block_size), params
 
 
-def _quantize_node(graph: Graph, node: Node, scheme: WeightScheme) -> None:
+def gptq_weights(w: np.ndarray, bits: int, out_axis: int, per_tensor: bool, block_size: int | None,
+                 hessian: np.ndarray, damping: float = 0.01) -> tuple[np.ndarray, QuantParams]:
+    """``quantized_weights`` for a matrix ``w`` whose input axis (the one that is not ``out_axis``) meets inputs
+    of second moment ``hessian`` (E[x xᵀ], from calibration): GPTQ (Frantar et al. 2022). The inputs are rounded
+    one after another, and each rounding error is spread over the inputs not yet rounded, as far as their
+    correlation lets them cancel it, so that the layer's *output* on such inputs changes least, not each weight.
+    Scales are chosen as without calibration (a block's when the rounding reaches it, on the updated weights);
+    ``damping`` (a fraction of the mean diagonal) keeps the inverse stable, as in the paper."""
+    qmax = QMAX[bits]
+    work = np.moveaxis(np.asarray(w, np.float64), out_axis, 0).copy()  # [outputs, inputs]
+    n = work.shape[1]
+    h = np.array(hessian, np.float64)
+    dead = np.diag(h) <= 0  # an input that was always 0: its weights' errors cost nothing, spread nothing
+    h[dead, dead] = 1.0
+    h += damping * np.mean(np.diag(h)) * np.eye(n)
+    upper = np.linalg.cholesky(np.linalg.inv(h)).T
+    if block_size is None:
+        rows = work.reshape(1, -1) if per_tensor else work
+        scales = best_scales(rows, qmax)
+        column_scales = np.broadcast_to(scales, (work.shape[0],)) if per_tensor else scales
+    else:
+        scales = np.zeros((work.shape[0], n // block_size))
+    q = np.zeros(work.shape, np.int8)
+    for i in range(n):
+        if block_size is not None and i % block_size == 0:
+            scales[:, i // block_size] = best_scales(work[:, i:i + block_size], qmax, BLOCK_STEPS, block_scales)
+            column_scales = scales[:, i // block_size]
+        q[:, i] = np.clip(np.rint(work[:, i] / column_scales), -qmax, qmax)
+        error = (work[:, i] - q[:, i] * column_scales) / upper[i, i]
+        work[:, i + 1:] -= np.outer(error, upper[i, i + 1:])
+    axis = None if per_tensor else out_axis
+    params = QuantParams(tuple(float(s) for s in scales.reshape(-1)), (0,) * scales.size, axis, block_size)
+    return np.moveaxis(q, 0, out_axis), params
+
+
+def input_moments(graph: Graph, nodes: Iterable[Node], samples: list[dict]) -> dict[Node, np.ndarray]:
+    """E[x xᵀ] of the inputs of those ``nodes`` that multiply a vector by a weight matrix (``matmul`` and
+    ``batch_matmul`` of the top graph with 2-D weights), over every row of every calibration sample, from one run
+    of the float graph; the input of ``gptq_weights``. Few samples of a wide input estimate it badly, and GPTQ
+    would then fit the rounding to those samples alone: the estimate is shrunk toward a multiple of the identity
+    as far as Ledoit and Wolf's formula (2004) finds the samples too few (``shrink_moments``)."""
+    from irc.ir.interpreter import run
+    from irc.limits import check_array
+    from irc.passes.quantize.calibration import batches
+
+    wanted: dict[Value, list[Node]] = {}
+    for node in nodes:
+        if node.graph is not graph or node.core_op not in ("matmul", "batch_matmul") or _weights(node) is None:
+            continue
+        w, x = node.operands[1], node.operands[0]
+        if w.type.rank != 2:
+            continue
+        transposed = node.attrs.get("transpose_a" if node.core_op == "matmul" else "adj_x", False)
+        if transposed or x.type.shape is None or not isinstance(x.type.shape[-1], int):
+            continue
+        width = int(x.type.shape[-1])
+        check_array((width, width), 8, f"the input moments of {describe(node)}")
+        wanted.setdefault(x, []).append(node)
+    sums: dict[Value, np.ndarray] = {}
+    fourth: Counter = Counter()  # the sum of |x|⁴ over the rows, for the shrinkage
+    counts: Counter = Counter()
+
+    def add(value: Value, array: np.ndarray) -> None:
+        rows = np.asarray(array, np.float64).reshape(-1, array.shape[-1])
+        sums[value] = sums.get(value, 0.0) + rows.T @ rows
+        fourth[value] += float(np.sum(np.sum(rows ** 2, axis=1) ** 2))
+        counts[value] += len(rows)
+
+    def on_node(node: Node, outputs: list[np.ndarray]) -> None:
+        for value, array in zip(node.results, outputs):
+            if value in wanted:
+                add(value, array)
+
+    if wanted:
+        for inputs, _ in batches(samples, graph):
+            for value in graph.inputs:
+                if value in wanted:
+                    add(value, inputs[value.name])
+            run(graph, inputs, on_node)
+    return {node: shrink_moments(sums[value] / counts[value], fourth[value] / counts[value], counts[value])
+            for value, group in wanted.items() if counts[value] for node in group}
+
+
+def shrink_moments(moments: np.ndarray, fourth: float, count: int) -> np.ndarray:
+    """Ledoit-Wolf shrinkage of a second-moment matrix S = E[x xᵀ] estimated from ``count`` rows, ``fourth`` being
+    their mean |x|⁴: (1 - a) S + a μ I with μ = trace(S) / p and a the estimated share of S that is sampling
+    noise (as sklearn.covariance.ledoit_wolf with assume_centered computes it)."""
+    p = moments.shape[0]
+    mu = np.trace(moments) / p
+    spread = (np.sum(moments ** 2) - 2 * mu * np.trace(moments) + p * mu ** 2) / p  # |S - μI|² / p
+    noise = min(max((fourth - np.sum(moments ** 2)) / (p * count), 0.0), spread)
+    share = 0.0 if spread <= 0 else noise / spread
+    return (1 - share) * moments + share * mu * np.eye(p)
+
+
+def _quantize_node(graph: Graph, node: Node, scheme: WeightScheme, hessian: np.ndarray | None = None) -> None:
     graph = node.graph  # a node inside a region (a loop body) is edited in its own graph
     index = WEIGHT_OPERAND[node.core_op]
     w = node.operands[index]
     axis = None if scheme.granularity == "per-tensor" else channel_axis(node)
     block = scheme.block_size if scheme.granularity == "blockwise" else None
-    q, params = quantized_weights(w.constant, scheme.bits, axis, block)
+    if hessian is not None:
+        q, params = gptq_weights(w.constant, scheme.bits, channel_axis(node), axis is None, block, hessian)
+    else:
+        q, params = quantized_weights(w.constant, scheme.bits, axis, block)
     loc = Location(w.producer.loc.names or node.loc.names, node.loc.layers)
     wq = graph.add("const", (), {"value": q}, types=[TensorType(BITS[scheme.bits], q.shape, params)], loc=loc).result
     if not scheme.dynamic:
