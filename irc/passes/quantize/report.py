@@ -198,10 +198,22 @@ def quant_report(graph: Graph, calibration, mode: str | None = "int8", observer:
             ranges.forced |= trained.forced
         for selector, (lo, hi) in (overrides or {}).items():
             ranges.override(quantized, selector, lo, hi)
-    apply_quantization(quantized, None, ranges, recipe=full, granularity=granularity, block_size=block_size)
+    moments = _input_moments(quantized, full, data)  # weight-only/int4 layers round as `irc lower` rounds them
+    apply_quantization(quantized, None, ranges, recipe=full, granularity=granularity, block_size=block_size,
+                       moments=moments)
     label = full.default if recipe is None else f"recipe {recipe.source or ''} (default {full.default})"
     return compare(reference, quantized, data[:samples] if samples else data, label, progress=progress,
                    static=full.static())
+
+
+def _input_moments(graph: Graph, recipe, samples: list[dict]) -> dict | None:
+    """With calibration data the weight-only and int4 layers' weights round to it (weights.gptq_weights)."""
+    from irc.passes.quantize.constraints import WEIGHT_ONLY_MODES
+    from irc.passes.quantize.recipe import resolve
+    from irc.passes.quantize.weights import input_moments
+
+    nodes = [n for n, scheme in resolve(graph, recipe).schemes.items() if scheme in WEIGHT_ONLY_MODES]
+    return input_moments(graph, nodes, samples) if nodes else None
 
 
 def compare(reference: Graph, quantized: Graph, samples: list[dict], mode: str = "int8", *,
