@@ -406,6 +406,16 @@ def test_lower_cli_writes_int4_files_litert_runs(tmp_path):
         sizes[args[1]] = out.stat().st_size
     # half a byte a weight saved; the per-channel int4 file pays a float32 scale and an int64 zero point a channel
     assert sizes["int8-weight-only"] - sizes["int4-weight-only"] >= (64 * 128 + 128 * 32) // 2 - (128 + 32) * 12
+    np.savez(tmp_path / "cal.npz", x=RNG.standard_normal((64, 64)).astype(np.float32))
+    out = tmp_path / "calibrated.tflite"  # calibration data: GPTQ rounding, the same layout
+    result = runner.invoke(main, ["lower", str(tmp_path / "mlp.keras"), "-o", str(out), "--quantize", "dynamic-int4",
+                                  "--granularity", "blockwise", "--block-size", "64", "--calibration",
+                                  str(tmp_path / "cal.npz")])
+    assert result.exit_code == 0, result.output
+    assert out.stat().st_size == sizes["dynamic-int4"]
+    assert out.read_bytes() != (tmp_path / "dynamic-int4.tflite").read_bytes()  # the weights rounded otherwise
+    got = weight_support.run_tflite("litert", out.read_bytes(), data)
+    assert np.sqrt(np.mean((got - expect) ** 2) / np.mean(expect ** 2)) < 0.2
     result = runner.invoke(main, ["lower", str(tmp_path / "mlp.keras"), "-o", str(tmp_path / "bad.tflite"),
                                   "--quantize", "int4-weight-only", "--granularity", "blockwise", "--block-size", "32"])
     assert result.exit_code == 1

@@ -68,7 +68,8 @@ def _size(ctx, param, value):
 @click.option("--quantize", type=click.Choice(QUANTIZE_MODES), default=None, help="Quantize before emitting.")
 @click.option("--calibration", type=click.Path(dir_okay=False), default=None, metavar="DATA.npz",
               help="Calibration inputs for int8/int16x8: arrays keyed by input name, or one array. A "
-                   "quantization-aware-trained model needs none (it only fills ranges the model lacks).")
+                   "quantization-aware-trained model needs none (it only fills ranges the model lacks). With the "
+                   "weight-only and int4 modes, fully-connected weights round to least error on them (GPTQ).")
 @click.option("--observer", type=click.Choice(["minmax", "percentile", "mse"]), default="minmax", show_default=True,
               help="How calibration picks activation ranges.")
 @click.option("--int8-io", is_flag=True, help="Make the model's own inputs and outputs integer (int8 quantization).")
