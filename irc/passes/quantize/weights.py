@@ -289,13 +289,19 @@ def gptq_weights(w: np.ndarray, bits: int, out_axis: int, per_tensor: bool, bloc
     else:
         scales = np.zeros((work.shape[0], n // block_size))
     q = np.zeros(work.shape, np.int8)
-    for i in range(n):
-        if block_size is not None and i % block_size == 0:
-            scales[:, i // block_size] = best_scales(work[:, i:i + block_size], qmax, BLOCK_STEPS, block_scales)
-            column_scales = scales[:, i // block_size]
-        q[:, i] = np.clip(np.rint(work[:, i] / column_scales), -qmax, qmax)
-        error = (work[:, i] - q[:, i] * column_scales) / upper[i, i]
-        work[:, i + 1:] -= np.outer(error, upper[i, i + 1:])
+    step = block_size * -(-128 // block_size) if block_size else 128  # columns per batch, whole blocks
+    for start in range(0, n, step):  # as the paper's code: errors reach later batches in one product
+        end = min(start + step, n)
+        errors = np.zeros((work.shape[0], end - start))
+        for i in range(start, end):
+            if block_size is not None and i % block_size == 0:
+                scales[:, i // block_size] = best_scales(work[:, i:i + block_size], qmax, BLOCK_STEPS, block_scales)
+                column_scales = scales[:, i // block_size]
+            q[:, i] = np.clip(np.rint(work[:, i] / column_scales), -qmax, qmax)
+            error = (work[:, i] - q[:, i] * column_scales) / upper[i, i]
+            work[:, i + 1:end] -= np.outer(error, upper[i, i + 1:end])
+            errors[:, i - start] = error
+        work[:, end:] -= errors @ upper[start:end, end:]
     axis = None if per_tensor else out_axis
     params = QuantParams(tuple(float(s) for s in scales.reshape(-1)), (0,) * scales.size, axis, block_size)
     return np.moveaxis(q, 0, out_axis), params
