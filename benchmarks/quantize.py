@@ -389,8 +389,14 @@ def check_aeq(rows: list[dict]) -> list[str]:
             continue
         if r["bytes"] > theirs["bytes"]:
             failures.append(f"{model} {scheme}: irc {r['bytes']} bytes, AEQ {theirs['bytes']}")
-        if "accuracy" in r and r["accuracy"] < theirs["accuracy"]:
+        # accuracy is judged on all 1,797 digits (k-fold) when measured: on the 397 held-out digits alone one digit
+        # is 0.25 points, well inside the noise (binomial standard error about 0.8 points), so a difference there is
+        # printed as a note, not a failure
+        if "fold_accuracy" not in r and "accuracy" in r and r["accuracy"] < theirs["accuracy"]:
             failures.append(f"{model} {scheme}: irc accuracy {r['accuracy']:.2%}, AEQ {theirs['accuracy']:.2%}")
+        if "fold_accuracy" in r and r["accuracy"] < theirs["accuracy"]:
+            print(f"note: {model} {scheme}: on the 397 held-out digits irc ({who}) {r['accuracy']:.2%}, "
+                  f"AEQ {theirs['accuracy']:.2%}")
         if "fold_accuracy" in r and r["fold_accuracy"] < theirs["fold_accuracy"]:
             failures.append(f"{model} {scheme}: irc k-fold accuracy {r['fold_accuracy']:.2%}, AEQ "
                             f"{theirs['fold_accuracy']:.2%}")
