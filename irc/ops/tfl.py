@@ -33,7 +33,7 @@ def fused_name(core: str) -> str:
     return f"{DIALECT}.{core}"
 
 
-def _declare(core: str) -> None:
+def _declare(core: str, **overrides) -> None:
     base = type(lookup(core))
     assert issubclass(base, Fusable), core
     register(type(f"Tfl{base.__name__}", (base,), {
@@ -43,11 +43,30 @@ def _declare(core: str) -> None:
         "attrs": {**base.attrs, "fused_activation": fused_activation_attr()},
         "summary": f"TFLite's {core} with a fused activation: {base.summary}",
         "__doc__": f"``{core}`` followed by its ``fused_activation``.",
+        **overrides,
     }))
 
 
+def _fully_connected_infer(self, types, attrs, consts):
+    """As matmul's, but ``a`` may have more than two dims: TFLite's FULLY_CONNECTED with keep_num_dims multiplies
+    over a's last dim and keeps the others (``[..., k] @ [k, n] -> [..., n]``), so the reshapes that TensorFlow's
+    Tensordot puts around a matmul need not be written (the tflite-idioms pass folds them)."""
+    a = types[0]
+    if a.shape is None or len(a.shape) <= 2:
+        return nn.MatMul.infer(self, types, attrs, consts)
+    if attrs["transpose_a"]:
+        raise ValueError(f"transpose_a takes a rank-2 a, a has rank {len(a.shape)}")
+    [out] = nn.MatMul.infer(self, [a.with_shape((None, a.shape[-1])), *types[1:]], attrs, consts)
+    return [out.with_shape(a.shape[:-1] + out.shape[-1:])]
+
+
 for _core in FUSABLE_OPS:
-    _declare(_core)
+    if _core == "matmul":
+        _declare(_core, infer=_fully_connected_infer,
+                 summary="TFLite's FULLY_CONNECTED: matmul with a fused activation; a may have leading dims, kept "
+                         "(keep_num_dims).")
+    else:
+        _declare(_core)
 
 
 # ----- fused recurrent layers ----------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from typing import NamedTuple
 import numpy as np
 
 from irc.backends.tflite.ops import rule_for
+from irc.backends.tflite.ops_nn import widened_constant
 from irc.errors import UnsupportedOpError
 from irc.ir.graph import Graph, Location, Node
 from irc.passes import register_pass
@@ -213,7 +214,56 @@ class KeepReducedDims(RewritePattern):
         return True
 
 
-IDIOMS: list[RewritePattern] = [*_gelu_rules(), *_hard_swish_rules(), ScaleIntoFilter(), KeepReducedDims()]
+class ReshapesIntoFullyConnected(RewritePattern):
+    """reshape(matmul(reshape(x, [m, k]), w), [..., n]) -> tfl.matmul(x, w) : [..., n], where x is [..., k].
+
+    TensorFlow's Tensordot (Keras' Dense on a sequence) flattens the leading dims before its MatMul and puts them
+    back after it; TFLite's FULLY_CONNECTED keeps them itself (keep_num_dims), as TensorFlow's converter writes
+    it, so neither RESHAPE is written. Where the matmul's input is no reshape of such an x, it is reshaped to
+    ``[..., k]`` instead: one RESHAPE for two. Constant (or widened) weights only: the FULLY_CONNECTED form.
+    """
+
+    ops = ("reshape",)
+    stat = "reshapes folded into fully-connected"
+
+    def rewrite(self, node, rw):
+        product = node.operands[0]
+        mm = product.producer
+        if mm is None or mm.op not in ("matmul", "tfl.matmul") or only_use(product) is not node:
+            return False
+        a, w = mm.operands[:2]
+        out = node.result.type
+        if (mm.attr("transpose_a") or a.type.rank != 2 or out.rank is None or out.rank < 3
+                or out.quant != product.type.quant or not (w.is_constant or widened_constant(w) is not None)):
+            return False
+        lead, k = out.shape[:-1], a.type.shape[1]
+        x = _reshaped_from(rw, a, lead + (k,))
+        if x is None:
+            return False
+        attrs = {**mm.attrs, "fused_activation": mm.attrs.get("fused_activation", "none")}
+        new = rw.create("tfl.matmul", [x, *mm.operands[1:]], attrs, types=[out], loc=Location.fused([mm.loc, node.loc]))
+        rw.replace(node, new.results)
+        return True
+
+
+def _reshaped_from(rw, a, shape: tuple):
+    """``a`` (rank 2) as a value of ``shape``: the reshape it was made from, or a new reshape of it; None when
+    the element counts cannot be shown to agree."""
+    source = a
+    while True:
+        if source.type.shape == shape and sum(not isinstance(d, int) for d in shape) <= 1:
+            return source
+        producer = source.producer
+        if producer is None or producer.op != "reshape":
+            break
+        source = producer.operands[0]
+    if not all(isinstance(d, int) for d in (*shape, *a.type.shape)) or math.prod(shape) != math.prod(a.type.shape):
+        return None
+    return rw.op("reshape", source, shape=shape, loc=a.producer.loc if a.producer else Location())
+
+
+IDIOMS: list[RewritePattern] = [*_gelu_rules(), *_hard_swish_rules(), ScaleIntoFilter(), KeepReducedDims(),
+                                 ReshapesIntoFullyConnected()]
 
 
 def rewrite_idioms(graph: Graph) -> Stats:

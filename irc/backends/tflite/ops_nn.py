@@ -205,7 +205,8 @@ def matmul(b, node):
     bias = b.tensor(node.operands[2]) if len(node.operands) > 2 else -1
     if w.is_constant or widened_constant(w) is not None:
         weights = weights_tensor(b, w) if node.attr("transpose_b") else weights_tensor(b, w, perm=(1, 0))
-        activated(b, node, "FULLY_CONNECTED", [ai, weights, bias], bias_type(b, bias, ai))
+        keep = {"keep_num_dims": True} if a.type.rank > 2 else {}  # tfl.matmul keeps a's leading dims
+        activated(b, node, "FULLY_CONNECTED", [ai, weights, bias], {**bias_type(b, bias, ai), **keep})
         return
     _batch_matmul(b, node, ai, b.tensor(w), adj_x=False, adj_y=node.attr("transpose_b"), bias=bias)
 
