@@ -6,8 +6,9 @@ topological order. Each node's emitter (``ops.py``, a table keyed by irc op) add
 to a ``ModelBuilder``, which ``flatbuffer.write_model`` serializes.
 
 The builder keeps one TFLite tensor per irc value. Constants become tensors when first used, so a constant an
-emitter rewrites (a conv filter transposed to OHWI) is written only in its rewritten form; small constants with
-the same content share a tensor, and the flatbuffer layer shares identical buffers. Unknown dimensions are
+emitter rewrites (a conv filter transposed to OHWI) is written only in its rewritten form; constants with the
+same content and type share a tensor (weights a model uses twice too), and the flatbuffer layer shares identical
+buffers. Unknown dimensions are
 written as 1 in ``shape`` and -1 in ``shape_signature``, as TensorFlow's converter does. With ``float16``, every
 float32 constant is stored as float16 and widened by a DEQUANTIZE at the start of the graph (TFLite's float16
 weight quantization). Quantized values carry their parameters into the tensor's quantization table, per axis
@@ -19,6 +20,7 @@ naming its producer (``irc_producer``: irc and its version) and the oldest TFLit
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 import numpy as np
@@ -59,7 +61,7 @@ TFL_TYPES = {
     DType.bool: "BOOL", DType.str: "STRING", DType.c64: "COMPLEX64",
 }
 _CALL_PREFIX = re.compile(r"^(?:Stateful)?PartitionedCall(?:_\d+)?/")
-_SHARE_LIMIT = 256  # constants up to this many bytes are shared by content (axes, shapes, scalars)
+_SHARE_LIMIT = 256  # constants up to this many bytes are keyed by their bytes, larger ones by a digest of them
 
 
 def emit(graph: Graph, *, output=None, passes=None, quantize: str | None = None, allow_tf_ops: bool = False,
@@ -277,8 +279,10 @@ class ModelBuilder:
         type = type.with_shape(array.shape)
         name = name or f"{self.name_of(self.node)}/const"
         key = None
-        if array.nbytes <= _SHARE_LIMIT and array.dtype != object:
-            key = (type, array.dtype.str, array.tobytes())
+        if array.dtype != object:  # one tensor per content: weights a model reuses (ALBERT's layers) too
+            data = array.tobytes() if array.nbytes <= _SHARE_LIMIT else \
+                hashlib.sha256(np.ascontiguousarray(array)).digest()
+            key = (type, array.dtype.str, data)
             if key in self._shared:
                 return self._shared[key]
         if self.float16 and type.dtype is DType.f32 and type.quant is None:

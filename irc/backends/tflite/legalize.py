@@ -246,6 +246,26 @@ class ReshapesIntoFullyConnected(RewritePattern):
         return True
 
 
+class ActivationIntoFullyConnected(RewritePattern):
+    """act(tfl.matmul(x, w) {fused_activation = none}) -> tfl.matmul(x, w) {fused_activation = act}, for the
+    FULLY_CONNECTEDs that keep leading dims: tfl-fuse ran while a reshape still stood between them."""
+
+    ops = ("relu", "relu6", "tanh")
+    stat = "activations fused into fully-connected"
+
+    def rewrite(self, node, rw):
+        source = node.operands[0]
+        mm = source.producer
+        if (mm is None or mm.op != "tfl.matmul" or mm.attr("fused_activation") != "none"
+                or mm.operands[0].type.rank in (None, 2) or only_use(source) is not node
+                or node.result.type != source.type):
+            return False
+        new = rw.create(mm.op, mm.operands, {**mm.attrs, "fused_activation": node.op}, types=[node.result.type],
+                        loc=Location.fused([mm.loc, node.loc]))
+        rw.replace(node, new.results)
+        return True
+
+
 def _reshaped_from(rw, a, shape: tuple):
     """``a`` (rank 2) as a value of ``shape``: the reshape it was made from, or a new reshape of it; None when
     the element counts cannot be shown to agree."""
@@ -263,7 +283,7 @@ def _reshaped_from(rw, a, shape: tuple):
 
 
 IDIOMS: list[RewritePattern] = [*_gelu_rules(), *_hard_swish_rules(), ScaleIntoFilter(), KeepReducedDims(),
-                                 ReshapesIntoFullyConnected()]
+                                 ReshapesIntoFullyConnected(), ActivationIntoFullyConnected()]
 
 
 def rewrite_idioms(graph: Graph) -> Stats:
