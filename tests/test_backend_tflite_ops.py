@@ -128,6 +128,7 @@ def matmul_cases(b: Builder):
         "fc_ta": b.op("matmul", b.op("transpose", a, perm=(1, 0)), b.w(6, 2), transpose_a=True),
         "dynamic": b.op("tfl.matmul", a, other, b.w(4), fused_activation="relu6"),
         "dynamic_t": b.op("matmul", a, b.op("transpose", other, perm=(1, 0)), transpose_b=True),
+        "fc_keep": b.op("tfl.matmul", m, b.w(4, 6), b.w(4), transpose_b=True, fused_activation="relu"),
         "bmm_const": b.op("batch_matmul", m, b.w(6, 5)),
         "bmm_const_adj": b.op("batch_matmul", m, b.w(5, 6), adj_y=True),
         "bmm": b.op("batch_matmul", m, b.op("transpose", m, perm=(0, 2, 1))),
@@ -389,7 +390,7 @@ def test_fused_activations_and_layouts():
 def test_matmul_with_constant_weights_is_fully_connected():
     g = build("matmul")
     codes = ops_of(emit(g, passes="O0"))
-    assert codes.count("FULLY_CONNECTED") == 5  # fc, fc_t, fc_ta, bmm_const, bmm_const_adj
+    assert codes.count("FULLY_CONNECTED") == 6  # fc, fc_t, fc_ta, fc_keep, bmm_const, bmm_const_adj
     assert codes.count("BATCH_MATMUL") == 4
 
 

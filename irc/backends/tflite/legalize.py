@@ -30,7 +30,7 @@ from irc.passes import register_pass
 from irc.passes.base import Pass, Stats
 from irc.passes.rewrite import RewritePattern, apply_patterns
 from irc.passes.rules import Const, Op, Rule, Var
-from irc.passes.util import only_use
+from irc.passes.util import channel_vector, const_array, is_quantized, only_use
 
 NATIVE, FALLBACK, UNSUPPORTED = "native", "fallback", "unsupported"
 _SHOWN = 3  # node locations named per op type in the error
@@ -266,6 +266,37 @@ class ActivationIntoFullyConnected(RewritePattern):
         return True
 
 
+class BiasIntoFullyConnected(RewritePattern):
+    """add(tfl.matmul(x, w), c) -> tfl.matmul(x, w, c), c constant per output channel, for the FULLY_CONNECTEDs
+    that keep leading dims (Keras' Dense on a sequence adds its bias after Tensordot's reshape, where ``fuse``
+    could not reach it); a tfl.add's fused activation goes with it."""
+
+    ops = ("add", "tfl.add")
+    stat = "biases fused into fully-connected"
+
+    def rewrite(self, node, rw):
+        for product, c in (node.operands, node.operands[::-1]):
+            mm = product.producer
+            if (mm is not None and mm.op == "tfl.matmul" and len(mm.operands) == 2
+                    and mm.attr("fused_activation") == "none" and mm.operands[0].type.rank not in (None, 2)
+                    and only_use(product) is node):
+                break
+        else:
+            return False
+        array = const_array(c)
+        out = node.result.type
+        if array is None or out != product.type or is_quantized(node) or is_quantized(mm):
+            return False
+        bias = channel_vector(array, out, -1)
+        if bias is None:
+            return False
+        bias = rw.const(np.ascontiguousarray(bias, dtype=out.dtype.numpy), loc=c.producer.loc)
+        attrs = {**mm.attrs, "fused_activation": node.attrs.get("fused_activation", "none")}
+        new = rw.create(mm.op, [*mm.operands, bias], attrs, types=[out], loc=Location.fused([mm.loc, node.loc]))
+        rw.replace(node, new.results)
+        return True
+
+
 def _reshaped_from(rw, a, shape: tuple):
     """``a`` (rank 2) as a value of ``shape``: the reshape it was made from, or a new reshape of it; None when
     the element counts cannot be shown to agree."""
@@ -283,7 +314,7 @@ def _reshaped_from(rw, a, shape: tuple):
 
 
 IDIOMS: list[RewritePattern] = [*_gelu_rules(), *_hard_swish_rules(), ScaleIntoFilter(), KeepReducedDims(),
-                                 ReshapesIntoFullyConnected(), ActivationIntoFullyConnected()]
+                                 ReshapesIntoFullyConnected(), BiasIntoFullyConnected(), ActivationIntoFullyConnected()]
 
 
 def rewrite_idioms(graph: Graph) -> Stats:
