@@ -220,7 +220,8 @@ class ReshapesIntoFullyConnected(RewritePattern):
     TensorFlow's Tensordot (Keras' Dense on a sequence) flattens the leading dims before its MatMul and puts them
     back after it; TFLite's FULLY_CONNECTED keeps them itself (keep_num_dims), as TensorFlow's converter writes
     it, so neither RESHAPE is written. Where the matmul's input is no reshape of such an x, it is reshaped to
-    ``[..., k]`` instead: one RESHAPE for two. Constant (or widened) weights only: the FULLY_CONNECTED form.
+    ``[..., k]`` instead: one RESHAPE for two; where the result is reshaped otherwise (``[..., heads, size]``),
+    the FULLY_CONNECTED reads x and only that reshape stays. Constant (or widened) weights only.
     """
 
     ops = ("reshape",)
@@ -236,14 +237,34 @@ class ReshapesIntoFullyConnected(RewritePattern):
         if (mm.attr("transpose_a") or a.type.rank != 2 or out.rank is None or out.rank < 3
                 or out.quant != product.type.quant or not (w.is_constant or widened_constant(w) is not None)):
             return False
-        lead, k = out.shape[:-1], a.type.shape[1]
-        x = _reshaped_from(rw, a, lead + (k,))
-        if x is None:
-            return False
+        k, n = a.type.shape[1], product.type.shape[1]
+        x = _reshaped_from(rw, a, out.shape[:-1] + (k,)) if out.shape[-1] == n else None
+        kept = out
+        if x is None:  # the result is reshaped otherwise ([..., heads, size]): read the x whose last dim is k
+            x = _source_ending_in(a, k)
+            if x is None or sum(not isinstance(d, int) for d in out.shape) > 1:
+                return False
+            kept = product.type.with_shape(x.type.shape[:-1] + (n,))
         attrs = {**mm.attrs, "fused_activation": mm.attrs.get("fused_activation", "none")}
-        new = rw.create("tfl.matmul", [x, *mm.operands[1:]], attrs, types=[out], loc=Location.fused([mm.loc, node.loc]))
-        rw.replace(node, new.results)
+        loc = Location.fused([mm.loc, node.loc])
+        new = rw.create("tfl.matmul", [x, *mm.operands[1:]], attrs, types=[kept], loc=loc).result
+        if kept != out:
+            new = rw.op("reshape", new, shape=tuple(d if isinstance(d, int) else -1 for d in out.shape), type=out,
+                        loc=node.loc)
+        rw.replace(node, new)
         return True
+
+
+def _source_ending_in(a, k):
+    """The value of rank 3 or more, last dim ``k`` and at most one unknown dim, that rank-2 ``a`` is a reshape
+    (chain) of, or None."""
+    source = a
+    while source.producer is not None and source.producer.op == "reshape":
+        source = source.producer.operands[0]
+        shape = source.type.shape
+        if shape is not None and len(shape) >= 3 and shape[-1] == k and sum(not isinstance(d, int) for d in shape) <= 1:
+            return source
+    return None
 
 
 class ActivationIntoFullyConnected(RewritePattern):
