@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import enum
 import math
+import re
 from dataclasses import dataclass
 from typing import Union
 
@@ -97,12 +98,52 @@ _LONG_NAMES.update({"int4": DType.i4, "bfloat16": DType.bf16, "string": DType.st
 
 @dataclass(frozen=True)
 class SymDim:
-    """A named unknown dimension (e.g. ``batch``): two dims with the same name are equal at run time."""
+    """A named unknown dimension (e.g. ``batch``): two dims with the same name are equal at run time.
+
+    A name ending in ``_x`` and a number K > 1 (``batch_x16``) stands for K times the dim before it: Swin's
+    windows and space-to-batch fold the batch into ``batch * K`` rows, and ``//`` K unfolds them again. Use
+    ``scale_dim`` and ``split_sym`` rather than spelling such names.
+    """
 
     name: str
 
     def __str__(self) -> str:
         return self.name
+
+
+_SCALED = re.compile(r"(.+)_x([0-9]+)")
+
+
+def split_sym(d: SymDim) -> tuple[SymDim, int]:
+    """(base symbol, factor): ``batch_x16`` -> (batch, 16), ``batch`` -> (batch, 1)."""
+    match = _SCALED.fullmatch(d.name)
+    if match is None or int(match[2]) < 2 or match[2].startswith("0"):
+        return d, 1
+    return SymDim(match[1]), int(match[2])
+
+
+def scale_dim(d: Dim, factor: int) -> Dim:
+    """``d`` times a positive int ``factor``: an int, a scaled symbol (``batch`` * 16 = ``batch_x16``) or None."""
+    if isinstance(d, int):
+        return d * factor
+    if not isinstance(d, SymDim) or factor < 1:
+        return None
+    base, k = split_sym(d)
+    k *= factor
+    return base if k == 1 else SymDim(f"{base.name}_x{k}")
+
+
+def divide_dim(d: Dim, divisor: int) -> Dim:
+    """``d`` divided by a positive int ``divisor`` when that is exact (``batch_x16`` / 4 = ``batch_x4``), else
+    None (an int ``d`` that it does not divide is floored, as TF's FloorDiv does)."""
+    if isinstance(d, int):
+        return d // divisor if divisor > 0 else None
+    if not isinstance(d, SymDim) or divisor < 1:
+        return None
+    base, k = split_sym(d)
+    if k % divisor:
+        return None
+    return scale_dim(base, k // divisor)
 
 
 # A dimension is a known size, a symbolic name, or None (unknown, unrelated to any other).

@@ -17,7 +17,7 @@ from irc.frontends.lowering import lowers
 from irc.frontends.lowering.context import CannotLower, Lowerer, tf_dtype
 from irc.frontends.tfgraph import TFNode
 from irc.ir.graph import Value
-from irc.ir.types import Dim, DType, SymDim
+from irc.ir.types import Dim, DType, SymDim, divide_dim, scale_dim, split_sym
 from irc.ops.shape import strided_index
 
 
@@ -89,30 +89,39 @@ def reshape_target(in_shape: tuple[Dim, ...], dims: tuple[Dim, ...]) -> tuple[tu
 
     ``dims`` holds ints (-1 = infer), SymDims and None (unknown). The unknown entry is solved from the operand:
     its element count, static part times symbolic dims, divided by the target's. Symbolic dims cancel, so
-    [batch, 7, 7, 64] -> [-1, 3136] gives [batch, 3136].
+    [batch, 7, 7, 64] -> [-1, 3136] gives [batch, 3136]; a scaled symbol counts as its base times its factor,
+    so [batch, 8, 8, 4] -> [-1, 4, 4, 4] gives [batch_x4, 4, 4, 4] and back.
     """
-    if any(d is None for d in in_shape):
-        in_static, in_syms = None, None
-    else:
-        in_static = prod(d for d in in_shape if isinstance(d, int))
-        in_syms = Counter(d for d in in_shape if isinstance(d, SymDim))
     out: list[Dim] = [d if not (isinstance(d, int) and d < 0) else None for d in dims]
     unknown = [i for i, d in enumerate(out) if d is None]
-    if len(unknown) == 1 and in_static is not None:
-        t_static = prod(d for d in out if isinstance(d, int))
-        t_syms = Counter(d for d in out if isinstance(d, SymDim))
+    if len(unknown) == 1 and not any(d is None for d in in_shape):
+        in_static, in_syms = _element_count(in_shape)
+        t_static, t_syms = _element_count([d for d in out if d is not None])
         rest = in_syms - t_syms
         if not (t_syms - in_syms) and t_static and in_static % t_static == 0:
             factor = in_static // t_static
             if not rest:
                 out[unknown[0]] = factor
-            elif factor == 1 and sum(rest.values()) == 1:
-                out[unknown[0]] = next(iter(rest))
+            elif sum(rest.values()) == 1:
+                out[unknown[0]] = scale_dim(next(iter(rest)), factor)
     free = [i for i, d in enumerate(out) if not isinstance(d, int)]
     if len(free) > 1:
         raise CannotLower(f"reshape to {_fmt(dims)} leaves {len(free)} dims unknown until run time")
     attr = tuple(-1 if i in free else int(d) for i, d in enumerate(out))
     return attr, tuple(out)
+
+
+def _element_count(shape) -> tuple[int, Counter]:
+    """A shape's element count as (static part, base symbols): a scaled symbol adds its factor to the first."""
+    static, syms = 1, Counter()
+    for d in shape:
+        if isinstance(d, SymDim):
+            base, factor = split_sym(d)
+            static *= factor
+            syms[base] += 1
+        else:
+            static *= d
+    return static, syms
 
 
 def _fmt(dims) -> str:
@@ -462,22 +471,6 @@ def matrix_band_part(cx: Lowerer, node: TFNode, args: list) -> Value:
 
 
 # ----- space <-> batch (Keras' dilated convolutions) -------------------------------------------------------------
-def _merged_batch(batch: Dim, factor: int) -> Dim:
-    """The batch dim times ``factor``: an int, or a symbol named after the batch (``batch_x4``)."""
-    if isinstance(batch, int):
-        return batch * factor
-    return SymDim(f"{batch.name}_x{factor}") if isinstance(batch, SymDim) else None
-
-
-def _split_batch(merged: Dim, factor: int) -> Dim:
-    if isinstance(merged, int):
-        return merged // factor
-    suffix = f"_x{factor}"
-    if isinstance(merged, SymDim) and merged.name.endswith(suffix):
-        return SymDim(merged.name[: -len(suffix)])
-    return None
-
-
 def _reshape_to(cx: Lowerer, x: Value, dims: tuple[Dim, ...]) -> Value:
     """Reshape to ``dims`` (ints and at most one unknown, written -1), typed with ``dims``."""
     attr = tuple(d if isinstance(d, int) else -1 for d in dims)
@@ -520,7 +513,7 @@ def space_to_batch(cx: Lowerer, node: TFNode, args: list) -> Value:
     perm += list(range(1 + 2 * m, 1 + 2 * m + len(rest)))
     x = cx.op("transpose", x, perm=tuple(perm))
     factor = int(np.prod(block))
-    out = _reshape_to(cx, x, (_merged_batch(batch, factor),) + tuple(d // b for d, b in zip(spatial, block))
+    out = _reshape_to(cx, x, (scale_dim(batch, factor),) + tuple(d // b for d, b in zip(spatial, block))
                       + tuple(rest))
     cx.space_to_batch[out] = (padded, tuple(block))  # a convolution of it may become a dilated one (nn.py)
     return out
@@ -538,7 +531,7 @@ def batch_to_space(cx: Lowerer, node: TFNode, args: list) -> Value:
     if not all(isinstance(d, int) for d in tuple(spatial) + tuple(rest)):
         raise CannotLower(f"batch-to-space of {x.type}, whose spatial size is known only at run time")
     factor = int(np.prod(block))
-    batch = _split_batch(shape_[0], factor)
+    batch = divide_dim(shape_[0], factor)
     x = _reshape_to(cx, x, tuple(block) + (batch,) + tuple(spatial) + tuple(rest))
     perm = [m]
     for i in range(m):

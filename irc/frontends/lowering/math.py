@@ -12,7 +12,7 @@ from irc.frontends.lowering import lowers
 from irc.frontends.lowering.context import CannotLower, Lowerer, tf_dtype
 from irc.frontends.tfgraph import TFNode
 from irc.ir.graph import Value
-from irc.ir.types import Dim, DType
+from irc.ir.types import Dim, DType, divide_dim, scale_dim
 
 # TF binary op -> irc op (same operands, numpy broadcasting).
 BINARY = {
@@ -60,8 +60,10 @@ def _track_dim_arith(cx: Lowerer, op: str, x: Value, y: Value, out: Value) -> No
     for p, q in zip(a, b):
         if isinstance(p, int) and isinstance(q, int):
             result.append(int(_DIM_ARITH[op](p, q)))
-        elif op == "mul" and (p == 1 or q == 1):
-            result.append(q if p == 1 else p)
+        elif op == "mul" and (isinstance(p, int) or isinstance(q, int)):
+            result.append(scale_dim(q, p) if isinstance(p, int) else scale_dim(p, q))  # batch * 16 = batch_x16
+        elif op == "floor_div" and isinstance(q, int):
+            result.append(divide_dim(p, q))  # batch_x16 // 4 = batch_x4
         elif op in ("add", "sub") and q == 0:
             result.append(p)
         else:
