@@ -98,6 +98,32 @@ class Reshape(ShapeOp):
 
 
 @register
+class DynamicReshape(OpDef):
+    name = "dynamic_reshape"
+    summary = ("Same elements, new shape read at run time from the vector ``shape`` (one entry may be -1); for "
+               "shapes with more than one dim unknown until run time, which ``reshape {shape}`` cannot hold.")
+    operands = ("x", "shape")
+    traits = frozenset({PURE, QUANT_PRESERVING})
+
+    def infer(self, types, attrs, consts):
+        x, shape = types
+        if shape.dtype not in (DType.i32, DType.i64) or shape.rank != 1 or not isinstance(shape.shape[0], int):
+            raise ValueError(f"dynamic_reshape's shape must be an i32 or i64 vector of known length, got {shape}")
+        known = consts[1] if consts else None
+        if known is not None:
+            (out,) = Reshape().shapes(x.shape, {"shape": tuple(int(d) for d in known)})
+        else:
+            out = (None,) * shape.shape[0]
+        return [keep_quant(x, TensorType(x.dtype, out))]
+
+    def kernel(self, inputs, attrs):
+        x, shape = inputs
+        target = tuple(int(d) for d in shape)
+        Reshape().shapes(x.shape, {"shape": target})  # the same checks (sizes, one -1) and messages
+        return [np.reshape(x, target)]
+
+
+@register
 class Transpose(ShapeOp):
     name = "transpose"
     summary = "Permutes the dims: result dim i is operand dim perm[i]."

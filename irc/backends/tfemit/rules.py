@@ -333,6 +333,11 @@ def reshape(e: Emitter, node: Node, args: list[str]) -> str:
     return f"tf.reshape({args[0]}, {lit(node.attrs['shape'])}, {e.name()})"
 
 
+@emits("dynamic_reshape")
+def dynamic_reshape(e: Emitter, node: Node, args: list[str]) -> str:
+    return f"tf.reshape({args[0]}, {args[1]}, {e.name()})"
+
+
 @emits("transpose")
 def transpose(e: Emitter, node: Node, args: list[str]) -> str:
     return f"tf.transpose({args[0]}, {lit(node.attrs['perm'])}, {e.name()})"

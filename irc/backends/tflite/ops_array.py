@@ -52,6 +52,17 @@ def reshape(b, node):
     reshape_to(b, node, result_shape(node) or list(node.attr("shape")))
 
 
+@emits("dynamic_reshape")
+def dynamic_reshape(b, node):
+    shape = node.operands[1]
+    if shape.type.dtype is not DType.i32:  # TFLite's RESHAPE reads an int32 shape
+        cast = b.temp(shape.type.with_dtype(DType.i32), "shape")
+        b.op("CAST", [b.tensor(shape)], [cast], {"in_data_type": "INT64", "out_data_type": "INT32"})
+        b.op("RESHAPE", [b.tensor(node.operands[0]), cast], [b.result(node.result)])
+        return
+    b.op("RESHAPE", [b.tensor(node.operands[0]), b.tensor(shape)], [b.result(node.result)])
+
+
 @emits("squeeze", check=needs_rank(0))
 def squeeze(b, node):
     shape = result_shape(node)

@@ -15,6 +15,7 @@ Find a lowering by grepping its TF op name: ``grep -rn '"Conv2D"' irc/frontends/
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Callable, Mapping
 
@@ -102,14 +103,25 @@ def _bind_inputs(cx: Lowerer, tfgraph: TFGraph, input_shapes: dict, env: dict) -
                                  f"input shape {_fmt_shape(shape)}")
             shape = fixed
         dims = None if shape is None else tuple(
-            d if d is not None else (BATCH if i == 0 else None) for i, d in enumerate(shape))
+            d if d is not None else input_dim(name, i) for i, d in enumerate(shape))
         try:
             value = cx.graph.add_input(name, TensorType(tf_dtype(dtype), dims))
         except CannotLower as e:
             raise UnsupportedOpError(f"input {name!r}: {e}", where=tfgraph.source) from None
-        if dims and dims[0] == BATCH:
-            cx.sym_sources.setdefault(BATCH, (value, 0))
+        for axis, d in enumerate(dims or ()):
+            if isinstance(d, SymDim):
+                cx.sym_sources.setdefault(d, (value, axis))
         env[name] = [value]
+
+
+def input_dim(name: str, axis: int) -> SymDim:
+    """The symbol for an input's dim unknown until run time: ``batch`` for the first (every input shares it), else
+    one of its own (``token_ids_1``): inputs' other dims need not agree (a padding mask's length does, an
+    encoder's input's need not), so irc does not assume they do."""
+    if axis == 0:
+        return BATCH
+    base = re.sub(r"[^A-Za-z0-9_]", "_", name)  # an identifier of the text form
+    return SymDim(f"{base if base[:1].isalpha() else 'in_' + base}_{axis}")
 
 
 def _fmt_shape(shape) -> str:

@@ -75,11 +75,9 @@ def reshape(cx: Lowerer, node: TFNode, args: list) -> Value:
     dims = cx.dims(target)
     if dims is None:
         raise CannotLower("the target shape is computed at run time")
-    attr, out = reshape_target(cx.shape(x), dims)
-    if tuple(out) == x.type.shape and all(isinstance(d, (int, SymDim)) for d in out):
-        return x
-    result = cx.op("reshape", x, shape=attr, types=[x.type.with_shape(out)])
-    if (known := cx.dims(x)) is not None and len(out) <= 1 and not result.is_constant:
+    result = reshape_value(cx, x, dims, runtime=target)
+    out = result.type.shape
+    if result is not x and (known := cx.dims(x)) is not None and len(out) <= 1 and not result.is_constant:
         cx.symbolic[result] = known  # a shape vector reshaped to a vector or scalar keeps its entries
     return result
 
@@ -104,11 +102,26 @@ def reshape_target(in_shape: tuple[Dim, ...], dims: tuple[Dim, ...]) -> tuple[tu
                 out[unknown[0]] = factor
             elif sum(rest.values()) == 1:
                 out[unknown[0]] = scale_dim(next(iter(rest)), factor)
-    free = [i for i, d in enumerate(out) if not isinstance(d, int)]
-    if len(free) > 1:
-        raise CannotLower(f"reshape to {_fmt(dims)} leaves {len(free)} dims unknown until run time")
-    attr = tuple(-1 if i in free else int(d) for i, d in enumerate(out))
+    attr = tuple(int(d) if isinstance(d, int) else -1 for d in out)
     return attr, tuple(out)
+
+
+def reshape_value(cx: Lowerer, x: Value, dims: tuple[Dim, ...], runtime: Value | None = None) -> Value:
+    """``x`` reshaped to ``dims`` (TF's target: ints, -1, symbols, None). A target with one dim unknown until run
+    time is a ``reshape``; with more, a ``dynamic_reshape`` reading the shape at run time: ``runtime`` (TF's
+    own target vector), or the dims read from the values that have the symbols."""
+    attr, out = reshape_target(cx.shape(x), dims)
+    if out == x.type.shape and all(isinstance(d, (int, SymDim)) for d in out):
+        return x
+    if attr.count(-1) <= 1:
+        return cx.op("reshape", x, shape=attr, types=[x.type.with_shape(out)])
+    if all(isinstance(d, (int, SymDim)) for d in out):
+        vector = cx.dims_vector(out)
+    elif runtime is not None and not runtime.is_constant and runtime.type.rank == 1:
+        vector = runtime if runtime.type.dtype is DType.i32 else cx.op("cast", runtime, to=DType.i32)
+    else:
+        raise CannotLower(f"reshape to {_fmt(dims)} leaves {attr.count(-1)} dims unknown until run time")
+    return cx.op("dynamic_reshape", x, vector, types=[x.type.with_shape(out)])
 
 
 def _element_count(shape) -> tuple[int, Counter]:
@@ -357,6 +370,12 @@ def broadcast(cx: Lowerer, x: Value, dims) -> Value:
     """``x`` broadcast to ``dims``; symbolic dims come from a value that has them."""
     if any(d is None or (isinstance(d, int) and d < 0) for d in dims):
         raise CannotLower(f"broadcasting to {_fmt(dims)}, which has unknown dims")
+    shape = cx.shape(x)
+    padded = (1,) * (len(dims) - len(shape)) + tuple(shape)
+    if any(isinstance(d, SymDim) and have != 1 for d, have in zip(dims, padded)):
+        # x has some of the symbols already ([1, seq, seq] -> [batch, seq, seq]): select against a mask of the
+        # target's shape broadcasts it, whatever the mask holds
+        return cx.op("select", cx.full(dims, True, DType.bool), x, x)
     static = tuple(d if isinstance(d, int) else 1 for d in dims)
     if x.type.shape != static:
         x = cx.op("broadcast_to", x, shape=static)
@@ -388,10 +407,20 @@ def zeros_like(cx: Lowerer, node: TFNode, args: list) -> Value:
 
 @lowers("Range")
 def range_(cx: Lowerer, node: TFNode, args: list) -> Value:
+    """A constant, or ``arange(n)`` of a dim ``n`` known only at run time (a causal mask's positions): the running
+    sum of n ones, exclusive."""
+    dtype = tf_dtype(node.attrs.get("Tidx", "int32"))
+    ends = [cx.constant(v) for v in (args[0], args[2])]
+    limit = cx.dims(args[1])
+    if cx.constant(args[1]) is None and limit is not None and len(limit) == 1 and isinstance(limit[0], SymDim):
+        if not all(e is not None and e.size == 1 for e in ends) or (ends[0].item(), ends[1].item()) != (0, 1):
+            raise CannotLower(f"a range to the run-time size {limit[0]} starts at 0 and steps by 1 in irc")
+        return cx.op("cumsum", cx.full(limit, 1, dtype), axis=0, exclusive=True)
+    if cx.constant(args[1]) is None:
+        raise CannotLower("the range's limit is computed at run time, and is no input dim irc can follow")
     start, limit, delta = cx.scalars(args, "the range's start, limit and delta")
     if delta == 0 or math.ceil((limit - start) / delta) > 2**31:
         raise CannotLower(f"a range from {start} to {limit} by {delta}")
-    dtype = tf_dtype(node.attrs.get("Tidx", "int32"))
     return cx.const(np.arange(start, limit, delta).astype(dtype.numpy))
 
 

@@ -18,7 +18,7 @@ import numpy as np
 from irc import limits
 from irc.frontends.tfgraph import TFGraph, TFNode, split_ref
 from irc.ir.graph import Graph, Location, Value
-from irc.ir.types import Dim, DType, SymDim, TensorType
+from irc.ir.types import Dim, DType, SymDim, TensorType, split_sym
 
 # Folding a result bigger than this many elements would bloat the graph with a constant; leave it as an op.
 FOLD_LIMIT = 1 << 24
@@ -202,6 +202,27 @@ class Lowerer:
             raise CannotLower(f"cannot compute {_fmt_dims(dims)} at run time")
         self.symbolic[runtime] = tuple(dims)
         return runtime
+
+    def dims_vector(self, dims: Sequence[Dim]) -> Value:
+        """An i32 vector holding ``dims`` at run time: ints as constants, each symbol read from the shape of a
+        value that has it (times its factor: ``batch_x16``)."""
+        parts = []
+        for d in dims:
+            if isinstance(d, int):
+                parts.append(self.const(np.asarray([d], np.int32)))
+                continue
+            if not isinstance(d, SymDim) or split_sym(d)[0] not in self.sym_sources:
+                raise CannotLower(f"cannot compute {_fmt_dims(dims)} at run time")
+            base, factor = split_sym(d)
+            source, axis = self.sym_sources[base]
+            size = self.op("slice", self.op("shape", source), begin=(axis,), size=(1,))
+            if factor > 1:
+                size = self.op("mul", size, self.const(np.asarray([factor], np.int32)))
+            self.symbolic[size] = (d,)
+            parts.append(size)
+        vector = self.op("concat", *parts, axis=0) if len(parts) > 1 else parts[0]
+        self.symbolic[vector] = tuple(dims)
+        return vector
 
     def full(self, dims: Sequence[Dim], value, dtype: DType) -> Value:
         """A tensor of shape ``dims`` filled with ``value``; symbolic dims are taken from a value having them."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 from math import prod
 
 from irc.frontends.lowering import lowers
-from irc.frontends.lowering.array import reshape_target
+from irc.frontends.lowering.array import reshape_value
 from irc.frontends.lowering.context import CannotLower, Lowerer
 from irc.frontends.tfgraph import TFNode
 from irc.ir.graph import Value
@@ -131,5 +131,4 @@ def _reshape(cx: Lowerer, x: Value, dims: list[Dim]) -> Value:
     shape = cx.shape(x)
     if tuple(dims) == tuple(shape) and all(isinstance(d, (int, SymDim)) for d in dims):
         return x
-    attr, out = reshape_target(shape, tuple(dims))
-    return cx.op("reshape", x, shape=attr, types=[x.type.with_shape(out)])
+    return reshape_value(cx, x, tuple(dims))

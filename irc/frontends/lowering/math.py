@@ -173,7 +173,7 @@ def cast(cx: Lowerer, node: TFNode, args: list) -> Value:
     if x.type.dtype is to:
         return x
     out = cx.op("cast", x, to=to)
-    if not out.is_constant and to.is_integer and (dims := cx.dims(x)) is not None:
+    if not out.is_constant and (to.is_integer or to.is_float) and (dims := cx.dims(x)) is not None:
         cx.symbolic[out] = dims
     return out
 
