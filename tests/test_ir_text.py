@@ -14,7 +14,8 @@ from irc.ir.parser import parse
 from irc.ir.printer import ElidedTensor, collect_weights, print_graph
 
 names = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=12)
-dims = st.one_of(st.integers(0, 64), st.none(), st.sampled_from([SymDim("batch"), SymDim("seq")]))
+dims = st.one_of(st.integers(0, 64), st.none(),
+                 st.sampled_from([SymDim("batch"), SymDim("seq"), SymDim("batch_x16"), SymDim("token_ids_1")]))
 dtypes = st.sampled_from([d for d in DType if d is not DType.str])
 
 

@@ -678,6 +678,10 @@ def _reduce(r, op):
 @reads("RESHAPE")
 def _reshape(r, op):
     x = r.input(0)
+    signature = r.sg.tensors[op.outputs[0]].shape_signature
+    if len(op.inputs) > 1 and op.inputs[1] >= 0 and r.data(op.inputs[1]) is None and signature is not None \
+            and sum(d < 0 for d in signature) > 1:  # more than one dim read at run time: no attribute holds it
+        return r.emit("dynamic_reshape", x, r.input(1))
     if len(op.inputs) > 1 and op.inputs[1] >= 0:
         shape = r.ints(1, "new shape")
     elif _opts(op) is not None and _opts(op).new_shape:

@@ -114,14 +114,19 @@ def reshape_value(cx: Lowerer, x: Value, dims: tuple[Dim, ...], runtime: Value |
     if out == x.type.shape and all(isinstance(d, (int, SymDim)) for d in out):
         return x
     if attr.count(-1) <= 1:
-        return cx.op("reshape", x, shape=attr, types=[x.type.with_shape(out)])
-    if all(isinstance(d, (int, SymDim)) for d in out):
-        vector = cx.dims_vector(out)
-    elif runtime is not None and not runtime.is_constant and runtime.type.rank == 1:
-        vector = runtime if runtime.type.dtype is DType.i32 else cx.op("cast", runtime, to=DType.i32)
+        result = cx.op("reshape", x, shape=attr, types=[x.type.with_shape(out)])
     else:
-        raise CannotLower(f"reshape to {_fmt(dims)} leaves {attr.count(-1)} dims unknown until run time")
-    return cx.op("dynamic_reshape", x, vector, types=[x.type.with_shape(out)])
+        if runtime is not None and not runtime.is_constant and runtime.type.rank == 1:
+            vector = runtime if runtime.type.dtype is DType.i32 else cx.op("cast", runtime, to=DType.i32)
+        elif all(isinstance(d, int) or (isinstance(d, SymDim) and split_sym(d)[0] in cx.sym_sources) for d in out):
+            vector = cx.dims_vector(out)
+        else:
+            raise CannotLower(f"reshape to {_fmt(dims)} leaves {attr.count(-1)} dims unknown until run time")
+        result = cx.op("dynamic_reshape", x, vector, types=[x.type.with_shape(out)])
+    for axis, d in enumerate(out):  # a value having batch_x16, for masks and fills of that size (Lowerer.full)
+        if isinstance(d, SymDim) and not result.is_constant:
+            cx.sym_sources.setdefault(d, (result, axis))
+    return result
 
 
 def _element_count(shape) -> tuple[int, Counter]:
