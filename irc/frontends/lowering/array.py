@@ -419,7 +419,8 @@ def range_(cx: Lowerer, node: TFNode, args: list) -> Value:
     limit = cx.dims(args[1])
     if cx.constant(args[1]) is None and limit is not None and len(limit) == 1 and isinstance(limit[0], SymDim):
         if not all(e is not None and e.size == 1 for e in ends) or (ends[0].item(), ends[1].item()) != (0, 1):
-            raise CannotLower(f"a range to the run-time size {limit[0]} starts at 0 and steps by 1 in irc")
+            raise CannotLower(f"a range to the run-time size {limit[0]} must start at 0 and step by 1 (irc knows "
+                              "no other range's length)")
         return cx.op("cumsum", cx.full(limit, 1, dtype), axis=0, exclusive=True)
     if cx.constant(args[1]) is None:
         raise CannotLower("the range's limit is computed at run time, and is no input dim irc can follow")
