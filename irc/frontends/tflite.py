@@ -203,6 +203,15 @@ class Reader:
             self.values[index] = self.graph.add_input(name, type_)
             self.stored[self.values[index]] = t.shape
 
+    def open_past_batch(self) -> bool:
+        """Whether an input of the model has a dim unknown until run time other than the first (the batch): then
+        shape arithmetic evaluated at the stored shapes would fix it (TF's converter marks more dims -1 than vary
+        with the batch alone, so a -1 past the first of an intermediate tensor says nothing)."""
+        top = self
+        while top.parent is not None:
+            top = top.parent
+        return any(d is None for v in top.graph.inputs for d in (v.type.shape or ()))
+
     def _outputs(self) -> None:
         sig = self._signature()
         names = {i: name for name, i in sig.outputs.items()} if sig else {}
@@ -680,7 +689,8 @@ def _reshape(r, op):
     x = r.input(0)
     signature = r.sg.tensors[op.outputs[0]].shape_signature
     if len(op.inputs) > 1 and op.inputs[1] >= 0 and r.data(op.inputs[1]) is None and signature is not None \
-            and sum(d < 0 for d in signature) > 1:  # more than one dim read at run time: no attribute holds it
+            and sum(d < 0 for d in signature) > 1 and r.open_past_batch():
+        # more than one dim read at run time, and the model has one beside the batch: no attribute holds it
         return r.emit("dynamic_reshape", x, r.input(1))
     if len(op.inputs) > 1 and op.inputs[1] >= 0:
         shape = r.ints(1, "new shape")
