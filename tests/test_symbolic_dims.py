@@ -116,8 +116,9 @@ def _tf_reference(path):
 
 
 def test_run_time_batch_and_sequence_shapes(tmp_path):
-    """The shape idioms of Swin and Falcon on a tf.function: windows of batch*4 rows and back, a reshape with two
-    run-time dims, arange(sequence length), a broadcast onto [batch, seq, seq]."""
+    """The shape idioms of Swin, Falcon and GPT-2 on a tf.function: windows of batch*4 rows and back, a reshape
+    with two run-time dims, arange(sequence length), a broadcast onto [batch, seq, seq], the first seq rows of a
+    table."""
     tf = pytest.importorskip("tensorflow")
     rng = np.random.default_rng(0)
 
@@ -126,6 +127,7 @@ def test_run_time_batch_and_sequence_shapes(tmp_path):
             super().__init__()
             self.w = tf.Variable(rng.standard_normal((4, 12)).astype(np.float32))
             self.v = tf.Variable(rng.standard_normal((16, 16)).astype(np.float32))
+            self.table = tf.Variable(rng.standard_normal((10, 16)).astype(np.float32))
 
         @tf.function(input_signature=[tf.TensorSpec([None, 8, 8, 4], tf.float32, name="image"),
                                       tf.TensorSpec([None, None, 16], tf.float32, name="tokens")])
@@ -138,6 +140,7 @@ def test_run_time_batch_and_sequence_shapes(tmp_path):
             back = tf.reshape(merged, [n // 4, 2, 2, 4, 4, 4])
             image_out = tf.reshape(tf.transpose(back, [0, 1, 3, 2, 4, 5]), [b, 8, 8, 4])
             tb, ts = tf.shape(tokens)[0], tf.shape(tokens)[1]
+            tokens += tf.slice(self.table, [1, 0], [ts, 16])  # GPT-2's position embedding
             heads = tf.reshape(tf.reshape(tokens, [-1, 16]) @ self.v, [tb, ts, 2, 8])
             positions = tf.range(tf.cast(ts, tf.float32))
             heads += positions[None, :, None, None]

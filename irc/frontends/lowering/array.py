@@ -259,12 +259,36 @@ def split_v(cx: Lowerer, node: TFNode, args: list) -> list:
 @lowers("Slice")
 def slice_(cx: Lowerer, node: TFNode, args: list) -> Value:
     x, begin, size_ = args
-    begin, size_ = tuple(cx.ints(begin, "the slice begin")), tuple(cx.ints(size_, "the slice size"))
+    begin = tuple(cx.ints(begin, "the slice begin"))
+    sizes = cx.dims(size_)
+    if sizes is not None and len(sizes) == len(begin) and any(isinstance(d, SymDim) for d in sizes) \
+            and all(isinstance(d, (int, SymDim)) for d in sizes):
+        return _slice_to_symbols(cx, x, begin, sizes)
+    size_ = tuple(cx.ints(size_, "the slice size"))
     out = cx.op("slice", x, begin=begin, size=size_)
     if not out.is_constant and (dims := cx.dims(x)) is not None and cx.rank(x) == 1:
         stop = None if size_[0] == -1 else begin[0] + size_[0]
         return cx.dims_value(dims[begin[0]:stop], out, out.type.dtype)
     return out
+
+
+def _slice_to_symbols(cx: Lowerer, x: Value, begin: tuple[int, ...], sizes: tuple[Dim, ...]) -> Value:
+    """A slice whose size along some axes is a run-time dim (GPT-2's positions: the first seq rows of a table):
+    a static slice of the other axes, then a gather of begin + arange(size) along each of those."""
+    static = tuple(-1 if isinstance(d, SymDim) else d for d in sizes)
+    out = cx.op("slice", x, begin=tuple(0 if isinstance(d, SymDim) else b for b, d in zip(begin, sizes)), size=static)
+    for axis, (b, d) in enumerate(zip(begin, sizes)):
+        if isinstance(d, SymDim):
+            indices = _arange(cx, d, DType.i32)
+            if b:
+                indices = cx.op("add", indices, cx.const(np.int32(b)))
+            out = cx.op("gather", out, indices, axis=axis)
+    return out
+
+
+def _arange(cx: Lowerer, n: SymDim, dtype: DType) -> Value:
+    """0, 1, ..., n - 1 for a dim n known only at run time: the exclusive running sum of n ones."""
+    return cx.op("cumsum", cx.full((n,), 1, dtype), axis=0, exclusive=True)
 
 
 @lowers("StridedSlice")
@@ -421,7 +445,7 @@ def range_(cx: Lowerer, node: TFNode, args: list) -> Value:
         if not all(e is not None and e.size == 1 for e in ends) or (ends[0].item(), ends[1].item()) != (0, 1):
             raise CannotLower(f"a range to the run-time size {limit[0]} must start at 0 and step by 1 (irc knows "
                               "no other range's length)")
-        return cx.op("cumsum", cx.full(limit, 1, dtype), axis=0, exclusive=True)
+        return _arange(cx, limit[0], dtype)
     if cx.constant(args[1]) is None:
         raise CannotLower("the range's limit is computed at run time, and is no input dim irc can follow")
     start, limit, delta = cx.scalars(args, "the range's start, limit and delta")
