@@ -118,7 +118,7 @@ def _tf_reference(path):
 def test_run_time_batch_and_sequence_shapes(tmp_path):
     """The shape idioms of Swin, Falcon and GPT-2 on a tf.function: windows of batch*4 rows and back, a reshape
     with two run-time dims, arange(sequence length), a broadcast onto [batch, seq, seq], the first seq rows of a
-    table."""
+    table, BERT's einsum of two inputs' sum."""
     tf = pytest.importorskip("tensorflow")
     rng = np.random.default_rng(0)
 
@@ -128,10 +128,12 @@ def test_run_time_batch_and_sequence_shapes(tmp_path):
             self.w = tf.Variable(rng.standard_normal((4, 12)).astype(np.float32))
             self.v = tf.Variable(rng.standard_normal((16, 16)).astype(np.float32))
             self.table = tf.Variable(rng.standard_normal((10, 16)).astype(np.float32))
+            self.e = tf.Variable(rng.standard_normal((16, 2, 8)).astype(np.float32))
 
         @tf.function(input_signature=[tf.TensorSpec([None, 8, 8, 4], tf.float32, name="image"),
-                                      tf.TensorSpec([None, None, 16], tf.float32, name="tokens")])
-        def serve(self, image, tokens):
+                                      tf.TensorSpec([None, None, 16], tf.float32, name="tokens"),
+                                      tf.TensorSpec([None, None, 16], tf.float32, name="segments")])
+        def serve(self, image, tokens, segments):
             b = tf.shape(image)[0]
             windows = tf.reshape(tf.transpose(tf.reshape(image, [b, 2, 4, 2, 4, 4]), [0, 1, 3, 2, 4, 5]), [-1, 16, 4])
             n = tf.shape(windows)[0]
@@ -145,17 +147,20 @@ def test_run_time_batch_and_sequence_shapes(tmp_path):
             positions = tf.range(tf.cast(ts, tf.float32))
             heads += positions[None, :, None, None]
             pairs = tf.broadcast_to((positions[:, None] - positions[None, :])[None], [tb, ts, ts])
-            return {"image": image_out, "tokens": tf.reshape(heads, [tb, ts, 16]), "pairs": pairs}
+            # BERT's embeddings: two inputs' lengths, which irc cannot tell are equal, meet in an einsum
+            mixed = tf.einsum("abc,cde->abde", tokens + segments, self.e)
+            return {"image": image_out, "tokens": tf.reshape(heads, [tb, ts, 16]), "pairs": pairs, "mixed": mixed}
 
     model = Model()
     path = tmp_path / "model"
     tf.saved_model.save(model, str(path), signatures=model.serve)
     graph = irc.load(path, fast=True)
     assert {v.name: str(v.type) for v in graph.inputs} == \
-        {"image": "f32[batch,8,8,4]", "tokens": "f32[batch,tokens_1,16]"}
+        {"image": "f32[batch,8,8,4]", "tokens": "f32[batch,tokens_1,16]", "segments": "f32[batch,segments_1,16]"}
     assert any(node.op == "dynamic_reshape" for node in graph.nodes)
     feeds = [{"image": rng.standard_normal((b, 8, 8, 4)).astype(np.float32),
-              "tokens": rng.standard_normal((b, s, 16)).astype(np.float32)} for b, s in ((1, 3), (3, 7))]
+              "tokens": rng.standard_normal((b, s, 16)).astype(np.float32),
+              "segments": rng.standard_normal((b, s, 16)).astype(np.float32)} for b, s in ((1, 3), (3, 7))]
     errors = _run_everywhere(path, tmp_path, feeds, _tf_reference(path))
     assert all(e <= TOLERANCE for e in errors), errors
 

@@ -203,26 +203,26 @@ class Lowerer:
         self.symbolic[runtime] = tuple(dims)
         return runtime
 
-    def dims_vector(self, dims: Sequence[Dim]) -> Value:
+    def dims_vector(self, dims: Sequence) -> Value:
         """An i32 vector holding ``dims`` at run time: ints as constants, each symbol read from the shape of a
-        value that has it (times its factor: ``batch_x16``)."""
+        value that has it (times its factor: ``batch_x16``), a (value, axis) pair read from that value's shape."""
         parts = []
         for d in dims:
             if isinstance(d, int):
                 parts.append(self.const(np.asarray([d], np.int32)))
                 continue
-            if not isinstance(d, SymDim) or split_sym(d)[0] not in self.sym_sources:
+            factor = 1
+            if isinstance(d, SymDim) and split_sym(d)[0] in self.sym_sources:
+                base, factor = split_sym(d)
+                d = self.sym_sources[base]
+            if not (isinstance(d, tuple) and len(d) == 2 and isinstance(d[0], Value)):
                 raise CannotLower(f"cannot compute {_fmt_dims(dims)} at run time")
-            base, factor = split_sym(d)
-            source, axis = self.sym_sources[base]
+            source, axis = d
             size = self.op("slice", self.op("shape", source), begin=(axis,), size=(1,))
             if factor > 1:
                 size = self.op("mul", size, self.const(np.asarray([factor], np.int32)))
-            self.symbolic[size] = (d,)
             parts.append(size)
-        vector = self.op("concat", *parts, axis=0) if len(parts) > 1 else parts[0]
-        self.symbolic[vector] = tuple(dims)
-        return vector
+        return self.op("concat", *parts, axis=0) if len(parts) > 1 else parts[0]
 
     def full(self, dims: Sequence[Dim], value, dtype: DType) -> Value:
         """A tensor of shape ``dims`` filled with ``value``; symbolic dims are taken from a value having them."""

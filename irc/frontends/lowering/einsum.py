@@ -13,7 +13,7 @@ from __future__ import annotations
 from math import prod
 
 from irc.frontends.lowering import lowers
-from irc.frontends.lowering.array import reshape_value
+from irc.frontends.lowering.array import reshape_target, reshape_value
 from irc.frontends.lowering.context import CannotLower, Lowerer
 from irc.frontends.tfgraph import TFNode
 from irc.ir.graph import Value
@@ -72,11 +72,11 @@ def contract(cx: Lowerer, a: Value, la: list[str], b: Value, lb: list[str], out:
     keep = set(out)
     a, la = _sum_out(cx, a, la, keep | set(lb))
     b, lb = _sum_out(cx, b, lb, keep | set(la))
-    size = {}
+    size, where = {}, {}  # a label's size, and a (value, axis) having it to read at run time
     for v, labels in ((a, la), (b, lb)):
-        for label, d in zip(labels, cx.shape(v)):
+        for axis, (label, d) in enumerate(zip(labels, cx.shape(v))):
             if label not in size or size[label] == 1:
-                size[label] = d
+                size[label], where[label] = d, (v, axis)
     batch = [label for label in la if label in lb and label in keep]
     summed = [label for label in la if label in lb and label not in keep]
     free_a = [label for label in la if label not in lb]
@@ -86,7 +86,8 @@ def contract(cx: Lowerer, a: Value, la: list[str], b: Value, lb: list[str], out:
     b2, adj_y = _arrange(cx, b, lb, batch, free_b, summed, size, left=False)
     y = cx.op("batch_matmul", a2, b2, adj_x=adj_x, adj_y=adj_y)
     labels = batch + free_a + free_b
-    y = _reshape(cx, y, [size[label] for label in labels])
+    y = _reshape(cx, y, [size[label] for label in labels],
+                 [size[label] if isinstance(size[label], (int, SymDim)) else where[label] for label in labels])
     return _permute(cx, y, labels, out)
 
 
@@ -127,8 +128,13 @@ def _permute(cx: Lowerer, x: Value, labels: list[str], order: list[str]) -> Valu
     return cx.op("transpose", x, perm=tuple(labels.index(label) for label in order))
 
 
-def _reshape(cx: Lowerer, x: Value, dims: list[Dim]) -> Value:
+def _reshape(cx: Lowerer, x: Value, dims: list[Dim], sources: list | None = None) -> Value:
+    """x reshaped to dims; ``sources`` (ints, symbols or (value, axis) pairs) read the dims at run time when more
+    than one is unknown until then (two inputs' sequence lengths, which irc cannot tell are equal)."""
     shape = cx.shape(x)
     if tuple(dims) == tuple(shape) and all(isinstance(d, (int, SymDim)) for d in dims):
         return x
-    return reshape_value(cx, x, tuple(dims))
+    runtime = None
+    if sources is not None and reshape_target(shape, tuple(dims))[0].count(-1) > 1:
+        runtime = cx.dims_vector(sources)
+    return reshape_value(cx, x, tuple(dims), runtime=runtime)
