@@ -205,11 +205,14 @@ class Lowerer:
 
     def dims_vector(self, dims: Sequence) -> Value:
         """An i32 vector holding ``dims`` at run time: ints as constants, each symbol read from the shape of a
-        value that has it (times its factor: ``batch_x16``), a (value, axis) pair read from that value's shape."""
+        value that has it (times its factor: ``batch_x16``), a (value, axis) pair read from that value's shape, and
+        at most one None, written -1 (for a reshape to infer)."""
+        if sum(d is None for d in dims) > 1:
+            raise CannotLower(f"cannot compute {_fmt_dims(dims)} at run time")
         parts = []
         for d in dims:
-            if isinstance(d, int):
-                parts.append(self.const(np.asarray([d], np.int32)))
+            if isinstance(d, int) or d is None:
+                parts.append(self.const(np.asarray([-1 if d is None else d], np.int32)))
                 continue
             factor = 1
             if isinstance(d, SymDim) and split_sym(d)[0] in self.sym_sources:

@@ -82,8 +82,8 @@ def contract(cx: Lowerer, a: Value, la: list[str], b: Value, lb: list[str], out:
     free_a = [label for label in la if label not in lb]
     free_b = [label for label in lb if label not in la]
 
-    a2, adj_x = _arrange(cx, a, la, batch, free_a, summed, size, left=True)
-    b2, adj_y = _arrange(cx, b, lb, batch, free_b, summed, size, left=False)
+    a2, adj_x = _arrange(cx, a, la, batch, free_a, summed, size, where, left=True)
+    b2, adj_y = _arrange(cx, b, lb, batch, free_b, summed, size, where, left=False)
     y = cx.op("batch_matmul", a2, b2, adj_x=adj_x, adj_y=adj_y)
     labels = batch + free_a + free_b
     y = _reshape(cx, y, [size[label] for label in labels],
@@ -92,7 +92,7 @@ def contract(cx: Lowerer, a: Value, la: list[str], b: Value, lb: list[str], out:
 
 
 def _arrange(cx: Lowerer, x: Value, labels: list[str], batch: list[str], free: list[str], summed: list[str],
-             size: dict, left: bool) -> tuple[Value, bool]:
+             size: dict, where: dict, left: bool) -> tuple[Value, bool]:
     """x as [batch..., rows, cols] for batch_matmul, and whether it is stored transposed (adj)."""
     plain = batch + (free + summed if left else summed + free)
     swapped = batch + (summed + free if left else free + summed)
@@ -102,7 +102,11 @@ def _arrange(cx: Lowerer, x: Value, labels: list[str], batch: list[str], free: l
     first, second = (summed, free) if adj == left else (free, summed)
     dims = [cx.shape(x)[labels_index] for labels_index in range(len(batch))]
     dims += [_product([size[label] for label in first]), _product([size[label] for label in second])]
-    return _reshape(cx, x, dims), adj
+    sources = [d if isinstance(d, (int, SymDim)) else (x, i) for i, d in enumerate(dims[:len(batch)])]
+    for group, d in zip((first, second), dims[len(batch):]):
+        known = isinstance(d, (int, SymDim))
+        sources.append(d if known else where[group[0]] if len(group) == 1 else None)  # None: -1, inferred
+    return _reshape(cx, x, dims, sources), adj
 
 
 def _product(dims: list[Dim]) -> Dim:
