@@ -275,6 +275,8 @@ def slice_(cx: Lowerer, node: TFNode, args: list) -> Value:
 def _slice_to_symbols(cx: Lowerer, x: Value, begin: tuple[int, ...], sizes: tuple[Dim, ...]) -> Value:
     """A slice whose size along some axes is a run-time dim (GPT-2's positions: the first seq rows of a table):
     a static slice of the other axes, then a gather of begin + arange(size) along each of those."""
+    if any(not 0 <= b < 2**31 for b in begin):
+        raise CannotLower(f"the slice begin {list(begin)} lies outside 0 .. 2**31 - 1")
     static = tuple(-1 if isinstance(d, SymDim) else d for d in sizes)
     out = cx.op("slice", x, begin=tuple(0 if isinstance(d, SymDim) else b for b, d in zip(begin, sizes)), size=static)
     for axis, (b, d) in enumerate(zip(begin, sizes)):

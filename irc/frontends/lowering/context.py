@@ -207,8 +207,9 @@ class Lowerer:
         """An i32 vector holding ``dims`` at run time: ints as constants, each symbol read from the shape of a
         value that has it (times its factor: ``batch_x16``), a (value, axis) pair read from that value's shape, and
         at most one None, written -1 (for a reshape to infer)."""
-        if sum(d is None for d in dims) > 1:
-            raise CannotLower(f"cannot compute {_fmt_dims(dims)} at run time")
+        shown = _fmt_dims([None if isinstance(d, tuple) else d for d in dims])
+        if sum(d is None for d in dims) > 1 or any(isinstance(d, int) and not 0 <= d < 2**31 for d in dims):
+            raise CannotLower(f"cannot compute {shown} at run time")
         parts = []
         for d in dims:
             if isinstance(d, int) or d is None:
@@ -218,8 +219,8 @@ class Lowerer:
             if isinstance(d, SymDim) and split_sym(d)[0] in self.sym_sources:
                 base, factor = split_sym(d)
                 d = self.sym_sources[base]
-            if not (isinstance(d, tuple) and len(d) == 2 and isinstance(d[0], Value)):
-                raise CannotLower(f"cannot compute {_fmt_dims(dims)} at run time")
+            if not (isinstance(d, tuple) and len(d) == 2 and isinstance(d[0], Value)) or factor >= 2**31:
+                raise CannotLower(f"cannot compute {shown} at run time")
             source, axis = d
             size = self.op("slice", self.op("shape", source), begin=(axis,), size=(1,))
             if factor > 1:
