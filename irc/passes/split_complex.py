@@ -9,13 +9,16 @@ products over the transformed dims, which must be static:
 
 the 2-D ones as the same product along the innermost dim and from the left along the one before it, the real
 transforms with their cropping/zero-padding to ``fft_length`` and Hermitian weights folded into the matrices. An
-imaginary part known to be zero (``complex(x, 0)``, a cast from f32) is not materialized, so FNet's token mixing
-``real(fft2d(complex(x, 0)))`` is two products (C_s x C_h - S_s x S_h). Dense DFTs cost O(n^2) per transformed
-row (FNet's authors use them on accelerators for the same reason). A square DFT matrix (the complex transforms')
-has only n distinct entries, so one larger than ``table-bytes`` is not stored: it is gathered at run time from an
-n-entry table of cos (or sin) values with the indices ``(r * c) mod n`` (also computed at run time from two
-n-entry ranges), which gives exactly the stored matrix's values; fold-constants then leaves it (its result grows
-far past its operands). Smaller matrices, and those of the real transforms, are ``2 n^2`` f32 constants.
+imaginary part known to be zero (``complex(x, 0)``, a cast from f32) is not materialized, and a 2-D transform of
+such a real value with stored matrices takes one product each way: ``x @ [C_h | S_h]`` reshaped to twice the rows
+interleaves ``x C_h`` and ``x S_h``, which one product from the left with ``C_s`` and ``-S_s`` interleaved column by
+column combines, so FNet's token mixing ``real(fft2d(complex(x, 0)))`` (C_s x C_h - S_s x S_h) is three operators
+and two matrices. Dense DFTs cost O(n^2) per transformed row (FNet's authors use them on accelerators for the same
+reason). A square DFT matrix (the complex transforms') has only n distinct entries, so one larger than
+``table-bytes`` is not stored: it is gathered at run time from an n-entry table of cos (or sin) values with the
+indices ``(r * c) mod n`` (also computed at run time from two n-entry ranges), which gives exactly the stored
+matrix's values; fold-constants then leaves it (its result grows far past its operands). Smaller matrices, and those
+of the real transforms, are ``2 n^2`` f32 constants.
 
 A complex value that something else still reads (a graph output, an op this pass does not convert) is rebuilt
 with ``complex(re, im)``; transforms over dims known only at run time are left as they are, and with
@@ -214,7 +217,7 @@ class Splitter:
         if op in ("rfft", "rfft2d"):
             n = lengths[-1]
             cos, sin = _dft(dims[-1], n // 2 + 1, n)
-            pair = self.complex_times(node, (source, None), cos, -sin, left=False)
+            source, right = (source, None), (cos, -sin)
         elif op in ("irfft", "irfft2d"):
             pair = source
             if two:  # the inverse transform over dim -2 first, cropped or padded to fft_length[0]
@@ -233,17 +236,33 @@ class Splitter:
             return re, None
         else:
             n = dims[-1]
-            pair = self.complex_times(node, source, *self.square_dft(node, n, 1.0 / n if inverse else 1.0,
-                                                                     1.0 if inverse else -1.0), left=False)
-        if two and lengths[0] == dims[0]:  # then over dim -2, from the left: W[k, m] x[m, :] (W is symmetric)
+            right = self.square_dft(node, n, 1.0 / n if inverse else 1.0, 1.0 if inverse else -1.0)
+        if not two:
+            return self.complex_times(node, source, *right, left=False)
+        if lengths[0] == dims[0]:  # then over dim -2, from the left: W[k, m] x[m, :] (W is symmetric)
             n = dims[0]
-            pair = self.complex_times(node, pair, *self.square_dft(node, n, 1.0 / n if inverse else 1.0,
-                                                                   1.0 if inverse else -1.0), left=True)
-        elif two:
+            left = self.square_dft(node, n, 1.0 / n if inverse else 1.0, 1.0 if inverse else -1.0)
+        else:
             rows, n = dims[0], lengths[0]
             cos, sin = _dft(rows, n, n, 1.0 / n if inverse else 1.0)
-            pair = self.complex_times(node, pair, cos.T, (sin if inverse else -sin).T, left=True)
-        return pair
+            left = (cos.T, (sin if inverse else -sin).T)
+        if source[1] is None and all(isinstance(m, np.ndarray) and np.any(m) for m in (*right, *left)):
+            return self.real_2d(node, source[0], right, left)
+        return self.complex_times(node, self.complex_times(node, source, *right, left=False), *left, left=True)
+
+    def real_2d(self, node: Node, x: Value, right: tuple[np.ndarray, ...], left: tuple[np.ndarray, ...]) -> Pair:
+        """The 2-D transform of a real ``x`` with stored matrices in three products instead of six:
+        ``x @ [C_r | T_r]`` holds ``x C_r`` and ``x T_r`` side by side, so reshaped to twice the rows it interleaves
+        their rows, and each part is one product from the left with the left matrices' columns interleaved alike:
+        re = C_l (x C_r) - T_l (x T_r), im = T_l (x C_r) + C_l (x T_r)."""
+        (c_r, t_r), (c_l, t_l) = right, left
+        rows, cols = c_l.shape[1], c_r.shape[1]
+        both = self.op(node, "batch_matmul", x, self.const(node, np.concatenate([c_r, t_r], axis=1)))
+        lead = tuple(d if isinstance(d, int) else -1 for d in x.type.shape[:-2])
+        both = self.op(node, "reshape", both, shape=(*lead, 2 * rows, cols))
+        re = np.stack([c_l, -t_l], axis=-1).reshape(len(c_l), 2 * rows)
+        im = np.stack([t_l, c_l], axis=-1).reshape(len(c_l), 2 * rows)
+        return tuple(self.op(node, "batch_matmul", self.const(node, m), both) for m in (re, im))
 
     def rebuild(self) -> None:
         """A complex value still read by an unconverted node or an output becomes complex(re, im) again."""
