@@ -122,6 +122,21 @@ def test_add_runs_with_signature(tf):
     assert read_model(data, "add.tflite") == model
 
 
+def test_repeated_strings_are_written_once(tf):
+    """Tensors that share a name (the ones an op expands into) and signature names equal to tensor names point at
+    one copy of the string; the file runs and reads back the same."""
+    name = "block/mixing/FFT2D" * 4
+    model = add_model()
+    model.subgraphs[0].tensors = [Tensor("input_alpha", [2, 3]), Tensor(name, [2, 3]), Tensor(name, [2, 3])]
+    model.signature_defs = [SignatureDef({"input_alpha": 0, "b": 1}, {"sum": 2})]
+    data = write_model(model)
+    assert data.count(name.encode()) == 1 and data.count(b"input_alpha") == 1
+    a, b = RNG.standard_normal((2, 2, 3), dtype=np.float32)
+    runner = tf.lite.Interpreter(model_content=data).get_signature_runner("serving_default")
+    assert np.array_equal(runner(input_alpha=a, b=b)["sum"], a + b)
+    assert read_model(data) == model
+
+
 def test_conv_with_fused_relu(tf):
     w = RNG.standard_normal((4, 3, 3, 2), dtype=np.float32)
     b = RNG.standard_normal(4, dtype=np.float32)

@@ -1,10 +1,10 @@
 """TFLite files as plain dataclasses, written with ``write_model`` and read back with ``read_model``.
 
 The dataclasses describe the file's logical content, not its byte layout: ``buffers[0]`` is always the empty
-sentinel, tensors without data use buffer 0, identical buffers are shared, and metadata lives in a name -> bytes
-dict instead of in the buffer list. ``write_model`` brings any valid model to that form (so
-``read_model(write_model(m)) == m`` for a model already in it), and ``read_model`` returns every file in it.
-Fields irc has no use for (debug metadata indices, the deprecated metadata_buffer) are dropped on reading.
+sentinel, tensors without data use buffer 0, identical buffers (and, in the file, identical strings) are shared, and
+metadata lives in a name -> bytes dict instead of in the buffer list. ``write_model`` brings any valid model to that
+form (so ``read_model(write_model(m)) == m`` for a model already in it), and ``read_model`` returns every file in
+it. Fields irc has no use for (debug metadata indices, the deprecated metadata_buffer) are dropped on reading.
 
 Builtin options are frozen dataclasses generated from ``schema.OPTIONS``: ``options("CONV_2D", padding="VALID",
 stride_w=2, stride_h=2, fused_activation_function="RELU")``. Enum fields hold member names. A TensorFlow op run
@@ -275,7 +275,8 @@ class _Writer:
         self.b = flatbuffers.Builder(min(size_hint, flatbuffers.Builder.MAX_BUFFER_SIZE))
 
     def string(self, text: str | None) -> int | None:
-        return self.b.CreateString(text) if text else None
+        # Written once per content: the tensors an op expands into share its name, signatures repeat tensor names.
+        return self.b.CreateSharedString(text) if text else None
 
     def vector(self, values, kind: str) -> int:
         return self.b.CreateNumpyVector(np.asarray(values, np.dtype("<" + kind)).reshape(-1))
@@ -387,7 +388,7 @@ class _Writer:
 
     def signature(self, sig: SignatureDef) -> int:
         def tensor_maps(names: dict[str, int]) -> int:
-            return self.tables([self.table(schema.TENSOR_MAP, {"name": self.b.CreateString(name), "tensor_index": i})
+            return self.tables([self.table(schema.TENSOR_MAP, {"name": self.b.CreateSharedString(name), "tensor_index": i})
                                 for name, i in names.items()])
 
         return self.table(schema.SIGNATURE_DEF, {
