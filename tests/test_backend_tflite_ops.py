@@ -186,7 +186,9 @@ def shape_cases(b: Builder):
     halves = b.g.add("split", [x], {"axis": -1, "sizes": (2, 2)}).results
     rows = b.g.add("unpack", [x], {"axis": 1}).results
     return {
-        "reshape": b.op("reshape", x, shape=(4, -1)), "transpose": b.op("transpose", x, perm=(2, 0, 1)),
+        "reshape": b.op("reshape", x, shape=(4, -1)),
+        "dynamic_reshape": b.op("dynamic_reshape", x, b.g.const(np.array([3, -1, 2], np.int32))),
+        "transpose": b.op("transpose", x, perm=(2, 0, 1)),
         "squeeze": b.op("squeeze", b.op("reshape", x, shape=(2, 1, 12, 1)), axes=(1, 3)),
         "expand": b.op("expand_dims", x, axis=-1),
         "concat": b.op("tfl.concat", x, b.op("neg", x), axis=-1, fused_activation="relu"),
