@@ -4,7 +4,6 @@ backbone kind that this budget allows (benchmarks/coverage.py has every one and 
 Each goes through the TF-free fast path, irc's reference interpreter and TFLite's own interpreter (in a child
 process: an abort fails the test instead of killing pytest), against TensorFlow running the SavedModel, within
 1e-4 of the outputs' scale, or TF's own converter's error where that is larger.
-Falcon (Cumsum), Swin (Roll, XlaDynamicUpdateSlice) and FNet (complex FFT) need ops that other branches add.
 """
 
 from __future__ import annotations
