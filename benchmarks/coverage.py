@@ -248,6 +248,16 @@ def tf_command(saved_model: Path, out: Path) -> list[str]:
     return [sys.executable, "-c", _TF_CONVERT, str(saved_model), str(out)]
 
 
+def _failure(stderr: str) -> str:
+    """The line of a failed convert's stderr that says why (TF's last line is often a dump of the MLIR module)."""
+    lines = stderr.strip().splitlines() or ["?"]
+    for key in ("TF Select ops:", "error:"):
+        found = [line for line in lines if key in line]
+        if found:
+            return found[-1][:160]
+    return lines[-1][:160]
+
+
 def measure(name: str, workdir: Path) -> dict:
     """One row of the table."""
     row = {"model": name, "family": MODELS[name].family}
@@ -255,10 +265,10 @@ def measure(name: str, workdir: Path) -> dict:
     ours, theirs = workdir / f"{name}.irc.tflite", workdir / f"{name}.tf.tflite"
     row["irc_s"], proc = timed(irc_command(path, ours))
     if proc.returncode != 0:
-        row["error"] = (proc.stderr.strip().splitlines() or ["?"])[-1][:160]
+        row["error"] = _failure(proc.stderr)
     row["tf_s"], tf_proc = timed(tf_command(path, theirs))
     if tf_proc.returncode != 0:
-        row["tf_error"] = (tf_proc.stderr.strip().splitlines() or ["?"])[-1][:160]
+        row["tf_error"] = _failure(tf_proc.stderr)
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from tests.tflite_subprocess import run_tflite
 
