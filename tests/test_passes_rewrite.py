@@ -54,6 +54,22 @@ def test_attribute_patterns_bind_test_and_compare():
     assert stats == {}  # f32[2] is not the type of %a: both rules decline
 
 
+def test_a_reduction_over_size_1_axes_with_keepdims_goes():
+    from irc.passes.canonicalize import PATTERNS
+
+    text, stats = rewrite("""graph @g(%a: f32[1,1,1,8], %b: f32[1,2,1,8]) {
+      %0 = mean(%a) {axes = [1, 2], keepdims = true} : f32[1,1,1,8]
+      %1 = max(%b) {axes = [2], keepdims = true} : f32[1,2,1,8]
+      %2 = mean(%b) {axes = [1, 2], keepdims = true} : f32[1,1,1,8]
+      %3 = sum(%a) {axes = [1, 2]} : f32[1,8]
+      return %0 as "y", %1 as "z", %2 as "w", %3 as "v"
+    }""", *PATTERNS)
+    assert stats["mean over size-1 axes"] == 1 and stats["max over size-1 axes"] == 1
+    assert stats["sum over size-1 axes"] == 0
+    assert "%a as \"y\"" in text and "%b as \"z\"" in text  # what reduces (or drops a dim) stays
+    assert "mean(%b)" in text and "sum(%a)" in text
+
+
 def test_a_declined_rule_leaves_no_nodes_behind():
     grow = Rule(Op("relu", x), lambda m: m.op("exp", m.op("neg", m.x), type=m.x.type.with_shape((3,))), doc="x")
     text, stats = rewrite("""graph @g(%a: f32[2]) {

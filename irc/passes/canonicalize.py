@@ -41,6 +41,8 @@ RULES = TRANSPOSE_RULES + [
     Rule(Op("pad", x, paddings=lambda pads: not any(a or b for a, b in pads), any_attrs=True), lambda m: m.x,
          doc="no-op pad"),  # any mode or fill value: nothing is padded
     Rule(Op("concat", x), lambda m: m.x, doc="concat of one operand"),
+    # keepdims over axes of size 1 (a global pooling of a 1x1 map): the type stays, so nothing was reduced
+    *(Rule(Op(op, x, any_attrs=True), lambda m: m.x, doc=f"{op} over size-1 axes") for op in ("mean", "sum", "max", "min")),
     # activations spelled as clamps
     Rule(Op("maximum", Op("minimum", x, Const(6)), Const(0)), lambda m: m.op("relu6", m.x), where=_float,
          doc="max(min(x, 6), 0) -> relu6"),
@@ -101,7 +103,7 @@ PATTERNS = [*RULES, CollapseReshapes(), MatmulOfTranspose()]
 @register_pass
 @dataclass(frozen=True)
 class Canonicalize(PatternPass):
-    """Algebraic simplifications: x*1, x+0, no-op cast/reshape/transpose/pad, reshape and transpose chains."""
+    """Algebraic simplifications: x*1, x+0, no-op cast/reshape/transpose/pad/reduction, reshape and transpose chains."""
 
     name = "canonicalize"
     patterns = PATTERNS
