@@ -214,3 +214,20 @@ def test_falcon_with_a_run_time_batch_and_sequence_length(tmp_path):
         feeds.append({"token_ids": rng.integers(0, 64, (batch, length)).astype(np.int32), "padding_mask": mask})
     errors = _run_everywhere(path, tmp_path, feeds, _tf_reference(path))
     assert all(e <= TOLERANCE for e in errors), errors
+
+
+@pytest.mark.slow
+def test_gemma_with_a_run_time_batch_and_sequence_length(tmp_path):
+    """Gemma's attention compares a [batch, 1, 1, seq, seq] mask with a scalar: a rank-5 GREATER, which TFLite
+    runs only after kernel_limits flattens it with a shape read at run time."""
+    pytest.importorskip("keras_hub")
+    path, signature = _export_keras_dynamic("gemma", tmp_path)
+    assert [s.shape.as_list() for s in signature] == [[None, None], [None, None]]
+    rng = np.random.default_rng(4)
+    feeds = []
+    for batch, length in ((1, 8), (2, 5)):
+        mask = np.ones((batch, length), np.int32)
+        mask[-1, length - 2:] = 0
+        feeds.append({"token_ids": rng.integers(0, 64, (batch, length)).astype(np.int32), "padding_mask": mask})
+    errors = _run_everywhere(path, tmp_path, feeds, _tf_reference(path))
+    assert all(e <= TOLERANCE for e in errors), errors

@@ -691,7 +691,12 @@ def _reshape(r, op):
     if len(op.inputs) > 1 and op.inputs[1] >= 0 and r.data(op.inputs[1]) is None and signature is not None \
             and sum(d < 0 for d in signature) > 1 and r.open_past_batch():
         # more than one dim read at run time, and the model has one beside the batch: no attribute holds it
-        return r.emit("dynamic_reshape", x, r.input(1))
+        result = r.emit("dynamic_reshape", x, r.input(1))
+        stated = r.out_type().shape  # the file's static dims, which the shape vector's values do not show
+        if stated is not None and result.type.rank == len(stated):
+            known = tuple(s if s is not None else d for s, d in zip(stated, result.type.shape))
+            r.graph.set_type(result, result.type.with_shape(known))
+        return result
     if len(op.inputs) > 1 and op.inputs[1] >= 0:
         shape = r.ints(1, "new shape")
     elif _opts(op) is not None and _opts(op).new_shape:
