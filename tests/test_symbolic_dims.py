@@ -165,6 +165,37 @@ def test_run_time_batch_and_sequence_shapes(tmp_path):
     assert all(e <= TOLERANCE for e in errors), errors
 
 
+def test_over_rank_comparisons_of_run_time_dims(tmp_path):
+    """TFLite's comparisons broadcast over 4 dims at most: a rank-5 one with several run-time dims is merged with
+    shapes read at run time (Gemma's mask > 0; a [b*6, s, s] > [b*6, 1, s] merge), and restored the same way."""
+    tf = pytest.importorskip("tensorflow")
+
+    class Model(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 2, 3, None], tf.float32, name="x")])
+        def serve(self, x):
+            pairs = x[..., None] * x[:, :, :, None, :]  # [b, 2, 3, s, s]
+            rows = x[:, :, :, None, :]  # [b, 2, 3, 1, s]
+            return {"scalar": tf.cast(pairs > 0.25, tf.float32) + pairs,
+                    "rows": tf.cast(tf.greater(pairs, rows), tf.float32) - rows}
+
+    model = Model()
+    path = tmp_path / "model"
+    tf.saved_model.save(model, str(path), signatures=model.serve)
+    rng = np.random.default_rng(5)
+    feeds = [{"x": rng.standard_normal((b, 2, 3, s)).astype(np.float32)} for b, s in ((1, 4), (3, 7))]
+    errors = _run_everywhere(path, tmp_path, feeds, _tf_reference(path))
+    assert all(e <= TOLERANCE for e in errors), errors
+    codes = _operator_codes(tmp_path / "irc.tflite")
+    assert codes.count("GREATER") == 2 and "GATHER" in codes and "SHAPE" in codes
+
+
+def _operator_codes(path) -> list[str]:
+    from irc.formats.tflite.flatbuffer import read_model
+
+    model = read_model(path.read_bytes())
+    return [model.operator_codes[op.opcode_index].builtin_code for op in model.subgraphs[0].operators]
+
+
 def _export_keras_dynamic(name: str, workdir):
     """benchmarks/coverage.py's model ``name`` exported with every dim its Keras inputs leave open left open."""
     import keras
