@@ -189,6 +189,35 @@ def test_over_rank_comparisons_of_run_time_dims(tmp_path):
     assert codes.count("GREATER") == 2 and "GATHER" in codes and "SHAPE" in codes
 
 
+def test_dense_on_a_run_time_sequence_is_one_fully_connected(tmp_path):
+    """Tensordot and einsum over [batch, seq, k] reshape to [batch*seq, k] and back with a shape read at run time
+    (a dynamic_reshape): FULLY_CONNECTED keeps the leading dims itself, so only the [.., heads, size] one stays."""
+    tf = pytest.importorskip("tensorflow")
+    rng = np.random.default_rng(6)
+
+    class Model(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = tf.Variable(rng.standard_normal((16, 12)).astype(np.float32))
+            self.bias = tf.Variable(rng.standard_normal(12).astype(np.float32))
+            self.e = tf.Variable(rng.standard_normal((16, 2, 8)).astype(np.float32))
+
+        @tf.function(input_signature=[tf.TensorSpec([None, None, 16], tf.float32, name="tokens")])
+        def serve(self, tokens):
+            dense = tf.nn.relu(tf.tensordot(tokens, self.w, 1) + self.bias)
+            heads = tf.einsum("abc,cde->abde", tokens, self.e)
+            return {"dense": dense, "heads": heads}
+
+    model = Model()
+    path = tmp_path / "model"
+    tf.saved_model.save(model, str(path), signatures=model.serve)
+    feeds = [{"tokens": rng.standard_normal((b, s, 16)).astype(np.float32)} for b, s in ((1, 3), (2, 7))]
+    errors = _run_everywhere(path, tmp_path, feeds, _tf_reference(path))
+    assert all(e <= TOLERANCE for e in errors), errors
+    codes = _operator_codes(tmp_path / "irc.tflite")
+    assert codes.count("FULLY_CONNECTED") == 2 and codes.count("RESHAPE") == 1, codes
+
+
 def _operator_codes(path) -> list[str]:
     from irc.formats.tflite.flatbuffer import read_model
 

@@ -645,14 +645,15 @@ def _fully_connected(r, op):
         return r.add("matmul", [x, w, *bias], {"transpose_b": True, "activation": act}).result
     if keep and not bias and act == "none":
         return r.emit("batch_matmul", x, w, adj_y=True)
+    if keep and rank is not None and sum(not isinstance(d, int) for d in x.type.shape[:-1]) > 1:
+        # no reshape attribute holds two run-time dims: the TFLite form itself, which keeps them
+        return r.add("tfl.matmul", [x, w, *bias], {"transpose_b": True, "fused_activation": act}).result
     flat = r.temp("reshape", x, shape=(-1, k))
     product = r.add("matmul", [flat, w, *bias], {"transpose_b": True, "activation": act}).result
     if not keep:
         return product
     lead = x.type.shape[:-1]
     out_shape = [d if isinstance(d, int) else -1 for d in lead] + [w.type.shape[0]]
-    if out_shape.count(-1) > 1:
-        raise CannotRead("keep_num_dims with more than one unknown leading dimension")
     return r.emit("reshape", product, shape=tuple(out_shape))
 
 
