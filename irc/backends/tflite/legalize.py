@@ -271,7 +271,7 @@ def _as_matmul(mm: Node) -> dict | None:
     """The matmul attributes of ``mm``: a matmul's own, or those of a batch_matmul of two rank-2 operands
     (TensorFlow's einsum of a Dense on a sequence, with a run-time sequence length), else None."""
     if mm.op in ("matmul", "tfl.matmul"):
-        return {k: v for k, v in mm.attrs.items() if k != "fused_activation"}
+        return {"transpose_a": mm.attr("transpose_a"), "transpose_b": mm.attr("transpose_b")}
     if mm.op == "batch_matmul" and len(mm.operands) == 2 and all(v.type.rank == 2 for v in mm.operands):
         return {"transpose_a": mm.attr("adj_x"), "transpose_b": mm.attr("adj_y")}
     return None
