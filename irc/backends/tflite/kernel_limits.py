@@ -9,7 +9,10 @@ irc writes passes through ``fit`` (called by ``ModelBuilder.op``):
 - an elementwise operator whose inputs broadcast over more dimensions than its kernel takes is rewritten: adjacent
   dimensions that broadcast the same way (the same inputs are 1 there) are merged by a RESHAPE of each input, the
   operator runs on the merged shapes, and a RESHAPE restores the result's shape. ``[1,1,1,8,8] > []`` becomes
-  ``[64] > [1]``;
+  ``[64] > [1]``. Where more than one merged dim is known only at run time (Gemma's ``[batch,1,1,seq,seq] > []``
+  with an open sequence), the shapes are read at run time: SHAPE of the operands, a GATHER of their dims (times
+  a group's static dims) for each merged operand and for the result. An unknown dim is taken as not broadcast,
+  as irc's types state (a symbol is never a broadcast 1);
 - an operator whose operands still exceed its kernel's rank is refused with a one-line TargetError naming the node
   and its Keras layer, at conversion.
 
