@@ -189,6 +189,25 @@ def test_over_rank_comparisons_of_run_time_dims(tmp_path):
     assert codes.count("GREATER") == 2 and "GATHER" in codes and "SHAPE" in codes
 
 
+def test_over_rank_comparison_of_unrelated_run_time_dims_is_refused(tmp_path):
+    """Two inputs' own lengths meet on one axis: either may be a broadcast 1 at run time, so no merge is sound."""
+    tf = pytest.importorskip("tensorflow")
+    from irc.errors import TargetError
+
+    class Model(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 2, 3, None], tf.float32, name="x"),
+                                      tf.TensorSpec([None, 2, 3, None], tf.float32, name="y")])
+        def serve(self, x, y):
+            return {"out": tf.cast(x[..., None] * x[:, :, :, None, :] > y[:, :, :, None, :], tf.float32)}
+
+    model = Model()
+    path = tmp_path / "model"
+    tf.saved_model.save(model, str(path), signatures=model.serve)
+    graph = irc.load(path, fast=True)
+    with pytest.raises(TargetError, match="cannot tell which of this one's unknown dimensions are broadcast"):
+        irc.lower(graph, "tflite", output=tmp_path / "irc.tflite")
+
+
 def test_dense_on_a_run_time_sequence_is_one_fully_connected(tmp_path):
     """Tensordot and einsum over [batch, seq, k] reshape to [batch*seq, k] and back with a shape read at run time
     (a dynamic_reshape): FULLY_CONNECTED keeps the leading dims itself, so only the [.., heads, size] one stays."""

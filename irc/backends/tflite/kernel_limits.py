@@ -178,6 +178,9 @@ def _merged(b: ModelBuilder, code: str, limit: Limit, inputs: list[int], outputs
     rank = len(out_dims)
     aligned = {i: [1] * (rank - len(_dims(b, i))) + _dims(b, i) for i in inputs if i >= 0}
     groups = merge_groups(list(aligned.values()), out_dims)
+    if sum(d < 0 for d in out_dims) > 1 and not _unknowns_agree(b, aligned):
+        _refuse(b, f"TFLite's {code} broadcasts over at most {limit.broadcast} dimensions, and irc cannot tell "
+                   "which of this one's unknown dimensions are broadcast")
     if len(groups) > limit.broadcast:
         _refuse(b, f"TFLite's {code} broadcasts over at most {limit.broadcast} dimensions, this one needs "
                    f"{len(groups)} after merging")
@@ -192,6 +195,31 @@ def _merged(b: ModelBuilder, code: str, limit: Limit, inputs: list[int], outputs
         new_outputs.append(temp)
         restore.append((temp, o, shape))
     return Fitted(new_inputs, new_outputs, restore)
+
+
+def _unknowns_agree(b: ModelBuilder, aligned: dict[int, list[int]]) -> bool:
+    """Whether no unknown dim can be a broadcast 1: where an operand's dim is unknown and another's is not 1,
+    irc's types (of the node being written) give both the same symbol. irc's broadcast takes a symbol against a
+    size or another symbol to be either, so only the same symbol shows that two dims agree."""
+    from irc.ir import SymDim
+
+    node = b.node
+    types = {}
+    if node is not None:
+        for v in node.operands:
+            index = b.written(v)
+            if index in aligned and v.type.shape is not None and len(v.type.shape) == len(_dims(b, index)):
+                types[index] = (1,) * (len(aligned[index]) - len(v.type.shape)) + tuple(v.type.shape)
+    for axis in range(len(next(iter(aligned.values())))):
+        sizes = {i: dims[axis] for i, dims in aligned.items() if dims[axis] != 1}
+        if len(sizes) < 2 or all(d >= 0 for d in sizes.values()):
+            continue
+        if any(i not in types for i in sizes):
+            return False
+        symbols = {types[i][axis] for i in sizes}
+        if len(symbols) != 1 or not isinstance(next(iter(symbols)), SymDim):
+            return False
+    return True
 
 
 # A dim of a run-time shape vector: a constant, or (tensor, its axis, a constant factor)
