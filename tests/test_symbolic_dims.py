@@ -165,6 +165,127 @@ def test_run_time_batch_and_sequence_shapes(tmp_path):
     assert all(e <= TOLERANCE for e in errors), errors
 
 
+def test_over_rank_comparisons_of_run_time_dims(tmp_path):
+    """TFLite's comparisons broadcast over 4 dims at most: a rank-5 one with several run-time dims is merged with
+    shapes read at run time (Gemma's mask > 0; a [b*6, s, s] > [b*6, 1, s] merge), and restored the same way."""
+    tf = pytest.importorskip("tensorflow")
+
+    class Model(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 2, 3, None], tf.float32, name="x")])
+        def serve(self, x):
+            pairs = x[..., None] * x[:, :, :, None, :]  # [b, 2, 3, s, s]
+            rows = x[:, :, :, None, :]  # [b, 2, 3, 1, s]
+            return {"scalar": tf.cast(pairs > 0.25, tf.float32) + pairs,
+                    "rows": tf.cast(tf.greater(pairs, rows), tf.float32) - rows}
+
+    model = Model()
+    path = tmp_path / "model"
+    tf.saved_model.save(model, str(path), signatures=model.serve)
+    rng = np.random.default_rng(5)
+    feeds = [{"x": rng.standard_normal((b, 2, 3, s)).astype(np.float32)} for b, s in ((1, 4), (3, 7))]
+    errors = _run_everywhere(path, tmp_path, feeds, _tf_reference(path))
+    assert all(e <= TOLERANCE for e in errors), errors
+    codes = _operator_codes(tmp_path / "irc.tflite")
+    assert codes.count("GREATER") == 2 and "GATHER" in codes and "SHAPE" in codes
+
+
+def test_over_rank_comparison_of_unrelated_run_time_dims_is_refused(tmp_path):
+    """Two inputs' own lengths meet on one axis: either may be a broadcast 1 at run time, so no merge is sound."""
+    tf = pytest.importorskip("tensorflow")
+    from irc.errors import TargetError
+
+    class Model(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 2, 3, None], tf.float32, name="x"),
+                                      tf.TensorSpec([None, 2, 3, None], tf.float32, name="y")])
+        def serve(self, x, y):
+            return {"out": tf.cast(x[..., None] * x[:, :, :, None, :] > y[:, :, :, None, :], tf.float32)}
+
+    model = Model()
+    path = tmp_path / "model"
+    tf.saved_model.save(model, str(path), signatures=model.serve)
+    graph = irc.load(path, fast=True)
+    with pytest.raises(TargetError, match="cannot tell which of this one's unknown dimensions are broadcast"):
+        irc.lower(graph, "tflite", output=tmp_path / "irc.tflite")
+
+
+def test_dense_on_a_run_time_sequence_is_one_fully_connected(tmp_path):
+    """Tensordot and einsum over [batch, seq, k] reshape to [batch*seq, k] and back with a shape read at run time
+    (a dynamic_reshape): FULLY_CONNECTED keeps the leading dims itself, so only the [.., heads, size] one stays."""
+    tf = pytest.importorskip("tensorflow")
+    rng = np.random.default_rng(6)
+
+    class Model(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = tf.Variable(rng.standard_normal((16, 12)).astype(np.float32))
+            self.bias = tf.Variable(rng.standard_normal(12).astype(np.float32))
+            self.e = tf.Variable(rng.standard_normal((16, 2, 8)).astype(np.float32))
+
+        @tf.function(input_signature=[tf.TensorSpec([None, None, 16], tf.float32, name="tokens")])
+        def serve(self, tokens):
+            dense = tf.nn.relu(tf.tensordot(tokens, self.w, 1) + self.bias)
+            heads = tf.einsum("abc,cde->abde", tokens, self.e)
+            return {"dense": dense, "heads": heads}
+
+    model = Model()
+    path = tmp_path / "model"
+    tf.saved_model.save(model, str(path), signatures=model.serve)
+    feeds = [{"tokens": rng.standard_normal((b, s, 16)).astype(np.float32)} for b, s in ((1, 3), (2, 7))]
+    errors = _run_everywhere(path, tmp_path, feeds, _tf_reference(path))
+    assert all(e <= TOLERANCE for e in errors), errors
+    codes = _operator_codes(tmp_path / "irc.tflite")
+    assert codes.count("FULLY_CONNECTED") == 2 and codes.count("RESHAPE") == 1, codes
+
+
+def test_window_lengths_over_a_symbol_are_symbols():
+    from irc.ops.nn import window_out
+
+    n = SymDim("audio_1")
+    assert window_out(n, 3, 1, 1, "SAME") == n
+    assert window_out(n, 3, 2, 1, "SAME") == SymDim("audio_1_ceildiv2")
+    assert window_out(n, 3, 2, 2, "VALID") == SymDim("audio_1_window5_stride2")
+    assert window_out(None, 3, 2, 1, "SAME") is None
+    x = TensorType(DType.f32, (B, n, 4))
+    assert infer_types("pad", [x], {"paddings": ((0, 0), (1, 1), (0, 0))})[0].shape == (B, SymDim("audio_1_plus2"), 4)
+
+
+def test_strided_convolution_of_a_run_time_length(tmp_path):
+    """Whisper's encoder idiom: pad, a stride-2 Conv1D, then the first (its output length) rows of a position
+    table and a broadcast onto [batch, length, channels]."""
+    tf = pytest.importorskip("tensorflow")
+    rng = np.random.default_rng(8)
+
+    class Model(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.f = tf.Variable(rng.standard_normal((3, 4, 6)).astype(np.float32))
+            self.table = tf.Variable(rng.standard_normal((20, 6)).astype(np.float32))
+
+        @tf.function(input_signature=[tf.TensorSpec([None, None, 4], tf.float32, name="audio")])
+        def serve(self, audio):
+            x = tf.nn.conv1d(tf.pad(audio, [[0, 0], [1, 1], [0, 0]]), self.f, stride=2, padding="VALID")
+            b, n = tf.shape(x)[0], tf.shape(x)[1]
+            positions = tf.broadcast_to(tf.slice(self.table, [0, 0], [n, 6])[None], [b, n, 6])
+            pooled = tf.nn.max_pool1d(x, 2, 2, "SAME")
+            return {"x": x + positions, "pooled": pooled}
+
+    model = Model()
+    path = tmp_path / "model"
+    tf.saved_model.save(model, str(path), signatures=model.serve)
+    graph = irc.load(path, fast=True)
+    assert str(graph.outputs["x"].type) == "f32[batch,audio_1_plus2_window3_stride2,6]"
+    feeds = [{"audio": rng.standard_normal((b, s, 4)).astype(np.float32)} for b, s in ((1, 7), (3, 12))]
+    errors = _run_everywhere(path, tmp_path, feeds, _tf_reference(path))
+    assert all(e <= TOLERANCE for e in errors), errors
+
+
+def _operator_codes(path) -> list[str]:
+    from irc.formats.tflite.flatbuffer import read_model
+
+    model = read_model(path.read_bytes())
+    return [model.operator_codes[op.opcode_index].builtin_code for op in model.subgraphs[0].operators]
+
+
 def _export_keras_dynamic(name: str, workdir):
     """benchmarks/coverage.py's model ``name`` exported with every dim its Keras inputs leave open left open."""
     import keras
@@ -212,5 +333,41 @@ def test_falcon_with_a_run_time_batch_and_sequence_length(tmp_path):
         mask = np.ones((batch, length), np.int32)
         mask[-1, length - 2:] = 0  # padding at the end of the last row: the ALiBi positions come from the mask
         feeds.append({"token_ids": rng.integers(0, 64, (batch, length)).astype(np.int32), "padding_mask": mask})
+    errors = _run_everywhere(path, tmp_path, feeds, _tf_reference(path))
+    assert all(e <= TOLERANCE for e in errors), errors
+
+
+@pytest.mark.slow
+def test_gemma_with_a_run_time_batch_and_sequence_length(tmp_path):
+    """Gemma's attention compares a [batch, 1, 1, seq, seq] mask with a scalar: a rank-5 GREATER, which TFLite
+    runs only after kernel_limits flattens it with a shape read at run time."""
+    pytest.importorskip("keras_hub")
+    path, signature = _export_keras_dynamic("gemma", tmp_path)
+    assert [s.shape.as_list() for s in signature] == [[None, None], [None, None]]
+    rng = np.random.default_rng(4)
+    feeds = []
+    for batch, length in ((1, 8), (2, 5)):
+        mask = np.ones((batch, length), np.int32)
+        mask[-1, length - 2:] = 0
+        feeds.append({"token_ids": rng.integers(0, 64, (batch, length)).astype(np.int32), "padding_mask": mask})
+    errors = _run_everywhere(path, tmp_path, feeds, _tf_reference(path))
+    assert all(e <= TOLERANCE for e in errors), errors
+
+
+@pytest.mark.slow
+def test_whisper_with_run_time_lengths(tmp_path):
+    """Whisper's encoder pads its features and runs a stride-2 Conv1D: the length after it is a symbol of its
+    own (``encoder_features_1_plus2_window3_stride2``), which its position table's slice reads at run time."""
+    pytest.importorskip("keras_hub")
+    path, signature = _export_keras_dynamic("whisper", tmp_path)
+    assert [s.shape.as_list() for s in signature] == [[None, None], [None, None], [None, None, 8]]
+    rng = np.random.default_rng(7)
+    feeds = []
+    for batch, frames, length in ((1, 10, 4), (2, 16, 6)):
+        mask = np.ones((batch, length), np.int32)
+        mask[-1, length - 1:] = 0
+        feeds.append({"encoder_features": rng.standard_normal((batch, frames, 8)).astype(np.float32),
+                      "decoder_token_ids": rng.integers(0, 64, (batch, length)).astype(np.int32),
+                      "decoder_padding_mask": mask})
     errors = _run_everywhere(path, tmp_path, feeds, _tf_reference(path))
     assert all(e <= TOLERANCE for e in errors), errors

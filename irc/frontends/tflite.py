@@ -645,14 +645,15 @@ def _fully_connected(r, op):
         return r.add("matmul", [x, w, *bias], {"transpose_b": True, "activation": act}).result
     if keep and not bias and act == "none":
         return r.emit("batch_matmul", x, w, adj_y=True)
+    if keep and rank is not None and sum(not isinstance(d, int) for d in x.type.shape[:-1]) > 1:
+        # no reshape attribute holds two run-time dims: the TFLite form itself, which keeps them
+        return r.add("tfl.matmul", [x, w, *bias], {"transpose_b": True, "fused_activation": act}).result
     flat = r.temp("reshape", x, shape=(-1, k))
     product = r.add("matmul", [flat, w, *bias], {"transpose_b": True, "activation": act}).result
     if not keep:
         return product
     lead = x.type.shape[:-1]
     out_shape = [d if isinstance(d, int) else -1 for d in lead] + [w.type.shape[0]]
-    if out_shape.count(-1) > 1:
-        raise CannotRead("keep_num_dims with more than one unknown leading dimension")
     return r.emit("reshape", product, shape=tuple(out_shape))
 
 
@@ -691,7 +692,12 @@ def _reshape(r, op):
     if len(op.inputs) > 1 and op.inputs[1] >= 0 and r.data(op.inputs[1]) is None and signature is not None \
             and sum(d < 0 for d in signature) > 1 and r.open_past_batch():
         # more than one dim read at run time, and the model has one beside the batch: no attribute holds it
-        return r.emit("dynamic_reshape", x, r.input(1))
+        result = r.emit("dynamic_reshape", x, r.input(1))
+        stated = r.out_type().shape  # the file's static dims, which the shape vector's values do not show
+        if stated is not None and result.type.rank == len(stated):
+            known = tuple(s if s is not None else d for s, d in zip(stated, result.type.shape))
+            r.graph.set_type(result, result.type.with_shape(known))
+        return result
     if len(op.inputs) > 1 and op.inputs[1] >= 0:
         shape = r.ints(1, "new shape")
     elif _opts(op) is not None and _opts(op).new_shape:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from irc.ir.types import Dim, DType, TensorType
+from irc.ir.types import Dim, DType, SymDim, TensorType, scale_dim
 from irc.ops.activation import Fusable
 from irc.ops.base import (
     PURE,
@@ -57,7 +57,13 @@ def window_out(size: Dim, k: Dim, stride: int, dilation: int, padding: str) -> D
     eff = (k - 1) * dilation + 1
     if not isinstance(size, int):
         keeps = stride == 1 and (padding == "SAME" or eff == 1)
-        return size if keeps else None
+        if keeps or not isinstance(size, SymDim):
+            return size if keeps else None
+        # a symbol of its own, named by what it is computed from: the same window over the same symbol gives
+        # the same symbol (Whisper's stride-2 Conv1D meets its position table's slice of that length)
+        if padding == "SAME":
+            return SymDim(f"{size.name}_ceildiv{stride}")
+        return SymDim(f"{size.name}_window{eff}_stride{stride}")
     if padding == "SAME":
         return -(-size // stride)
     if size < eff:
@@ -256,9 +262,16 @@ class Conv2DTranspose(Fusable):
         return [y if fmt == "NHWC" else y.transpose(0, 3, 1, 2)]
 
 
+def _padded_sym(d: Dim, total: int) -> Dim:
+    """A symbolic dim ``d`` padded by ``total``: a symbol of its own, named by what it is computed from."""
+    if total == 0 or not isinstance(d, SymDim):
+        return d if total == 0 else None
+    return SymDim(f"{d.name}_{'plus' if total > 0 else 'minus'}{abs(total)}")
+
+
 def _transposed_size(size: Dim, k: Dim, stride: int, padding: str) -> Dim:
     if not isinstance(size, int) or not isinstance(k, int):
-        return size if stride == 1 and padding == "SAME" else None
+        return scale_dim(size, stride) if padding == "SAME" else None
     return size * stride if padding == "SAME" else (size - 1) * stride + k
 
 
@@ -486,7 +499,7 @@ class Pad(OpDef):
         for d, (before, after) in zip(x.shape, pads):
             if limit is not None and isinstance(d, int) and max(before, after) > d - 1 + limit:
                 raise ValueError(f"{attrs['mode']} padding ({before}, {after}) is too large for a dim of {d}")
-            out.append(d + before + after if isinstance(d, int) else (d if before == after == 0 else None))
+            out.append(d + before + after if isinstance(d, int) else _padded_sym(d, before + after))
         return [keep_quant(x, TensorType(x.dtype, tuple(out)))]
 
     def kernel(self, inputs, attrs):

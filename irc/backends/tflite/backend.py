@@ -240,6 +240,10 @@ class ModelBuilder:
     def bind(self, value: Value, index: int) -> None:
         self._tensor_of[value] = index
 
+    def written(self, value: Value) -> int | None:
+        """The tensor already holding ``value``, or None."""
+        return self._tensor_of.get(value)
+
     def tensor(self, value: Value) -> int:
         """The tensor holding ``value``; a constant is written on first use."""
         index = self._tensor_of.get(value)

@@ -9,7 +9,10 @@ irc writes passes through ``fit`` (called by ``ModelBuilder.op``):
 - an elementwise operator whose inputs broadcast over more dimensions than its kernel takes is rewritten: adjacent
   dimensions that broadcast the same way (the same inputs are 1 there) are merged by a RESHAPE of each input, the
   operator runs on the merged shapes, and a RESHAPE restores the result's shape. ``[1,1,1,8,8] > []`` becomes
-  ``[64] > [1]``;
+  ``[64] > [1]``. Where more than one merged dim is known only at run time (Gemma's ``[batch,1,1,seq,seq] > []``
+  with an open sequence), the shapes are read at run time: SHAPE of the operands, a GATHER of their dims (times
+  a group's static dims) for each merged operand and for the result. An unknown dim is taken as not broadcast,
+  as irc's types state (a symbol is never a broadcast 1);
 - an operator whose operands still exceed its kernel's rank is refused with a one-line TargetError naming the node
   and its Keras layer, at conversion.
 
@@ -110,7 +113,7 @@ LIMITS: dict[str, Limit] = {
 class Fitted(NamedTuple):
     inputs: list[int]
     outputs: list[int]
-    restore: list[tuple[int, int]]  # (merged result, original output): a RESHAPE after the operator
+    restore: list[tuple[int, int, int]]  # (merged result, original output, its shape vector): a RESHAPE after
 
 
 def fit(b: ModelBuilder, code: str, inputs: list[int], outputs: list[int]) -> Fitted:
@@ -169,33 +172,147 @@ def merge_groups(shapes: list[list[int]], out: list[int]) -> list[list[int]]:
 
 def _merged(b: ModelBuilder, code: str, limit: Limit, inputs: list[int], outputs: list[int]) -> Fitted:
     out_dims = _dims(b, outputs[0])
-    if not b.tensors[outputs[0]].has_rank or sum(d < 0 for d in out_dims) > 1:
-        _refuse(b, f"TFLite's {code} broadcasts over at most {limit.broadcast} dimensions, and this one's "
-                   "unknown dimensions cannot be merged")
+    if not b.tensors[outputs[0]].has_rank:
+        _refuse(b, f"TFLite's {code} broadcasts over at most {limit.broadcast} dimensions, and this one's rank "
+                   "is unknown")
     rank = len(out_dims)
     aligned = {i: [1] * (rank - len(_dims(b, i))) + _dims(b, i) for i in inputs if i >= 0}
     groups = merge_groups(list(aligned.values()), out_dims)
+    if sum(d < 0 for d in out_dims) > 1 and not _unknowns_agree(b, aligned):
+        _refuse(b, f"TFLite's {code} broadcasts over at most {limit.broadcast} dimensions, and irc cannot tell "
+                   "which of this one's unknown dimensions are broadcast")
     if len(groups) > limit.broadcast:
         _refuse(b, f"TFLite's {code} broadcasts over at most {limit.broadcast} dimensions, this one needs "
                    f"{len(groups)} after merging")
-    new_inputs = [i if i < 0 else _reshaped(b, i, _group_dims(aligned[i], groups), "fit") for i in inputs]
-    merged_out = _group_dims(out_dims, groups)
-    if merged_out is None or any(d is None for d in new_inputs):
-        _refuse(b, f"TFLite's {code} broadcasts over at most {limit.broadcast} dimensions, and this one's "
-                   "unknown dimensions cannot be merged")
+    new_inputs = [i if i < 0 else _reshaped(b, i, aligned[i], groups, code, limit)
+                  for i in inputs]
+    merged_out = [-1 if any(out_dims[a] < 0 for a in g) else math.prod(out_dims[a] for a in g) for g in groups]
+    shape = _out_shape(b, out_dims, aligned)
     new_outputs = []
     restore = []
     for o in outputs:
         temp = _retyped(b, o, merged_out, "fit")
         new_outputs.append(temp)
-        restore.append((temp, o))
+        restore.append((temp, o, shape))
     return Fitted(new_inputs, new_outputs, restore)
 
 
-def _group_dims(dims: list[int], groups: list[list[int]]) -> list[int] | None:
-    """The merged dims (-1 for a group with an unknown dim); None when more than one group is unknown."""
-    merged = [-1 if any(dims[a] < 0 for a in g) else math.prod(dims[a] for a in g) for g in groups]
-    return merged if sum(d < 0 for d in merged) <= 1 else None
+def _unknowns_agree(b: ModelBuilder, aligned: dict[int, list[int]]) -> bool:
+    """Whether no unknown dim can be a broadcast 1: where an operand's dim is unknown and another's is not 1,
+    irc's types (of the node being written) give both the same symbol. irc's broadcast takes a symbol against a
+    size or another symbol to be either, so only the same symbol shows that two dims agree."""
+    from irc.ir import SymDim
+
+    node = b.node
+    types = {}
+    if node is not None:
+        for v in node.operands:
+            index = b.written(v)
+            if index in aligned and v.type.shape is not None and len(v.type.shape) == len(_dims(b, index)):
+                types[index] = (1,) * (len(aligned[index]) - len(v.type.shape)) + tuple(v.type.shape)
+    for axis in range(len(next(iter(aligned.values())))):
+        sizes = {i: dims[axis] for i, dims in aligned.items() if dims[axis] != 1}
+        if len(sizes) < 2 or all(d >= 0 for d in sizes.values()):
+            continue
+        if any(i not in types for i in sizes):
+            return False
+        symbols = {types[i][axis] for i in sizes}
+        if len(symbols) != 1 or not isinstance(next(iter(symbols)), SymDim):
+            return False
+    return True
+
+
+# A dim of a run-time shape vector: a constant, or (tensor, its axis, a constant factor)
+Piece = int | tuple[int, int, int]
+
+
+def _group_pieces(b: ModelBuilder, index: int, aligned: list[int], groups: list[list[int]]) -> list[Piece] | None:
+    """Each group's size for operand ``index``: a constant, or its one unknown dim times the group's static
+    dims; None when a group holds more than one unknown dim."""
+    offset = len(aligned) - len(_dims(b, index))
+    pieces: list[Piece] = []
+    for g in groups:
+        unknown = [a for a in g if aligned[a] < 0]
+        static = math.prod(aligned[a] for a in g if aligned[a] >= 0)
+        if len(unknown) > 1:
+            return None
+        pieces.append((index, unknown[0] - offset, static) if unknown else static)
+    return pieces
+
+
+def _reshaped(b: ModelBuilder, index: int, aligned: list[int], groups: list[list[int]], code: str,
+              limit: Limit) -> int:
+    """Operand ``index`` reshaped to its merged dims: a constant shape when at most one group is unknown, else
+    a shape read at run time (unknown dims are never the broadcast ones: irc's types say which dims are 1)."""
+    merged = [-1 if any(aligned[a] < 0 for a in g) else math.prod(aligned[a] for a in g) for g in groups]
+    if sum(d < 0 for d in merged) <= 1:
+        shape = b.int_vector(np.asarray(merged))
+    else:
+        pieces = _group_pieces(b, index, aligned, groups)
+        if pieces is None:
+            _refuse(b, f"TFLite's {code} broadcasts over at most {limit.broadcast} dimensions, and this one's "
+                       "unknown dimensions cannot be merged")
+        shape = _run_time_shape(b, pieces)
+    out = _retyped(b, index, merged, "fit")
+    b.op("RESHAPE", [index, shape], [out])
+    return out
+
+
+def _out_shape(b: ModelBuilder, out_dims: list[int], aligned: dict[int, list[int]]) -> int:
+    """The broadcast result's shape vector: a constant, or each unknown dim read from an operand that has it."""
+    if sum(d < 0 for d in out_dims) <= 1:
+        return b.int_vector(np.asarray(out_dims))
+    pieces: list[Piece] = []
+    for axis, size in enumerate(out_dims):
+        if size >= 0:
+            pieces.append(size)
+            continue
+        index = next(i for i, dims in aligned.items() if dims[axis] < 0)
+        pieces.append((index, axis - (len(out_dims) - len(_dims(b, index))), 1))
+    return _run_time_shape(b, pieces)
+
+
+def _run_time_shape(b: ModelBuilder, pieces: list[Piece]) -> int:
+    """An int32 vector computed at run time: SHAPE of the tensors ``pieces`` read, the constants after them,
+    GATHERed into order and multiplied by the pieces' factors."""
+    from irc.ir import DType, TensorType
+
+    def vector(n: int, suffix: str) -> int:
+        return b.temp(TensorType(DType.i32, (n,)), suffix)
+
+    sources = list(dict.fromkeys(p[0] for p in pieces if isinstance(p, tuple)))
+    if (len(sources) == 1 and len(pieces) == len(_dims(b, sources[0]))
+            and pieces == [(sources[0], axis, 1) if d < 0 else d for axis, d in enumerate(_dims(b, sources[0]))]):
+        shape = vector(len(pieces), "fit_shape")  # exactly one operand's shape
+        b.op("SHAPE", [sources[0]], [shape], {"out_type": "INT32"})
+        return shape
+    parts, start, indices = [], {}, []
+    for source in sources:
+        start[source] = sum(len(_dims(b, s)) for s in sources[:sources.index(source)])
+        shape = vector(len(_dims(b, source)), "fit_shape")
+        b.op("SHAPE", [source], [shape], {"out_type": "INT32"})
+        parts.append(shape)
+    constants = [p for p in pieces if isinstance(p, int)]
+    table_size = sum(len(_dims(b, s)) for s in sources)
+    for p in pieces:
+        if isinstance(p, tuple):
+            indices.append(start[p[0]] + p[1])
+        else:
+            indices.append(table_size + len([q for q in indices if q >= table_size]))
+    if constants:
+        parts.append(b.int_vector(np.asarray(constants)))
+    table = parts[0]
+    if len(parts) > 1:
+        table = vector(table_size + len(constants), "fit_dims")
+        b.op("CONCATENATION", parts, [table], {"axis": 0})
+    shape = vector(len(pieces), "fit_shape")
+    b.op("GATHER", [table, b.int_vector(np.asarray(indices))], [shape], {"axis": 0, "batch_dims": 0})
+    factors = [p[2] if isinstance(p, tuple) else 1 for p in pieces]
+    if any(f != 1 for f in factors):
+        scaled = vector(len(pieces), "fit_shape")
+        b.op("MUL", [shape, b.int_vector(np.asarray(factors))], [scaled])
+        shape = scaled
+    return shape
 
 
 def _retyped(b: ModelBuilder, index: int, dims: list[int], suffix: str) -> int:
@@ -208,15 +325,7 @@ def _retyped(b: ModelBuilder, index: int, dims: list[int], suffix: str) -> int:
     return temp
 
 
-def _reshaped(b: ModelBuilder, index: int, dims: list[int] | None, suffix: str) -> int | None:
-    if dims is None:
-        return None
-    out = _retyped(b, index, dims, suffix)
-    b.op("RESHAPE", [index, b.int_vector(np.asarray(dims))], [out])
-    return out
-
-
 def restore(b: ModelBuilder, fitted: Fitted) -> None:
     """The RESHAPEs that give a merged operator's results their original shapes."""
-    for merged, original in fitted.restore:
-        b.op("RESHAPE", [merged, b.int_vector(np.asarray(_dims(b, original)))], [original])
+    for merged, original, shape in fitted.restore:
+        b.op("RESHAPE", [merged, shape], [original])

@@ -222,19 +222,26 @@ class ReshapesIntoFullyConnected(RewritePattern):
     it, so neither RESHAPE is written. Where the matmul's input is no reshape of such an x, it is reshaped to
     ``[..., k]`` instead: one RESHAPE for two; where the result is reshaped otherwise (``[..., heads, size]``),
     the FULLY_CONNECTED reads x and only that reshape stays. Constant (or widened) weights only.
+
+    A ``dynamic_reshape`` (more than one dim read at run time: an open batch and sequence) folds the same way:
+    the leading dims are the same symbols (``[batch, token_ids_1, n]``), so they are the same sizes at run time;
+    where it reshapes otherwise it stays, with its own shape vector.
     """
 
-    ops = ("reshape",)
+    ops = ("reshape", "dynamic_reshape")
     stat = "reshapes folded into fully-connected"
 
     def rewrite(self, node, rw):
         product = node.operands[0]
         mm = product.producer
-        if mm is None or mm.op not in ("matmul", "tfl.matmul") or only_use(product) is not node:
+        if mm is None or only_use(product) is not node:
+            return False
+        matmul_attrs = _as_matmul(mm)
+        if matmul_attrs is None:
             return False
         a, w = mm.operands[:2]
         out = node.result.type
-        if (mm.attr("transpose_a") or a.type.rank != 2 or out.rank is None or out.rank < 3
+        if (matmul_attrs["transpose_a"] or a.type.rank != 2 or out.rank is None or out.rank < 3
                 or out.quant != product.type.quant or not (w.is_constant or widened_constant(w) is not None)):
             return False
         k, n = a.type.shape[1], product.type.shape[1]
@@ -242,27 +249,47 @@ class ReshapesIntoFullyConnected(RewritePattern):
         kept = out
         if x is None:  # the result is reshaped otherwise ([..., heads, size]): read the x whose last dim is k
             x = _source_ending_in(a, k)
-            if x is None or sum(not isinstance(d, int) for d in out.shape) > 1:
+            if x is None or (node.op == "reshape" and sum(not isinstance(d, int) for d in out.shape) > 1):
                 return False
             kept = product.type.with_shape(x.type.shape[:-1] + (n,))
-        attrs = {**mm.attrs, "fused_activation": mm.attrs.get("fused_activation", "none")}
+        attrs = {**matmul_attrs, "fused_activation": mm.attrs.get("fused_activation", "none")}
         loc = Location.fused([mm.loc, node.loc])
         new = rw.create("tfl.matmul", [x, *mm.operands[1:]], attrs, types=[kept], loc=loc).result
-        if kept != out:
+        if kept != out and node.op == "dynamic_reshape":
+            new = rw.op("dynamic_reshape", new, node.operands[1], type=out, loc=node.loc)
+        elif kept != out:
             new = rw.op("reshape", new, shape=tuple(d if isinstance(d, int) else -1 for d in out.shape), type=out,
                         loc=node.loc)
         rw.replace(node, new)
         return True
 
 
+_RESHAPES = ("reshape", "dynamic_reshape")
+
+
+def _as_matmul(mm: Node) -> dict | None:
+    """The matmul attributes of ``mm``: a matmul's own, or those of a batch_matmul of two rank-2 operands
+    (TensorFlow's einsum of a Dense on a sequence, with a run-time sequence length), else None."""
+    if mm.op in ("matmul", "tfl.matmul"):
+        return {"transpose_a": mm.attr("transpose_a"), "transpose_b": mm.attr("transpose_b")}
+    if mm.op == "batch_matmul" and len(mm.operands) == 2 and all(v.type.rank == 2 for v in mm.operands):
+        return {"transpose_a": mm.attr("adj_x"), "transpose_b": mm.attr("adj_y")}
+    return None
+
+
+def _determined(shape: tuple) -> bool:
+    """Every dim known or a symbol, but for at most one unknown (no symbol), which the element count gives."""
+    return sum(d is None for d in shape) <= 1
+
+
 def _source_ending_in(a, k):
-    """The value of rank 3 or more, last dim ``k`` and at most one unknown dim, that rank-2 ``a`` is a reshape
-    (chain) of, or None."""
+    """The value of rank 3 or more, last dim ``k`` and at most one unknown dim without a symbol, that rank-2 ``a``
+    is a reshape (chain) of, or None."""
     source = a
-    while source.producer is not None and source.producer.op == "reshape":
+    while source.producer is not None and source.producer.op in _RESHAPES:
         source = source.producer.operands[0]
         shape = source.type.shape
-        if shape is not None and len(shape) >= 3 and shape[-1] == k and sum(not isinstance(d, int) for d in shape) <= 1:
+        if shape is not None and len(shape) >= 3 and shape[-1] == k and _determined(shape):
             return source
     return None
 
@@ -323,10 +350,10 @@ def _reshaped_from(rw, a, shape: tuple):
     the element counts cannot be shown to agree."""
     source = a
     while True:
-        if source.type.shape == shape and sum(not isinstance(d, int) for d in shape) <= 1:
+        if source.type.shape == shape and _determined(shape):
             return source
         producer = source.producer
-        if producer is None or producer.op != "reshape":
+        if producer is None or producer.op not in _RESHAPES:
             break
         source = producer.operands[0]
     if not all(isinstance(d, int) for d in (*shape, *a.type.shape)) or math.prod(shape) != math.prod(a.type.shape):

@@ -74,6 +74,10 @@ class Lowerer:
         except ValueError as e:
             shapes = ", ".join(str(v.type) for v in operands)
             raise CannotLower(f"irc's {op} rejects operands ({shapes}) with {_short(attrs)}: {e}") from None
+        for result in node.results:  # a value having a symbol a shape rule made (a strided convolution's length)
+            for axis, d in enumerate(result.type.shape or ()):
+                if isinstance(d, SymDim) and split_sym(d)[1] == 1:
+                    self.sym_sources.setdefault(d, (result, axis))
         return node.results
 
     def op(self, op: str, *operands: Value, types: Sequence[TensorType] | None = None, **attrs) -> Value:
