@@ -111,7 +111,7 @@ class SymDim:
         return self.name
 
 
-_SCALED = re.compile(r"(.+)_x([0-9]+)")
+_SCALED = re.compile(r"(.+)_x([1-9][0-9]{0,17})")  # at most 18 digits: a hostile name cannot make a huge int
 
 
 def split_sym(d: SymDim) -> tuple[SymDim, int]:
